@@ -1,0 +1,1 @@
+"""Pure functions returning ``rx.Component``."""

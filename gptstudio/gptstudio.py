@@ -1,0 +1,16 @@
+"""The Reflex app: Reflex mounted inside the HTTP API, every page registered. Nothing else."""
+
+import reflex as rx
+
+from gptstudio import pages  # noqa: F401  (registers every page)
+from gptstudio.api import app as api
+from gptstudio.logs import configure_logging
+from gptstudio.state.auth import handle_backend_error
+
+configure_logging()
+
+app = rx.App(
+    api_transformer=api,
+    backend_exception_handler=handle_backend_error,
+    theme=rx.theme(accent_color="indigo", radius="medium"),
+)

@@ -1,0 +1,30 @@
+"""All SQLModel tables; importing this package registers every table on ``SQLModel.metadata``."""
+
+from gptstudio.models.api_key import ApiKey
+from gptstudio.models.assistant import Assistant
+from gptstudio.models.audit_event import AuditEvent
+from gptstudio.models.conversation import Conversation, Message
+from gptstudio.models.dataset import Dataset
+from gptstudio.models.document import Document
+from gptstudio.models.model_version import ModelVersion
+from gptstudio.models.subscription import Subscription
+from gptstudio.models.training_job import TrainingJob
+from gptstudio.models.usage_event import UsageEvent
+from gptstudio.models.user import Role, User, UserSession
+
+__all__ = [
+    "ApiKey",
+    "Assistant",
+    "AuditEvent",
+    "Conversation",
+    "Dataset",
+    "Document",
+    "Message",
+    "ModelVersion",
+    "Role",
+    "Subscription",
+    "TrainingJob",
+    "UsageEvent",
+    "User",
+    "UserSession",
+]

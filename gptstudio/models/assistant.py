@@ -1,0 +1,36 @@
+"""Assistants: a creator's expert, the thing subscribers chat with and pay for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlmodel import Field, SQLModel
+
+from gptstudio.db import utcnow
+
+
+class Assistant(SQLModel, table=True):
+    __tablename__ = "assistants"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=120)
+    slug: str = Field(max_length=140, unique=True, index=True)
+    description: str = Field(default="", max_length=2000)
+    system_prompt: str = Field(default="", max_length=8000)
+    is_published: bool = Field(default=False, index=True)
+    # No foreign key: model_versions already points here, and a cycle would need ALTER on SQLite.
+    current_model_version_id: int | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AssistantPublic(BaseModel):
+    id: int
+    owner_id: int
+    name: str
+    slug: str
+    description: str
+    is_published: bool
+    created_at: datetime

@@ -1,0 +1,28 @@
+"""Documents a creator uploads for an assistant (files or fetched web pages)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from gptstudio.db import utcnow
+
+
+class Document(SQLModel, table=True):
+    __tablename__ = "documents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    assistant_id: int = Field(foreign_key="assistants.id", index=True, ondelete="CASCADE")
+    filename: str = Field(max_length=400)
+    source_url: str = Field(default="", max_length=2000)
+    content_type: str = Field(default="", max_length=120)
+    size_bytes: int = 0
+    sha256: str = Field(default="", max_length=64, index=True)
+    storage_path: str = Field(default="", max_length=1000)
+    status: str = Field(default="uploaded", max_length=20)
+    report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

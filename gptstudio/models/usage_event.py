@@ -1,0 +1,22 @@
+"""Usage events: tokens spent by one chat request, the unit of metering and quotas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from gptstudio.db import utcnow
+
+
+class UsageEvent(SQLModel, table=True):
+    __tablename__ = "usage_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    assistant_id: int = Field(foreign_key="assistants.id", index=True, ondelete="CASCADE")
+    model_version_id: int | None = Field(default=None, foreign_key="model_versions.id")
+    source: str = Field(default="ui", max_length=20, description="ui, widget or api")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    created_at: datetime = Field(default_factory=utcnow, index=True)

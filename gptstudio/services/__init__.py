@@ -1,0 +1,1 @@
+"""Domain logic: typed, keyword-only functions; no Reflex or HTTP import here."""

@@ -1,0 +1,68 @@
+"""Assistants: creators make and own them; subscribers see the published ones."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from sqlmodel import col, select
+
+from gptstudio.db import session_scope
+from gptstudio.models import Assistant, Role
+from gptstudio.models.assistant import AssistantPublic
+from gptstudio.models.user import UserPublic
+from gptstudio.services.account import authorize
+from gptstudio.services.errors import InvalidInput
+
+
+def slugify(name: str) -> str:
+    """A URL-safe lower-case slug of ``name`` (letters, digits and dashes)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:100] or "assistant"
+
+
+def _public(assistant: Assistant) -> AssistantPublic:
+    return AssistantPublic.model_validate(assistant, from_attributes=True)
+
+
+def create_assistant(*, actor: UserPublic, name: str, description: str = "") -> AssistantPublic:
+    """A new, unpublished assistant owned by ``actor`` (creators and admins)."""
+    authorize(actor, Role.creator)
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 120:
+        raise InvalidInput("Give the assistant a name of 2 to 120 characters.")
+    if len(description) > 2000:
+        raise InvalidInput("The description must be at most 2000 characters.")
+    with session_scope() as session:
+        slug = slugify(name)
+        taken = session.exec(select(Assistant.id).where(Assistant.slug == slug)).first()
+        if taken is not None:
+            slug = f"{slug}-{secrets.token_hex(3)}"
+        assistant = Assistant(
+            owner_id=actor.id, name=name, slug=slug, description=description.strip()
+        )
+        session.add(assistant)
+        session.flush()
+        return _public(assistant)
+
+
+def list_owned(*, actor: UserPublic) -> list[AssistantPublic]:
+    """The assistants ``actor`` owns, newest first (creators and admins)."""
+    authorize(actor, Role.creator)
+    with session_scope() as session:
+        rows = session.exec(
+            select(Assistant)
+            .where(Assistant.owner_id == actor.id)
+            .order_by(col(Assistant.created_at).desc(), col(Assistant.id).desc())
+        ).all()
+        return [_public(a) for a in rows]
+
+
+def list_available(*, actor: UserPublic) -> list[AssistantPublic]:
+    """The published assistants any signed-in user can chat with, by name."""
+    authorize(actor, Role.subscriber, Role.creator)
+    with session_scope() as session:
+        rows = session.exec(
+            select(Assistant).where(col(Assistant.is_published)).order_by(col(Assistant.name))
+        ).all()
+        return [_public(a) for a in rows]

@@ -1,0 +1,95 @@
+"""The one Settings object (environment prefix ``GPTSTUDIO_``), validated at start.
+
+Embedded defaults need no configuration: SQLite under ``./data``, Huey on SQLite, artifacts
+under ``./data/artifacts``, the tiny local base model. Production sets a PostgreSQL URL, a
+Redis URL and a real secret key; the shipped default secret is refused outside development.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "gptstudio-development-secret-change-me"  # noqa: S105 (refused in prod)
+
+
+class InsecureSettingsError(ValueError):
+    """Raised when a production configuration still carries a development default."""
+
+
+class Settings(BaseSettings):
+    """Every knob of GPT Studio, read from ``GPTSTUDIO_*`` environment variables or ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="GPTSTUDIO_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = Field(
+        "development", description="development allows the default secret and readable logs"
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(DEFAULT_SECRET_KEY), description="signs tokens; must be set in production"
+    )
+    data_dir: Path = Field(Path("data"), description="root of embedded state (db, queue, files)")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir")
+    redis_url: str = Field("", description="Redis URL; set it to use RedisHuey and Redis state")
+    artifacts_dir: Path = Field(Path(""), description="adapters, uploads; empty means data_dir")
+    base_model: str = Field(
+        "", description="hub id or local path of the base model; empty means the tiny local one"
+    )
+    session_ttl_hours: int = Field(24 * 14, ge=1, description="how long a login session lives")
+    min_password_length: int = Field(10, ge=8)
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: JSON in production, readable text in development"
+    )
+    log_level: str = "INFO"
+    port: int = Field(3000, description="the one port the app serves on")
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> Settings:
+        if self.env != "development" and self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+            raise InsecureSettingsError(
+                "GPTSTUDIO_SECRET_KEY still has the shipped default; set a long random value "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
+                "or run with GPTSTUDIO_ENV=development"
+            )
+        if len(self.secret_key.get_secret_value()) < 16:
+            raise InsecureSettingsError("GPTSTUDIO_SECRET_KEY must be at least 16 characters")
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'gptstudio.db').as_posix()}"
+        if self.artifacts_dir == Path(""):
+            self.artifacts_dir = self.data_dir / "artifacts"
+        return self
+
+    @property
+    def queue_path(self) -> Path:
+        """SQLite file of the embedded Huey queue."""
+        return self.data_dir / "queue.db"
+
+    @property
+    def tiny_model_dir(self) -> Path:
+        """Where ``python -m trainer.tiny`` writes the tiny local base model."""
+        return self.data_dir / "models" / "tiny-llama"
+
+    @property
+    def resolved_base_model(self) -> str:
+        """The configured base model, or the tiny local one when none is configured."""
+        return self.base_model or str(self.tiny_model_dir)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format == "auto":
+            return self.is_production
+        return self.log_format == "json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,121 @@
+"""The signed-in user, shared by every page; page states subclass it.
+
+The browser holds only a random session token (a SameSite=Strict cookie); every event resolves it
+against the database through :func:`account.user_for_session`, so a revoked or expired session
+stops working at once, whatever the UI shows. Domain errors raised by any event handler are
+turned into messages (or a redirect to the login page) by :func:`handle_backend_error`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+from reflex.event import EventSpec
+
+from gptstudio.models import Role
+from gptstudio.models.user import UserPublic
+from gptstudio.services import account
+from gptstudio.services.errors import DomainError, SessionExpired
+
+SESSION_COOKIE = "gptstudio_session"
+HOME_BY_ROLE = {Role.admin: "/admin", Role.creator: "/dashboard", Role.subscriber: "/home"}
+
+
+class AuthState(rx.State):
+    """Who is signed in; the token itself never leaves the cookie and the backend."""
+
+    session_token: str = rx.Cookie("", name=SESSION_COOKIE, same_site="strict", max_age=None)
+    user_id: int = 0
+    email: str = ""
+    display_name: str = ""
+    role: str = ""
+    notice: str = ""
+
+    @rx.var
+    def signed_in(self) -> bool:
+        return self.user_id > 0
+
+    @rx.var
+    def home_path(self) -> str:
+        return HOME_BY_ROLE.get(Role(self.role), "/home") if self.role else "/login"
+
+    def _client(self) -> account.Client:
+        headers = self.router.headers
+        forwarded = headers.raw_headers.get("x-forwarded-for", "")
+        ip = forwarded.split(",")[0].strip() or self.router.session.client_ip
+        return account.Client(ip=ip, user_agent=headers.user_agent)
+
+    def _remember(self, user: UserPublic) -> None:
+        self.user_id, self.email, self.role = user.id, user.email, user.role.value
+        self.display_name = user.display_name
+
+    def _forget(self) -> None:
+        self.user_id, self.email, self.role, self.display_name = 0, "", "", ""
+
+    def _actor(self) -> UserPublic:
+        """The signed-in user, checked against the database now; raises SessionExpired."""
+        try:
+            user = account.user_for_session(token=self.session_token)
+        except SessionExpired:
+            self._forget()
+            raise
+        self._remember(user)
+        return user
+
+    def _guard(self, *roles: Role) -> Any:
+        """On-load check: redirect to the login page, or to the user's own home, when refused."""
+        try:
+            user = self._actor()
+        except SessionExpired as error:
+            self.session_token = ""
+            return _to_login(str(error), self.router.url.path)
+        if roles and user.role != Role.admin and user.role not in roles:
+            return [
+                rx.toast.error(f"That page needs a {' or '.join(r.value for r in roles)} account."),
+                rx.redirect(HOME_BY_ROLE[user.role]),
+            ]
+        return None
+
+    @rx.event
+    def require_user(self) -> Any:
+        return self._guard()
+
+    @rx.event
+    def require_creator(self) -> Any:
+        return self._guard(Role.creator)
+
+    @rx.event
+    def require_admin(self) -> Any:
+        return self._guard(Role.admin)
+
+    @rx.event
+    def load_optional_user(self) -> None:
+        """For public pages: show who is signed in, without requiring it."""
+        try:
+            self._actor()
+        except SessionExpired:
+            self._forget()
+
+    @rx.event
+    def logout(self) -> Any:
+        account.logout(token=self.session_token)
+        self.session_token = ""
+        self._forget()
+        return rx.redirect("/login?signed_out=1")
+
+
+def _to_login(message: str, next_path: str = "") -> list[EventSpec]:
+    target = "/login" + (f"?next={next_path}" if next_path.startswith("/") else "")
+    return [rx.toast.info(message), rx.redirect(target)]
+
+
+def handle_backend_error(exception: Exception) -> list[EventSpec]:
+    """App-wide handler: domain errors become a message; an expired session goes to log in."""
+    if isinstance(exception, SessionExpired):
+        return _to_login(str(exception))
+    if isinstance(exception, DomainError):
+        return [rx.toast.error(str(exception))]
+    from reflex.app import default_backend_exception_handler
+
+    return [default_backend_exception_handler(exception)]

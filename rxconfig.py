@@ -1,0 +1,20 @@
+"""Reflex settings only; every value comes from the one Settings object."""
+
+import reflex as rx
+
+from gptstudio.settings import get_settings
+
+settings = get_settings()
+
+config = rx.Config(
+    app_name="gptstudio",
+    frontend_port=settings.port,
+    backend_port=settings.port,
+    redis_url=settings.redis_url or None,
+    # Several web processes share state through Redis; one embedded process keeps it on disk.
+    state_manager_mode="redis" if settings.redis_url else "disk",
+    telemetry_enabled=False,
+    show_built_with_reflex=False,
+    plugins=[],
+    disable_plugins=["reflex.plugins.sitemap.SitemapPlugin"],
+)
