@@ -19,7 +19,11 @@ target_metadata = SQLModel.metadata
 
 
 def _url() -> str:
-    return context.get_x_argument(as_dictionary=True).get("url") or get_settings().database_url
+    return (
+        context.get_x_argument(as_dictionary=True).get("url")
+        or config.attributes.get("url")
+        or get_settings().database_url
+    )
 
 
 def run_migrations_offline() -> None:

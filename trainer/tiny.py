@@ -93,7 +93,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output_dir", nargs="?", default=str(get_settings().tiny_model_dir))
     parser.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    parser.add_argument(
+        "--if-unconfigured",
+        action="store_true",
+        help="do nothing when GPTSTUDIO_BASE_MODEL names another base model",
+    )
     args = parser.parse_args(argv)
+    if args.if_unconfigured and get_settings().base_model:
+        print(f"base model configured: {get_settings().base_model}")
+        return
     if is_built(args.output_dir) and not args.force:
         print(f"tiny model already at {args.output_dir}")
         return

@@ -6,7 +6,6 @@ Routes live in one module per noun; middleware here counts every request (Reflex
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram

@@ -1,0 +1,63 @@
+# GPT Studio: `make run` runs the app on embedded defaults; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+TOOLS := .tools
+BUN := $(TOOLS)/node_modules/.bin/bun
+
+export REFLEX_USE_SYSTEM_BUN := 1
+export REFLEX_TELEMETRY_ENABLED := false
+export REFLEX_CHECK_LATEST_VERSION := false
+export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
+export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(BIN):$(PATH)
+
+.PHONY: run test install install-dev lint typecheck unit e2e migrate tiny-model chromium bench clean
+
+run: install $(BUN) ## install, migrate, build the tiny model if needed, start worker + app
+	$(BIN)/python -m trainer.tiny --if-unconfigured
+	$(BIN)/python -m gptstudio.run
+
+test: install-dev $(BUN) chromium lint typecheck ## lint, type checks, unit/integration and browser tests
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(BUN):
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund bun@1.4.4
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+migrate: install
+	$(BIN)/alembic upgrade head
+
+tiny-model: install
+	$(BIN)/python -m trainer.tiny
+
+bench: install-dev
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .web .states reflex.lock

@@ -1,0 +1,103 @@
+"""Run GPT Studio on one port, with an embedded queue worker when no Redis is configured.
+
+    python -m gptstudio.run              # what `make run` calls: migrate, worker, app
+    python -m gptstudio.run --no-worker  # web only (workers run elsewhere, e.g. on GPU hosts)
+
+Stops both processes on Ctrl-C or SIGTERM, and stops the other when one of them dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from gptstudio.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def migrate() -> None:
+    """Bring the configured database to the newest schema (``alembic upgrade head``)."""
+    from alembic.config import Config
+
+    from alembic import command
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    command.upgrade(config, "head")
+
+
+def worker_command() -> list[str]:
+    """A Huey consumer for the training queue (one worker: jobs own the accelerator)."""
+    return [sys.executable, "-m", "huey.bin.huey_consumer", "trainer.tasks.huey", "-w", "1"]
+
+
+def app_command() -> list[str]:
+    return [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port"]
+
+
+def wait_until_healthy(url: str, processes: list[subprocess.Popen[bytes]], limit: float) -> bool:
+    """Poll ``url`` until it answers 200, a process dies, or ``limit`` seconds pass."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own URL)
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(1)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-worker", action="store_true", help="do not start a queue worker")
+    parser.add_argument("--worker", action="store_true", help="start a worker even with Redis")
+    parser.add_argument("--no-migrate", action="store_true", help="skip `alembic upgrade head`")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not args.no_migrate:
+        migrate()
+
+    processes: list[subprocess.Popen[bytes]] = []
+    if args.worker or not (args.no_worker or settings.redis_url):
+        processes.append(subprocess.Popen(worker_command()))  # noqa: S603 (fixed argv)
+    processes.append(subprocess.Popen(app_command()))  # noqa: S603 (fixed argv)
+
+    def stop(_signum: int = 0, _frame: FrameType | None = None) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    signal.signal(signal.SIGTERM, stop)
+    url = f"http://localhost:{settings.port}"
+    try:
+        if wait_until_healthy(f"{url}/healthz", processes, limit=600):
+            print(f"\n  GPT Studio is running at {url}  (Ctrl-C stops it)\n", flush=True)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+    return max((p.returncode or 0) for p in processes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

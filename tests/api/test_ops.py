@@ -1,0 +1,64 @@
+"""/healthz and /metrics against the real database and queue brokers."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from huey import RedisHuey
+
+import trainer.queue
+from gptstudio.api import create_api
+
+
+@pytest.fixture
+def client(db: str) -> TestClient:
+    return TestClient(create_api())
+
+
+def test_healthz_reports_database_and_queue(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "queue": "ok"}
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_healthz_with_redis_queue(
+    client: TestClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trainer.queue, "huey", RedisHuey("gptstudio-test", url=redis_url))
+    assert client.get("/healthz").json()["queue"] == "ok"
+
+
+def test_healthz_is_503_when_the_queue_broker_is_down(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real client for a port where nothing listens: the broker is down, not mocked.
+    monkeypatch.setattr(trainer.queue, "huey", RedisHuey("down", url="redis://127.0.0.1:1/0"))
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable" and body["database"] == "ok"
+    assert body["queue"].startswith("error: ConnectionError")
+
+
+def test_healthz_is_503_when_the_database_is_down(
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    settings_env.setenv("GPTSTUDIO_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/x")
+    response = TestClient(create_api()).get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"].startswith("error: OperationalError")
+
+
+def test_metrics_count_requests_and_report_queue_depth(client: TestClient) -> None:
+    client.get("/healthz")
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith('gptstudio_http_requests_total{method="GET",route="/healthz"')
+    )
+    assert float(line.rsplit(" ", 1)[1]) >= 2
+    assert "gptstudio_http_request_duration_seconds_bucket" in text
+    assert "gptstudio_queue_depth 0.0" in text

@@ -1,0 +1,112 @@
+"""The real app, started the way ``make run`` starts it, and headless Debian Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("GPTSTUDIO_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningApp:
+    url: str
+    data_dir: Path
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'gptstudio.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """``python -m gptstudio.run`` on embedded defaults, a fresh data dir and a free port."""
+    data_dir = tmp_path_factory.mktemp("app") / "data"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
+    env.update(
+        GPTSTUDIO_DATA_DIR=str(data_dir),
+        GPTSTUDIO_PORT=str(port),
+        REFLEX_USE_SYSTEM_BUN="1",
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        PATH=f"{ROOT / '.tools/node_modules/.bin'}:{Path(sys.executable).parent}:{env['PATH']}",
+    )
+    log = (data_dir.parent / "app.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gptstudio.run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 900
+    while True:
+        if process.poll() is not None:
+            log.close()
+            pytest.fail(f"the app exited: {(data_dir.parent / 'app.log').read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.terminate()
+            pytest.fail("the app did not become healthy in 15 minutes")
+        time.sleep(1)
+    yield RunningApp(url=url, data_dir=data_dir)
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser profile (no cookies) per test."""
+    context = browser.new_context()
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    yield page
+    context.close()

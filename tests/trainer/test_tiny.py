@@ -1,0 +1,57 @@
+"""The tiny local base model: builds offline, loads with Auto classes, chats with its template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer.tiny import build_tiny_model, is_built, main
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def test_tiny_model_loads_and_generates(tiny: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    assert model.config.model_type == "llama"
+    assert is_built(tiny)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "How often should varroa be monitored?"}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    assert prompt.endswith("<|im_start|>assistant\n")
+    inputs = tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] == inputs["input_ids"].shape[1] + 5 or tokenizer.eos_token_id in out[0]
+
+
+def test_tokenizer_round_trips_any_text(tiny: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    text = "Bonjour, été! 日本語 and emoji 🐝 — user@example.com"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == text
+
+
+def test_build_is_deterministic(tiny: Path, tmp_path: Path) -> None:
+    again = build_tiny_model(tmp_path / "again")
+    assert (again / "model.safetensors").read_bytes() == (tiny / "model.safetensors").read_bytes()
+
+
+def test_command_skips_when_another_base_model_is_configured(
+    settings_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings_env.setenv("GPTSTUDIO_BASE_MODEL", "some/hub-model")
+    main(["--if-unconfigured", str(tmp_path / "never")])
+    assert "base model configured: some/hub-model" in capsys.readouterr().out
+    assert not (tmp_path / "never").exists()
