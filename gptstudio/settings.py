@@ -46,6 +46,27 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     port: int = Field(3000, description="the one port the app serves on")
+    public_url: str = Field("", description="URL users reach the app at; empty: localhost:port")
+    # Brute-force protection: after `lockout_threshold` failures, lock for base * 2^(n - threshold)
+    lockout_threshold: int = Field(5, ge=1)
+    lockout_base_seconds: int = Field(30, ge=1)
+    lockout_max_seconds: int = Field(3600, ge=1)
+    # Mail (password reset, e-mail verification); no host: mails are written to the log.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    mail_from: str = "GPT Studio <no-reply@localhost>"
+    # OpenID Connect / OAuth login providers; each is on when its client id is set.
+    oidc_issuer: str = Field("", description="issuer URL of a generic OpenID Connect provider")
+    oidc_name: str = "Single sign-on"
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    google_client_id: str = ""
+    google_client_secret: SecretStr = SecretStr("")
+    github_client_id: str = ""
+    github_client_secret: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:
@@ -62,6 +83,11 @@ class Settings(BaseSettings):
         if self.artifacts_dir == Path(""):
             self.artifacts_dir = self.data_dir / "artifacts"
         return self
+
+    @property
+    def base_url(self) -> str:
+        """Where links in e-mails and OAuth redirects point."""
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
 
     @property
     def queue_path(self) -> Path:

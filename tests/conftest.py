@@ -8,8 +8,15 @@ GPTSTUDIO_TEST_REDIS_URL.
 from __future__ import annotations
 
 import os
+import re
+import socket
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
@@ -118,3 +125,80 @@ def redis_url() -> Iterator[str]:
     yield REDIS_URL
     client.flushdb()
     client.close()
+
+
+@dataclass
+class Mailbox:
+    """Mails received by a real local SMTP server (aiosmtpd)."""
+
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    def wait_for(self, to: str, *, timeout: float = 15.0) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in reversed(self.messages):
+                if to in str(message["To"]):
+                    return message
+            time.sleep(0.1)
+        raise AssertionError(f"no mail to {to} arrived; got {[m['To'] for m in self.messages]}")
+
+    def link(self, to: str, path: str) -> str:
+        body = self.wait_for(to).get_content()
+        match = re.search(rf"https?://\S+/{path}\?token=\S+", body)
+        assert match, body
+        return match.group(0)
+
+
+class _Collector:
+    def __init__(self, box: Mailbox) -> None:
+        self.box = box
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        raw = envelope.content  # type: ignore[attr-defined]
+        self.box.messages.append(message_from_bytes(raw, policy=default_policy))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server on 127.0.0.1 that keeps every mail it receives."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    box = Mailbox(host="127.0.0.1", port=port)
+    controller = Controller(_Collector(box), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Mailbox, settings_env: pytest.MonkeyPatch) -> Mailbox:
+    """The app's mail goes to the local SMTP server for this test."""
+    smtp_server.messages.clear()
+    settings_env.setenv("GPTSTUDIO_SMTP_HOST", smtp_server.host)
+    settings_env.setenv("GPTSTUDIO_SMTP_PORT", str(smtp_server.port))
+    settings_env.setenv("GPTSTUDIO_SMTP_SECURITY", "none")
+    get_settings.cache_clear()
+    return smtp_server
+
+
+OIDC_USERS = {
+    "oidc-alice": {"email": "alice@example.com", "email_verified": True, "name": "Alice"},
+    "oidc-liar": {"email": "ada@example.com", "email_verified": False, "name": "Not Ada"},
+    "oidc-ada": {"email": "ada@example.com", "email_verified": True, "name": "Ada"},
+}
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[str]:
+    """A real OpenID Connect provider (oidc-provider-mock) on localhost; yields its issuer URL."""
+    from oidc_provider_mock import User, run_server_in_thread
+
+    users = [User(sub=sub, claims=claims) for sub, claims in OIDC_USERS.items()]
+    with run_server_in_thread(require_nonce=True, user_claims=users) as server:
+        yield f"http://localhost:{server.server_port}"

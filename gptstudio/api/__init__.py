@@ -8,10 +8,13 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gptstudio.api import ops
+from gptstudio.api import auth, models, ops
+from gptstudio.api.errors import domain_error_handler, error_body
+from gptstudio.services.errors import DomainError
 
 REQUESTS = Counter(
     "gptstudio_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -19,11 +22,21 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "gptstudio_http_request_duration_seconds", "HTTP request latency", ["method", "route"]
 )
+# Reflex's compiled pages carry inline bootstrap scripts and styles ('unsafe-inline'), and its
+# server-sent client actions (toasts, clipboard, redirects) run through eval ('unsafe-eval').
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' ws: wss:; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
 ]
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def _route_label(scope: Scope) -> str:
@@ -65,10 +78,39 @@ class ObservabilityMiddleware:
             LATENCY.labels(method, route).observe(time.perf_counter() - start)
 
 
+class OriginCheckMiddleware:
+    """CSRF defence for cookie-carrying state changes: a cross-origin browser request is refused.
+
+    Requests authenticated by an ``Authorization`` header (API keys) are not CSRF-prone and pass;
+    so do non-browser clients, which send no ``Origin``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") in UNSAFE_METHODS:
+            headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+            origin = headers.get("origin", "")
+            host = headers.get("host", "")
+            cross = origin and origin.split("://", 1)[-1] != host
+            if cross and "cookie" in headers and "authorization" not in headers:
+                response = JSONResponse(
+                    error_body("Cross-site request refused.", status=403, code="csrf"),
+                    status_code=403,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_api() -> FastAPI:
     """The FastAPI app Reflex mounts itself into."""
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    api.include_router(ops.router)
+    for module in (ops, auth, models):
+        api.include_router(module.router)
+    api.add_exception_handler(DomainError, domain_error_handler)
+    api.add_middleware(OriginCheckMiddleware)
     api.add_middleware(ObservabilityMiddleware)
     return api
 

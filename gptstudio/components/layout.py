@@ -22,6 +22,7 @@ def navbar() -> rx.Component:
                 rx.cond(AuthState.role == "admin", _nav_link("Admin", "/admin")),
                 rx.cond(AuthState.role != "subscriber", _nav_link("Dashboard", "/dashboard")),
                 _nav_link("Assistants", "/home"),
+                _nav_link("Account", "/account"),
                 rx.badge(AuthState.role, id="nav-role"),
                 rx.text(AuthState.email, size="2", color_scheme="gray", id="nav-email"),
                 rx.button("Log out", on_click=AuthState.logout, variant="soft", id="logout"),

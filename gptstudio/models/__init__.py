@@ -1,6 +1,7 @@
 """All SQLModel tables; importing this package registers every table on ``SQLModel.metadata``."""
 
 from gptstudio.models.api_key import ApiKey
+from gptstudio.models.app_setting import AppSetting
 from gptstudio.models.assistant import Assistant
 from gptstudio.models.audit_event import AuditEvent
 from gptstudio.models.conversation import Conversation, Message
@@ -10,17 +11,30 @@ from gptstudio.models.model_version import ModelVersion
 from gptstudio.models.subscription import Subscription
 from gptstudio.models.training_job import TrainingJob
 from gptstudio.models.usage_event import UsageEvent
-from gptstudio.models.user import Role, User, UserSession
+from gptstudio.models.user import (
+    ActionToken,
+    LoginThrottle,
+    MfaBackupCode,
+    OAuthIdentity,
+    Role,
+    User,
+    UserSession,
+)
 
 __all__ = [
+    "ActionToken",
     "ApiKey",
+    "AppSetting",
     "Assistant",
     "AuditEvent",
     "Conversation",
     "Dataset",
     "Document",
+    "LoginThrottle",
     "Message",
+    "MfaBackupCode",
     "ModelVersion",
+    "OAuthIdentity",
     "Role",
     "Subscription",
     "TrainingJob",

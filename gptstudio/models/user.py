@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from gptstudio.db import utcnow
@@ -29,6 +30,13 @@ class User(SQLModel, table=True):
     role: str = Field(default=Role.subscriber.value, max_length=20, index=True)
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow)
+    email_verified_at: datetime | None = None
+    password_changed_at: datetime | None = None
+    # TOTP secret, encrypted with a key derived from the app's secret key; empty when MFA is off.
+    mfa_secret: str = Field(default="", max_length=400)
+    mfa_enabled_at: datetime | None = None
+    # The last TOTP time step accepted: a code is never accepted twice.
+    mfa_last_step: int = 0
 
 
 class UserPublic(BaseModel):
@@ -40,6 +48,12 @@ class UserPublic(BaseModel):
     role: Role
     is_active: bool
     created_at: datetime
+    email_verified_at: datetime | None = None
+    mfa_enabled_at: datetime | None = None
+
+    @property
+    def mfa_enabled(self) -> bool:
+        return self.mfa_enabled_at is not None
 
 
 class UserSession(SQLModel, table=True):
@@ -56,3 +70,54 @@ class UserSession(SQLModel, table=True):
     revoked_at: datetime | None = None
     ip: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=400)
+
+
+class MfaBackupCode(SQLModel, table=True):
+    """One of ten single-use recovery codes, stored as a SHA-256."""
+
+    __tablename__ = "mfa_backup_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64)
+    used_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OAuthIdentity(SQLModel, table=True):
+    """A login at an OpenID Connect / OAuth provider linked to a local account."""
+
+    __tablename__ = "oauth_identities"
+    __table_args__ = (UniqueConstraint("provider", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    provider: str = Field(max_length=40)
+    subject: str = Field(max_length=255)
+    email: str = Field(default="", max_length=320)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ActionToken(SQLModel, table=True):
+    """A single-use, expiring token mailed to a user (password reset, e-mail verification)."""
+
+    __tablename__ = "action_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    purpose: str = Field(max_length=30)
+    token_hash: str = Field(max_length=64, unique=True)
+    expires_at: datetime
+    used_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed-login counter for one account or IP (used when no Redis is configured)."""
+
+    __tablename__ = "login_throttles"
+
+    key: str = Field(primary_key=True, max_length=400)
+    failures: int = 0
+    locked_until: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,5 +1,14 @@
 """One module per page; importing this package registers every page on the app."""
 
-from gptstudio.pages import admin, dashboard, home, landing, login, signup
+from gptstudio.pages import account, admin, dashboard, home, landing, login, password, signup
 
-__all__ = ["admin", "dashboard", "home", "landing", "login", "signup"]
+__all__ = [
+    "account",
+    "admin",
+    "dashboard",
+    "home",
+    "landing",
+    "login",
+    "password",
+    "signup",
+]

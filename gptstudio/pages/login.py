@@ -1,76 +1,196 @@
-"""Log in with e-mail and password."""
+"""Log in: e-mail and password, then a TOTP or backup code for accounts with MFA, and the
+password proof that links a single-sign-on identity to an existing account."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page
-from gptstudio.models import Role
-from gptstudio.services import account
+from gptstudio.services import account, oidc
 from gptstudio.services.errors import DomainError
-from gptstudio.state.auth import HOME_BY_ROLE, AuthState
+from gptstudio.state.auth import LOGIN_NOTICES, AuthState
 
 
 class LoginState(AuthState):
     error: str = ""
-    submitting: bool = False
+    mfa_step: bool = False
+    link_email: str = ""
+    link_provider: str = ""
+    providers: list[dict[str, str]] = []
+    _mfa_ticket: str = ""
+    _link_ticket: str = ""
 
     @rx.event
     def on_load(self) -> None:
-        self.error = ""
-        if self.router.url.query_parameters.get("signed_out"):
-            self.notice = "You are signed out."
-        else:
-            self.notice = ""
+        params = self.router.url.query_parameters
+        self.error, self.mfa_step, self._mfa_ticket = "", False, params.get("mfa", "")
+        self.notice = LOGIN_NOTICES.get(params.get("reason", ""), "")
+        self.providers = [{"name": p.name, "label": p.label} for p in oidc.enabled_providers()]
+        self._link_ticket, self.link_email, self.link_provider = params.get("link", ""), "", ""
+        if self._mfa_ticket:
+            self.mfa_step = True
+        if self._link_ticket:
+            try:
+                pending = oidc.read_link_ticket(self._link_ticket)
+            except DomainError as error:
+                self.error, self._link_ticket = str(error), ""
+                return
+            self.link_email, self.link_provider = pending.email, pending.provider_label
+        if params.get("error"):
+            self.error = params["error"][:300]
+
+    def _signed_in(self, result: account.LoginResult) -> Any:
+        self.session_token = result.token
+        self._remember(result.user)
+        self.notice, self.mfa_step, self._mfa_ticket = "", False, ""
+        next_path = self.router.url.query_parameters.get("next", "")
+        safe_next = next_path.startswith("/") and not next_path.startswith("//")
+        return rx.redirect(next_path if safe_next else self.home_for(result.user))
 
     @rx.event
     def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
         try:
-            token, user = account.login(
+            result = account.login(
                 email=str(form.get("email", "")),
                 password=str(form.get("password", "")),
+                client=self._client(),
+                previous_token=self.session_token,
+            )
+            if self._link_ticket:
+                oidc.link_after_password(
+                    ticket=self._link_ticket, user=result.user, client=self._client()
+                )
+                self._link_ticket, self.link_email = "", ""
+        except DomainError as error:
+            self.error = str(error)
+            return None
+        if result.mfa_ticket:
+            self._mfa_ticket, self.mfa_step = result.mfa_ticket, True
+            return None
+        return self._signed_in(result)
+
+    @rx.event
+    def start_sso(self, name: str) -> Any:
+        """Leave the single-page app for the provider (a same-host redirect stays inside it)."""
+        provider = oidc.get_provider(name)
+        next_path = self.router.url.query_parameters.get("next", "")
+        query = f"?{urlencode({'next': next_path})}" if next_path.startswith("/") else ""
+        url = json.dumps(f"/auth/oidc/{provider.name}/login{query}")
+        return rx.call_script(f"window.location.assign({url})")
+
+    @rx.event
+    def submit_code(self, form: dict[str, Any]) -> Any:
+        self.error = ""
+        try:
+            result = account.complete_mfa_login(
+                ticket=self._mfa_ticket,
+                code=str(form.get("code", "")),
                 client=self._client(),
                 previous_token=self.session_token,
             )
         except DomainError as error:
             self.error = str(error)
             return None
-        self.session_token = token
-        self._remember(user)
-        self.notice = ""
-        next_path = self.router.url.query_parameters.get("next", "")
-        safe_next = next_path.startswith("/") and not next_path.startswith("//")
-        return rx.redirect(next_path if safe_next else HOME_BY_ROLE[Role(user.role)])
+        return self._signed_in(result)
+
+
+def _field(label: str, **props: Any) -> rx.Component:
+    return rx.vstack(
+        rx.text(label, as_="label", size="2", weight="medium"),
+        rx.input(width="100%", **props),
+        spacing="1",
+        width="100%",
+    )
+
+
+def _password_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            rx.cond(
+                LoginState.link_email != "",
+                rx.callout.root(
+                    rx.callout.text(
+                        "An account with ",
+                        LoginState.link_email,
+                        " already exists. Enter its password to link your ",
+                        LoginState.link_provider,
+                        " sign-in to it.",
+                    ),
+                    id="link-notice",
+                ),
+            ),
+            _field("E-mail", name="email", type="email", required=True, id="email"),
+            _field("Password", name="password", type="password", required=True, id="password"),
+            rx.button("Log in", type="submit", width="100%", id="submit"),
+            rx.hstack(
+                rx.link("Forgot your password?", href="/forgot", size="2"),
+                rx.spacer(),
+                rx.text("No account? ", rx.link("Sign up", href="/signup"), size="2"),
+                width="100%",
+            ),
+            spacing="3",
+        ),
+        on_submit=LoginState.submit,
+        reset_on_submit=False,
+    )
+
+
+def _sso_buttons() -> rx.Component:
+    return rx.foreach(
+        LoginState.providers,
+        lambda p: rx.button(
+            "Continue with ",
+            p["label"],
+            variant="outline",
+            width="100%",
+            id="sso-" + p["name"],
+            on_click=LoginState.start_sso(p["name"]),
+        ),
+    )
+
+
+def _code_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            rx.text("Enter the 6-digit code from your authenticator app, or a backup code."),
+            _field(
+                "Code",
+                name="code",
+                required=True,
+                id="code",
+                auto_complete="one-time-code",
+                auto_focus=True,
+            ),
+            rx.button("Verify", type="submit", width="100%", id="submit-code"),
+            spacing="3",
+        ),
+        on_submit=LoginState.submit_code,
+        reset_on_submit=True,
+    )
 
 
 @rx.page(route="/login", title="Log in · GPT Studio", on_load=LoginState.on_load)
 def login() -> rx.Component:
     return page(
         rx.card(
-            rx.form(
-                rx.vstack(
-                    rx.heading("Log in", size="6"),
-                    rx.cond(LoginState.notice != "", rx.callout(LoginState.notice, id="notice")),
-                    form_error(LoginState.error),
-                    rx.text("E-mail", as_="label", size="2", weight="medium"),
-                    rx.input(name="email", type="email", required=True, id="email", width="100%"),
-                    rx.text("Password", as_="label", size="2", weight="medium"),
-                    rx.input(
-                        name="password",
-                        type="password",
-                        required=True,
-                        id="password",
-                        width="100%",
-                    ),
-                    rx.button("Log in", type="submit", width="100%", id="submit"),
-                    rx.text("No account yet? ", rx.link("Sign up", href="/signup"), size="2"),
-                    spacing="3",
+            rx.vstack(
+                rx.heading(
+                    rx.cond(LoginState.mfa_step, "Two-step verification", "Log in"), size="6"
                 ),
-                on_submit=LoginState.submit,
-                reset_on_submit=False,
+                rx.cond(LoginState.notice != "", rx.callout(LoginState.notice, id="notice")),
+                form_error(LoginState.error),
+                rx.cond(
+                    LoginState.mfa_step,
+                    _code_form(),
+                    rx.vstack(_password_form(), _sso_buttons(), spacing="3", width="100%"),
+                ),
+                spacing="3",
+                width="100%",
             ),
             width="100%",
             max_width="420px",

@@ -10,7 +10,7 @@ from gptstudio.components.layout import form_error, page
 from gptstudio.models import Role
 from gptstudio.services import account
 from gptstudio.services.errors import DomainError
-from gptstudio.state.auth import HOME_BY_ROLE, AuthState
+from gptstudio.state.auth import AuthState
 
 
 class SignupState(AuthState):
@@ -36,7 +36,7 @@ class SignupState(AuthState):
                 role=role if role in account.SELF_SERVICE_ROLES else Role.subscriber,
                 client=self._client(),
             )
-            token, user = account.login(
+            result = account.login(
                 email=str(form.get("email", "")),
                 password=password,
                 client=self._client(),
@@ -45,11 +45,14 @@ class SignupState(AuthState):
         except (DomainError, ValueError) as error:
             self.error = str(error)
             return None
-        self.session_token = token
-        self._remember(user)
+        self.session_token = result.token
+        self._remember(result.user)
         return [
-            rx.toast.success(f"Welcome, {user.display_name}! Your {user.role} account is ready."),
-            rx.redirect(HOME_BY_ROLE[Role(user.role)]),
+            rx.toast.success(
+                f"Welcome, {result.user.display_name}! Your {result.user.role} account is ready. "
+                "We sent you a link to confirm your e-mail."
+            ),
+            rx.redirect(self.home_for(result.user)),
         ]
 
 

@@ -1,4 +1,5 @@
-"""Accounts: registration, password login, server-side sessions, roles and their enforcement.
+"""Accounts: registration, password login (with MFA step-up and lockout), server-side sessions,
+password reset and e-mail verification, and roles.
 
 Every other service takes the acting user (``actor``) and calls :func:`authorize`; this is the one
 place where roles are checked, for pages, Reflex events and HTTP routes alike.
@@ -6,6 +7,7 @@ place where roles are checked, for pages, Reflex events and HTTP routes alike.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -19,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import Role, User, UserSession
+from gptstudio.models import ActionToken, Role, User, UserSession
 from gptstudio.models.user import UserPublic
-from gptstudio.services import audit
+from gptstudio.services import audit, crypto, mailer, throttle
 from gptstudio.services.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -36,28 +38,16 @@ _hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so both paths cost one argon2 hash.
 _DUMMY_HASH = _hasher.hash("gptstudio-no-such-user")
 _SEEN_REFRESH = timedelta(minutes=1)
+MFA_TICKET_SECONDS = 300
+RESET_HOURS = 1
+VERIFY_HOURS = 48
 _COMMON_PASSWORDS = frozenset(
     {
-        "password",
-        "password1",
-        "password123",
-        "123456789",
-        "1234567890",
-        "qwertyuiop",
-        "iloveyou",
-        "letmein123",
-        "welcome123",
-        "admin12345",
-        "passw0rd",
-        "qwerty123",
-        "abc1234567",
-        "1q2w3e4r5t",
-        "monkey1234",
-        "dragon1234",
-        "sunshine12",
-        "football12",
+        "password", "password1", "password123", "123456789", "1234567890", "qwertyuiop",
+        "iloveyou", "letmein123", "welcome123", "admin12345", "passw0rd", "qwerty123",
+        "abc1234567", "1q2w3e4r5t", "monkey1234", "dragon1234", "sunshine12", "football12",
     }
-)
+)  # fmt: skip
 SELF_SERVICE_ROLES = (Role.creator, Role.subscriber)
 
 
@@ -69,9 +59,22 @@ class Client:
     user_agent: str = ""
 
 
+@dataclass(frozen=True)
+class LoginResult:
+    """Either a session (``token``) or, for MFA accounts, a ticket for the second step."""
+
+    user: UserPublic
+    token: str = ""
+    mfa_ticket: str = ""
+
+
 def hash_token(token: str) -> str:
-    """The stored form of a bearer secret (session token, later API keys): its SHA-256."""
+    """The stored form of a bearer secret (session token, API key, mailed token): its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
 
 
 def normalize_email(email: str) -> str:
@@ -96,8 +99,18 @@ def check_password_strength(password: str, *, email: str = "") -> None:
         raise InvalidInput("The password must not contain your e-mail address.")
 
 
-def _public(user: User) -> UserPublic:
+def public(user: User) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --- registration and e-mail verification -------------------------------------------------
 
 
 def register(
@@ -108,97 +121,277 @@ def register(
     role: Role = Role.subscriber,
     client: Client = Client(),
 ) -> UserPublic:
-    """Create an account; the very first account becomes the admin."""
+    """Create an account (the very first becomes the admin) and mail a verification link."""
     email = normalize_email(email)
     check_password_strength(password, email=email)
     if role not in SELF_SERVICE_ROLES:
         raise InvalidInput("Choose either a creator or a subscriber account.")
     try:
         with session_scope() as session:
-            if session.exec(select(User.id).where(User.email == email)).first() is not None:
-                raise EmailTaken("An account with this e-mail already exists. Log in instead.")
-            first = session.exec(select(func.count()).select_from(User)).one() == 0
-            user = User(
-                email=email,
-                password_hash=_hasher.hash(password),
-                display_name=display_name.strip()[:120] or email.split("@")[0],
-                role=(Role.admin if first else role).value,
-            )
-            session.add(user)
-            session.flush()
-            audit.record(
-                session,
-                action="user.registered",
-                actor_id=user.id,
-                target=f"user:{user.id}",
-                ip=client.ip,
-                user_agent=client.user_agent,
-                detail={"role": user.role},
-            )
-            return _public(user)
+            user = create_user(
+                session, email=email, password_hash=_hasher.hash(password),
+                display_name=display_name, role=role, client=client,
+            )  # fmt: skip
+            link = _mailed_link(session, user, purpose="verify", hours=VERIFY_HOURS)
     except IntegrityError:  # a concurrent registration with the same e-mail won the race
         raise EmailTaken("An account with this e-mail already exists. Log in instead.") from None
+    # The account exists either way; the user can ask for the link again from the account page.
+    with contextlib.suppress(mailer.MailNotSent):
+        _send_verification(user.email, link)
+    return public(user)
+
+
+def _send_verification(email: str, link: str) -> None:
+    mailer.send_mail(
+        to=email,
+        subject="Confirm your e-mail for GPT Studio",
+        body=f"Welcome to GPT Studio!\n\nConfirm your e-mail address:\n{link}\n\n"
+        f"The link is valid for {VERIFY_HOURS} hours.",
+    )
+
+
+def resend_verification(*, actor: UserPublic) -> None:
+    """Mail a fresh verification link (raises MailNotSent when the mail server is down)."""
+    with session_scope() as session:
+        user = _user_row(session, actor.id)
+        if user.email_verified_at is not None:
+            raise InvalidInput("Your e-mail is already confirmed.")
+        link = _mailed_link(session, user, purpose="verify", hours=VERIFY_HOURS)
+    _send_verification(actor.email, link)
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    password_hash: str,
+    display_name: str,
+    role: Role,
+    client: Client,
+    verified: bool = False,
+) -> User:
+    """Insert a user in ``session``; the first user of the installation becomes the admin."""
+    if session.exec(select(User.id).where(User.email == email)).first() is not None:
+        raise EmailTaken("An account with this e-mail already exists. Log in instead.")
+    first = session.exec(select(func.count()).select_from(User)).one() == 0
+    user = User(
+        email=email,
+        password_hash=password_hash,
+        display_name=display_name.strip()[:120] or email.split("@")[0],
+        role=(Role.admin if first else role).value,
+        email_verified_at=utcnow() if verified else None,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session, action="user.registered", actor_id=user.id, target=f"user:{user.id}",
+        ip=client.ip, user_agent=client.user_agent, detail={"role": user.role},
+    )  # fmt: skip
+    return user
+
+
+def _mailed_link(session: Session, user: User, *, purpose: str, hours: int) -> str:
+    """Store a single-use token for ``purpose`` and return the link that carries it."""
+    token = crypto.sign({"uid": user.id, "n": secrets.token_urlsafe(12)}, purpose=purpose)
+    session.add(
+        ActionToken(
+            user_id=user.id,  # type: ignore[arg-type]
+            purpose=purpose,
+            token_hash=hash_token(token),
+            expires_at=utcnow() + timedelta(hours=hours),
+        )
+    )
+    page = {"verify": "verify", "reset": "reset"}[purpose]
+    return f"{get_settings().base_url}/{page}?token={token}"
+
+
+def _redeem(session: Session, token: str, *, purpose: str, hours: int, what: str) -> User:
+    """The user a mailed token was for; the token is used up. Raises InvalidInput otherwise."""
+    payload = crypto.unsign(token, purpose=purpose, max_age=hours * 3600, what=what)
+    row = session.exec(
+        select(ActionToken).where(ActionToken.token_hash == hash_token(token))
+    ).first()
+    if row is None or row.purpose != purpose or row.user_id != payload.get("uid"):
+        raise InvalidInput(f"This {what} is not valid. Please start again.")
+    if row.used_at is not None:
+        raise InvalidInput(f"This {what} has already been used. Please start again.")
+    if row.expires_at <= utcnow():
+        raise InvalidInput(f"This {what} has expired. Please start again.")
+    row.used_at = utcnow()
+    user = session.get(User, row.user_id)
+    if user is None:
+        raise InvalidInput(f"This {what} is not valid. Please start again.")
+    return user
+
+
+def verify_email(*, token: str, client: Client = Client()) -> UserPublic:
+    """Mark the e-mail of the verification link's account as verified."""
+    with session_scope() as session:
+        user = _redeem(
+            session, token, purpose="verify", hours=VERIFY_HOURS, what="verification link"
+        )
+        user.email_verified_at = user.email_verified_at or utcnow()
+        audit.record(
+            session, action="user.email_verified", actor_id=user.id, target=f"user:{user.id}",
+            ip=client.ip, user_agent=client.user_agent,
+        )  # fmt: skip
+        return public(user)
+
+
+# --- password reset -------------------------------------------------------------------------
+
+
+def request_password_reset(*, email: str, client: Client = Client()) -> None:
+    """Mail a reset link if the account exists; the caller says the same thing either way."""
+    try:
+        email = normalize_email(email)
+    except InvalidInput:
+        return
+    with session_scope() as session:
+        user = session.exec(select(User).where(User.email == email)).first()
+        if user is None or not user.is_active:
+            return
+        link = _mailed_link(session, user, purpose="reset", hours=RESET_HOURS)
+        audit.record(
+            session, action="password.reset_requested", actor_id=user.id, target=f"user:{user.id}",
+            ip=client.ip, user_agent=client.user_agent,
+        )  # fmt: skip
+    mailer.send_mail(
+        to=email,
+        subject="Reset your GPT Studio password",
+        body=f"Someone asked to reset the password of your GPT Studio account.\n\n"
+        f"Choose a new password here (valid for {RESET_HOURS} hour, once):\n{link}\n\n"
+        "If it was not you, ignore this mail; your password stays as it is.",
+    )
+
+
+def reset_password(*, token: str, new_password: str, client: Client = Client()) -> UserPublic:
+    """Set a new password from a reset link; every session of the account is ended."""
+    with session_scope() as session:
+        user = _redeem(session, token, purpose="reset", hours=RESET_HOURS, what="reset link")
+        check_password_strength(new_password, email=user.email)
+        _set_password(session, user, new_password)
+        user.email_verified_at = user.email_verified_at or utcnow()  # they read the mail
+        audit.record(
+            session, action="password.reset", actor_id=user.id, target=f"user:{user.id}",
+            ip=client.ip, user_agent=client.user_agent,
+        )  # fmt: skip
+        result = public(user)
+    throttle.record_success(email=result.email, ip="")
+    return result
+
+
+def change_password(
+    *, actor: UserPublic, current: str, new: str, keep_token: str, client: Client = Client()
+) -> None:
+    """Change the password; every other session of the account is ended."""
+    with session_scope() as session:
+        user = _user_row(session, actor.id)
+        if not password_matches(user.password_hash, current):
+            raise InvalidCredentials("The current password is wrong.")
+        check_password_strength(new, email=user.email)
+        _set_password(session, user, new, keep_token=keep_token)
+        audit.record(
+            session, action="password.changed", actor_id=user.id, target=f"user:{user.id}",
+            ip=client.ip, user_agent=client.user_agent,
+        )  # fmt: skip
+
+
+def _set_password(session: Session, user: User, password: str, keep_token: str = "") -> None:
+    user.password_hash = _hasher.hash(password)
+    user.password_changed_at = utcnow()
+    _set_sessions_revoked(session, user, keep=hash_token(keep_token) if keep_token else "")
+
+
+# --- login, MFA step-up, sessions ------------------------------------------------------------
 
 
 def login(
     *, email: str, password: str, client: Client = Client(), previous_token: str = ""
-) -> tuple[str, UserPublic]:
-    """Check the password and open a new session; returns the raw session token and the user.
+) -> LoginResult:
+    """Check the password; open a session, or hand out an MFA ticket for the second step.
 
-    The token the browser held before (if any) is revoked: a new login never reuses a session.
-    The error never says whether the e-mail exists.
+    The error never says whether the e-mail exists; repeated failures lock the account and the
+    address for exponentially longer (see :mod:`throttle`), whether the account exists or not.
     """
+    throttle.check(email=email, ip=client.ip)
     wrong = InvalidCredentials("Wrong e-mail or password.")
     try:
         email = normalize_email(email)
     except InvalidInput:
+        throttle.record_failure(email=email, ip=client.ip)
         raise wrong from None
     with session_scope() as session:
         user = session.exec(select(User).where(User.email == email)).first()
-        if not _password_matches(user.password_hash if user else _DUMMY_HASH, password) or not user:
+        if not password_matches(user.password_hash if user else _DUMMY_HASH, password) or not user:
             audit.record(
-                session,
-                action="login.failed",
-                actor_id=user.id if user else None,
-                target=email,
-                ip=client.ip,
-                user_agent=client.user_agent,
-            )
+                session, action="login.failed", actor_id=user.id if user else None,
+                target=email, ip=client.ip, user_agent=client.user_agent,
+            )  # fmt: skip
             session.commit()
+            throttle.record_failure(email=email, ip=client.ip)
             raise wrong
         if not user.is_active:
             raise InvalidCredentials("This account is disabled. Contact the administrator.")
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
-        if previous_token:
-            _revoke(session, previous_token)
-        token = secrets.token_urlsafe(32)
-        now = utcnow()
-        session.add(
-            UserSession(
-                user_id=user.id,  # type: ignore[arg-type]
-                token_hash=hash_token(token),
-                expires_at=now + timedelta(hours=get_settings().session_ttl_hours),
-                ip=client.ip[:64],
-                user_agent=client.user_agent[:400],
-            )
-        )
-        audit.record(
-            session,
-            action="login.ok",
-            actor_id=user.id,
-            target=f"user:{user.id}",
-            ip=client.ip,
-            user_agent=client.user_agent,
-        )
-        return token, _public(user)
+        throttle.record_success(email=email, ip=client.ip)
+        if user.mfa_enabled_at is not None:
+            return LoginResult(user=public(user), mfa_ticket=mfa_ticket_for(user))
+        token = open_session(session, user, client=client, previous_token=previous_token)
+        return LoginResult(user=public(user), token=token)
 
 
-def _password_matches(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+def mfa_ticket_for(user: User) -> str:
+    """A short-lived ticket proving the first factor passed; the second one redeems it."""
+    return crypto.sign({"uid": user.id, "pw": user.password_hash[-16:]}, purpose="mfa-login")
+
+
+def complete_mfa_login(
+    *, ticket: str, code: str, client: Client = Client(), previous_token: str = ""
+) -> LoginResult:
+    """Second step: a TOTP or backup code for the ticket's account opens the session."""
+    from gptstudio.services import mfa
+
+    payload = crypto.unsign(
+        ticket, purpose="mfa-login", max_age=MFA_TICKET_SECONDS, what="sign-in attempt"
+    )
+    with session_scope() as session:
+        user = session.get(User, int(payload.get("uid", 0)))
+        if user is None or not user.is_active or user.password_hash[-16:] != payload.get("pw"):
+            raise InvalidInput("This sign-in attempt is not valid. Please start again.")
+        throttle.check(email=user.email, ip=client.ip)
+        if not mfa.verify_login_code(session, user, code, client=client):
+            audit.record(
+                session, action="login.mfa_failed", actor_id=user.id, target=f"user:{user.id}",
+                ip=client.ip, user_agent=client.user_agent,
+            )  # fmt: skip
+            session.commit()
+            throttle.record_failure(email=user.email, ip=client.ip)
+            raise InvalidCredentials("That code is not valid. Try the next one from your app.")
+        token = open_session(session, user, client=client, previous_token=previous_token)
+        return LoginResult(user=public(user), token=token)
+
+
+def open_session(session: Session, user: User, *, client: Client, previous_token: str = "") -> str:
+    """Create a session row and return its raw token; the browser's previous one is revoked."""
+    if previous_token:
+        _revoke(session, previous_token)
+    token = secrets.token_urlsafe(32)
+    session.add(
+        UserSession(
+            user_id=user.id,  # type: ignore[arg-type]
+            token_hash=hash_token(token),
+            expires_at=utcnow() + timedelta(hours=get_settings().session_ttl_hours),
+            ip=client.ip[:64],
+            user_agent=client.user_agent[:400],
+        )
+    )
+    audit.record(
+        session, action="login.ok", actor_id=user.id, target=f"user:{user.id}",
+        ip=client.ip, user_agent=client.user_agent,
+    )  # fmt: skip
+    return token
 
 
 def _revoke(session: Session, token: str) -> None:
@@ -238,7 +431,95 @@ def user_for_session(*, token: str) -> UserPublic:
             raise SessionExpired("This account is disabled. Contact the administrator.")
         if now - user_session.last_seen_at > _SEEN_REFRESH:
             user_session.last_seen_at = now
-        return _public(user)
+        return public(user)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: int
+    ip: str
+    user_agent: str
+    created_at: str
+    last_seen_at: str
+    current: bool
+
+
+def list_sessions(*, actor: UserPublic, current_token: str) -> list[SessionInfo]:
+    """The actor's live sessions, newest first, the current one marked."""
+    current = hash_token(current_token) if current_token else ""
+    with session_scope() as session:
+        rows = session.exec(
+            select(UserSession)
+            .where(
+                UserSession.user_id == actor.id,
+                col(UserSession.revoked_at).is_(None),
+                UserSession.expires_at > utcnow(),
+            )
+            .order_by(col(UserSession.last_seen_at).desc())
+        ).all()
+        return [
+            SessionInfo(
+                id=r.id or 0,
+                ip=r.ip,
+                user_agent=r.user_agent,
+                created_at=r.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+                last_seen_at=r.last_seen_at.strftime("%Y-%m-%d %H:%M UTC"),
+                current=r.token_hash == current,
+            )
+            for r in rows
+        ]
+
+
+def revoke_session(*, actor: UserPublic, session_id: int, client: Client = Client()) -> None:
+    """End one of the actor's own sessions; another user's id is simply not found."""
+    with session_scope() as session:
+        row = session.get(UserSession, session_id)
+        if row is None or row.user_id != actor.id:
+            raise NotFound("There is no such session.")
+        row.revoked_at = row.revoked_at or utcnow()
+        audit.record(
+            session, action="session.revoked", actor_id=actor.id, target=f"session:{session_id}",
+            ip=client.ip, user_agent=client.user_agent,
+        )  # fmt: skip
+
+
+def revoke_other_sessions(
+    *, actor: UserPublic, current_token: str, client: Client = Client()
+) -> int:
+    """End every session of the actor except the current one; returns how many."""
+    with session_scope() as session:
+        user = _user_row(session, actor.id)
+        before = session.exec(
+            select(func.count())
+            .select_from(UserSession)
+            .where(UserSession.user_id == actor.id, col(UserSession.revoked_at).is_(None))
+        ).one()
+        _set_sessions_revoked(session, user, keep=hash_token(current_token))
+        audit.record(
+            session, action="session.revoked_others", actor_id=actor.id,
+            target=f"user:{actor.id}", ip=client.ip, user_agent=client.user_agent,
+        )  # fmt: skip
+        return max(0, int(before) - 1)
+
+
+def _set_sessions_revoked(session: Session, user: User, *, keep: str) -> None:
+    for row in session.exec(
+        select(UserSession).where(
+            UserSession.user_id == user.id, col(UserSession.revoked_at).is_(None)
+        )
+    ).all():
+        if row.token_hash != keep:
+            row.revoked_at = utcnow()
+
+
+def _user_row(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"There is no user {user_id}.")
+    return user
+
+
+# --- roles ----------------------------------------------------------------------------------
 
 
 def authorize(actor: UserPublic, *roles: Role) -> None:
@@ -253,7 +534,7 @@ def list_users(*, actor: UserPublic) -> list[UserPublic]:
     """Every account, oldest first (admins only)."""
     authorize(actor, Role.admin)
     with session_scope() as session:
-        return [_public(u) for u in session.exec(select(User).order_by(col(User.id))).all()]
+        return [public(u) for u in session.exec(select(User).order_by(col(User.id))).all()]
 
 
 def set_role(
@@ -262,9 +543,7 @@ def set_role(
     """Change a user's role (admins only); the last admin can never be demoted."""
     authorize(actor, Role.admin)
     with session_scope() as session:
-        user = session.get(User, user_id)
-        if user is None:
-            raise NotFound(f"There is no user {user_id}.")
+        user = _user_row(session, user_id)
         if user.role == Role.admin and role != Role.admin:
             admins = session.exec(
                 select(func.count()).select_from(User).where(User.role == Role.admin.value)
@@ -274,12 +553,7 @@ def set_role(
         before = user.role
         user.role = role.value
         audit.record(
-            session,
-            action="user.role_changed",
-            actor_id=actor.id,
-            target=f"user:{user_id}",
-            ip=client.ip,
-            user_agent=client.user_agent,
-            detail={"from": before, "to": role.value},
-        )
-        return _public(user)
+            session, action="user.role_changed", actor_id=actor.id, target=f"user:{user_id}",
+            ip=client.ip, user_agent=client.user_agent, detail={"from": before, "to": role.value},
+        )  # fmt: skip
+        return public(user)

@@ -9,17 +9,17 @@ turned into messages (or a redirect to the login page) by :func:`handle_backend_
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import reflex as rx
 from reflex.event import EventSpec
 
 from gptstudio.models import Role
 from gptstudio.models.user import UserPublic
-from gptstudio.services import account
+from gptstudio.services import account, mfa
 from gptstudio.services.errors import DomainError, SessionExpired
 
 SESSION_COOKIE = "gptstudio_session"
-HOME_BY_ROLE = {Role.admin: "/admin", Role.creator: "/dashboard", Role.subscriber: "/home"}
 
 
 class AuthState(rx.State):
@@ -38,13 +38,17 @@ class AuthState(rx.State):
 
     @rx.var
     def home_path(self) -> str:
-        return HOME_BY_ROLE.get(Role(self.role), "/home") if self.role else "/login"
+        return mfa.HOME_BY_ROLE.get(Role(self.role), "/home") if self.role else "/login"
 
     def _client(self) -> account.Client:
         headers = self.router.headers
         forwarded = headers.raw_headers.get("x-forwarded-for", "")
         ip = forwarded.split(",")[0].strip() or self.router.session.client_ip
         return account.Client(ip=ip, user_agent=headers.user_agent)
+
+    def home_for(self, user: UserPublic) -> str:
+        """Where a user lands after logging in: set up MFA first if policy requires it."""
+        return mfa.landing_path(user)
 
     def _remember(self, user: UserPublic) -> None:
         self.user_id, self.email, self.role = user.id, user.email, user.role.value
@@ -70,10 +74,15 @@ class AuthState(rx.State):
         except SessionExpired as error:
             self.session_token = ""
             return _to_login(str(error), self.router.url.path)
+        if mfa.must_enrol(user) and self.router.url.path != "/account":
+            return [
+                rx.toast.warning("Your role requires two-step verification; set it up first."),
+                rx.redirect("/account"),
+            ]
         if roles and user.role != Role.admin and user.role not in roles:
             return [
                 rx.toast.error(f"That page needs a {' or '.join(r.value for r in roles)} account."),
-                rx.redirect(HOME_BY_ROLE[user.role]),
+                rx.redirect(mfa.HOME_BY_ROLE[user.role]),
             ]
         return None
 
@@ -102,12 +111,22 @@ class AuthState(rx.State):
         account.logout(token=self.session_token)
         self.session_token = ""
         self._forget()
-        return rx.redirect("/login?signed_out=1")
+        return rx.redirect("/login?reason=signed_out")
+
+
+# Why the login page was shown, by code: the URL carries the code, never free text.
+LOGIN_NOTICES = {
+    "required": "Please log in first.",
+    "expired": "Your session has expired. Please log in again.",
+    "disabled": "This account is disabled. Contact the administrator.",
+    "signed_out": "You are signed out.",
+}
 
 
 def _to_login(message: str, next_path: str = "") -> list[EventSpec]:
-    target = "/login" + (f"?next={next_path}" if next_path.startswith("/") else "")
-    return [rx.toast.info(message), rx.redirect(target)]
+    reason = next((code for code, text in LOGIN_NOTICES.items() if text == message), "expired")
+    query = {"reason": reason, **({"next": next_path} if next_path.startswith("/") else {})}
+    return [rx.redirect(f"/login?{urlencode(query)}")]
 
 
 def handle_backend_error(exception: Exception) -> list[EventSpec]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,10 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
+ADMIN = "ada@example.com"
 CHROMIUM = os.environ.get("GPTSTUDIO_TEST_CHROMIUM", "/usr/bin/chromium")
+# This machine has two cores shared with the app, its worker and the browser: be patient.
+expect.set_options(timeout=15_000)
 
 
 def free_port() -> int:
@@ -36,14 +43,24 @@ class RunningApp:
 
 
 @pytest.fixture(scope="session")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """``python -m gptstudio.run`` on embedded defaults, a fresh data dir and a free port."""
+def app(
+    tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox, oidc_provider: str
+) -> Iterator[RunningApp]:
+    """``python -m gptstudio.run`` on embedded defaults, a fresh data dir and a free port, with
+    mail going to a local SMTP server and single sign-on at a local OpenID provider."""
     data_dir = tmp_path_factory.mktemp("app") / "data"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
     env.update(
         GPTSTUDIO_DATA_DIR=str(data_dir),
         GPTSTUDIO_PORT=str(port),
+        GPTSTUDIO_SMTP_HOST=smtp_server.host,
+        GPTSTUDIO_SMTP_PORT=str(smtp_server.port),
+        GPTSTUDIO_SMTP_SECURITY="none",
+        GPTSTUDIO_OIDC_ISSUER=oidc_provider,
+        GPTSTUDIO_OIDC_NAME="Test SSO",
+        GPTSTUDIO_OIDC_CLIENT_ID="gptstudio-e2e",
+        GPTSTUDIO_OIDC_CLIENT_SECRET="e2e-secret",
         REFLEX_USE_SYSTEM_BUN="1",
         REFLEX_TELEMETRY_ENABLED="false",
         REFLEX_CHECK_LATEST_VERSION="false",
@@ -110,3 +127,46 @@ def page(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
+
+
+def sign_up(
+    page: Page,
+    app: RunningApp,
+    email: str,
+    *,
+    role: str = "subscriber",
+    password: str = PASSWORD,
+    confirm: str | None = None,
+) -> None:
+    page.goto(f"{app.url}/signup")
+    page.fill("#email", email)
+    page.fill("#display_name", email.split("@")[0].title())
+    page.fill("#password", password)
+    page.fill("#confirm", confirm if confirm is not None else password)
+    page.click(f"#type-{role}")
+    page.click("#submit")
+
+
+def log_in(page: Page, app: RunningApp, email: str, password: str = PASSWORD) -> None:
+    page.goto(f"{app.url}/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("#submit")
+
+
+def log_out(page: Page) -> None:
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r"/login"))
+    expect(page.locator("#notice")).to_have_text("You are signed out.")
+
+
+@pytest.fixture(scope="session")
+def admin(app: RunningApp, browser: Browser) -> str:
+    """The first account, made through the sign-up page; it becomes the admin."""
+    context = browser.new_context()
+    page = context.new_page()
+    sign_up(page, app, ADMIN)
+    expect(page).to_have_url(re.compile(r"/admin/?$"), timeout=30_000)
+    expect(page.locator("#nav-role")).to_have_text("admin")
+    context.close()
+    return ADMIN

@@ -87,10 +87,11 @@ def test_invalid_email_is_refused(db: str) -> None:
 
 def test_login_opens_a_session_that_resolves_to_the_user(db: str) -> None:
     account.register(email="ada@example.com", password=PASSWORD)
-    token, user = account.login(
+    result = account.login(
         email="ada@example.com", password=PASSWORD, client=account.Client("10.0.0.1", "pytest")
     )
-    assert account.user_for_session(token=token) == user
+    token = result.token
+    assert account.user_for_session(token=token) == result.user
     with session_scope() as session:
         stored = session.exec(select(UserSession)).one()
     assert stored.token_hash == account.hash_token(token) != token
@@ -112,8 +113,8 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(db: str) -> None:
 
 def test_login_rotates_the_previous_session(db: str) -> None:
     account.register(email="ada@example.com", password=PASSWORD)
-    first, _ = account.login(email="ada@example.com", password=PASSWORD)
-    second, _ = account.login(email="ada@example.com", password=PASSWORD, previous_token=first)
+    first = account.login(email="ada@example.com", password=PASSWORD).token
+    second = account.login(email="ada@example.com", password=PASSWORD, previous_token=first).token
     assert second != first
     with pytest.raises(SessionExpired):
         account.user_for_session(token=first)
@@ -122,7 +123,7 @@ def test_login_rotates_the_previous_session(db: str) -> None:
 
 def test_logout_ends_the_session(db: str) -> None:
     account.register(email="ada@example.com", password=PASSWORD)
-    token, _ = account.login(email="ada@example.com", password=PASSWORD)
+    token = account.login(email="ada@example.com", password=PASSWORD).token
     account.logout(token=token)
     with pytest.raises(SessionExpired, match="expired"):
         account.user_for_session(token=token)
@@ -130,7 +131,7 @@ def test_logout_ends_the_session(db: str) -> None:
 
 def test_expired_session_is_refused(db: str) -> None:
     account.register(email="ada@example.com", password=PASSWORD)
-    token, _ = account.login(email="ada@example.com", password=PASSWORD)
+    token = account.login(email="ada@example.com", password=PASSWORD).token
     with session_scope() as session:
         stored = session.exec(select(UserSession)).one()
         stored.expires_at = utcnow() - timedelta(seconds=1)
@@ -147,7 +148,7 @@ def test_unknown_or_missing_token_is_refused(db: str) -> None:
 
 def test_disabled_account_cannot_log_in_or_use_its_session(db: str) -> None:
     account.register(email="ada@example.com", password=PASSWORD)
-    token, _ = account.login(email="ada@example.com", password=PASSWORD)
+    token = account.login(email="ada@example.com", password=PASSWORD).token
     with session_scope() as session:
         session.exec(select(User)).one().is_active = False
     with pytest.raises(SessionExpired, match="disabled"):

@@ -1,0 +1,150 @@
+"""Forgot password, reset password (from the mailed link), and e-mail verification pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from gptstudio.components.layout import form_error, page
+from gptstudio.services import account
+from gptstudio.services.errors import DomainError
+from gptstudio.state.auth import AuthState
+
+SENT = (
+    "If an account exists for that e-mail, we sent it a link to choose a new password. "
+    "The link works once, for one hour."
+)
+
+
+class PasswordState(AuthState):
+    error: str = ""
+    done: str = ""
+
+    @rx.event
+    def clear(self) -> None:
+        self.error, self.done = "", ""
+
+    @rx.event
+    def request_reset(self, form: dict[str, Any]) -> None:
+        self.error = ""
+        try:
+            account.request_password_reset(email=str(form.get("email", "")), client=self._client())
+        except DomainError as error:  # e.g. the mail server is down: say so, nothing is lost
+            self.error = str(error)
+            return
+        self.done = SENT
+
+    @rx.event
+    def set_new_password(self, form: dict[str, Any]) -> Any:
+        self.error = ""
+        password = str(form.get("password", ""))
+        if password != str(form.get("confirm", "")):
+            self.error = "The two passwords do not match."
+            return None
+        try:
+            user = account.reset_password(
+                token=self.router.url.query_parameters.get("token", ""),
+                new_password=password,
+                client=self._client(),
+            )
+        except DomainError as error:
+            self.error = str(error)
+            return None
+        self.session_token = ""
+        return [
+            rx.toast.success(f"Password changed for {user.email}. Log in with the new one."),
+            rx.redirect("/login"),
+        ]
+
+    @rx.event
+    def verify(self) -> None:
+        self.clear()
+        try:
+            user = account.verify_email(
+                token=self.router.url.query_parameters.get("token", ""), client=self._client()
+            )
+        except DomainError as error:
+            self.error = str(error)
+            return
+        self.done = f"Thank you: {user.email} is confirmed."
+
+
+def _card(title: str, *children: rx.Component) -> rx.Component:
+    return page(
+        rx.card(
+            rx.vstack(rx.heading(title, size="6"), *children, spacing="3", width="100%"),
+            width="100%",
+            max_width="420px",
+        ),
+        max_width="480px",
+    )
+
+
+@rx.page(route="/forgot", title="Forgot password · GPT Studio", on_load=PasswordState.clear)
+def forgot() -> rx.Component:
+    return _card(
+        "Forgot your password?",
+        form_error(PasswordState.error),
+        rx.cond(
+            PasswordState.done != "",
+            rx.callout(PasswordState.done, id="notice"),
+            rx.form(
+                rx.vstack(
+                    rx.input(
+                        name="email",
+                        type="email",
+                        required=True,
+                        id="email",
+                        placeholder="Your e-mail",
+                        width="100%",
+                    ),
+                    rx.button("Send me a link", type="submit", width="100%", id="submit"),
+                    spacing="3",
+                ),
+                on_submit=PasswordState.request_reset,
+            ),
+        ),
+    )
+
+
+@rx.page(route="/reset", title="New password · GPT Studio", on_load=PasswordState.clear)
+def reset() -> rx.Component:
+    return _card(
+        "Choose a new password",
+        form_error(PasswordState.error),
+        rx.form(
+            rx.vstack(
+                rx.input(
+                    name="password",
+                    type="password",
+                    required=True,
+                    id="password",
+                    placeholder="New password (10+ characters)",
+                    width="100%",
+                ),
+                rx.input(
+                    name="confirm",
+                    type="password",
+                    required=True,
+                    id="confirm",
+                    placeholder="Repeat it",
+                    width="100%",
+                ),
+                rx.button("Set password", type="submit", width="100%", id="submit"),
+                spacing="3",
+            ),
+            on_submit=PasswordState.set_new_password,
+            reset_on_submit=False,
+        ),
+    )
+
+
+@rx.page(route="/verify", title="Confirm e-mail · GPT Studio", on_load=PasswordState.verify)
+def verify() -> rx.Component:
+    return _card(
+        "E-mail confirmation",
+        form_error(PasswordState.error),
+        rx.cond(PasswordState.done != "", rx.callout(PasswordState.done, id="notice")),
+        rx.link("Continue", href="/login"),
+    )

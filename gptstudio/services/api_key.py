@@ -1,0 +1,149 @@
+"""API keys for the JSON API: shown once, stored as a SHA-256 with a display prefix, scoped,
+optionally expiring, revocable."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+
+from gptstudio.db import session_scope, utcnow
+from gptstudio.models import ApiKey, Role, User
+from gptstudio.models.user import UserPublic
+from gptstudio.services import audit
+from gptstudio.services.account import Client, hash_token, public
+from gptstudio.services.errors import DomainError, InvalidInput, NotFound, PermissionDenied
+
+SCOPES = ("chat", "models:read", "documents:write", "admin")
+KEY_PREFIX = "gs-"
+_LAST_USED_REFRESH = timedelta(seconds=30)
+
+
+class ApiKeyRefused(DomainError):
+    """A missing, unknown, expired or revoked key (401), or one without the scope (403)."""
+
+    def __init__(self, message: str, *, status_code: int = 401, code: str = "invalid_api_key"):
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+def _info(key: ApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=key.id or 0,
+        name=key.name,
+        prefix=key.prefix,
+        scopes=key.scopes.split(),
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        revoked=key.revoked_at is not None,
+    )
+
+
+def create_key(
+    *,
+    actor: UserPublic,
+    name: str,
+    scopes: list[str],
+    expires_in_days: int | None = None,
+    client: Client = Client(),
+) -> tuple[str, ApiKeyInfo]:
+    """A new key for the actor; the raw key is returned here and never again."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise InvalidInput(f"Choose scopes among {', '.join(SCOPES)} (unknown: {unknown}).")
+    if "admin" in scopes and actor.role != Role.admin:
+        raise PermissionDenied("Only admins can create keys with the admin scope.")
+    if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
+        raise InvalidInput("A key can expire in 1 to 3650 days, or never.")
+    raw = f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"
+    with session_scope() as session:
+        key = ApiKey(
+            user_id=actor.id,
+            name=name.strip()[:120] or "API key",
+            prefix=raw[:10],
+            key_hash=hash_token(raw),
+            scopes=" ".join(s for s in SCOPES if s in scopes),
+            expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
+        )
+        session.add(key)
+        session.flush()
+        audit.record(
+            session, action="api_key.created", actor_id=actor.id, target=f"api_key:{key.id}",
+            ip=client.ip, user_agent=client.user_agent, detail={"scopes": key.scopes},
+        )  # fmt: skip
+        return raw, _info(key)
+
+
+def list_keys(*, actor: UserPublic) -> list[ApiKeyInfo]:
+    """The actor's own keys, newest first."""
+    with session_scope() as session:
+        rows = session.exec(
+            select(ApiKey).where(ApiKey.user_id == actor.id).order_by(col(ApiKey.id).desc())
+        ).all()
+        return [_info(k) for k in rows]
+
+
+def revoke_key(*, actor: UserPublic, key_id: int, client: Client = Client()) -> None:
+    """Revoke one of the actor's keys; another user's key id is simply not found."""
+    with session_scope() as session:
+        key = session.get(ApiKey, key_id)
+        if key is None or key.user_id != actor.id:
+            raise NotFound("There is no such API key.")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            audit.record(
+                session, action="api_key.revoked", actor_id=actor.id, target=f"api_key:{key_id}",
+                ip=client.ip, user_agent=client.user_agent,
+            )  # fmt: skip
+
+
+def authenticate(*, raw_key: str, scope: str) -> UserPublic:
+    """The owner of a valid key that carries ``scope``, or :class:`ApiKeyRefused`."""
+    if not raw_key:
+        raise ApiKeyRefused("Missing API key: send it as 'Authorization: Bearer <key>'.")
+    with session_scope() as session:
+        row = session.exec(
+            select(ApiKey, User)
+            .join(User, col(User.id) == col(ApiKey.user_id))
+            .where(ApiKey.key_hash == hash_token(raw_key))
+        ).first()
+        if row is None:
+            raise ApiKeyRefused("Incorrect API key provided.")
+        key, user = row
+        now = utcnow()
+        if key.revoked_at is not None:
+            raise ApiKeyRefused(
+                f"The API key {key.prefix}… has been revoked.", code="revoked_api_key"
+            )
+        if key.expires_at is not None and key.expires_at <= now:
+            raise ApiKeyRefused(
+                f"The API key {key.prefix}… expired on {key.expires_at:%Y-%m-%d}.",
+                code="expired_api_key",
+            )
+        if not user.is_active:
+            raise ApiKeyRefused("The account of this API key is disabled.", code="account_disabled")
+        if scope not in key.scopes.split():
+            raise ApiKeyRefused(
+                f"The API key {key.prefix}… lacks the '{scope}' scope; create a key with it.",
+                status_code=403,
+                code="insufficient_scope",
+            )
+        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_REFRESH:
+            key.last_used_at = now
+        return public(user)

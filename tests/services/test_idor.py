@@ -1,0 +1,52 @@
+"""IDOR sweep: a second user tries every object operation with the first user's ids.
+
+Reflex events and HTTP routes are thin wrappers over these service functions (they pass the
+signed-in user as ``actor``), so refusing here refuses there.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gptstudio.models import Role
+from gptstudio.services import account, api_key, assistant, audit, mfa
+from gptstudio.services.errors import NotFound, PermissionDenied
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def two_creators(db: str) -> tuple[account.UserPublic, account.UserPublic, str, int]:
+    account.register(email="root@example.com", password=PASSWORD)  # the admin
+    first = account.register(email="first@example.com", password=PASSWORD, role=Role.creator)
+    second = account.register(email="second@example.com", password=PASSWORD, role=Role.creator)
+    token = account.login(email="first@example.com", password=PASSWORD).token
+    assistant.create_assistant(actor=first, name="First's assistant")
+    _, key = api_key.create_key(actor=first, name="first key", scopes=["chat"])
+    return first, second, token, key.id
+
+
+def test_second_user_cannot_touch_first_users_objects(
+    two_creators: tuple[account.UserPublic, account.UserPublic, str, int],
+) -> None:
+    first, second, token, key_id = two_creators
+    (first_session,) = account.list_sessions(actor=first, current_token=token)
+    with pytest.raises(NotFound):
+        account.revoke_session(actor=second, session_id=first_session.id)
+    with pytest.raises(NotFound):
+        api_key.revoke_key(actor=second, key_id=key_id)
+    with pytest.raises(PermissionDenied):
+        account.set_role(actor=second, user_id=first.id, role=Role.subscriber)
+    with pytest.raises(PermissionDenied):
+        account.list_users(actor=second)
+    with pytest.raises(PermissionDenied):
+        audit.list_events(actor=second)
+    with pytest.raises(PermissionDenied):
+        mfa.set_required_roles(actor=second, roles=set())
+    assert account.list_sessions(actor=second, current_token="") == []
+    assert api_key.list_keys(actor=second) == []
+    assert assistant.list_owned(actor=second) == []
+    # and the first user's objects are untouched
+    assert account.user_for_session(token=token).id == first.id
+    assert not api_key.list_keys(actor=first)[0].revoked
+    assert [a.name for a in assistant.list_owned(actor=first)] == ["First's assistant"]
