@@ -1,0 +1,266 @@
+"""Exact and near-duplicate detection with clusters, a kept member each, and overrides.
+
+Exact duplicates share a hash of their normalised words (case, Unicode form, punctuation and
+spacing ignored). Near duplicates are found among the remaining distinct texts with MinHash +
+LSH from datasketch on word shingles, and every LSH candidate pair is verified by the exact
+Jaccard similarity of its shingle sets, so no pair below the threshold is reported. The LSH bands
+are chosen so a pair exactly at the threshold becomes a candidate with probability
+``lsh_recall``; pairs above it are found even more reliably.
+
+Signatures are computed for the whole corpus at once (:mod:`shingles`), which is what makes this
+many times faster than feeding ``MinHash.update`` one shingle at a time (see bench/dedupe.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from datasketch import LeanMinHash, MinHashLSH
+
+from gptstudio.curation.errors import InvalidParameterError
+from gptstudio.curation.graphs import component_labels
+from gptstudio.curation.shingles import (
+    U32,
+    ShingleSets,
+    minhash_signatures,
+    shingle_sets,
+    words,
+)
+
+Link = tuple[int, int, float]
+"""Two indices into the texts, first < second, and their similarity."""
+
+
+class DuplicateKind(enum.StrEnum):
+    """Why members of a cluster count as duplicates."""
+
+    EXACT = "exact"
+    NEAR = "near"
+    SEMANTIC = "semantic"
+
+
+@dataclass(frozen=True)
+class DedupeOptions:
+    """Near-duplicate settings."""
+
+    threshold: float = 0.7
+    """Jaccard similarity of word shingle sets at or above which two texts are near duplicates."""
+    shingle_size: int = 3
+    num_perm: int = 128
+    seed: int = 1
+    lsh_recall: float = 0.98
+    """Chance that a pair exactly at the threshold is examined at all (higher: slower, safer)."""
+    near: bool = True
+    """Also look for near duplicates (exact ones are always found)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise InvalidParameterError("The near-duplicate threshold must be in (0, 1].")
+        if not 0 < self.lsh_recall < 1:
+            raise InvalidParameterError("lsh_recall must be in (0, 1).")
+        if self.shingle_size < 1 or self.num_perm < 4:
+            raise InvalidParameterError("shingle_size must be at least 1 and num_perm at least 4.")
+
+
+@dataclass(frozen=True)
+class SimilarPair:
+    """Two ids and their similarity (Jaccard, or cosine for semantic pairs)."""
+
+    first: str
+    second: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class DuplicateCluster:
+    """A group of duplicates; ``kept`` stay in the dataset, ``dropped`` leave it."""
+
+    members: tuple[str, ...]
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...]
+    kind: DuplicateKind
+    pairs: tuple[SimilarPair, ...]
+    """The verified links that connect the members."""
+
+
+@dataclass(frozen=True)
+class DedupeResult:
+    """Which ids stay, which go, and why."""
+
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...]
+    clusters: tuple[DuplicateCluster, ...]
+    counts: dict[DuplicateKind, int]
+    """Dropped ids per kind."""
+
+
+def exact_key(*, text: str) -> str:
+    """A hash of ``text``'s normalised words; equal keys mean exact duplicates."""
+    tokens = words(text=text)
+    basis = " ".join(tokens) if tokens else " ".join(text.split())
+    return hashlib.blake2b(basis.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def lsh_bands(*, threshold: float, num_perm: int, recall: float) -> tuple[int, int]:
+    """(bands, rows) with the most rows per band that still catches a pair at ``threshold``
+    with probability ``recall``: the fewest false candidates for that recall."""
+    for rows in range(num_perm // 2, 0, -1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands >= recall:
+            return bands, rows
+    return num_perm, 1
+
+
+def _lsh_candidates(
+    signatures: U32, indices: Iterable[int], options: DedupeOptions
+) -> set[tuple[int, int]]:
+    """Index pairs that share an LSH bucket in at least one band."""
+    bands, rows = lsh_bands(
+        threshold=options.threshold, num_perm=options.num_perm, recall=options.lsh_recall
+    )
+    lsh = MinHashLSH(num_perm=options.num_perm, params=(bands, rows))
+    with lsh.insertion_session() as session:
+        for index in indices:
+            sketch = LeanMinHash(seed=options.seed, hashvalues=signatures[index], scheme="affine32")
+            session.insert(int(index), sketch, check_duplication=False)
+    # Reading the shared buckets once gives the same pairs as querying every text, at a
+    # fraction of the cost.
+    pairs: set[tuple[int, int]] = set()
+    for table in lsh.hashtables:
+        for bucket, size in table.itemcounts().items():
+            if size > 1:
+                pairs.update(combinations(sorted(table.get(bucket)), 2))
+    return pairs
+
+
+class _ShingleCache:
+    """Python sets of shingle hashes, built only for texts that are LSH candidates."""
+
+    def __init__(self, shingles: ShingleSets) -> None:
+        self.shingles = shingles
+        self.sets: dict[int, set[int]] = {}
+
+    def jaccard(self, first: int, second: int) -> float:
+        a, b = self._set(first), self._set(second)
+        return len(a & b) / len(a | b)
+
+    def _set(self, index: int) -> set[int]:
+        if index not in self.sets:
+            self.sets[index] = set(self.shingles.of(index).tolist())
+        return self.sets[index]
+
+
+def near_duplicate_indices(
+    *, texts: Sequence[str], options: DedupeOptions | None = None
+) -> list[Link]:
+    """Index pairs ``(i, j, jaccard)``, ``i < j``, whose verified Jaccard is >= the threshold."""
+    options = options or DedupeOptions()
+    shingles = shingle_sets(texts=texts, shingle_size=options.shingle_size)
+    signatures = minhash_signatures(shingles=shingles, num_perm=options.num_perm, seed=options.seed)
+    cache = _ShingleCache(shingles)
+    candidates = _lsh_candidates(signatures, np.flatnonzero(shingles.sizes() > 0), options)
+    verified = ((i, j, cache.jaccard(i, j)) for i, j in sorted(candidates))
+    return [(i, j, similarity) for i, j, similarity in verified if similarity >= options.threshold]
+
+
+@dataclass(frozen=True)
+class _Group:
+    members: list[int]
+    links: list[Link]
+
+
+def _groups(count: int, links: Sequence[Link]) -> list[_Group]:
+    """Connected groups of two or more indices, members sorted, groups in input order."""
+    if not links:
+        return []
+    labels = component_labels(count=count, edges=[(i, j) for i, j, _ in links])
+    groups: dict[int, _Group] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(label, _Group([], [])).members.append(index)
+    for link in links:
+        groups[labels[link[0]]].links.append(link)
+    return [group for group in groups.values() if len(group.members) > 1]
+
+
+def _cluster(
+    ids: Sequence[str], group: _Group, kind: DuplicateKind, keep: Collection[str]
+) -> DuplicateCluster:
+    names = tuple(ids[index] for index in group.members)
+    kept = tuple(name for name in names if name in keep) or names[:1]
+    dropped = tuple(name for name in names if name not in kept)
+    pairs = tuple(SimilarPair(ids[i], ids[j], similarity) for i, j, similarity in group.links)
+    return DuplicateCluster(names, kept, dropped, kind, pairs)
+
+
+def cluster_pairs(
+    *,
+    ids: Sequence[str],
+    pairs: Iterable[Link],
+    kind: DuplicateKind | Callable[[Sequence[int]], DuplicateKind],
+    keep: Collection[str] = frozenset(),
+) -> DedupeResult:
+    """Group ``ids`` linked by index ``pairs`` ``(i, j, similarity)`` and choose who stays.
+
+    In each cluster the members listed in ``keep`` stay (the creator's override); when none is
+    listed the first member in input order stays. ``kind`` is the kind of every cluster, or a
+    function of a cluster's member indices.
+    """
+    keep = frozenset(keep)
+    clusters = [
+        _cluster(ids, group, kind if isinstance(kind, DuplicateKind) else kind(group.members), keep)
+        for group in _groups(len(ids), list(pairs))
+    ]
+    dropped = {name for cluster in clusters for name in cluster.dropped}
+    counts = dict.fromkeys(DuplicateKind, 0)
+    for cluster in clusters:
+        counts[cluster.kind] += len(cluster.dropped)
+    return DedupeResult(
+        kept=tuple(name for name in ids if name not in dropped),
+        dropped=tuple(name for name in ids if name in dropped),
+        clusters=tuple(clusters),
+        counts=counts,
+    )
+
+
+def _exact_links(keys: Sequence[str]) -> tuple[list[Link], list[int]]:
+    """Links from each exact duplicate to the first text with its key, and those first texts."""
+    first_with: dict[str, int] = {}
+    links = []
+    for index, key in enumerate(keys):
+        first = first_with.setdefault(key, index)
+        if first != index:
+            links.append((first, index, 1.0))
+    return links, sorted(first_with.values())
+
+
+def find_duplicates(
+    *,
+    texts: Mapping[str, str],
+    options: DedupeOptions | None = None,
+    keep: Collection[str] = frozenset(),
+) -> DedupeResult:
+    """Exact and near-duplicate clusters among ``texts`` (id -> text), with kept members.
+
+    Near duplicates are searched among one representative per exact-duplicate group. A cluster
+    is ``EXACT`` when all its members have the same normalised words, else ``NEAR``. Ids in
+    ``keep`` are never dropped; ids in ``keep`` that are not in ``texts`` are ignored.
+    """
+    options = options or DedupeOptions()
+    ids = list(texts)
+    keys = [exact_key(text=texts[name]) for name in ids]
+    links, representatives = _exact_links(keys)
+    if options.near:
+        chosen = [texts[ids[index]] for index in representatives]
+        for i, j, similarity in near_duplicate_indices(texts=chosen, options=options):
+            links.append((representatives[i], representatives[j], similarity))
+
+    def kind(members: Sequence[int]) -> DuplicateKind:
+        same = len({keys[index] for index in members}) == 1
+        return DuplicateKind.EXACT if same else DuplicateKind.NEAR
+
+    return cluster_pairs(ids=ids, pairs=links, kind=kind, keep=keep)

@@ -1,0 +1,110 @@
+"""Dataset snapshots: a content hash, chat-format JSONL export, and diffs between versions.
+
+The hash covers the examples (sorted by id, so order does not matter) and the parameters that
+produced them, through canonical JSON: the same examples and settings always hash the same, on
+any machine. Diffs match examples by their stable ids, so a reworded answer shows as *changed*
+rather than as one removal and one addition.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gptstudio.curation.errors import InvalidParameterError
+from gptstudio.curation.examples import Example, ExampleKind, Message, Provenance, Role
+from gptstudio.curation.hashing import canonical_json, sha256_hex
+
+
+def example_record(*, example: Example) -> dict[str, Any]:
+    """The JSONL record of one example: ``{"messages": [...], "source": {...}}`` plus id and
+    kind, which training ignores."""
+    return {
+        "id": example.example_id,
+        "kind": example.kind.value,
+        "messages": [{"role": m.role.value, "content": m.content} for m in example.messages],
+        "source": example.source.to_json(),
+    }
+
+
+def to_chat_jsonl(*, examples: Iterable[Example]) -> str:
+    """One chat-format JSON object per line, UTF-8 text, newline-terminated."""
+    return "".join(
+        json.dumps(example_record(example=example), ensure_ascii=False) + "\n"
+        for example in examples
+    )
+
+
+def _provenance(record: Mapping[str, Any]) -> Provenance:
+    return Provenance(
+        document_id=str(record["document_id"]),
+        page=record.get("page"),
+        heading_path=tuple(record.get("heading_path", ())),
+        row=record.get("row"),
+        char_start=record.get("char_start"),
+        char_end=record.get("char_end"),
+    )
+
+
+def from_chat_jsonl(*, text: str) -> tuple[Example, ...]:
+    """Examples back from :func:`to_chat_jsonl` output."""
+    examples = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            messages = tuple(
+                Message(Role(m["role"]), str(m["content"])) for m in record["messages"]
+            )
+            example = Example(
+                example_id=str(record["id"]),
+                messages=messages,
+                source=_provenance(record["source"]),
+                kind=ExampleKind(record["kind"]),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise InvalidParameterError(
+                f"Line {number} is not a dataset record: {error}."
+            ) from error
+        examples.append(example)
+    return tuple(examples)
+
+
+def dataset_hash(*, examples: Iterable[Example], parameters: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the examples, in id order, and the parameters (options dataclasses,
+    enums, sets and plain JSON values are all accepted)."""
+    records = sorted(
+        (example_record(example=example) for example in examples), key=lambda r: r["id"]
+    )
+    return sha256_hex(value={"examples": records, "parameters": dict(parameters)})
+
+
+@dataclass(frozen=True)
+class ExampleDiff:
+    """Example ids added, removed and changed between two versions, and how many are equal."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    unchanged: int
+
+
+def diff_examples(*, old: Sequence[Example], new: Sequence[Example]) -> ExampleDiff:
+    """Compare two versions of a dataset by example id."""
+    before = {
+        example.example_id: canonical_json(value=example_record(example=example)) for example in old
+    }
+    after = {
+        example.example_id: canonical_json(value=example_record(example=example)) for example in new
+    }
+    common = [name for name in after if name in before]
+    changed = tuple(name for name in common if before[name] != after[name])
+    return ExampleDiff(
+        added=tuple(name for name in after if name not in before),
+        removed=tuple(name for name in before if name not in after),
+        changed=changed,
+        unchanged=len(common) - len(changed),
+    )

@@ -1,0 +1,93 @@
+"""Snapshot hash, chat JSONL export and diffs by stable example id."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from gptstudio.curation.dedupe import DedupeOptions
+from gptstudio.curation.errors import InvalidParameterError
+from gptstudio.curation.examples import (
+    ExampleKind,
+    Message,
+    Provenance,
+    Role,
+    make_example,
+    question_answer,
+)
+from gptstudio.curation.snapshot import (
+    dataset_hash,
+    diff_examples,
+    from_chat_jsonl,
+    to_chat_jsonl,
+)
+
+SOURCE = Provenance(document_id="doc", page=3, heading_path=("Soil",), char_start=10, char_end=60)
+FIRST = make_example(
+    messages=question_answer(
+        question="What is pH?", answer="A measure of acidity.", system_prompt="Be brief."
+    ),
+    source=SOURCE,
+    kind=ExampleKind.DEFINITION,
+)
+SECOND = make_example(
+    messages=question_answer(question="Fill in: soil ____", answer="pH"),
+    source=SOURCE,
+    kind=ExampleKind.CLOZE,
+)
+
+
+def test_jsonl_is_chat_format_with_source() -> None:
+    line = json.loads(to_chat_jsonl(examples=[FIRST]).splitlines()[0])
+    assert line["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is pH?"},
+        {"role": "assistant", "content": "A measure of acidity."},
+    ]
+    assert line["source"] == {
+        "document_id": "doc",
+        "page": 3,
+        "heading_path": ["Soil"],
+        "char_start": 10,
+        "char_end": 60,
+    }
+
+
+def test_jsonl_round_trips() -> None:
+    assert from_chat_jsonl(text=to_chat_jsonl(examples=[FIRST, SECOND])) == (FIRST, SECOND)
+    with pytest.raises(InvalidParameterError, match="Line 1"):
+        from_chat_jsonl(text='{"messages": []}\n')
+
+
+def test_hash_ignores_order_but_not_content_or_parameters() -> None:
+    parameters = {"dedupe": DedupeOptions(), "languages": frozenset({"en", "de"})}
+    base = dataset_hash(examples=[FIRST, SECOND], parameters=parameters)
+    assert base == dataset_hash(examples=[SECOND, FIRST], parameters=dict(parameters))
+    assert len(base) == 64
+    other = {"dedupe": DedupeOptions(threshold=0.8), "languages": frozenset({"en", "de"})}
+    assert base != dataset_hash(examples=[FIRST, SECOND], parameters=other)
+    assert base != dataset_hash(examples=[FIRST], parameters=parameters)
+
+
+def test_unrecordable_parameters_are_refused() -> None:
+    with pytest.raises(InvalidParameterError, match="object values cannot be recorded"):
+        dataset_hash(examples=[], parameters={"x": object()})
+
+
+def test_diff_by_stable_id() -> None:
+    reworded = dataclasses.replace(
+        FIRST, messages=(Message(Role.USER, "What is pH?"), Message(Role.ASSISTANT, "Acidity."))
+    )
+    third = make_example(
+        messages=question_answer(question="q", answer="a"),
+        source=SOURCE,
+        kind=ExampleKind.CLOZE,
+        ordinal=1,
+    )
+    diff = diff_examples(old=[FIRST, SECOND], new=[reworded, third])
+    assert diff.changed == (FIRST.example_id,)
+    assert diff.added == (third.example_id,)
+    assert diff.removed == (SECOND.example_id,)
+    assert diff.unchanged == 0

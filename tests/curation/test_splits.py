@@ -1,0 +1,107 @@
+"""Document-level splits: deterministic, near target shares, duplicates kept together."""
+
+from __future__ import annotations
+
+import pytest
+
+from gptstudio.curation.dedupe import DuplicateCluster, DuplicateKind
+from gptstudio.curation.errors import InvalidParameterError, LeakageError
+from gptstudio.curation.examples import (
+    Example,
+    ExampleKind,
+    Provenance,
+    make_example,
+    question_answer,
+)
+from gptstudio.curation.splits import (
+    LeakKind,
+    Split,
+    SplitRatios,
+    assign_examples,
+    check_no_leakage,
+    find_leaks,
+    linked_documents,
+    split_documents,
+)
+
+WEIGHTS = {f"doc{n:03}": float(1 + n % 7) for n in range(200)}
+
+
+def example(document: str, question: str, answer: str, ordinal: int = 0) -> Example:
+    return make_example(
+        messages=question_answer(question=question, answer=answer),
+        source=Provenance(document_id=document),
+        kind=ExampleKind.DEFINITION,
+        ordinal=ordinal,
+    )
+
+
+def test_split_is_deterministic_and_near_the_target_shares() -> None:
+    first = split_documents(weights=WEIGHTS, seed=3)
+    assert first == split_documents(weights=dict(reversed(WEIGHTS.items())), seed=3)
+    assert first != split_documents(weights=WEIGHTS, seed=4)
+    total = sum(WEIGHTS.values())
+    for split, target in ((Split.TRAIN, 0.8), (Split.VALIDATION, 0.1), (Split.TEST, 0.1)):
+        share = sum(WEIGHTS[d] for d, s in first.items() if s == split) / total
+        assert share == pytest.approx(target, abs=0.02)
+
+
+def test_linked_documents_share_a_split() -> None:
+    links = [frozenset({"doc001", "doc150"}), frozenset({"doc150", "doc199", "unknown"})]
+    for seed in range(10):
+        assignment = split_documents(weights=WEIGHTS, links=links, seed=seed)
+        assert len({assignment["doc001"], assignment["doc150"], assignment["doc199"]}) == 1
+
+
+def test_clusters_link_the_documents_of_their_members() -> None:
+    cluster = DuplicateCluster(("c1", "c2", "c3"), ("c1",), ("c2", "c3"), DuplicateKind.NEAR, ())
+    same_document = DuplicateCluster(("c4", "c5"), ("c4",), ("c5",), DuplicateKind.EXACT, ())
+    document_of = {"c1": "A", "c2": "B", "c3": "A", "c4": "C", "c5": "C"}
+    assert linked_documents(clusters=[cluster, same_document], document_of=document_of) == [
+        frozenset({"A", "B"})
+    ]
+
+
+def test_zero_share_splits_stay_empty() -> None:
+    assignment = split_documents(weights=WEIGHTS, ratios=SplitRatios(0.9, 0.1, 0.0))
+    assert Split.TEST not in set(assignment.values())
+
+
+def test_ratios_are_checked() -> None:
+    with pytest.raises(InvalidParameterError):
+        SplitRatios(0.5, 0.3, 0.1)
+
+
+def test_examples_follow_their_document() -> None:
+    examples = [example("A", "q1", "a1"), example("B", "q2", "a2")]
+    grouped = assign_examples(examples=examples, assignment={"A": Split.TRAIN, "B": Split.TEST})
+    assert [len(grouped[s]) for s in Split] == [1, 0, 1]
+    with pytest.raises(InvalidParameterError, match="has no split"):
+        assign_examples(examples=examples, assignment={"A": Split.TRAIN})
+
+
+ANSWER = "Agricultural lime raises the pH of acidic soil over several months of autumn rain."
+
+
+def test_leak_check_finds_shared_documents_and_cross_split_duplicates() -> None:
+    splits = {
+        Split.TRAIN: (example("A", "What does lime do?", ANSWER), example("B", "q", "unrelated")),
+        Split.VALIDATION: (example("A", "other", "text", 1),),
+        Split.TEST: (example("C", "What does lime do?", ANSWER + "!"),),
+    }
+    leaks = find_leaks(splits=splits)
+    assert {(leak.kind, leak.splits) for leak in leaks} == {
+        (LeakKind.SHARED_DOCUMENT, (Split.TRAIN, Split.VALIDATION)),
+        (LeakKind.DUPLICATE, (Split.TEST, Split.TRAIN)),
+    }
+    with pytest.raises(LeakageError, match="2 leak"):
+        check_no_leakage(splits=splits)
+
+
+def test_a_clean_split_passes() -> None:
+    splits = {
+        Split.TRAIN: (example("A", "What does lime do?", ANSWER),),
+        Split.VALIDATION: (example("B", "What is loam?", "A soil with balanced sand and clay."),),
+        Split.TEST: (),
+    }
+    check_no_leakage(splits=splits)
