@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     lockout_threshold: int = Field(5, ge=1)
     lockout_base_seconds: int = Field(30, ge=1)
     lockout_max_seconds: int = Field(3600, ge=1)
+    # Documents: per-upload limit, per-creator storage quota, URL ingestion.
+    max_upload_mb: int = Field(50, ge=1, description="largest single upload")
+    storage_quota_mb: int = Field(2048, ge=1, description="all of one creator's documents")
+    allow_private_urls: bool = Field(
+        False, description="let URL ingestion fetch private addresses (tests, intranets)"
+    )
+    crawl_max_pages: int = Field(20, ge=1)
+    crawl_max_depth: int = Field(2, ge=0)
+    crawl_delay_seconds: float = Field(0.5, ge=0)
+    fetch_timeout_seconds: float = Field(15, gt=0)
     # Mail (password reset, e-mail verification); no host: mails are written to the log.
     smtp_host: str = ""
     smtp_port: int = 587

@@ -202,3 +202,13 @@ def oidc_provider() -> Iterator[str]:
     users = [User(sub=sub, claims=claims) for sub, claims in OIDC_USERS.items()]
     with run_server_in_thread(require_nonce=True, user_claims=users) as server:
         yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture
+def run_tasks_inline() -> Iterator[None]:
+    """Huey's immediate mode: enqueued tasks run at once, in this process (in-memory queue)."""
+    from trainer.queue import huey
+
+    huey.immediate = True
+    yield
+    huey.immediate = False

@@ -6,7 +6,7 @@ from gptstudio.models.assistant import Assistant
 from gptstudio.models.audit_event import AuditEvent
 from gptstudio.models.conversation import Conversation, Message
 from gptstudio.models.dataset import Dataset
-from gptstudio.models.document import Document
+from gptstudio.models.document import CurationRun, Document, ExampleOverride
 from gptstudio.models.model_version import ModelVersion
 from gptstudio.models.subscription import Subscription
 from gptstudio.models.training_job import TrainingJob
@@ -28,8 +28,10 @@ __all__ = [
     "Assistant",
     "AuditEvent",
     "Conversation",
+    "CurationRun",
     "Dataset",
     "Document",
+    "ExampleOverride",
     "LoginThrottle",
     "Message",
     "MfaBackupCode",

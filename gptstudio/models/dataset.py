@@ -17,6 +17,7 @@ class Dataset(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     assistant_id: int = Field(foreign_key="assistants.id", index=True, ondelete="CASCADE")
+    curation_run_id: int | None = Field(default=None, foreign_key="curation_runs.id")
     version: int = 1
     content_hash: str = Field(default="", max_length=64)
     status: str = Field(default="draft", max_length=20)

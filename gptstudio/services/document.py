@@ -1,0 +1,265 @@
+"""Documents: streamed uploads with a per-creator quota, parsing on a worker, per-file status.
+
+Uploads are written to disk in chunks (never whole in memory) under the artifacts folder; the
+bytes are parsed by a queue task with the pure :mod:`gptstudio.curation.parsers`, and every
+problem ends as a ``failed`` document whose ``error`` tells the creator what to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from gptstudio.curation.errors import CurationError
+from gptstudio.curation.filenames import safe_filename
+from gptstudio.db import session_scope
+from gptstudio.models import Assistant, Document, Role
+from gptstudio.models.user import UserPublic
+from gptstudio.services.account import authorize
+from gptstudio.services.errors import DomainError, InvalidInput, NotFound
+from gptstudio.settings import get_settings
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+
+
+class UploadRefused(DomainError):
+    status_code = 413
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: int
+    assistant_id: int
+    filename: str
+    source_url: str
+    content_type: str
+    size_bytes: int
+    status: str
+    error: str
+    report: dict[str, Any]
+    created_at: datetime
+
+
+def _info(document: Document) -> DocumentInfo:
+    return DocumentInfo(
+        id=document.id or 0,
+        assistant_id=document.assistant_id,
+        filename=document.filename,
+        source_url=document.source_url,
+        content_type=document.content_type,
+        size_bytes=document.size_bytes,
+        status=document.status,
+        error=document.error,
+        report=document.report,
+        created_at=document.created_at,
+    )
+
+
+def owned_assistant(session: Session, *, actor: UserPublic, assistant_id: int) -> Assistant:
+    """The assistant, if ``actor`` owns it (or is an admin); another creator's is not found."""
+    authorize(actor, Role.creator)
+    assistant = session.get(Assistant, assistant_id)
+    if assistant is None or (assistant.owner_id != actor.id and actor.role != Role.admin):
+        raise NotFound("There is no such assistant.")
+    return assistant
+
+
+def _documents_dir(assistant_id: int) -> Path:
+    folder = get_settings().artifacts_dir / "documents" / str(assistant_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def used_bytes(session: Session, owner_id: int) -> int:
+    return int(
+        session.exec(
+            select(func.coalesce(func.sum(Document.size_bytes), 0)).where(
+                Document.owner_id == owner_id
+            )
+        ).one()
+    )
+
+
+def _clean_name(filename: str) -> str:
+    try:
+        return safe_filename(name=filename)
+    except CurationError as error:
+        raise InvalidInput(str(error)) from None
+
+
+async def store_upload(
+    *,
+    actor: UserPublic,
+    assistant_id: int,
+    filename: str,
+    stream: AsyncIterator[bytes],
+    source_url: str = "",
+) -> DocumentInfo:
+    """Write an upload to disk chunk by chunk, within the size limit and the creator's quota,
+    record it, and queue its parsing. Nothing is kept when a limit is hit."""
+    settings = get_settings()
+    name = _clean_name(filename)
+    with session_scope() as session:
+        owned_assistant(session, actor=actor, assistant_id=assistant_id)
+        room = settings.storage_quota_mb * 1024 * 1024 - used_bytes(session, actor.id)
+    limit = settings.max_upload_mb * 1024 * 1024
+    folder = _documents_dir(assistant_id)
+    partial = folder / f".upload-{secrets.token_hex(8)}"
+    digest, size = hashlib.sha256(), 0
+    try:
+        with partial.open("wb") as sink:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > limit:
+                    raise UploadRefused(
+                        f"{name} is larger than the {settings.max_upload_mb} MB upload limit; "
+                        "split it into smaller files."
+                    )
+                if size > room:
+                    raise UploadRefused(
+                        f"{name} does not fit in your {settings.storage_quota_mb} MB of storage; "
+                        "delete documents you no longer need."
+                    )
+                digest.update(chunk)
+                sink.write(chunk)
+        with session_scope() as session:
+            document = Document(
+                owner_id=actor.id, assistant_id=assistant_id, filename=name, size_bytes=size,
+                sha256=digest.hexdigest(), source_url=source_url, status="uploaded",
+            )  # fmt: skip
+            session.add(document)
+            session.flush()
+            final = folder / f"{document.id}-{name}"
+            partial.rename(final)
+            document.storage_path = str(final)
+            info = _info(document)
+    finally:
+        partial.unlink(missing_ok=True)
+    _enqueue_parse(info.id)
+    return info
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), CHUNK):
+        yield data[start : start + CHUNK]
+
+
+async def store_bytes(
+    *, actor: UserPublic, assistant_id: int, filename: str, data: bytes, source_url: str = ""
+) -> DocumentInfo:
+    """:func:`store_upload` for bytes already in memory (fetched web pages)."""
+    return await store_upload(
+        actor=actor, assistant_id=assistant_id, filename=filename, stream=_one_chunk(data),
+        source_url=source_url,
+    )  # fmt: skip
+
+
+def record_failure(
+    *, actor: UserPublic, assistant_id: int, name: str, source_url: str, error: str
+) -> DocumentInfo:
+    """A document that could not be fetched: listed as failed, with the reason."""
+    with session_scope() as session:
+        owned_assistant(session, actor=actor, assistant_id=assistant_id)
+        document = Document(
+            owner_id=actor.id, assistant_id=assistant_id, filename=name[:400],
+            source_url=source_url[:2000], status="failed", error=error[:2000],
+        )  # fmt: skip
+        session.add(document)
+        session.flush()
+        return _info(document)
+
+
+def _enqueue_parse(document_id: int) -> None:
+    from trainer import tasks
+
+    tasks.parse_document_task(document_id)
+
+
+def list_documents(*, actor: UserPublic, assistant_id: int) -> list[DocumentInfo]:
+    """The assistant's documents, newest first (its owner only)."""
+    with session_scope() as session:
+        owned_assistant(session, actor=actor, assistant_id=assistant_id)
+        rows = session.exec(
+            select(Document)
+            .where(Document.assistant_id == assistant_id)
+            .order_by(col(Document.id).desc())
+        ).all()
+        return [_info(d) for d in rows]
+
+
+def delete_document(*, actor: UserPublic, document_id: int) -> None:
+    """Remove a document and its file (its owner only)."""
+    with session_scope() as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise NotFound("There is no such document.")
+        owned_assistant(session, actor=actor, assistant_id=document.assistant_id)
+        path = Path(document.storage_path) if document.storage_path else None
+        session.delete(document)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def storage_summary(*, actor: UserPublic) -> tuple[int, int]:
+    """(bytes used, bytes allowed) for the actor's documents."""
+    with session_scope() as session:
+        used = used_bytes(session, actor.id)
+    return used, get_settings().storage_quota_mb * 1024 * 1024
+
+
+def parse_stored(document_id: int) -> None:
+    """Worker side: parse a stored upload and record the outcome on the document."""
+    from gptstudio.curation.parsers import ParseLimits, parse_document
+
+    with session_scope() as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            return  # deleted before the worker got to it
+        document.status = "parsing"
+        path, name = Path(document.storage_path), document.filename
+    limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
+    status, error, report = "failed", "", {}
+    try:
+        parsed = parse_document(
+            data=path.read_bytes(), filename=name, document_id=str(document_id), limits=limits
+        )
+        status, report = "parsed", parse_report(parsed)
+    except CurationError as failure:
+        error = str(failure)
+    except OSError as failure:
+        error = f"The stored file cannot be read ({failure.strerror}); upload it again."
+    except Exception as failure:
+        log.exception("parsing document %s failed", document_id)
+        error = f"This file could not be read ({type(failure).__name__}); try another format."
+    with session_scope() as session:
+        document = session.get(Document, document_id)
+        if document is not None:
+            document.status, document.error, document.report = status, error, report
+            document.content_type = str(report.get("file_type", document.content_type))
+
+
+def parse_report(parsed: Any) -> dict[str, Any]:
+    """What the document page shows about a parse."""
+    report = parsed.report
+    return {
+        "file_type": report.file_type.value,
+        "declared_type": report.declared_type.value if report.declared_type else None,
+        "extension_mismatch": report.extension_mismatch,
+        "encoding": report.encoding,
+        "pages": report.pages,
+        "records": report.records,
+        "sections": len(parsed.sections),
+        "examples": len(parsed.examples),
+        "characters": sum(len(s.text) for s in parsed.sections),
+        "notes": list(report.notes),
+    }
