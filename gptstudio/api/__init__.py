@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gptstudio.api import auth, models, ops
+from gptstudio.api import auth, documents, models, ops
 from gptstudio.api.errors import domain_error_handler, error_body
 from gptstudio.services.errors import DomainError
 
@@ -107,7 +107,7 @@ class OriginCheckMiddleware:
 def create_api() -> FastAPI:
     """The FastAPI app Reflex mounts itself into."""
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    for module in (ops, auth, models):
+    for module in (ops, auth, models, documents):
         api.include_router(module.router)
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_middleware(OriginCheckMiddleware)

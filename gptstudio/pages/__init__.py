@@ -1,11 +1,22 @@
 """One module per page; importing this package registers every page on the app."""
 
-from gptstudio.pages import account, admin, dashboard, home, landing, login, password, signup
+from gptstudio.pages import (
+    account,
+    admin,
+    dashboard,
+    data,
+    home,
+    landing,
+    login,
+    password,
+    signup,
+)
 
 __all__ = [
     "account",
     "admin",
     "dashboard",
+    "data",
     "home",
     "landing",
     "login",

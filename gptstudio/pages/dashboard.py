@@ -68,7 +68,15 @@ def _card(item: rx.Var[dict[str, str]]) -> rx.Component:
             rx.badge(item["status"]),
         ),
         rx.text(item["description"], color_scheme="gray", size="2"),
-        rx.text("Created ", item["created"], size="1", color_scheme="gray"),
+        rx.hstack(
+            rx.text("Created ", item["created"], size="1", color_scheme="gray"),
+            rx.spacer(),
+            rx.link(
+                rx.button("Documents and data", size="1", variant="soft"),
+                href="/assistant/data?id=" + item["id"],
+            ),
+            width="100%",
+        ),
         width="100%",
         class_name="assistant-card",
     )

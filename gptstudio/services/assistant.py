@@ -5,20 +5,35 @@ from __future__ import annotations
 import re
 import secrets
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope
 from gptstudio.models import Assistant, Role
 from gptstudio.models.assistant import AssistantPublic
 from gptstudio.models.user import UserPublic
 from gptstudio.services.account import authorize
-from gptstudio.services.errors import InvalidInput
+from gptstudio.services.errors import InvalidInput, NotFound
 
 
 def slugify(name: str) -> str:
     """A URL-safe lower-case slug of ``name`` (letters, digits and dashes)."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:100] or "assistant"
+
+
+def owned_assistant(session: Session, *, actor: UserPublic, assistant_id: int) -> Assistant:
+    """The assistant, if ``actor`` owns it (or is an admin); another creator's is not found."""
+    authorize(actor, Role.creator)
+    assistant = session.get(Assistant, assistant_id)
+    if assistant is None or (assistant.owner_id != actor.id and actor.role != Role.admin):
+        raise NotFound("There is no such assistant.")
+    return assistant
+
+
+def get_owned(*, actor: UserPublic, assistant_id: int) -> AssistantPublic:
+    """One of the actor's own assistants (admins: any)."""
+    with session_scope() as session:
+        return _public(owned_assistant(session, actor=actor, assistant_id=assistant_id))
 
 
 def _public(assistant: Assistant) -> AssistantPublic:

@@ -23,7 +23,7 @@ from gptstudio.curation.errors import CurationError
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.models.user import UserPublic
-from gptstudio.services.document import owned_assistant
+from gptstudio.services.assistant import owned_assistant
 from gptstudio.services.errors import InvalidInput, NotFound
 from gptstudio.settings import get_settings
 

@@ -22,9 +22,9 @@ from sqlmodel import Session, col, select
 from gptstudio.curation.errors import CurationError
 from gptstudio.curation.filenames import safe_filename
 from gptstudio.db import session_scope
-from gptstudio.models import Assistant, Document, Role
+from gptstudio.models import Document
 from gptstudio.models.user import UserPublic
-from gptstudio.services.account import authorize
+from gptstudio.services.assistant import owned_assistant
 from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
@@ -65,15 +65,6 @@ def _info(document: Document) -> DocumentInfo:
     )
 
 
-def owned_assistant(session: Session, *, actor: UserPublic, assistant_id: int) -> Assistant:
-    """The assistant, if ``actor`` owns it (or is an admin); another creator's is not found."""
-    authorize(actor, Role.creator)
-    assistant = session.get(Assistant, assistant_id)
-    if assistant is None or (assistant.owner_id != actor.id and actor.role != Role.admin):
-        raise NotFound("There is no such assistant.")
-    return assistant
-
-
 def _documents_dir(assistant_id: int) -> Path:
     folder = get_settings().artifacts_dir / "documents" / str(assistant_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,6 +88,68 @@ def _clean_name(filename: str) -> str:
         raise InvalidInput(str(error)) from None
 
 
+class UploadWriter:
+    """Writes one upload to disk chunk by chunk within the size limit and the creator's quota.
+
+    ``finish`` records the document and queues its parsing; ``abort`` leaves nothing behind.
+    """
+
+    def __init__(
+        self, *, actor: UserPublic, assistant_id: int, filename: str, source_url: str = ""
+    ) -> None:
+        settings = get_settings()
+        self.actor, self.assistant_id, self.source_url = actor, assistant_id, source_url
+        self.name = _clean_name(filename)
+        with session_scope() as session:
+            owned_assistant(session, actor=actor, assistant_id=assistant_id)
+            self.room = settings.storage_quota_mb * 1024 * 1024 - used_bytes(session, actor.id)
+        self.limit = settings.max_upload_mb * 1024 * 1024
+        self.folder = _documents_dir(assistant_id)
+        self.partial = self.folder / f".upload-{secrets.token_hex(8)}"
+        self.sink = self.partial.open("wb")
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def write(self, chunk: bytes) -> None:
+        settings = get_settings()
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise UploadRefused(
+                f"{self.name} is larger than the {settings.max_upload_mb} MB upload limit; "
+                "split it into smaller files."
+            )
+        if self.size > self.room:
+            raise UploadRefused(
+                f"{self.name} does not fit in your {settings.storage_quota_mb} MB of storage; "
+                "delete documents you no longer need."
+            )
+        self.digest.update(chunk)
+        self.sink.write(chunk)
+
+    def finish(self) -> DocumentInfo:
+        self.sink.close()
+        try:
+            with session_scope() as session:
+                document = Document(
+                    owner_id=self.actor.id, assistant_id=self.assistant_id, filename=self.name,
+                    size_bytes=self.size, sha256=self.digest.hexdigest(),
+                    source_url=self.source_url, status="uploaded",
+                )  # fmt: skip
+                session.add(document)
+                session.flush()
+                final = self.folder / f"{document.id}-{self.name}"
+                self.partial.rename(final)
+                document.storage_path = str(final)
+                info = _info(document)
+        finally:
+            self.partial.unlink(missing_ok=True)
+        _enqueue_parse(info.id)
+        return info
+
+    def abort(self) -> None:
+        self.sink.close()
+        self.partial.unlink(missing_ok=True)
+
+
 async def store_upload(
     *,
     actor: UserPublic,
@@ -105,48 +158,17 @@ async def store_upload(
     stream: AsyncIterator[bytes],
     source_url: str = "",
 ) -> DocumentInfo:
-    """Write an upload to disk chunk by chunk, within the size limit and the creator's quota,
-    record it, and queue its parsing. Nothing is kept when a limit is hit."""
-    settings = get_settings()
-    name = _clean_name(filename)
-    with session_scope() as session:
-        owned_assistant(session, actor=actor, assistant_id=assistant_id)
-        room = settings.storage_quota_mb * 1024 * 1024 - used_bytes(session, actor.id)
-    limit = settings.max_upload_mb * 1024 * 1024
-    folder = _documents_dir(assistant_id)
-    partial = folder / f".upload-{secrets.token_hex(8)}"
-    digest, size = hashlib.sha256(), 0
+    """Store one streamed upload (see :class:`UploadWriter`)."""
+    writer = UploadWriter(
+        actor=actor, assistant_id=assistant_id, filename=filename, source_url=source_url
+    )
     try:
-        with partial.open("wb") as sink:
-            async for chunk in stream:
-                size += len(chunk)
-                if size > limit:
-                    raise UploadRefused(
-                        f"{name} is larger than the {settings.max_upload_mb} MB upload limit; "
-                        "split it into smaller files."
-                    )
-                if size > room:
-                    raise UploadRefused(
-                        f"{name} does not fit in your {settings.storage_quota_mb} MB of storage; "
-                        "delete documents you no longer need."
-                    )
-                digest.update(chunk)
-                sink.write(chunk)
-        with session_scope() as session:
-            document = Document(
-                owner_id=actor.id, assistant_id=assistant_id, filename=name, size_bytes=size,
-                sha256=digest.hexdigest(), source_url=source_url, status="uploaded",
-            )  # fmt: skip
-            session.add(document)
-            session.flush()
-            final = folder / f"{document.id}-{name}"
-            partial.rename(final)
-            document.storage_path = str(final)
-            info = _info(document)
-    finally:
-        partial.unlink(missing_ok=True)
-    _enqueue_parse(info.id)
-    return info
+        async for chunk in stream:
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
 
 
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:

@@ -1,0 +1,74 @@
+"""Document upload over HTTP with an API key, and dataset export for the owner only."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gptstudio.api import create_api
+from gptstudio.models import Role
+from gptstudio.services import account, api_key, assistant, dataset
+from tests.services.docs import BEES_MD, TAX_MD
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def setup(db: str, run_tasks_inline: None) -> tuple[TestClient, account.UserPublic, int, str]:
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    raw, _ = api_key.create_key(actor=cy, name="sync", scopes=["documents:write"])
+    return TestClient(create_api()), cy, bees, raw
+
+
+def test_upload_with_an_api_key_then_export(
+    setup: tuple[TestClient, account.UserPublic, int, str],
+) -> None:
+    client, cy, bees, raw = setup
+    response = client.post(
+        f"/api/assistants/{bees}/documents",
+        headers={"Authorization": f"Bearer {raw}"},
+        files=[("file", ("bees.md", BEES_MD.encode())), ("file2", ("tax.md", TAX_MD.encode()))],
+    )
+    assert response.status_code == 201, response.text
+    assert [d["filename"] for d in response.json()["data"]] == ["bees.md", "tax.md"]
+    dataset.start_curation(actor=cy, assistant_id=bees, settings=dataset.CurationSettings())
+    version = dataset.snapshot(actor=cy, assistant_id=bees)
+    token = account.login(email="cy@example.com", password=PASSWORD).token
+    export = client.get(
+        f"/api/datasets/{version.id}/train.jsonl", cookies={"gptstudio_session": token}
+    )
+    assert export.status_code == 200
+    assert export.text.splitlines()[0].startswith('{"id":')
+    stranger = client.get(f"/api/datasets/{version.id}/train.jsonl")
+    assert stranger.status_code == 401
+
+
+def test_upload_refusals(setup: tuple[TestClient, account.UserPublic, int, str]) -> None:
+    client, cy, bees, raw = setup
+    chat_key, _ = api_key.create_key(actor=cy, name="chat", scopes=["chat"])
+    wrong_scope = client.post(
+        f"/api/assistants/{bees}/documents",
+        headers={"Authorization": f"Bearer {chat_key}"},
+        files=[("file", ("a.md", b"hello"))],
+    )
+    assert wrong_scope.status_code == 403
+    other = account.register(email="cleo@example.com", password=PASSWORD, role=Role.creator)
+    other_key, _ = api_key.create_key(actor=other, name="x", scopes=["documents:write"])
+    idor = client.post(
+        f"/api/assistants/{bees}/documents",
+        headers={"Authorization": f"Bearer {other_key}"},
+        files=[("file", ("a.md", b"hello"))],
+    )
+    assert idor.status_code == 404
+    unsafe = client.post(
+        f"/api/assistants/{bees}/documents",
+        headers={"Authorization": f"Bearer {raw}"},
+        files=[("file", ("../../evil.md", b"hello"))],
+    )
+    assert unsafe.status_code == 422 and "outside its folder" in unsafe.json()["error"]["message"]
+    empty = client.post(
+        f"/api/assistants/{bees}/documents", headers={"Authorization": f"Bearer {raw}"}
+    )
+    assert empty.status_code == 422

@@ -1,0 +1,91 @@
+"""A creator turns a mixed folder into a versioned dataset in the browser."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.curation.builders import make_docx, make_pdf
+from tests.e2e.conftest import RunningApp, sign_up
+from tests.services.docs import BEES_MD, TAX_MD, chat_jsonl
+
+pytestmark = pytest.mark.e2e
+
+HTML = (
+    "<html><head><title>Hive care</title></head><body><article><h1>Hive care</h1>"
+    + "<p>Inspect the hive every week in spring and look for eggs and young larvae.</p>" * 6
+    + "</article></body></html>"
+)
+CSV = "question,answer\nWhat is propolis?,Propolis is a resin bees collect from tree buds.\n"
+
+
+def folder() -> list[dict[str, object]]:
+    files = {
+        "bees.md": BEES_MD.encode(),
+        "tax.txt": TAX_MD.encode(),
+        "hive.html": HTML.encode(),
+        "faq.csv": CSV.encode(),
+        "chat.jsonl": chat_jsonl([("What eats bees?", "Varroa mites feed on them.")]),
+        "guide.pdf": make_pdf([["Queen rearing starts with grafting young larvae."] * 4] * 2),
+        "notes.docx": make_docx(
+            [("h1", "Wintering"), ("p", "Leave enough honey for the winter months. " * 8)]
+        ),
+        "broken.pdf": b"%PDF-1.4 this is not really a pdf",
+    }
+    return [
+        {"name": n, "mimeType": "application/octet-stream", "buffer": b} for n, b in files.items()
+    ]
+
+
+def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> None:
+    sign_up(page, app, "dana@example.com", role="creator")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.click("#create-assistant")
+    page.fill("#assistant-name", "Hive Helper")
+    page.click("#create-submit")
+    page.get_by_role("button", name="Documents and data").click()
+    expect(page).to_have_url(re.compile(r"/assistant/data/?\?id=\d+"))
+
+    page.set_input_files("#documents input[type=file]", files=folder())
+    page.click("#upload-button")
+    rows = page.locator(".document-row")
+    expect(rows).to_have_count(8, timeout=60_000)
+    expect(page.locator(".document-row", has_text="broken.pdf")).to_contain_text(
+        "failed", timeout=60_000
+    )
+    for name in ("bees.md", "guide.pdf", "notes.docx", "hive.html", "faq.csv", "chat.jsonl"):
+        expect(page.locator(".document-row", has_text=name)).to_contain_text(
+            "parsed", timeout=60_000
+        )
+    expect(page.locator(".document-row", has_text="tax.txt")).to_contain_text("parsed")
+
+    page.fill("#url", "http://127.0.0.1:9/private")
+    page.click("#fetch")
+    expect(page.locator(".document-row", has_text="127.0.0.1")).to_contain_text(
+        "private or local address", timeout=30_000
+    )
+
+    page.click("#run-curation")
+    expect(page.locator("#run-status")).to_contain_text("done", timeout=120_000)
+    expect(page.locator("#counts")).to_contain_text("Examples imported")
+    examples = page.locator(".example-row")
+    expect(examples.first).to_be_visible()
+    examples.first.get_by_role("button", name="Drop").click()
+    expect(examples.first).to_contain_text("drop")
+
+    page.reload()  # the run, its result and the override survive a reload
+    expect(page.locator("#run-status")).to_contain_text("done")
+    expect(page.locator(".example-row").first).to_contain_text("drop")
+
+    page.click("#snapshot")
+    expect(page.locator(".dataset-row")).to_have_count(1)
+    href = page.locator(".dataset-row a").first.get_attribute("href")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    exported = httpx.get(app.url + str(href), cookies=cookies)
+    assert exported.status_code == 200
+    first = json.loads(exported.text.splitlines()[0])
+    assert first["messages"][-1]["role"] == "assistant" and first["source"]["document_id"]
