@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="root of embedded state (db, queue, files)")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir")
     redis_url: str = Field("", description="Redis URL; set it to use RedisHuey and Redis state")
+    queue_name: str = Field("gptstudio", description="Huey queue name (one per installation)")
     artifacts_dir: Path = Field(Path(""), description="adapters, uploads; empty means data_dir")
     base_model: str = Field(
         "", description="hub id or local path of the base model; empty means the tiny local one"

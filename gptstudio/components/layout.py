@@ -64,3 +64,11 @@ def form_error(message: rx.Var[str]) -> rx.Component:
         message != "",
         rx.callout(message, icon="triangle_alert", color_scheme="red", id="form-error"),
     )
+
+
+def submit_button(
+    *children: rx.Component | str, disabled: rx.Var[bool] | bool = False, **props: object
+) -> rx.Component:
+    """A form's submit button, disabled until the page is connected to the server, so that a
+    click made while the page is still loading is never lost."""
+    return rx.button(*children, type="submit", disabled=~rx.State.is_hydrated | disabled, **props)

@@ -6,7 +6,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page
+from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.services import account, api_key, mfa
 from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
@@ -122,7 +122,7 @@ def _mfa_section() -> rx.Component:
         rx.form(
             rx.hstack(
                 rx.input(name="code", placeholder="123456", id="mfa-code", required=True),
-                rx.button("Turn on", type="submit", id="mfa-confirm"),
+                submit_button("Turn on", id="mfa-confirm"),
             ),
             on_submit=SecurityState.confirm,
             reset_on_submit=True,
@@ -151,7 +151,7 @@ def _mfa_section() -> rx.Component:
             rx.hstack(
                 rx.input(name="password", type="password", placeholder="Password", required=True),
                 rx.input(name="code", placeholder="Code", required=True),
-                rx.button("Turn off", type="submit", color_scheme="red", variant="soft"),
+                submit_button("Turn off", color_scheme="red", variant="soft"),
             ),
             on_submit=SecurityState.disable,
             reset_on_submit=True,
@@ -207,7 +207,7 @@ def _password_section() -> rx.Component:
                     required=True,
                     width="100%",
                 ),
-                rx.button("Change password", type="submit"),
+                submit_button("Change password"),
                 spacing="2",
             ),
             on_submit=SecurityState.change_password,
@@ -466,7 +466,7 @@ def keys() -> rx.Component:
                         id="key-expires",
                         type="number",
                     ),
-                    rx.button("Create key", type="submit", id="key-create"),
+                    submit_button("Create key", id="key-create"),
                     spacing="3",
                 ),
                 on_submit=KeysState.create,

@@ -6,7 +6,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import page
+from gptstudio.components.layout import page, submit_button
 from gptstudio.models import Role
 from gptstudio.services import account, audit, mfa
 from gptstudio.state.auth import AuthState
@@ -196,7 +196,7 @@ def audit_log() -> rx.Component:
                     id="audit-action",
                 ),
                 rx.input(name="actor_email", placeholder="Actor e-mail contains", id="audit-actor"),
-                rx.button("Filter", type="submit", id="audit-filter"),
+                submit_button("Filter", id="audit-filter"),
             ),
             on_submit=AuditState.filter,
             reset_on_submit=False,

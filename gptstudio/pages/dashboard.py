@@ -6,7 +6,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page
+from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.models.assistant import AssistantPublic
 from gptstudio.services import assistant
 from gptstudio.state.auth import AuthState
@@ -102,7 +102,7 @@ def _create_form() -> rx.Component:
                     width="100%",
                 ),
                 rx.hstack(
-                    rx.button("Create", type="submit", id="create-submit"),
+                    submit_button("Create", id="create-submit"),
                     rx.button(
                         "Cancel", type="button", variant="soft", on_click=DashboardState.toggle_form
                     ),

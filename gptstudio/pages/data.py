@@ -10,7 +10,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page
+from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.models import Role
 from gptstudio.services import assistant, dataset, document, web_fetch
 from gptstudio.services.errors import DomainError
@@ -446,7 +446,7 @@ def _documents_card() -> rx.Component:
                     name="url", placeholder="https://example.org/guide", id="url", width="100%"
                 ),
                 rx.checkbox("Crawl the site", name="crawl", id="crawl"),
-                rx.button("Fetch", type="submit", loading=DataState.fetching, id="fetch"),
+                submit_button("Fetch", loading=DataState.fetching, id="fetch"),
                 width="100%",
                 align="center",
             ),
@@ -503,9 +503,7 @@ def _curation_card() -> rx.Component:
                     rx.input(name="threshold", default_value="0.7", width="6em", id="threshold"),
                     align="center",
                 ),
-                rx.button(
-                    "Run curation", type="submit", id="run-curation", disabled=DataState.busy
-                ),
+                submit_button("Run curation", id="run-curation", disabled=DataState.busy),
             ),
             on_submit=DataState.run_curation,
         ),
@@ -655,7 +653,7 @@ def _examples_card() -> rx.Component:
                         name="answer", default_value=DataState.edit_answer, width="100%", rows="4"
                     ),
                     rx.hstack(
-                        rx.button("Save", type="submit", id="save-edit"),
+                        submit_button("Save", id="save-edit"),
                         rx.button(
                             "Cancel", type="button", variant="soft", on_click=DataState.cancel_edit
                         ),
@@ -730,7 +728,7 @@ def _datasets_card() -> rx.Component:
                 rx.text("Compare", size="2"),
                 rx.select(DataState.versions, name="old", placeholder="old", id="diff-old"),
                 rx.select(DataState.versions, name="new", placeholder="new", id="diff-new"),
-                rx.button("Compare", type="submit", size="1", id="compare"),
+                submit_button("Compare", size="1", id="compare"),
                 rx.text(DataState.diff, size="2", id="diff"),
                 align="center",
             ),

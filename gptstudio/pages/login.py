@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page
+from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.services import account, oidc
 from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import LOGIN_NOTICES, AuthState
@@ -126,7 +126,7 @@ def _password_form() -> rx.Component:
             ),
             _field("E-mail", name="email", type="email", required=True, id="email"),
             _field("Password", name="password", type="password", required=True, id="password"),
-            rx.button("Log in", type="submit", width="100%", id="submit"),
+            submit_button("Log in", width="100%", id="submit"),
             rx.hstack(
                 rx.link("Forgot your password?", href="/forgot", size="2"),
                 rx.spacer(),
@@ -166,7 +166,7 @@ def _code_form() -> rx.Component:
                 auto_complete="one-time-code",
                 auto_focus=True,
             ),
-            rx.button("Verify", type="submit", width="100%", id="submit-code"),
+            submit_button("Verify", width="100%", id="submit-code"),
             spacing="3",
         ),
         on_submit=LoginState.submit_code,

@@ -6,7 +6,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page
+from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.services import account
 from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
@@ -57,9 +57,14 @@ class PasswordState(AuthState):
             rx.redirect("/login"),
         ]
 
+
+class VerifyState(AuthState):
+    error: str = ""
+    done: str = ""
+
     @rx.event
     def verify(self) -> None:
-        self.clear()
+        self.error, self.done = "", ""
         try:
             user = account.verify_email(
                 token=self.router.url.query_parameters.get("token", ""), client=self._client()
@@ -99,7 +104,7 @@ def forgot() -> rx.Component:
                         placeholder="Your e-mail",
                         width="100%",
                     ),
-                    rx.button("Send me a link", type="submit", width="100%", id="submit"),
+                    submit_button("Send me a link", width="100%", id="submit"),
                     spacing="3",
                 ),
                 on_submit=PasswordState.request_reset,
@@ -131,7 +136,7 @@ def reset() -> rx.Component:
                     placeholder="Repeat it",
                     width="100%",
                 ),
-                rx.button("Set password", type="submit", width="100%", id="submit"),
+                submit_button("Set password", width="100%", id="submit"),
                 spacing="3",
             ),
             on_submit=PasswordState.set_new_password,
@@ -140,11 +145,11 @@ def reset() -> rx.Component:
     )
 
 
-@rx.page(route="/verify", title="Confirm e-mail · GPT Studio", on_load=PasswordState.verify)
+@rx.page(route="/verify", title="Confirm e-mail · GPT Studio", on_load=VerifyState.verify)
 def verify() -> rx.Component:
     return _card(
         "E-mail confirmation",
-        form_error(PasswordState.error),
-        rx.cond(PasswordState.done != "", rx.callout(PasswordState.done, id="notice")),
+        form_error(VerifyState.error),
+        rx.cond(VerifyState.done != "", rx.callout(VerifyState.done, id="notice")),
         rx.link("Continue", href="/login"),
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page
+from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.models import Role
 from gptstudio.services import account
 from gptstudio.services.errors import DomainError
@@ -107,7 +107,7 @@ def signup() -> rx.Component:
                         name="account_type",
                         default_value="subscriber",
                     ),
-                    rx.button("Sign up", type="submit", width="100%", id="submit"),
+                    submit_button("Sign up", width="100%", id="submit"),
                     rx.text("Already registered? ", rx.link("Log in", href="/login"), size="2"),
                     spacing="3",
                 ),

@@ -129,6 +129,12 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+def hydrated(page: Page) -> None:
+    """Wait until the page is connected and its on-load events ran: submit buttons are disabled
+    until then, and a form filled before that may be re-rendered empty."""
+    expect(page.locator("button[type=submit]").first).to_be_enabled()
+
+
 def sign_up(
     page: Page,
     app: RunningApp,
@@ -139,6 +145,7 @@ def sign_up(
     confirm: str | None = None,
 ) -> None:
     page.goto(f"{app.url}/signup")
+    hydrated(page)
     page.fill("#email", email)
     page.fill("#display_name", email.split("@")[0].title())
     page.fill("#password", password)
@@ -149,6 +156,7 @@ def sign_up(
 
 def log_in(page: Page, app: RunningApp, email: str, password: str = PASSWORD) -> None:
     page.goto(f"{app.url}/login")
+    hydrated(page)
     page.fill("#email", email)
     page.fill("#password", password)
     page.click("#submit")

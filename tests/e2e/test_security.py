@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import Mailbox
-from tests.e2e.conftest import ADMIN, PASSWORD, RunningApp, log_in, log_out, sign_up
+from tests.e2e.conftest import ADMIN, PASSWORD, RunningApp, hydrated, log_in, log_out, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -86,10 +86,12 @@ def test_password_reset_by_mail(
     expect(page.locator("#notice")).to_contain_text("rita@example.com is confirmed")
 
     page.goto(f"{app.url}/forgot")
+    hydrated(page)
     page.fill("#email", "rita@example.com")
     page.click("#submit")
     expect(page.locator("#notice")).to_contain_text("If an account exists")
     page.goto(smtp_server.link("rita@example.com", "reset"))
+    hydrated(page)
     page.fill("#password", "my new long passphrase")
     page.fill("#confirm", "my new long passphrase")
     page.click("#submit")

@@ -6,6 +6,7 @@ import ast
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def broker_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
     env["GPTSTUDIO_DATA_DIR"] = str(tmp_path / "data")
     if request.param == "redis":
         env["GPTSTUDIO_REDIS_URL"] = request.getfixturevalue("redis_url")
+        env["GPTSTUDIO_QUEUE_NAME"] = f"test-{uuid.uuid4().hex[:8]}"  # no other consumer sees it
     yield env
 
 
