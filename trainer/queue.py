@@ -14,9 +14,9 @@ def make_huey() -> Huey:
     """The queue for the configured broker."""
     settings = get_settings()
     if settings.redis_url:
-        return RedisHuey("gptstudio", url=settings.redis_url)
+        return RedisHuey(settings.queue_name, url=settings.redis_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("gptstudio", filename=str(settings.queue_path))
+    return SqliteHuey(settings.queue_name, filename=str(settings.queue_path))
 
 
 huey = make_huey()
