@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     crawl_max_depth: int = Field(2, ge=0)
     crawl_delay_seconds: float = Field(0.5, ge=0)
     fetch_timeout_seconds: float = Field(15, gt=0)
+    # Training: a running job whose worker is silent this long is resumed by another worker.
+    job_stale_seconds: int = Field(60, ge=5)
+    gate_margin: float = Field(
+        0.05, ge=0, lt=1, description="relative perplexity gain a version needs to be published"
+    )
     # Mail (password reset, e-mail verification); no host: mails are written to the log.
     smtp_host: str = ""
     smtp_port: int = 587

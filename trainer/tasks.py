@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
+from huey import crontab
+
 from trainer.queue import huey
 
 
@@ -36,3 +38,34 @@ def run_curation_task(run_id: int) -> None:
     from gptstudio.services.dataset import execute_run
 
     execute_run(run_id)
+
+
+@huey.task()
+def train_task(job_id: int) -> None:
+    """Run one training job (see services.training); resumable from its last checkpoint."""
+    from gptstudio.services.training import run_job
+
+    run_job(job_id)
+
+
+@huey.task()
+def export_task(version_id: int) -> None:
+    """Merge a model version's adapter into a standalone model folder."""
+    from gptstudio.services.training import export_version
+
+    export_version(version_id)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def resume_stale_jobs_task() -> None:
+    """Every minute: resume training jobs whose worker died (see services.training)."""
+    from gptstudio.services.training import resume_stale_jobs
+
+    resume_stale_jobs()
+
+
+@huey.on_startup()
+def _resume_on_startup() -> None:
+    from gptstudio.services.training import resume_stale_jobs
+
+    resume_stale_jobs()

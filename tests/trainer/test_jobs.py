@@ -1,0 +1,222 @@
+"""Training jobs end to end on the tiny model: queue → train → evaluate → model version → gate;
+cancel; and a real worker killed with SIGKILL mid-run that another worker resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from gptstudio.db import session_scope
+from gptstudio.models import Assistant, Dataset, ModelVersion, Role, TrainingJob
+from gptstudio.services import account, assistant, training
+from gptstudio.services.errors import InvalidInput, NotFound
+from gptstudio.settings import get_settings
+from tests.trainer.conftest import FACTS, chat
+
+PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"max_steps": 6, "sequence_length": 128, "batch_size": 2, "learning_rate": 1e-2,
+         "warmup_ratio": 0.0, "lr_schedule": "constant", "eval_interval": 0,
+         "checkpoint_interval": 0, "early_stopping_patience": 0}  # fmt: skip
+
+
+def make_dataset(assistant_id: int, folder: Path) -> int:
+    """A dataset version as the curation snapshot writes it: three chat-format JSONL splits."""
+    folder.mkdir(parents=True)
+    splits = {"train": FACTS * 2, "validation": FACTS[:2], "test": FACTS[2:5]}
+    for name, pairs in splits.items():
+        (folder / f"{name}.jsonl").write_text(
+            "".join(json.dumps(chat(q, a)) + "\n" for q, a in pairs)
+        )
+    with session_scope() as session:
+        row = Dataset(
+            assistant_id=assistant_id,
+            version=1,
+            content_hash="x" * 64,
+            status="ready",
+            counts={"splits": {k: len(v) for k, v in splits.items()}},
+            storage_path=str(folder),
+        )
+        session.add(row)
+        session.flush()
+        return row.id or 0
+
+
+@pytest.fixture
+def creator(
+    db: str, tiny_model: Path, settings_env: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[account.UserPublic, int, int]:
+    settings_env.setenv("GPTSTUDIO_BASE_MODEL", str(tiny_model))
+    get_settings.cache_clear()
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    return cy, bees, make_dataset(bees, tmp_path / "dataset")
+
+
+def test_job_trains_evaluates_and_gates_publishing(
+    creator: tuple[account.UserPublic, int, int],
+    run_tasks_inline: None,
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    cy, bees, dataset_id = creator
+    settings_env.setenv("GPTSTUDIO_GATE_MARGIN", "0.99")  # no 6-step adapter gains 99 %
+    get_settings.cache_clear()
+    job = training.start_job(actor=cy, dataset_id=dataset_id, overrides=SMALL)
+    done = training.get_job(actor=cy, job_id=job.id or 0)
+    assert done.status == "succeeded", done.error
+    assert done.history and done.history[-1]["step"] == 6
+    assert done.progress["event"] == "done"
+    (version,) = training.list_versions(actor=cy, assistant_id=bees)
+    metrics = version.metrics
+    assert metrics["base_perplexity"] > 0 and metrics["tuned_perplexity"] > 0
+    assert metrics["gate"]["passed"] is False and metrics["samples"]
+    assert Path(version.adapter_path, "adapter_config.json").exists()
+
+    with pytest.raises(training.GateBlocked, match="Publishing is blocked") as blocked:
+        training.publish(actor=cy, version_id=version.id or 0)
+    assert "perplexity" in str(blocked.value).lower()
+    published = training.publish(
+        actor=cy, version_id=version.id or 0, override_reason="Reviewed the answers by hand."
+    )
+    assert published.status == "published"
+    with session_scope() as session:
+        row = session.get(Assistant, bees)
+        assert row is not None and row.is_published and row.current_model_version_id == version.id
+        stored = session.get(ModelVersion, version.id)
+        assert stored is not None and stored.gate_override_reason.startswith("Reviewed")
+
+
+def test_bad_requests_fail_early(creator: tuple[account.UserPublic, int, int]) -> None:
+    cy, _bees, dataset_id = creator
+    with pytest.raises(InvalidInput, match="method"):
+        training.start_job(actor=cy, dataset_id=dataset_id, method="full-finetune")
+    with pytest.raises(InvalidInput, match="not valid"):
+        training.start_job(actor=cy, dataset_id=dataset_id, overrides={"rank": 0})
+    other = account.register(email="cleo@example.com", password=PASSWORD, role=Role.creator)
+    with pytest.raises(NotFound):
+        training.start_job(actor=other, dataset_id=dataset_id)
+    with session_scope() as session:
+        assert session.exec(select(TrainingJob)).all() == []
+
+
+def test_queued_job_is_cancelled_at_once(creator: tuple[account.UserPublic, int, int]) -> None:
+    from trainer.queue import huey
+
+    cy, _bees, dataset_id = creator
+    job = training.start_job(actor=cy, dataset_id=dataset_id, overrides=SMALL)
+    assert job.status == "queued" and training.queue_position(job) == 1
+    cancelled = training.cancel_job(actor=cy, job_id=job.id or 0)
+    assert cancelled.status == "cancelled"
+    assert huey.is_revoked(job.queue_task_id)
+    with pytest.raises(InvalidInput, match="already cancelled"):
+        training.cancel_job(actor=cy, job_id=job.id or 0)
+    huey.flush()
+
+
+def test_a_killed_worker_is_resumed_by_the_next_one(
+    creator: tuple[account.UserPublic, int, int], db: str, tmp_path: Path, tiny_model: Path
+) -> None:
+    cy, _bees, dataset_id = creator
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
+    env.update(
+        GPTSTUDIO_DATA_DIR=str(tmp_path / "worker-data"),
+        GPTSTUDIO_DATABASE_URL=db,
+        GPTSTUDIO_BASE_MODEL=str(tiny_model),
+        GPTSTUDIO_JOB_STALE_SECONDS="5",
+        OMP_NUM_THREADS="1",
+    )
+    config = {**SMALL, "max_steps": 40, "checkpoint_interval": 5}
+    enqueue = (
+        "from gptstudio.db import session_scope; from gptstudio.models import User; "
+        "from gptstudio.services import account, training; "
+        "s = session_scope().__enter__(); "
+        f"actor = account.public(s.get(User, {cy.id})); "
+        f"job = training.start_job(actor=actor, dataset_id={dataset_id}, overrides={config!r}); "
+        "print(job.id)"
+    )
+    made = subprocess.run(
+        [sys.executable, "-c", enqueue],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    job_id = int(made.stdout.split()[-1])
+    checkpoints = tmp_path / "worker-data" / "artifacts" / "jobs" / str(job_id) / "checkpoints"
+
+    first = subprocess.Popen(worker(), cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not (checkpoints.exists() and any(checkpoints.glob("step-*"))):
+        assert first.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    interrupted = job_row(job_id)
+    assert interrupted.status == "running" and interrupted.history[-1]["step"] < 40
+
+    time.sleep(6)  # longer than GPTSTUDIO_JOB_STALE_SECONDS: the heartbeat is stale now
+    second = subprocess.Popen(worker(), cwd=ROOT, env=env, start_new_session=True)
+    try:
+        while job_row(job_id).status in ("queued", "running"):
+            assert time.monotonic() < deadline + 180, "the resumed job did not finish"
+            time.sleep(0.5)
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+    finished = job_row(job_id)
+    assert finished.status == "succeeded", finished.error
+    assert finished.progress.get("resumed_from_worker")
+
+    from trainer.config import JobConfig
+    from trainer.train import train
+
+    folder = Path(make_dataset_path(dataset_id))
+    records = [
+        {**json.loads(line), "split": split}
+        for split in ("train", "validation")
+        for line in (folder / f"{split}.jsonl").read_text().splitlines()
+    ]
+    config = JobConfig.from_dict(finished.config)
+    reference = train(config, dataset=records, output_dir=tmp_path / "reference")
+    assert reference.final_loss is not None
+    assert abs(reference.final_loss - resumed_final_loss(job_id)) < 1e-3
+
+
+def worker() -> list[str]:
+    return [sys.executable, "-m", "huey.bin.huey_consumer", "trainer.tasks.huey", "-w", "1"]
+
+
+def job_row(job_id: int) -> TrainingJob:
+    with session_scope() as session:
+        job = session.get(TrainingJob, job_id)
+        assert job is not None
+        return job
+
+
+def make_dataset_path(dataset_id: int) -> str:
+    with session_scope() as session:
+        row = session.get(Dataset, dataset_id)
+        assert row is not None
+        return row.storage_path
+
+
+def resumed_final_loss(job_id: int) -> float:
+    with session_scope() as session:
+        version = session.exec(
+            select(ModelVersion).where(ModelVersion.training_job_id == job_id)
+        ).one()
+    report: dict[str, Any] = version.report
+    return float(report["final_loss"])
