@@ -10,6 +10,7 @@ from gptstudio.pages import (
     login,
     password,
     signup,
+    training,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "login",
     "password",
     "signup",
+    "training",
 ]

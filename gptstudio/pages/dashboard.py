@@ -75,6 +75,10 @@ def _card(item: rx.Var[dict[str, str]]) -> rx.Component:
                 rx.button("Documents and data", size="1", variant="soft"),
                 href="/assistant/data?id=" + item["id"],
             ),
+            rx.link(
+                rx.button("Training", size="1", variant="soft"),
+                href="/assistant/training?id=" + item["id"],
+            ),
             width="100%",
         ),
         width="100%",

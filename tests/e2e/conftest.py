@@ -66,7 +66,18 @@ def app(
         REFLEX_CHECK_LATEST_VERSION="false",
         PATH=f"{ROOT / '.tools/node_modules/.bin'}:{Path(sys.executable).parent}:{env['PATH']}",
     )
+    env["GPTSTUDIO_GATE_MARGIN"] = "0.99"  # a few CPU steps never gain 99 %: the gate blocks
+    env["OMP_NUM_THREADS"] = "1"
     log = (data_dir.parent / "app.log").open("wb")
+    # What `make run` does before starting: the tiny local base model.
+    subprocess.run(
+        [sys.executable, "-m", "trainer.tiny", "--if-unconfigured"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=log,
+        stderr=log,
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "gptstudio.run"],
         cwd=ROOT,

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.curation.builders import make_docx, make_pdf
-from tests.e2e.conftest import RunningApp, sign_up
+from tests.e2e.conftest import RunningApp, hydrated, log_in, log_out, sign_up
 from tests.services.docs import BEES_MD, TAX_MD, chat_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -89,3 +89,32 @@ def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> 
     assert exported.status_code == 200
     first = json.loads(exported.text.splitlines()[0])
     assert first["messages"][-1]["role"] == "assistant" and first["source"]["document_id"]
+
+
+def test_train_follow_and_publish(app: RunningApp, admin: str, page: Page) -> None:
+    """Continues from the dataset above: fine-tune, watch it, hit the gate, publish anyway."""
+    log_in(page, app, "dana@example.com")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.get_by_role("button", name="Training").click()
+    expect(page).to_have_url(re.compile(r"/assistant/training/?\?id=\d+"))
+    hydrated(page)
+    page.locator("#job-dataset").click()
+    page.get_by_role("option", name="1", exact=True).click()
+    page.fill("#job-steps", "6")
+    page.click("#job-start")
+    expect(page.locator(".job-row").first).to_contain_text("succeeded", timeout=180_000)
+    expect(page.locator("#loss-chart")).to_be_visible()
+    expect(page.locator(".version-row")).to_have_count(1, timeout=30_000)
+    expect(page.locator(".sample-row").first).to_be_visible()
+
+    page.locator("#publish-version").click()
+    page.get_by_role("option").first.click()
+    page.click("#publish")
+    expect(page.locator("#form-error")).to_contain_text("Publishing is blocked")
+    page.fill("#publish-reason", "Checked the answers by hand; good enough for a beta.")
+    page.click("#publish")
+    expect(page.locator(".version-row")).to_contain_text("published")
+
+    log_out(page)
+    sign_up(page, app, "sid@example.com")
+    expect(page.locator(".assistant-card", has_text="Hive Helper")).to_be_visible()
