@@ -73,7 +73,8 @@ def _version_row(version: ModelVersion) -> dict[str, str]:
         "gain": f"{100 * gate['relative_gain']:.1f} %" if "relative_gain" in gate else "—",
         "passed": "yes" if gate.get("passed") else "no",
         "message": str(gate.get("message", "")),
-        "qa": f"EM {_change(base_qa, tuned_qa, 'exact_match')}, F1 {_change(base_qa, tuned_qa, 'f1')}",
+        "qa": f"EM {_change(base_qa, tuned_qa, 'exact_match')}, "
+        f"F1 {_change(base_qa, tuned_qa, 'f1')}",
         "override": version.gate_override_reason,
         "export": version.export_path,
     }
