@@ -285,7 +285,9 @@ class DataState(AuthState):
                 actor=self._actor(),
                 assistant_id=self.assistant_id,
                 settings=dataset.CurationSettings(
-                    pii_categories=tuple(self.pii), near_duplicate_threshold=threshold
+                    pii_categories=tuple(self.pii),
+                    near_duplicate_threshold=threshold,
+                    semantic_dedupe=bool(form.get("semantic")),
                 ),
             )
         except ValueError:
@@ -497,6 +499,11 @@ def _curation_card() -> rx.Component:
                         for key, label in PII_LABELS.items()
                     ],
                     wrap="wrap",
+                ),
+                rx.checkbox(
+                    "Also remove paraphrases (semantic dedupe with MiniLM; slower)",
+                    name="semantic",
+                    id="semantic",
                 ),
                 rx.hstack(
                     rx.text("Near-duplicate threshold (Jaccard)", size="2"),

@@ -189,6 +189,14 @@ def _execute(run_id: int) -> None:
     )  # fmt: skip
 
 
+def _semantic_duplicates(run: Any, keep: frozenset[str]) -> Any:
+    """Paraphrased examples (MiniLM cosine similarity), after exact and near dedupe."""
+    from gptstudio.curation.semantic import find_semantic_duplicates
+
+    texts = {e.example_id: e.text for items in run.splits.values() for e in items}
+    return find_semantic_duplicates(texts=texts, keep=keep)
+
+
 def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str]) -> dict[str, Any]:
     from gptstudio.curation.chunking import chunk_document
     from gptstudio.curation.dedupe import DedupeOptions
@@ -215,10 +223,13 @@ def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str])
     for document in parsed:
         everything.update({e.example_id: e for e in document.examples})
     texts.update({i: e.text for i, e in everything.items()})
+    semantic = _semantic_duplicates(run, keep) if settings.semantic_dedupe else None
+    gone = set(semantic.dropped) if semantic else set()
     examples = [
         {**example_record(example=e), "split": split.value}
         for split, items in run.splits.items()
         for e in items
+        if e.example_id not in gone
     ]
     clusters = [
         {
@@ -227,7 +238,11 @@ def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str])
             "kept": list(cluster.kept),
             "dropped": list(cluster.dropped),
         }
-        for cluster in (*run.chunk_duplicates.clusters, *run.example_duplicates.clusters)
+        for cluster in (
+            *run.chunk_duplicates.clusters,
+            *run.example_duplicates.clusters,
+            *(semantic.clusters if semantic else ()),
+        )
     ]
     reports = {
         document_id: {
@@ -245,13 +260,14 @@ def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str])
         "duplicates_dropped": {
             k.value: v
             for k, v in (
-                Counter({k: v for k, v in run.chunk_duplicates.counts.items()})
-                + Counter({k: v for k, v in run.example_duplicates.counts.items()})
+                Counter(run.chunk_duplicates.counts)
+                + Counter(run.example_duplicates.counts)
+                + Counter(semantic.counts if semantic else {})
             ).items()
         },
         "examples": {k.value: v for k, v in run.synthesis.counts.items() if v},
         "imported_examples": sum(len(d.examples) for d in parsed),
-        "splits": {split.value: len(items) for split, items in run.splits.items()},
+        "splits": dict(Counter(e["split"] for e in examples)),
         "pii_replaced": dict(sum((Counter(r["pii"]) for r in reports.values()), Counter())),
     }
     return {

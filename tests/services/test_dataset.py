@@ -132,3 +132,25 @@ def test_bad_requests_are_refused(curated: tuple[account.UserPublic, int]) -> No
         dataset.dataset_file(actor=other, dataset_id=first.id or 0, split="train")
     with pytest.raises(NotFound):
         dataset.dataset_file(actor=cy, dataset_id=first.id or 0, split="../../etc")
+
+
+@pytest.mark.slow
+def test_semantic_dedupe_removes_paraphrases(db: str, run_tasks_inline: None) -> None:
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    pairs = [
+        ("How often should I check for varroa mites?", "Check for varroa every month."),
+        ("How frequently should varroa mites be checked?", "Check for varroa each month."),
+        ("When is honey harvested?", "Honey is harvested in late summer."),
+    ]
+    upload(cy, bees, "qa.jsonl", chat_jsonl(pairs))
+    dataset.start_curation(
+        actor=cy, assistant_id=bees, settings=dataset.CurationSettings(semantic_dedupe=True)
+    )
+    run = dataset.latest_run(actor=cy, assistant_id=bees)
+    assert run is not None and run.status == "done", run.error if run else None
+    result = dataset.run_result(run)
+    assert result["counts"]["duplicates_dropped"].get("semantic") == 1
+    assert len(result["examples"]) == 2
+    assert any(c["kind"] == "semantic" for c in result["clusters"])
