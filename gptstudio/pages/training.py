@@ -421,13 +421,11 @@ def _versions_card() -> rx.Component:
                         rx.table.cell(v["tuned_ppl"]),
                         rx.table.cell(v["gain"]),
                         rx.table.cell(
-                            rx.tooltip(
-                                rx.badge(
-                                    v["passed"],
-                                    color_scheme=rx.cond(v["passed"] == "yes", "green", "red"),
-                                ),
-                                content=v["message"],
-                            )
+                            rx.badge(
+                                v["passed"],
+                                color_scheme=rx.cond(v["passed"] == "yes", "green", "red"),
+                            ),
+                            rx.text(v["message"], size="1", color_scheme="gray", max_width="22em"),
                         ),
                         rx.table.cell(rx.text(v["qa"], size="1")),
                         rx.table.cell(
