@@ -220,3 +220,31 @@ def resumed_final_loss(job_id: int) -> float:
         ).one()
     report: dict[str, Any] = version.report
     return float(report["final_loss"])
+
+
+def test_running_job_stops_within_seconds_of_cancel(
+    creator: tuple[account.UserPublic, int, int],
+) -> None:
+    import threading
+
+    from trainer.queue import huey
+
+    cy, _, dataset_id = creator
+    job = training.start_job(
+        actor=cy, dataset_id=dataset_id, overrides={**SMALL, "max_steps": 2000}
+    )
+    huey.flush()  # this test runs the job itself, in a thread, like a worker would
+    worker = threading.Thread(target=training.run_job, args=(job.id,))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while not job_row(job.id or 0).history:
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.1)
+    assert job_row(job.id or 0).status == "running"
+    asked = time.monotonic()
+    training.cancel_job(actor=cy, job_id=job.id or 0)
+    worker.join(timeout=30)
+    assert not worker.is_alive() and time.monotonic() - asked < 10
+    stopped = job_row(job.id or 0)
+    assert stopped.status == "cancelled" and stopped.history[-1]["step"] < 2000
+    assert training.list_versions(actor=cy, assistant_id=stopped.assistant_id) == []
