@@ -2,6 +2,7 @@
 
     python -m gptstudio.run              # what `make run` calls: migrate, worker, app
     python -m gptstudio.run --no-worker  # web only (workers run elsewhere, e.g. on GPU hosts)
+    python -m gptstudio.run --no-engine  # no embedded model server (GPTSTUDIO_ENGINE_URL elsewhere)
 
 Stops both processes on Ctrl-C or SIGTERM, and stops the other when one of them dies.
 """
@@ -9,6 +10,7 @@ Stops both processes on Ctrl-C or SIGTERM, and stops the other when one of them 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -39,6 +41,25 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "huey.bin.huey_consumer", "trainer.tasks.huey", "-w", "1"]
 
 
+def engine_command() -> list[str]:
+    """The embedded model server: the base model once, adapters from the artifacts folder."""
+    settings = get_settings()
+    settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        sys.executable,
+        "-m",
+        "engine",
+        "--base",
+        settings.resolved_base_model,
+        "--adapters-dir",
+        str(settings.artifacts_dir.resolve()),
+        "--port",
+        str(settings.port + 1),
+        "--max-concurrent",
+        str(settings.engine_max_concurrent),
+    ]
+
+
 def app_command() -> list[str]:
     return [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port"]
 
@@ -64,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-worker", action="store_true", help="do not start a queue worker")
     parser.add_argument("--worker", action="store_true", help="start a worker even with Redis")
     parser.add_argument("--no-migrate", action="store_true", help="skip `alembic upgrade head`")
+    parser.add_argument(
+        "--no-engine", action="store_true", help="do not start the embedded model server"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     processes: list[subprocess.Popen[bytes]] = []
     if args.worker or not (args.no_worker or settings.redis_url):
         processes.append(subprocess.Popen(worker_command()))  # noqa: S603 (fixed argv)
+    if not (args.no_engine or settings.engine_url):
+        env = {**os.environ, "ENGINE_API_KEY": settings.engine_api_key.get_secret_value()}
+        processes.append(subprocess.Popen(engine_command(), env=env))  # noqa: S603 (fixed argv)
     processes.append(subprocess.Popen(app_command()))  # noqa: S603 (fixed argv)
 
     def stop(_signum: int = 0, _frame: FrameType | None = None) -> None:

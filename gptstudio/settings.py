@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     crawl_max_depth: int = Field(2, ge=0)
     crawl_delay_seconds: float = Field(0.5, ge=0)
     fetch_timeout_seconds: float = Field(15, gt=0)
+    # Serving: an OpenAI-compatible engine (`python -m engine`, or vLLM with --enable-lora).
+    engine_url: str = Field("", description="empty: the embedded engine on port + 1")
+    engine_api_key: SecretStr = SecretStr("")
+    engine_max_concurrent: int = Field(8, ge=1)
+    chat_max_tokens: int = Field(1024, ge=1, description="largest max_tokens a request may ask")
     # Training: a running job whose worker is silent this long is resumed by another worker.
     job_stale_seconds: int = Field(60, ge=5)
     gate_margin: float = Field(
@@ -104,6 +109,10 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Where links in e-mails and OAuth redirects point."""
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def resolved_engine_url(self) -> str:
+        return (self.engine_url or f"http://127.0.0.1:{self.port + 1}").rstrip("/")
 
     @property
     def queue_path(self) -> Path:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gptstudio.api import auth, documents, models, ops
-from gptstudio.api.errors import domain_error_handler, error_body
+from gptstudio.api import auth, chat, documents, models, ops
+from gptstudio.api.errors import domain_error_handler, error_body, validation_error_handler
 from gptstudio.services.errors import DomainError
 
 REQUESTS = Counter(
@@ -107,9 +108,10 @@ class OriginCheckMiddleware:
 def create_api() -> FastAPI:
     """The FastAPI app Reflex mounts itself into."""
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    for module in (ops, auth, models, documents):
+    for module in (ops, auth, models, documents, chat):
         api.include_router(module.router)
     api.add_exception_handler(DomainError, domain_error_handler)
+    api.add_exception_handler(RequestValidationError, validation_error_handler)
     api.add_middleware(OriginCheckMiddleware)
     api.add_middleware(ObservabilityMiddleware)
     return api

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from gptstudio.services.api_key import ApiKeyRefused
-from gptstudio.services.errors import DomainError
+from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
           429: "rate_limit_error"}  # fmt: skip
@@ -23,12 +24,28 @@ def error_body(message: str, *, status: int, code: str | None = None) -> dict[st
     }
 
 
-async def domain_error_handler(_request: Request, error: Exception) -> JSONResponse:
+async def validation_error_handler(_request: Request, error: Exception) -> JSONResponse:
+    """A malformed request body, as an OpenAI-style 400 naming the first bad field."""
+    errors: list[dict[str, Any]] = getattr(error, "errors", list)()
+    first = errors[0] if errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ())[1:])
+    message = f"{where}: {first.get('msg', 'invalid request')}" if where else "Invalid request."
+    return JSONResponse(error_body(message, status=400, code="invalid_request"), status_code=400)
+
+
+async def domain_error_handler(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
-    code = error.code if isinstance(error, ApiKeyRefused) else type(error).__name__.lower()
+    code = getattr(error, "code", None) or type(error).__name__.lower()
+    if isinstance(error, NotFound) and "model" in str(error):
+        code = "model_not_found"
+    status = error.status_code
+    if isinstance(error, InvalidInput):
+        code = "invalid_value"
+        if request.url.path.startswith("/v1/"):
+            status = 400  # the OpenAI protocol answers bad parameters with 400
     headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
     return JSONResponse(
-        error_body(str(error), status=error.status_code, code=code),
-        status_code=error.status_code,
+        error_body(str(error), status=status, code=code),
+        status_code=status,
         headers=headers,
     )

@@ -3,6 +3,7 @@
 from gptstudio.pages import (
     account,
     admin,
+    chat,
     dashboard,
     data,
     home,
@@ -16,6 +17,7 @@ from gptstudio.pages import (
 __all__ = [
     "account",
     "admin",
+    "chat",
     "dashboard",
     "data",
     "home",

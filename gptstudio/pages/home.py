@@ -28,6 +28,7 @@ def _card(item: rx.Var[dict[str, str]]) -> rx.Component:
     return rx.card(
         rx.heading(item["name"], size="4"),
         rx.text(item["description"], color_scheme="gray", size="2"),
+        rx.link(rx.button("Chat", size="1"), href="/chat?assistant=" + item["slug"]),
         width="100%",
         class_name="assistant-card",
     )

@@ -117,4 +117,27 @@ def test_train_follow_and_publish(app: RunningApp, admin: str, page: Page) -> No
 
     log_out(page)
     sign_up(page, app, "sid@example.com")
-    expect(page.locator(".assistant-card", has_text="Hive Helper")).to_be_visible()
+    card = page.locator(".assistant-card", has_text="Hive Helper")
+    expect(card).to_be_visible()
+
+    # The subscriber chats with the published version, served by the engine process.
+    card.get_by_role("button", name="Chat").click()
+    expect(page).to_have_url(re.compile(r"/chat/?\?assistant=hive-helper"))
+    hydrated(page)
+    page.fill("#chat-input", "How often should varroa be monitored?")
+    page.click("#send")
+    answer = page.locator(".assistant-message").last
+    expect(answer).not_to_have_text("", timeout=60_000)
+    expect(page.locator("#send")).to_be_visible(timeout=60_000)  # streaming finished
+    first = answer.inner_text()
+    page.click("#regenerate")
+    expect(page.locator("#send")).to_be_visible(timeout=60_000)
+    expect(page.locator(".assistant-message")).to_have_count(1)
+    page.reload()  # the conversation is stored
+    expect(page.locator(".user-message")).to_contain_text("varroa")
+    expect(page.locator(".conversation")).to_have_count(1)
+    page.fill("#chat-search", "nothing like this")
+    expect(page.locator(".conversation")).to_have_count(0)
+    page.fill("#chat-search", "varroa")
+    expect(page.locator(".conversation")).to_have_count(1)
+    assert first

@@ -1,0 +1,313 @@
+"""Chat: conversations and messages, and completions from the serving engine.
+
+The engine speaks the OpenAI chat-completions protocol (``python -m engine``, or a vLLM server
+started with ``--enable-lora``: only ``GPTSTUDIO_ENGINE_URL`` changes). A published assistant is
+served as the LoRA adapter of its current model version; the adapter is loaded on first use with
+the vLLM-compatible ``/v1/load_lora_adapter`` call. The web UI and the JSON API both go through
+:func:`stream_completion`, so usage is recorded the same way for both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlmodel import Session, col, select
+
+from gptstudio.db import session_scope, utcnow
+from gptstudio.models import Assistant, Conversation, Message, ModelVersion, UsageEvent
+from gptstudio.models.user import UserPublic
+from gptstudio.services.errors import DomainError, InvalidInput, NotFound
+from gptstudio.settings import get_settings
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_CHARS = 32_000
+MAX_MESSAGES = 200
+
+
+class EngineUnavailable(DomainError):
+    status_code = 503
+
+
+class EngineRefused(DomainError):
+    """The engine answered with an error (busy, bad parameters…); its message is kept."""
+
+    def __init__(self, message: str, *, status_code: int, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code or "engine_error"
+
+
+@dataclass(frozen=True)
+class Served:
+    """What serves an assistant: the engine model name of its live version's adapter."""
+
+    assistant_id: int
+    slug: str
+    system_prompt: str
+    version_id: int
+    adapter_name: str
+    adapter_path: str
+
+
+@dataclass
+class Params:
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    def check(self) -> None:
+        limit = get_settings().chat_max_tokens
+        if not 0 <= self.temperature <= 2:
+            raise InvalidInput("temperature must be between 0 and 2.")
+        if not 0 < self.top_p <= 1:
+            raise InvalidInput("top_p must be greater than 0 and at most 1.")
+        if not 1 <= self.max_tokens <= limit:
+            raise InvalidInput(f"max_tokens must be between 1 and {limit}.")
+
+
+def check_messages(messages: list[dict[str, str]]) -> None:
+    if not messages:
+        raise InvalidInput("messages must contain at least one message.")
+    if len(messages) > MAX_MESSAGES:
+        raise InvalidInput(f"messages can hold at most {MAX_MESSAGES} messages.")
+    for message in messages:
+        if message.get("role") not in {"system", "user", "assistant"}:
+            raise InvalidInput("Each message needs a role: system, user or assistant.")
+        content = message.get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise InvalidInput("Each message needs non-empty text content.")
+        if len(content) > MAX_MESSAGE_CHARS:
+            raise InvalidInput(f"A message can be at most {MAX_MESSAGE_CHARS} characters long.")
+
+
+def served(*, slug: str) -> Served:
+    """The live version of a published assistant, or NotFound (OpenAI: model_not_found)."""
+    with session_scope() as session:
+        assistant = session.exec(select(Assistant).where(Assistant.slug == slug)).first()
+        if assistant is None or not assistant.is_published:
+            raise NotFound(f"The model '{slug}' does not exist or is not published.")
+        version = session.get(ModelVersion, assistant.current_model_version_id or 0)
+        if version is None or not version.adapter_path:
+            raise NotFound(f"The model '{slug}' has no published version yet.")
+        return Served(
+            assistant_id=assistant.id or 0, slug=assistant.slug,
+            system_prompt=assistant.system_prompt, version_id=version.id or 0,
+            adapter_name=f"{assistant.slug}-v{version.version}", adapter_path=version.adapter_path,
+        )  # fmt: skip
+
+
+def _headers() -> dict[str, str]:
+    key = get_settings().engine_api_key.get_secret_value()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+async def _ensure_adapter(client: httpx.AsyncClient, model: Served) -> None:
+    listed = await client.get("/v1/models")
+    _raise_for(listed)
+    if any(m.get("id") == model.adapter_name for m in listed.json().get("data", [])):
+        return
+    loaded = await client.post(
+        "/v1/load_lora_adapter",
+        json={"lora_name": model.adapter_name, "lora_path": model.adapter_path},
+    )
+    _raise_for(loaded)
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        error = response.json().get("error", {})
+        message, code = str(error.get("message", response.text)), error.get("code")
+    except (ValueError, AttributeError):
+        message, code = response.text[:500], None
+    raise EngineRefused(message, status_code=response.status_code, code=code)
+
+
+def with_system_prompt(model: Served, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The creator's persona goes first unless the caller sent a system message."""
+    if model.system_prompt and not any(m["role"] == "system" for m in messages):
+        return [{"role": "system", "content": model.system_prompt}, *messages]
+    return messages
+
+
+async def stream_completion(
+    *,
+    model: Served,
+    messages: list[dict[str, str]],
+    params: Params,
+    user_id: int | None,
+    source: str,
+) -> AsyncIterator[dict[str, Any]]:
+    """Engine ``chat.completion.chunk`` objects for the request; usage is recorded at the end."""
+    check_messages(messages)
+    params.check()
+    body = {
+        "model": model.adapter_name, "messages": with_system_prompt(model, messages),
+        "stream": True, "stream_options": {"include_usage": True},
+        "temperature": params.temperature, "top_p": params.top_p,
+        "max_tokens": params.max_tokens, "stop": params.stop or None, "seed": params.seed,
+    }  # fmt: skip
+    usage: dict[str, int] = {}
+    timeout = httpx.Timeout(10, read=300)
+    base = get_settings().resolved_engine_url
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=_headers(), timeout=timeout) as client:
+            await _ensure_adapter(client, model)
+            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for(response)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    chunk = json.loads(line[6:])
+                    usage = chunk.get("usage") or usage
+                    yield chunk
+    except httpx.HTTPError as error:
+        raise EngineUnavailable(
+            f"The model server is not reachable right now ({type(error).__name__}); try again "
+            "in a moment."
+        ) from None
+    finally:
+        if usage:
+            record_usage(model=model, user_id=user_id, source=source, usage=usage)
+
+
+def record_usage(*, model: Served, user_id: int | None, source: str, usage: dict[str, int]) -> None:
+    with session_scope() as session:
+        session.add(
+            UsageEvent(
+                user_id=user_id, assistant_id=model.assistant_id, model_version_id=model.version_id,
+                source=source, input_tokens=int(usage.get("prompt_tokens", 0)),
+                output_tokens=int(usage.get("completion_tokens", 0)),
+            )
+        )  # fmt: skip
+
+
+# --- conversations ---------------------------------------------------------------------------
+
+
+def start_conversation(*, actor: UserPublic, slug: str) -> Conversation:
+    model = served(slug=slug)
+    with session_scope() as session:
+        conversation = Conversation(
+            user_id=actor.id, assistant_id=model.assistant_id, model_version_id=model.version_id
+        )
+        session.add(conversation)
+        session.flush()
+        return conversation
+
+
+def _own(session: Session, actor: UserPublic, conversation_id: int) -> Conversation:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or conversation.user_id != actor.id:
+        raise NotFound("There is no such conversation.")
+    return conversation
+
+
+def list_conversations(*, actor: UserPublic, slug: str, search: str = "") -> list[Conversation]:
+    """The actor's conversations with one assistant, newest first; ``search`` matches titles and
+    message text."""
+    with session_scope() as session:
+        assistant = session.exec(select(Assistant).where(Assistant.slug == slug)).first()
+        if assistant is None:
+            raise NotFound("There is no such assistant.")
+        query = select(Conversation).where(
+            Conversation.user_id == actor.id, Conversation.assistant_id == assistant.id
+        )
+        if search.strip():
+            pattern = f"%{search.strip()}%"
+            hits = select(Message.conversation_id).where(col(Message.content).ilike(pattern))
+            query = query.where(
+                col(Conversation.title).ilike(pattern) | col(Conversation.id).in_(hits)
+            )
+        return list(session.exec(query.order_by(col(Conversation.updated_at).desc())).all())
+
+
+def messages_of(*, actor: UserPublic, conversation_id: int) -> list[Message]:
+    with session_scope() as session:
+        _own(session, actor, conversation_id)
+        return list(
+            session.exec(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(col(Message.id))
+            ).all()
+        )
+
+
+def add_message(
+    *,
+    actor: UserPublic,
+    conversation_id: int,
+    role: str,
+    content: str,
+    usage: dict[str, int] | None = None,
+) -> Message:
+    with session_scope() as session:
+        conversation = _own(session, actor, conversation_id)
+        message = Message(
+            conversation_id=conversation_id, role=role, content=content,
+            model_version_id=conversation.model_version_id,
+            input_tokens=int((usage or {}).get("prompt_tokens", 0)),
+            output_tokens=int((usage or {}).get("completion_tokens", 0)),
+        )  # fmt: skip
+        session.add(message)
+        if role == "user" and conversation.title == "New conversation":
+            conversation.title = content.strip().splitlines()[0][:80]
+        conversation.updated_at = utcnow()
+        session.flush()
+        return message
+
+
+def delete_last_assistant_message(*, actor: UserPublic, conversation_id: int) -> None:
+    """For regenerate: the last answer goes, the question stays."""
+    with session_scope() as session:
+        _own(session, actor, conversation_id)
+        last = session.exec(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(col(Message.id).desc())
+        ).first()
+        if last is not None and last.role == "assistant":
+            session.delete(last)
+
+
+def rename_conversation(*, actor: UserPublic, conversation_id: int, title: str) -> None:
+    title = " ".join(title.split())[:200]
+    if not title:
+        raise InvalidInput("A conversation needs a title.")
+    with session_scope() as session:
+        _own(session, actor, conversation_id).title = title
+
+
+def delete_conversation(*, actor: UserPublic, conversation_id: int) -> None:
+    with session_scope() as session:
+        session.delete(_own(session, actor, conversation_id))
+
+
+def export_conversation(*, actor: UserPublic, conversation_id: int, fmt: str) -> str:
+    """The conversation as Markdown or JSON."""
+    with session_scope() as session:
+        conversation = _own(session, actor, conversation_id)
+        title = conversation.title
+    rows = messages_of(actor=actor, conversation_id=conversation_id)
+    if fmt == "json":
+        return json.dumps(
+            {"title": title, "messages": [{"role": m.role, "content": m.content,
+                                           "created_at": m.created_at.isoformat()} for m in rows]},
+            ensure_ascii=False, indent=2,
+        )  # fmt: skip
+    if fmt != "markdown":
+        raise InvalidInput("Export as markdown or json.")
+    parts = [f"# {title}\n"]
+    parts += [f"**{m.role.capitalize()}:**\n\n{m.content}\n" for m in rows]
+    return "\n".join(parts)
