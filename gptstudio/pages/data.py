@@ -4,8 +4,6 @@ live and picks up where it was after a reload."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import reflex as rx
@@ -15,6 +13,7 @@ from gptstudio.models import Role
 from gptstudio.services import assistant, dataset, document, web_fetch
 from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
+from gptstudio.state.live import follow
 
 UPLOAD_ID = "documents"
 WATCH_SECONDS = 30 * 60
@@ -182,24 +181,13 @@ class DataState(AuthState):
         self.example_total = len(result["examples"])
         self.examples = [_example_row(e, decided.get(e["id"]), names) for e in shown]
 
+    def _pending(self) -> bool:
+        return bool(self.busy)
+
     @rx.event(background=True)
     async def watch(self) -> None:
         """Follow parsing and curation until nothing is pending (or half an hour passes)."""
-        async with self:
-            if self.watching:
-                return
-            self.watching = True
-        deadline = time.monotonic() + WATCH_SECONDS
-        try:
-            while time.monotonic() < deadline:
-                await asyncio.sleep(1)
-                async with self:
-                    self._refresh()
-                    if not self.busy:
-                        return
-        finally:
-            async with self:
-                self.watching = False
+        await follow(self, seconds=WATCH_SECONDS)
 
     @rx.event(background=True)
     async def handle_upload(self, chunks: rx.UploadChunkIterator) -> Any:

@@ -4,8 +4,6 @@ be stopped by the knowledge-gain gate, with the numbers)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import reflex as rx
@@ -15,6 +13,7 @@ from gptstudio.models import ModelVersion, Role, TrainingJob
 from gptstudio.services import assistant, dataset, training
 from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
+from gptstudio.state.live import follow
 
 WATCH_SECONDS = 6 * 60 * 60
 PRESETS = ["auto", "quick", "balanced", "thorough"]
@@ -154,23 +153,13 @@ class TrainingState(AuthState):
             for row in (shown.metrics.get("samples", []) if shown else [])
         ]
 
+    def _pending(self) -> bool:
+        return bool(self.active)
+
     @rx.event(background=True)
     async def watch(self) -> None:
-        async with self:
-            if self.watching:
-                return
-            self.watching = True
-        deadline = time.monotonic() + WATCH_SECONDS
-        try:
-            while time.monotonic() < deadline:
-                await asyncio.sleep(1)
-                async with self:
-                    self._refresh()
-                    if not self.active:
-                        return
-        finally:
-            async with self:
-                self.watching = False
+        """Follow queued and running jobs until none is left (or six hours pass)."""
+        await follow(self, seconds=WATCH_SECONDS)
 
     @rx.event
     def launch(self, form: dict[str, Any]) -> Any:
