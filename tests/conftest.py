@@ -31,6 +31,13 @@ from gptstudio.db import engine_for
 from gptstudio.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: they are the slowest, and nothing after them shares their loop."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 POSTGRES_URL = os.environ.get(
     "GPTSTUDIO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

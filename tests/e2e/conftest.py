@@ -111,8 +111,10 @@ def app(
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """Playwright's sync API keeps an event loop running while it is open: close it with the
+    package, so that asyncio tests collected later get a clean main thread."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -179,7 +181,7 @@ def log_out(page: Page) -> None:
     expect(page.locator("#notice")).to_have_text("You are signed out.")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(app: RunningApp, browser: Browser) -> str:
     """The first account, made through the sign-up page; it becomes the admin."""
     context = browser.new_context()
