@@ -9,11 +9,10 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button
-from gptstudio.models import Role
-from gptstudio.services import assistant, dataset, document, web_fetch
+from gptstudio.services import dataset, document, web_fetch
 from gptstudio.services.errors import DomainError
-from gptstudio.state.auth import AuthState
 from gptstudio.state.live import follow
+from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
 
 UPLOAD_ID = "documents"
 WATCH_SECONDS = 30 * 60
@@ -62,10 +61,7 @@ def _source(source: dict[str, Any], names: dict[str, str]) -> str:
     return ", ".join(where)
 
 
-class DataState(AuthState):
-    assistant_id: int = 0
-    assistant_name: str = ""
-    error: str = ""
+class DataState(AssistantPageState):
     documents: list[dict[str, str]] = []
     storage: str = ""
     uploads: dict[str, str] = {}
@@ -96,15 +92,10 @@ class DataState(AuthState):
 
     @rx.event
     def load(self) -> Any:
-        refused = self._guard(Role.creator)
+        refused = self._open_assistant()
         if refused is not None:
             return refused
-        try:
-            self.assistant_id = int(self.router.url.query_parameters.get("id", "0"))
-            found = assistant.get_owned(actor=self._actor(), assistant_id=self.assistant_id)
-        except (ValueError, DomainError):
-            return [rx.toast.error("There is no such assistant."), rx.redirect("/dashboard")]
-        self.assistant_name, self.error, self.uploads, self.diff = found.name, "", {}, ""
+        self.uploads, self.diff = {}, ""
         self._refresh()
         return DataState.watch if self.busy else None
 
@@ -736,12 +727,7 @@ def _datasets_card() -> rx.Component:
 @rx.page(route="/assistant/data", title="Data · GPT Studio", on_load=DataState.load)
 def data() -> rx.Component:
     return page(
-        rx.hstack(
-            rx.link("← Dashboard", href="/dashboard", size="2"),
-            rx.heading(DataState.assistant_name, size="7"),
-            align="center",
-            spacing="4",
-        ),
+        assistant_header(),
         form_error(DataState.error),
         _documents_card(),
         _curation_card(),

@@ -9,11 +9,11 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button
-from gptstudio.models import ModelVersion, Role, TrainingJob
-from gptstudio.services import assistant, dataset, training
+from gptstudio.models import ModelVersion, TrainingJob
+from gptstudio.services import dataset, training
 from gptstudio.services.errors import DomainError
-from gptstudio.state.auth import AuthState
 from gptstudio.state.live import follow
+from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
 
 WATCH_SECONDS = 6 * 60 * 60
 PRESETS = ["auto", "quick", "balanced", "thorough"]
@@ -79,10 +79,7 @@ def _version_row(version: ModelVersion) -> dict[str, str]:
     }
 
 
-class TrainingState(AuthState):
-    assistant_id: int = 0
-    assistant_name: str = ""
-    error: str = ""
+class TrainingState(AssistantPageState):
     datasets: list[str] = []
     base_models: list[str] = []
     jobs: list[dict[str, str]] = []
@@ -107,15 +104,9 @@ class TrainingState(AuthState):
 
     @rx.event
     def load(self) -> Any:
-        refused = self._guard(Role.creator)
+        refused = self._open_assistant()
         if refused is not None:
             return refused
-        try:
-            self.assistant_id = int(self.router.url.query_parameters.get("id", "0"))
-            found = assistant.get_owned(actor=self._actor(), assistant_id=self.assistant_id)
-        except (ValueError, DomainError):
-            return [rx.toast.error("There is no such assistant."), rx.redirect("/dashboard")]
-        self.assistant_name, self.error = found.name, ""
         actor = self._actor()
         self.datasets = [
             str(d.version)
@@ -496,12 +487,7 @@ def _samples_card() -> rx.Component:
 @rx.page(route="/assistant/training", title="Training · GPT Studio", on_load=TrainingState.load)
 def training_page() -> rx.Component:
     return page(
-        rx.hstack(
-            rx.link("← Dashboard", href="/dashboard", size="2"),
-            rx.heading(TrainingState.assistant_name, size="7"),
-            align="center",
-            spacing="4",
-        ),
+        assistant_header(),
         form_error(TrainingState.error),
         _launch_card(),
         rx.cond(TrainingState.jobs.length() > 0, _jobs_card()),
