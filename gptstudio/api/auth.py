@@ -14,7 +14,6 @@ from gptstudio.settings import get_settings
 
 router = APIRouter(prefix="/auth/oidc")
 STATE_COOKIE = "gptstudio_oidc"
-SESSION_COOKIE = "gptstudio_session"  # the same cookie the Reflex state reads
 
 
 def _client(request: Request) -> account.Client:
@@ -58,7 +57,7 @@ async def callback(
         )
         outcome = await asyncio.to_thread(
             oidc.sign_in, profile, client=_client(request),
-            previous_token=request.cookies.get(SESSION_COOKIE, ""),
+            previous_token=request.cookies.get(account.SESSION_COOKIE, ""),
         )  # fmt: skip
     except DomainError as failure:
         return _to_login(error=str(failure))
@@ -72,7 +71,7 @@ async def callback(
     response.delete_cookie(STATE_COOKIE, path="/auth/oidc")
     # Readable by the page script (Reflex keeps the token in its cookie state), never cross-site.
     response.set_cookie(
-        SESSION_COOKIE, outcome.token, path="/", samesite="strict",
+        account.SESSION_COOKIE, outcome.token, path="/", samesite="strict",
         secure=get_settings().base_url.startswith("https://"),
     )  # fmt: skip
     return response

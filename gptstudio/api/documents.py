@@ -21,7 +21,6 @@ from gptstudio.services import account, api_key, dataset, document
 from gptstudio.services.errors import InvalidInput
 
 router = APIRouter(prefix="/api")
-SESSION_COOKIE = "gptstudio_session"
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
@@ -62,7 +61,7 @@ async def _download_user(request: Request) -> UserPublic:
     key = bearer(request)
     if key:
         return await asyncio.to_thread(api_key.authenticate, raw_key=key, scope="documents:write")
-    token = request.cookies.get(SESSION_COOKIE, "")
+    token = request.cookies.get(account.SESSION_COOKIE, "")
     return await asyncio.to_thread(account.user_for_session, token=token)
 
 

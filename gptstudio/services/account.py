@@ -49,6 +49,8 @@ _COMMON_PASSWORDS = frozenset(
     }
 )  # fmt: skip
 SELF_SERVICE_ROLES = (Role.creator, Role.subscriber)
+# The browser cookie holding the session token: set by Reflex state and by the OAuth callback.
+SESSION_COOKIE = "gptstudio_session"
 
 
 @dataclass(frozen=True)

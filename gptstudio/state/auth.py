@@ -19,13 +19,13 @@ from gptstudio.models.user import UserPublic
 from gptstudio.services import account, mfa
 from gptstudio.services.errors import DomainError, SessionExpired
 
-SESSION_COOKIE = "gptstudio_session"
-
 
 class AuthState(rx.State):
     """Who is signed in; the token itself never leaves the cookie and the backend."""
 
-    session_token: str = rx.Cookie("", name=SESSION_COOKIE, same_site="strict", max_age=None)
+    session_token: str = rx.Cookie(
+        "", name=account.SESSION_COOKIE, same_site="strict", max_age=None
+    )
     user_id: int = 0
     email: str = ""
     display_name: str = ""
