@@ -72,6 +72,24 @@ class Settings(BaseSettings):
     gate_margin: float = Field(
         0.05, ge=0, lt=1, description="relative perplexity gain a version needs to be published"
     )
+    # Retrieval (RAG): chunks embedded by the engine's /v1/embeddings (MiniLM), cited in answers.
+    embedding_model: str = Field(
+        "minilm", description="name the engine serves embeddings under (vLLM: the model id)"
+    )
+    response_cache_seconds: int = Field(
+        600, ge=0, description="TTL of cached temperature-0 answers; 0 turns the cache off"
+    )
+    # Billing: Stripe (or localstripe, via stripe_api_base). No secret key: every plan is free.
+    stripe_secret_key: SecretStr = SecretStr("")
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: SecretStr = SecretStr("")
+    stripe_api_base: str = Field("", description="empty: api.stripe.com; tests: localstripe")
+    stripe_webhook_tolerance_seconds: int = Field(300, ge=1, description="older: refused")
+    billing_grace_days: int = Field(
+        7, ge=0, description="past_due this long keeps paid access; then the free tier applies"
+    )
+    # Embeddable widget: how long a host site's signed end-user identity may live at most.
+    widget_identity_max_age_seconds: int = Field(3600, ge=60)
     # Mail (password reset, e-mail verification); no host: mails are written to the log.
     smtp_host: str = ""
     smtp_port: int = 587

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gptstudio.api import auth, chat, documents, models, ops
+from gptstudio.api import auth, billing, chat, documents, models, ops, widget
 from gptstudio.api.errors import domain_error_handler, error_body, validation_error_handler
 from gptstudio.services.errors import DomainError
 
@@ -67,6 +67,10 @@ class ObservabilityMiddleware:
                 status["code"] = message["status"]
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
+                if b"content-security-policy" in present:
+                    # A route with its own policy (the widget frame: frame-ancestors per
+                    # assistant) decides framing itself; X-Frame-Options would override it.
+                    present.add(b"x-frame-options")
                 headers += [h for h in SECURITY_HEADERS if h[0] not in present]
                 message["headers"] = headers
             await send(message)
@@ -108,7 +112,7 @@ class OriginCheckMiddleware:
 def create_api() -> FastAPI:
     """The FastAPI app Reflex mounts itself into."""
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    for module in (ops, auth, models, documents, chat):
+    for module in (ops, auth, models, documents, chat, billing, widget):
         api.include_router(module.router)
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -4,10 +4,12 @@ from gptstudio.models.api_key import ApiKey
 from gptstudio.models.app_setting import AppSetting
 from gptstudio.models.assistant import Assistant
 from gptstudio.models.audit_event import AuditEvent
+from gptstudio.models.billing_event import Invoice, StripeEvent
 from gptstudio.models.conversation import Conversation, Message
 from gptstudio.models.dataset import Dataset
 from gptstudio.models.document import CurationRun, Document, ExampleOverride
 from gptstudio.models.model_version import ModelVersion
+from gptstudio.models.plan import Plan
 from gptstudio.models.subscription import Subscription
 from gptstudio.models.training_job import TrainingJob
 from gptstudio.models.usage_event import UsageEvent
@@ -32,12 +34,15 @@ __all__ = [
     "Dataset",
     "Document",
     "ExampleOverride",
+    "Invoice",
     "LoginThrottle",
     "Message",
     "MfaBackupCode",
     "ModelVersion",
     "OAuthIdentity",
+    "Plan",
     "Role",
+    "StripeEvent",
     "Subscription",
     "TrainingJob",
     "UsageEvent",

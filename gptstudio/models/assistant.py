@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from gptstudio.db import utcnow
@@ -22,6 +24,19 @@ class Assistant(SQLModel, table=True):
     is_published: bool = Field(default=False, index=True)
     # No foreign key: model_versions already points here, and a cycle would need ALTER on SQLite.
     current_model_version_id: int | None = Field(default=None, index=True)
+    # Versioned rollout: a candidate version gets `candidate_percent` of new conversations
+    # (sticky per conversation); rollback restores `previous_model_version_id` in one click.
+    candidate_model_version_id: int | None = None
+    candidate_percent: int = Field(default=0, ge=0, le=100)
+    previous_model_version_id: int | None = None
+    # Retrieval: the creator's curated chunks, embedded with MiniLM, cited in answers.
+    rag_enabled: bool = False
+    rag_top_k: int = Field(default=4, ge=1, le=20)
+    # Embeddable widget: publishable key (public), HMAC secret (encrypted), allowed origins.
+    widget_enabled: bool = False
+    widget_key: str = Field(default="", max_length=80, index=True)
+    widget_secret: str = Field(default="", max_length=400, description="encrypted")
+    widget_origins: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

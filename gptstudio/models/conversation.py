@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, Text
+from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 
 from gptstudio.db import utcnow
@@ -32,4 +33,10 @@ class Message(SQLModel, table=True):
     model_version_id: int | None = Field(default=None, foreign_key="model_versions.id")
     input_tokens: int = 0
     output_tokens: int = 0
+    # Answers: the passages cited ([{n, document_id, filename, page, text}]), time to answer,
+    # and the subscriber's feedback (1 thumbs up, -1 down, 0 none) for the creator.
+    citations: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    latency_ms: int | None = None
+    feedback: int = 0
+    feedback_comment: str = Field(default="", max_length=2000)
     created_at: datetime = Field(default_factory=utcnow)

@@ -17,6 +17,11 @@ class UsageEvent(SQLModel, table=True):
     assistant_id: int = Field(foreign_key="assistants.id", index=True, ondelete="CASCADE")
     model_version_id: int | None = Field(default=None, foreign_key="model_versions.id")
     source: str = Field(default="ui", max_length=20, description="ui, widget or api")
+    visitor_id: str = Field(default="", max_length=120, description="anonymous widget visitor")
+    request_id: str = Field(default="", max_length=80, index=True, description="idempotency")
     input_tokens: int = 0
     output_tokens: int = 0
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    reported_at: datetime | None = Field(
+        default=None, index=True, description="when reported to Stripe as overage (if billed)"
+    )

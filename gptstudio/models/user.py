@@ -37,6 +37,7 @@ class User(SQLModel, table=True):
     mfa_enabled_at: datetime | None = None
     # The last TOTP time step accepted: a code is never accepted twice.
     mfa_last_step: int = 0
+    stripe_customer_id: str = Field(default="", max_length=120, index=True)
 
 
 class UserPublic(BaseModel):

@@ -1,0 +1,160 @@
+"""Entitlements: may this user, now, use this assistant, and how much.
+
+One function, :func:`entitlement`, answers from the local subscription state only (webhooks keep
+it current; a Stripe call never sits on the request path). Quotas and rate limits
+(:mod:`gptstudio.services.quota`) enforce what it returns, for the web UI, the widget and the API.
+
+Rules:
+- An assistant's owner and admins are unlimited (creators try their own assistant).
+- An assistant without plans is open: everyone signed in (and widget visitors) may use it freely.
+- A subscription that is active or trialing gives its plan; past_due keeps it for
+  ``billing_grace_days`` after the first failed payment, then (like canceled/unpaid) the user falls
+  back to the assistant's free plan; without a free plan access needs a paid plan (402).
+- Anonymous widget visitors get the free plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from gptstudio.db import session_scope, utcnow
+from gptstudio.models import Assistant, Plan, Subscription, User
+from gptstudio.models.user import Role
+from gptstudio.services.errors import NotFound, PaymentRequired
+from gptstudio.settings import get_settings
+
+PAID_STATUSES = {"active", "trialing"}
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    assistant_id: int
+    allowed: bool
+    reason: str
+    plan_id: int | None = None
+    plan_key: str = "open"
+    plan_name: str = "Open access"
+    tokens_per_period: int | None = None
+    requests_per_minute: int | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    overage_billed: bool = False
+    all_versions: bool = True
+    subscription_id: int | None = None
+    status: str = "active"
+
+    @property
+    def upgrade_url(self) -> str:
+        return f"{get_settings().base_url}/pricing?assistant={self.assistant_id}"
+
+    def require(self) -> Entitlement:
+        """Itself when allowed; otherwise the 402 to show, with the upgrade path."""
+        if not self.allowed:
+            raise PaymentRequired(self.reason, upgrade_url=self.upgrade_url)
+        return self
+
+
+def month_window(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) around ``now``: the free tier's quota period."""
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def free_plan(session: Session, assistant_id: int) -> Plan | None:
+    """The assistant's free plan (cheapest free, not archived), if it has one."""
+    plans = session.exec(
+        select(Plan)
+        .where(Plan.assistant_id == assistant_id, col(Plan.is_archived).is_(False))
+        .order_by(col(Plan.position), col(Plan.id))
+    ).all()
+    return next((p for p in plans if p.is_free), None)
+
+
+def _from_plan(
+    plan: Plan, *, assistant_id: int, start: datetime, end: datetime, reason: str,
+    subscription: Subscription | None = None,
+) -> Entitlement:  # fmt: skip
+    return Entitlement(
+        assistant_id=assistant_id, allowed=True, reason=reason, plan_id=plan.id,
+        plan_key=plan.key, plan_name=plan.name, tokens_per_period=plan.included_tokens,
+        requests_per_minute=plan.requests_per_minute, period_start=start, period_end=end,
+        overage_billed=bool(
+            subscription is not None and subscription.stripe_subscription_id
+            and plan.overage_cents_per_1k_tokens > 0
+        ),
+        all_versions=plan.all_versions,
+        subscription_id=subscription.id if subscription else None,
+        status=subscription.status if subscription else "active",
+    )  # fmt: skip
+
+
+def _fallback(session: Session, assistant_id: int, now: datetime, why: str) -> Entitlement:
+    plan = free_plan(session, assistant_id)
+    if plan is None:
+        return Entitlement(
+            assistant_id=assistant_id, allowed=False, plan_key="none", plan_name="No plan",
+            reason=why or "This assistant needs a subscription. Choose a plan to continue.",
+        )  # fmt: skip
+    start, end = month_window(now)
+    return _from_plan(plan, assistant_id=assistant_id, start=start, end=end, reason=why)
+
+
+def entitlement_in(
+    session: Session, *, user_id: int | None, assistant_id: int, now: datetime | None = None
+) -> Entitlement:
+    """:func:`entitlement` inside an open session (for callers that already hold one)."""
+    now = now or utcnow()
+    assistant = session.get(Assistant, assistant_id)
+    if assistant is None:
+        raise NotFound("There is no such assistant.")
+    if user_id is not None:
+        user = session.get(User, user_id)
+        if user is not None and (user.id == assistant.owner_id or user.role == Role.admin.value):
+            return Entitlement(assistant_id=assistant_id, allowed=True, reason="owner")
+    has_plans = session.exec(
+        select(Plan.id).where(Plan.assistant_id == assistant_id, col(Plan.is_archived).is_(False))
+    ).first()
+    if has_plans is None:
+        return Entitlement(assistant_id=assistant_id, allowed=True, reason="no plans")
+    if user_id is None:
+        return _fallback(session, assistant_id, now, "")
+    subscription = session.exec(
+        select(Subscription).where(
+            Subscription.user_id == user_id, Subscription.assistant_id == assistant_id
+        )
+    ).first()
+    if subscription is None or subscription.plan_id is None:
+        return _fallback(session, assistant_id, now, "")
+    plan = session.get(Plan, subscription.plan_id)
+    if plan is None:
+        return _fallback(session, assistant_id, now, "")
+    grace = timedelta(days=get_settings().billing_grace_days)
+    in_grace = (
+        subscription.status == "past_due"
+        and subscription.past_due_since is not None
+        and now - subscription.past_due_since <= grace
+    )
+    if subscription.status not in PAID_STATUSES and not in_grace:
+        failed = "Your last payment failed; update your payment method to restore your plan."
+        why = {"past_due": failed, "unpaid": failed, "canceled": "Your subscription has ended."}
+        why_now = why.get(subscription.status, "Your subscription is not active.")
+        return _fallback(session, assistant_id, now, why_now)
+    if plan.is_free:
+        start, end = month_window(now)
+    else:
+        start = subscription.current_period_start or month_window(now)[0]
+        end = subscription.current_period_end or month_window(now)[1]
+    return _from_plan(
+        plan, assistant_id=assistant_id, start=start, end=end,
+        reason="grace period" if in_grace else "subscription", subscription=subscription,
+    )  # fmt: skip
+
+
+def entitlement(*, user_id: int | None, assistant_id: int) -> Entitlement:
+    """What ``user_id`` (``None``: an anonymous widget visitor) may do with the assistant now."""
+    with session_scope() as session:
+        return entitlement_in(session, user_id=user_id, assistant_id=assistant_id)
