@@ -61,6 +61,10 @@ class ParseReport:
     pages: int | None = None
     records: int | None = None
     notes: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    """CSV/JSON: the columns (keys) the records have."""
+    column_choice: dict[str, str] | None = None
+    """CSV/JSON: which columns were read as text / instruction / response / context / system."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,14 @@ class UnsafeFilenameError(CurationError):
 
 
 class ColumnChoiceError(CurationError):
-    """A table or JSON file has no usable column, or the chosen column does not exist."""
+    """A table or JSON file has no usable column, or the chosen column does not exist.
+
+    ``columns`` lists the columns (keys) the file does have, so the creator can choose.
+    """
+
+    def __init__(self, message: str, *, columns: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.columns = columns
 
 
 class InvalidParameterError(CurationError):

@@ -28,6 +28,9 @@ class Document(SQLModel, table=True):
     status: str = Field(default="uploaded", max_length=20, index=True)
     error: str = Field(default="", max_length=2000)
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # CSV/JSON: the creator's column choice ({"text": …} or {"instruction": …, "response": …,
+    # "context": …, "system": …}); None: guessed from the column names.
+    columns: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -40,6 +40,9 @@ def _document_row(d: document.DocumentInfo) -> dict[str, str]:
         f"{report['examples']} examples" if report.get("examples") else "",
         *report.get("notes", []),
     ]
+    chosen = report.get("column_choice") or {}
+    if chosen:
+        facts.append("columns: " + ", ".join(f"{r} = {c}" for r, c in chosen.items()))
     return {
         "id": str(d.id),
         "name": d.filename,
@@ -47,7 +50,12 @@ def _document_row(d: document.DocumentInfo) -> dict[str, str]:
         "status": d.status,
         "detail": d.error or " · ".join(f for f in facts if f),
         "url": d.source_url,
+        "columns": "\n".join(report.get("columns") or []),
+        "column_mode": "text" if "text" in chosen else "instruction",
     }
+
+
+NO_COLUMN = "(none)"
 
 
 def _source(source: dict[str, Any], names: dict[str, str]) -> str:
@@ -84,6 +92,10 @@ class DataState(AssistantPageState):
     diff: str = ""
     pii: list[str] = list(dataset.PII_CATEGORIES)
     watching: bool = False
+    column_doc: str = ""
+    column_doc_name: str = ""
+    column_options: list[str] = []
+    column_mode: str = "instruction"
 
     @rx.var
     def busy(self) -> bool:
@@ -249,6 +261,39 @@ class DataState(AssistantPageState):
     def delete_document(self, document_id: str) -> None:
         document.delete_document(actor=self._actor(), document_id=int(document_id))
         self._refresh()
+
+    @rx.event
+    def open_columns(self, document_id: str) -> None:
+        row = next((d for d in self.documents if d["id"] == document_id), None)
+        if row is None or not row["columns"]:
+            return
+        self.column_doc, self.column_doc_name = document_id, row["name"]
+        self.column_options = row["columns"].split("\n")
+        self.column_mode = row["column_mode"]
+
+    @rx.event
+    def close_columns(self) -> None:
+        self.column_doc = ""
+
+    @rx.event
+    def set_column_mode(self, mode: str) -> None:
+        self.column_mode = mode
+
+    @rx.event
+    def save_columns(self, form: dict[str, Any]) -> Any:
+        self.error = ""
+        roles = ("text",) if self.column_mode == "text" else document.COLUMN_ROLES[1:]
+        chosen = {r: str(form.get(r, "")) for r in roles if form.get(r) not in (None, NO_COLUMN)}
+        try:
+            document.choose_columns(
+                actor=self._actor(), document_id=int(self.column_doc), columns=chosen
+            )
+        except DomainError as error:
+            self.error = str(error)
+            return None
+        self.column_doc = ""
+        self._refresh()
+        return DataState.watch
 
     @rx.event
     def toggle_pii(self, category: str, on: bool) -> None:
@@ -444,12 +489,22 @@ def _documents_card() -> rx.Component:
                         rx.table.cell(_status_badge(d["status"])),
                         rx.table.cell(rx.text(d["detail"], size="1")),
                         rx.table.cell(
+                            rx.cond(
+                                d["columns"] != "",
+                                rx.button(
+                                    "Columns",
+                                    size="1",
+                                    variant="soft",
+                                    class_name="choose-columns",
+                                    on_click=DataState.open_columns(d["id"]),
+                                ),
+                            ),
                             rx.button(
                                 rx.icon("trash-2", size=14),
                                 size="1",
                                 variant="ghost",
                                 on_click=DataState.delete_document(d["id"]),
-                            )
+                            ),
                         ),
                         class_name="document-row",
                     ),
@@ -457,7 +512,58 @@ def _documents_card() -> rx.Component:
             ),
             width="100%",
         ),
+        rx.cond(DataState.column_doc != "", _columns_form()),
         width="100%",
+    )
+
+
+def _column_select(role: str, label: str, *, optional: bool = False) -> rx.Component:
+    options = rx.Var.create([NO_COLUMN]) + DataState.column_options
+    return rx.vstack(
+        rx.text(label, size="1"),
+        rx.select(
+            options if optional else DataState.column_options,
+            name=role,
+            id=f"column-{role}",
+            default_value=NO_COLUMN if optional else None,
+            required=not optional,
+        ),
+        spacing="1",
+    )
+
+
+def _columns_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            rx.text("Which columns of ", rx.code(DataState.column_doc_name), " should be read?"),
+            rx.radio_group(
+                ["instruction", "text"],
+                value=DataState.column_mode,
+                on_change=DataState.set_column_mode,
+                direction="row",
+                id="column-mode",
+                name="column_mode",
+            ),
+            rx.cond(
+                DataState.column_mode == "text",
+                rx.hstack(_column_select("text", "Text column")),
+                rx.hstack(
+                    _column_select("instruction", "Instruction (question)"),
+                    _column_select("response", "Response (answer)"),
+                    _column_select("context", "Context (optional)", optional=True),
+                    _column_select("system", "System (optional)", optional=True),
+                    wrap="wrap",
+                ),
+            ),
+            rx.hstack(
+                submit_button("Read these columns", id="save-columns"),
+                rx.button(
+                    "Cancel", variant="soft", type="button", on_click=DataState.close_columns
+                ),
+            ),
+            id="columns-form",
+        ),
+        on_submit=DataState.save_columns,
     )
 
 

@@ -24,6 +24,7 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
+from gptstudio.services.document import column_choice
 from gptstudio.services.errors import InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
@@ -161,7 +162,7 @@ def _execute(run_id: int) -> None:
                 Document.assistant_id == assistant_id, Document.status == "parsed"
             )
         ).all()
-        sources = [(str(d.id), d.filename, d.storage_path) for d in documents]
+        sources = [(str(d.id), d.filename, d.storage_path, d.columns) for d in documents]
         keep = frozenset(
             session.exec(
                 select(ExampleOverride.example_id).where(
@@ -171,11 +172,17 @@ def _execute(run_id: int) -> None:
         )
     limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
     parsed = []
-    for done, (document_id, name, stored) in enumerate(sources):
+    for done, (document_id, name, stored, columns) in enumerate(sources):
         _set_progress(run_id, progress={"step": "reading", "done": done, "total": len(sources)})
         data = Path(stored).read_bytes()
         parsed.append(
-            parse_document(data=data, filename=name, document_id=document_id, limits=limits)
+            parse_document(
+                data=data,
+                filename=name,
+                document_id=document_id,
+                limits=limits,
+                columns=column_choice(columns),
+            )
         )
     _set_progress(run_id, progress={"step": "curating", "done": 0, "total": 1})
     result = _curate(parsed, settings, keep)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gptstudio.curation.errors import CurationError
+from gptstudio.curation.errors import ColumnChoiceError, CurationError, InvalidParameterError
 from gptstudio.curation.filenames import safe_filename
 from gptstudio.db import session_scope
 from gptstudio.models import Document
@@ -48,6 +48,27 @@ class DocumentInfo:
     error: str
     report: dict[str, Any]
     created_at: datetime
+    columns: dict[str, str] | None = None
+
+    @property
+    def is_tabular(self) -> bool:
+        """A CSV/JSON file whose columns the creator can choose."""
+        return bool(self.report.get("columns"))
+
+
+COLUMN_ROLES = ("text", "instruction", "response", "context", "system")
+
+
+def column_choice(columns: dict[str, str] | None) -> Any:
+    """The parser's ``ColumnChoice`` for a stored choice (``None``: guess from the names)."""
+    from gptstudio.curation.parsers import ColumnChoice
+
+    if not columns:
+        return None
+    try:
+        return ColumnChoice(**{role: columns.get(role) or None for role in COLUMN_ROLES})
+    except InvalidParameterError as error:
+        raise InvalidInput(str(error)) from None
 
 
 def _info(document: Document) -> DocumentInfo:
@@ -62,6 +83,7 @@ def _info(document: Document) -> DocumentInfo:
         error=document.error,
         report=document.report,
         created_at=document.created_at,
+        columns=document.columns,
     )
 
 
@@ -219,6 +241,35 @@ def list_documents(*, actor: UserPublic, assistant_id: int) -> list[DocumentInfo
         return [_info(d) for d in rows]
 
 
+def choose_columns(
+    *, actor: UserPublic, document_id: int, columns: dict[str, str] | None
+) -> DocumentInfo:
+    """Set which CSV/JSON columns hold the text, or the instruction and response (``None``: guess
+    again from the names), and parse the document again with that choice (its owner only)."""
+    cleaned = {r: str(v).strip() for r, v in (columns or {}).items() if v and str(v).strip()}
+    if unknown := set(cleaned) - set(COLUMN_ROLES):
+        raise InvalidInput(f"Unknown column role: {', '.join(sorted(unknown))}.")
+    column_choice(cleaned)  # validates the combination
+    with session_scope() as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise NotFound("There is no such document.")
+        owned_assistant(session, actor=actor, assistant_id=document.assistant_id)
+        available = document.report.get("columns") or []
+        if not available:
+            raise InvalidInput("Columns can only be chosen for CSV and JSON files.")
+        if missing := [c for c in cleaned.values() if c not in available]:
+            raise InvalidInput(
+                f"Column {missing[0]!r} is not in the file; available: {', '.join(available)}."
+            )
+        document.columns = cleaned or None
+        document.status, document.error = "uploaded", ""
+        session.flush()
+        info = _info(document)
+    _enqueue_parse(document_id)
+    return info
+
+
 def delete_document(*, actor: UserPublic, document_id: int) -> None:
     """Remove a document and its file (its owner only)."""
     with session_scope() as session:
@@ -248,15 +299,18 @@ def parse_stored(document_id: int) -> None:
         if document is None:
             return  # deleted before the worker got to it
         document.status = "parsing"
-        path, name = Path(document.storage_path), document.filename
+        path, name, columns = Path(document.storage_path), document.filename, document.columns
     limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
     status, error, report = "failed", "", {}
     try:
         parsed = parse_document(
-            data=path.read_bytes(), filename=name, document_id=str(document_id), limits=limits
-        )
+            data=path.read_bytes(), filename=name, document_id=str(document_id), limits=limits,
+            columns=column_choice(columns),
+        )  # fmt: skip
         status, report = "parsed", parse_report(parsed)
-    except CurationError as failure:
+    except ColumnChoiceError as failure:
+        error, report = str(failure), {"columns": list(failure.columns)}
+    except (CurationError, InvalidInput) as failure:
         error = str(failure)
     except OSError as failure:
         error = f"The stored file cannot be read ({failure.strerror}); upload it again."
@@ -284,4 +338,6 @@ def parse_report(parsed: Any) -> dict[str, Any]:
         "examples": len(parsed.examples),
         "characters": sum(len(s.text) for s in parsed.sections),
         "notes": list(report.notes),
+        "columns": list(report.columns),
+        "column_choice": report.column_choice,
     }

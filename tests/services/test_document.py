@@ -125,3 +125,55 @@ def test_other_creators_cannot_upload_or_list(creator: tuple[account.UserPublic,
         document.list_documents(actor=sue, assistant_id=bees)
     document.delete_document(actor=cy, document_id=doc.id)
     assert document.list_documents(actor=cy, assistant_id=bees) == []
+
+
+AMBIGUOUS_CSV = (
+    "ticket,asked,answered,agent\n"
+    "1,How often should a hive be inspected in spring?,Every seven to ten days in spring.,Ann\n"
+    "2,What does a queen excluder do?,It keeps the queen out of the honey supers.,Bo\n"
+)
+
+
+def test_unguessable_columns_fail_listing_them_and_a_choice_reparses(
+    creator: tuple[account.UserPublic, int],
+) -> None:
+    cy, bees = creator
+    stored = upload(cy, bees, "tickets.csv", AMBIGUOUS_CSV.encode())
+    (failed,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert failed.status == "failed" and "Choose which column" in failed.error
+    assert failed.report["columns"] == ["ticket", "asked", "answered", "agent"]
+    assert failed.is_tabular
+
+    with pytest.raises(InvalidInput, match="not in the file"):
+        document.choose_columns(
+            actor=cy, document_id=stored.id, columns={"instruction": "asked", "response": "nope"}
+        )
+    with pytest.raises(InvalidInput, match="both an instruction and a response"):
+        document.choose_columns(actor=cy, document_id=stored.id, columns={"instruction": "asked"})
+
+    document.choose_columns(
+        actor=cy, document_id=stored.id, columns={"instruction": "asked", "response": "answered"}
+    )
+    (parsed,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert parsed.status == "parsed", parsed.error
+    assert parsed.report["examples"] == 2
+    assert parsed.report["column_choice"] == {"instruction": "asked", "response": "answered"}
+    assert parsed.columns == {"instruction": "asked", "response": "answered"}
+
+    # Read as plain text instead: every row's chosen column becomes a section.
+    document.choose_columns(actor=cy, document_id=stored.id, columns={"text": "answered"})
+    (as_text,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert as_text.report["sections"] >= 1 and as_text.report["examples"] == 0
+
+
+def test_columns_only_for_tables_and_only_by_the_owner(
+    creator: tuple[account.UserPublic, int],
+) -> None:
+    cy, bees = creator
+    markdown = upload(cy, bees, "bees.md", BEES_MD.encode())
+    with pytest.raises(InvalidInput, match="CSV and JSON"):
+        document.choose_columns(actor=cy, document_id=markdown.id, columns={"text": "x"})
+    table = upload(cy, bees, "tickets.csv", AMBIGUOUS_CSV.encode())
+    other = account.register(email="eve@example.com", password=PASSWORD, role=Role.creator)
+    with pytest.raises(NotFound):
+        document.choose_columns(actor=other, document_id=table.id, columns={"text": "asked"})

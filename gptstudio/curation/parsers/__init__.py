@@ -116,6 +116,8 @@ def parse_document(
         encoding=sniffed.decoded.encoding if sniffed.decoded else None,
         pages=parts.pages,
         records=parts.records,
+        columns=parts.columns,
+        column_choice=parts.column_choice,
         notes=(*_mismatch_note(name, declared, sniffed.file_type), *parts.notes),
     )
     return ParsedDocument(

@@ -17,3 +17,7 @@ class ParsedParts:
     notes: list[str] = field(default_factory=list)
     pages: int | None = None
     records: int | None = None
+    columns: tuple[str, ...] = ()
+    """CSV/JSON: the columns (keys) found in the records."""
+    column_choice: dict[str, str] | None = None
+    """CSV/JSON: the columns read (guessed or chosen); ``None`` for chat records."""

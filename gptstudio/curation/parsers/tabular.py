@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from gptstudio.curation.documents import FileType, Section
@@ -117,7 +117,8 @@ def guess_columns(*, records: Sequence[Record]) -> ColumnChoice | None:
     if choice is None:
         raise ColumnChoiceError(
             "Choose which column holds the text, or the instruction and response columns; "
-            f"found: {', '.join(keys.values()) or 'no columns'}."
+            f"found: {', '.join(keys.values()) or 'no columns'}.",
+            columns=tuple(keys.values()),
         )
     return choice
 
@@ -141,7 +142,8 @@ def _check_columns(records: Sequence[Record], choice: ColumnChoice) -> None:
     missing = [name for name in wanted if name is not None and name not in keys]
     if missing:
         raise ColumnChoiceError(
-            f"Column {missing[0]!r} is not in the file; available: {', '.join(sorted(keys))}."
+            f"Column {missing[0]!r} is not in the file; available: {', '.join(sorted(keys))}.",
+            columns=tuple(sorted(keys)),
         )
 
 
@@ -202,7 +204,11 @@ def records_to_parts(
     choice = columns if columns is not None else guess_columns(records=records)
     if choice is not None:
         _check_columns(records, choice)
-    parts = ParsedParts(records=len(records))
+    parts = ParsedParts(records=len(records), columns=tuple(_keys(records).values()))
+    if choice is not None:
+        parts.column_choice = {
+            role: name for role, name in asdict(choice).items() if name is not None
+        }
     skipped = []
     for row, record in enumerate(records, start=1):
         output = _record_output(record, row=row, choice=choice, document_id=document_id)
