@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     gate_margin: float = Field(
         0.05, ge=0, lt=1, description="relative perplexity gain a version needs to be published"
     )
+    # Curation: model-written QA pairs from an OpenAI-compatible chat model (empty: rules only).
+    qa_model: str = Field("", description="model name for QA synthesis; empty turns it off")
+    qa_model_url: str = Field("", description="its OpenAI-compatible URL; empty: the engine")
     # Retrieval (RAG): chunks embedded by the engine's /v1/embeddings (MiniLM), cited in answers.
     embedding_model: str = Field(
         "minilm", description="name the engine serves embeddings under (vLLM: the model id)"

@@ -11,6 +11,7 @@ import reflex as rx
 from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.services import dataset, document, web_fetch
 from gptstudio.services.errors import DomainError
+from gptstudio.settings import get_settings
 from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
 
@@ -96,6 +97,7 @@ class DataState(AssistantPageState):
     column_doc_name: str = ""
     column_options: list[str] = []
     column_mode: str = "instruction"
+    qa_model: str = ""
 
     @rx.var
     def busy(self) -> bool:
@@ -108,6 +110,7 @@ class DataState(AssistantPageState):
         if refused is not None:
             return refused
         self.uploads, self.diff = {}, ""
+        self.qa_model = get_settings().qa_model
         self._refresh()
         return DataState.watch if self.busy else None
 
@@ -159,6 +162,8 @@ class DataState(AssistantPageState):
                 ("Split", _pairs(counts["splits"])),
             )
         ]
+        if "model_qa" in counts:
+            self.counts.append({"label": "Model QA", "value": _pairs(counts["model_qa"])})
         self.reports = [
             {
                 "name": r["filename"],
@@ -312,6 +317,7 @@ class DataState(AssistantPageState):
                     pii_categories=tuple(self.pii),
                     near_duplicate_threshold=threshold,
                     semantic_dedupe=bool(form.get("semantic")),
+                    model_qa=bool(form.get("model_qa")),
                 ),
             )
         except ValueError:
@@ -589,6 +595,14 @@ def _curation_card() -> rx.Component:
                     "Also remove paraphrases (semantic dedupe with MiniLM; slower)",
                     name="semantic",
                     id="semantic",
+                ),
+                rx.cond(
+                    DataState.qa_model != "",
+                    rx.hstack(
+                        rx.checkbox("Add model-written questions", name="model_qa", id="model-qa"),
+                        rx.text("(", DataState.qa_model, ")", size="2", color_scheme="gray"),
+                        align="center",
+                    ),
                 ),
                 rx.hstack(
                     rx.text("Near-duplicate threshold (Jaccard)", size="2"),

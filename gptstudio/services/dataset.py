@@ -40,6 +40,8 @@ class CurationSettings:
     pii_categories: tuple[str, ...] = PII_CATEGORIES
     near_duplicate_threshold: float = 0.7
     semantic_dedupe: bool = False
+    model_qa: bool = False
+    """Add model-written QA pairs (needs GPTSTUDIO_QA_MODEL)."""
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +49,7 @@ class CurationSettings:
             "pii_categories": list(self.pii_categories),
             "near_duplicate_threshold": self.near_duplicate_threshold,
             "semantic_dedupe": self.semantic_dedupe,
+            "model_qa": self.model_qa,
             "seed": self.seed,
         }
 
@@ -56,6 +59,7 @@ class CurationSettings:
             pii_categories=tuple(data.get("pii_categories", PII_CATEGORIES)),
             near_duplicate_threshold=float(data.get("near_duplicate_threshold", 0.7)),
             semantic_dedupe=bool(data.get("semantic_dedupe", False)),
+            model_qa=bool(data.get("model_qa", False)),
             seed=int(data.get("seed", 0)),
         )
 
@@ -66,6 +70,11 @@ def _check(settings: CurationSettings) -> None:
         raise InvalidInput(f"Unknown personal-data categories: {', '.join(sorted(unknown))}.")
     if not 0.3 <= settings.near_duplicate_threshold <= 1:
         raise InvalidInput("The near-duplicate threshold must be between 0.3 and 1.")
+    if settings.model_qa and not get_settings().qa_model:
+        raise InvalidInput(
+            "Model-written questions need a chat model: set GPTSTUDIO_QA_MODEL (and "
+            "GPTSTUDIO_QA_MODEL_URL for a server other than the built-in engine)."
+        )
 
 
 # --- runs -------------------------------------------------------------------------------
@@ -218,7 +227,12 @@ def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str])
         seed=settings.seed,
         keep=keep,
     )
-    run = curate(documents=parsed, options=options)
+    generator = None
+    if settings.model_qa:
+        from gptstudio.services.qa_generation import ChatModelQA
+
+        generator = ChatModelQA.from_settings()
+    run = curate(documents=parsed, options=options, generator=generator)
     names = {d.document_id: d.filename for d in parsed}
     # Chunk again to show the text of dropped duplicates too (the run keeps only kept chunks).
     texts = {
@@ -277,6 +291,12 @@ def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str])
         "splits": dict(Counter(e["split"] for e in examples)),
         "pii_replaced": dict(sum((Counter(r["pii"]) for r in reports.values()), Counter())),
     }
+    if generator is not None:
+        counts["model_qa"] = {
+            "calls": generator.calls,
+            "rejected": run.synthesis.rejected_generated,
+            "failed_calls": len(generator.failures),
+        }
     return {
         "examples": examples,
         "clusters": clusters,
