@@ -21,6 +21,11 @@ HTML = (
     + "</article></body></html>"
 )
 CSV = "question,answer\nWhat is propolis?,Propolis is a resin bees collect from tree buds.\n"
+# Column names that say nothing: the creator has to choose.
+TICKETS = (
+    "ticket,asked,answered\n"
+    "1,How often should a hive be inspected in spring?,Every seven to ten days in spring.\n"
+)
 
 
 def folder() -> list[dict[str, object]]:
@@ -29,6 +34,7 @@ def folder() -> list[dict[str, object]]:
         "tax.txt": TAX_MD.encode(),
         "hive.html": HTML.encode(),
         "faq.csv": CSV.encode(),
+        "tickets.csv": TICKETS.encode(),
         "chat.jsonl": chat_jsonl([("What eats bees?", "Varroa mites feed on them.")]),
         "guide.pdf": make_pdf([["Queen rearing starts with grafting young larvae."] * 4] * 2),
         "notes.docx": make_docx(
@@ -53,7 +59,7 @@ def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> 
     page.set_input_files("#documents input[type=file]", files=folder())
     page.click("#upload-button")
     rows = page.locator(".document-row")
-    expect(rows).to_have_count(8, timeout=60_000)
+    expect(rows).to_have_count(9, timeout=60_000)
     expect(page.locator(".document-row", has_text="broken.pdf")).to_contain_text(
         "failed", timeout=60_000
     )
@@ -62,6 +68,16 @@ def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> 
             "parsed", timeout=60_000
         )
     expect(page.locator(".document-row", has_text="tax.txt")).to_contain_text("parsed")
+
+    tickets = page.locator(".document-row", has_text="tickets.csv")
+    expect(tickets).to_contain_text("Choose which column", timeout=60_000)
+    tickets.locator(".choose-columns").click()
+    for role, column in (("instruction", "asked"), ("response", "answered")):
+        page.locator(f"#column-{role}").click()
+        page.get_by_role("option", name=column, exact=True).click()
+    page.click("#save-columns")
+    expect(tickets).to_contain_text("parsed", timeout=60_000)
+    expect(tickets).to_contain_text("instruction = asked")
 
     page.fill("#url", "http://127.0.0.1:9/private")
     page.click("#fetch")
