@@ -7,6 +7,7 @@ import socket
 
 from huey import crontab
 
+from trainer import billing_tasks  # noqa: F401  (registers the periodic billing tasks)
 from trainer.queue import huey
 
 

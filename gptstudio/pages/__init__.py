@@ -10,6 +10,8 @@ from gptstudio.pages import (
     landing,
     login,
     password,
+    plans,
+    pricing,
     signup,
     training,
 )
@@ -24,6 +26,8 @@ __all__ = [
     "landing",
     "login",
     "password",
+    "plans",
+    "pricing",
     "signup",
     "training",
 ]

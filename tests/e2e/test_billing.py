@@ -1,0 +1,168 @@
+"""In the browser: a creator sets tiers, a subscriber pays through the offline Stripe Checkout,
+the signed webhooks reach the app, and the pricing page shows the active plan.
+
+The app is started here (not by the shared ``app`` fixture) because it needs Stripe settings:
+localstripe plus the recorded front of tests/billing/fake_stripe.py stand in for Stripe.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import create_engine, text
+
+from tests.billing.conftest import WEBHOOK_SECRET, configure_webhook, start_localstripe
+from tests.billing.fake_stripe import StripeFront, serve
+from tests.conftest import Mailbox
+from tests.e2e.conftest import ROOT, RunningApp, free_port, hydrated, sign_up
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def billing_app(
+    tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox
+) -> Iterator[tuple[RunningApp, StripeFront]]:
+    """``python -m gptstudio.run`` (as the shared ``app`` fixture starts it) with Stripe set to
+    the offline emulator; webhooks from localstripe and the front go to the app."""
+    localstripe, localstripe_url = start_localstripe()
+    front = StripeFront(localstripe=localstripe_url, webhook_secret=WEBHOOK_SECRET)
+    server = serve(front)
+    data_dir = tmp_path_factory.mktemp("billing-app") / "data"
+    port = free_port()
+    url = f"http://localhost:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
+    env.update(
+        GPTSTUDIO_DATA_DIR=str(data_dir),
+        GPTSTUDIO_PORT=str(port),
+        GPTSTUDIO_SMTP_HOST=smtp_server.host,
+        GPTSTUDIO_SMTP_PORT=str(smtp_server.port),
+        GPTSTUDIO_SMTP_SECURITY="none",
+        GPTSTUDIO_STRIPE_SECRET_KEY="sk_test_e2e",
+        GPTSTUDIO_STRIPE_API_BASE=front.url,
+        GPTSTUDIO_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        REFLEX_USE_SYSTEM_BUN="1",
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        OMP_NUM_THREADS="1",
+        PATH=f"{ROOT / '.tools/node_modules/.bin'}:{Path(sys.executable).parent}:{env['PATH']}",
+    )
+    log = (data_dir.parent / "app.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gptstudio.run", "--no-engine"],
+        cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 900
+    while True:
+        if process.poll() is not None:
+            log.close()
+            pytest.fail(f"the app exited: {(data_dir.parent / 'app.log').read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.terminate()
+            pytest.fail("the app did not become healthy in 15 minutes")
+        time.sleep(1)
+    front.webhook_url = f"{url}/webhooks/stripe"
+    configure_webhook(localstripe_url, front.webhook_url)
+    yield RunningApp(url=url, data_dir=data_dir), front
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+    log.close()
+    server.shutdown()
+    localstripe.terminate()
+    localstripe.wait(timeout=10)
+
+
+def _save_tier(page: Page, fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        page.fill(f"#plan-{name}", value)
+    page.click("#plan-save")
+
+
+def test_creator_sets_tiers_and_subscriber_pays(
+    billing_app: tuple[RunningApp, StripeFront], browser: Browser
+) -> None:
+    app, front = billing_app
+    admin = browser.new_context().new_page()
+    sign_up(admin, app, "ada@example.com")  # the first account is the admin
+    expect(admin).to_have_url(re.compile(r"/admin/?$"), timeout=30_000)
+    admin.context.close()
+
+    creator = browser.new_context().new_page()
+    sign_up(creator, app, "cy@example.com", role="creator")
+    expect(creator).to_have_url(re.compile(r"/dashboard/?$"), timeout=30_000)
+    creator.click("#create-assistant")
+    creator.fill("#assistant-name", "Bee Mentor")
+    creator.click("#create-submit")
+    link = creator.get_by_role("link", name="Documents and data").first
+    expect(link).to_be_visible()
+    assistant_id = int(str(link.get_attribute("href")).rsplit("=", 1)[1])
+
+    creator.goto(f"{app.url}/assistant/plans?id={assistant_id}")
+    hydrated(creator)
+    expect(creator.locator("#no-plans")).to_be_visible()
+    _save_tier(creator, {"key": "free", "name": "Free", "included_tokens": "1000"})
+    expect(creator.locator("#plan-row-free")).to_contain_text("Free: no Stripe needed")
+    _save_tier(creator, {"key": "pro", "name": "Professional", "monthly": "oops"})
+    expect(creator.locator("#form-error")).to_contain_text("must be an amount such as 19")
+    _save_tier(
+        creator,
+        {"key": "pro", "name": "Professional", "monthly": "19", "annual": "190",
+         "included_tokens": "100000", "rpm": "60", "overage": "0.02"},
+    )  # fmt: skip
+    expect(creator.locator("#plan-row-pro .plan-sync")).to_contain_text("Synced to Stripe")
+    # Editing a tier: the new monthly price becomes a new Stripe Price.
+    creator.locator("#plan-row-pro .plan-edit").click()
+    expect(creator.locator("#plan-name")).to_have_value("Professional")
+    creator.fill("#plan-monthly", "24")
+    creator.click("#plan-save")
+    expect(creator.locator("#plan-row-pro")).to_contain_text("24.00")
+    expect(creator.locator("#plan-row-pro .plan-sync")).to_contain_text("Synced to Stripe")
+    creator.context.close()
+    with create_engine(app.database_url).begin() as connection:  # publishing is not this test
+        connection.execute(
+            text("UPDATE assistants SET is_published = 1 WHERE id = :id"), {"id": assistant_id}
+        )
+
+    subscriber = browser.new_context().new_page()
+    sign_up(subscriber, app, "sam@example.com")
+    expect(subscriber).to_have_url(re.compile(r"/home/?$"), timeout=30_000)
+    subscriber.goto(f"{app.url}/pricing?assistant={assistant_id}")
+    expect(subscriber.locator("#subscribe-pro")).to_be_enabled()
+    expect(subscriber.locator("#plan-pro .plan-price")).to_contain_text("24.00 USD / month")
+    subscriber.click("#annual-toggle")
+    expect(subscriber.locator("#plan-pro .plan-price")).to_contain_text("190.00 USD / year")
+    subscriber.click("#annual-toggle")
+    subscriber.click("#subscribe-pro")
+    expect(subscriber).to_have_url(re.compile(r"/pay/cs_test_"), timeout=30_000)
+    (checkout,) = front.calls("/v1/checkout/sessions")
+    assert checkout.params["mode"] == "subscription"
+    assert checkout.params["allow_promotion_codes"] == "true"
+    subscriber.click("#pay")
+    expect(subscriber).to_have_url(re.compile(r"/pricing/?\?.*checkout=success"), timeout=30_000)
+    expect(subscriber.locator("#checkout-notice")).to_contain_text(
+        "You are subscribed to pro", timeout=60_000
+    )
+    expect(subscriber.locator("#current-plan")).to_have_text("Professional")
+    expect(subscriber.locator("#current-status")).to_have_text("active")
+    expect(subscriber.locator("#plan-pro .plan-current")).to_be_visible()
+    subscriber.click("#manage")
+    expect(subscriber.locator("#portal")).to_be_visible(timeout=30_000)
+    subscriber.context.close()

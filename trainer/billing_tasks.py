@@ -1,0 +1,28 @@
+"""Periodic billing tasks on the Huey queue: metered overage to Stripe, end-of-grace e-mails.
+
+The worker registers them by importing this module (``trainer/tasks.py``:
+``from trainer import billing_tasks  # noqa: F401``). Both are safe to run twice: usage carries
+idempotent meter-event identifiers and ``reported_at``; grace e-mails are recorded once each.
+"""
+
+from __future__ import annotations
+
+from huey import crontab
+
+from trainer.queue import huey
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+def report_usage_task() -> int:
+    """Every five minutes: report unreported overage to Stripe (see services.billing)."""
+    from gptstudio.services.billing import report_usage, stripe_enabled
+
+    return report_usage() if stripe_enabled() else 0
+
+
+@huey.periodic_task(crontab(minute="17"))
+def grace_period_task() -> int:
+    """Hourly: e-mail subscribers whose failed-payment grace period has ended."""
+    from gptstudio.services.billing import notify_grace_ended
+
+    return notify_grace_ended()
