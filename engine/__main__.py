@@ -4,7 +4,9 @@
         --port 8100 --max-concurrent 16 [--api-key KEY | ENGINE_API_KEY=KEY]
 
 Loads the base model, then every adapter folder in ``--adapters-dir`` under its folder name,
-and serves the OpenAI-compatible API (:mod:`engine.server`) until interrupted.
+and serves the OpenAI-compatible API (:mod:`engine.server`) until interrupted. ``/v1/embeddings``
+serves MiniLM as ``--embedding-model`` (default ``minilm``), loaded on its first request;
+``--no-embeddings`` turns it off.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 from pathlib import Path
 
 from engine.core import EngineConfig
+from engine.embeddings import DEFAULT_NAME
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("ENGINE_API_KEY"),
         help="bearer token every /v1 call must send (env ENGINE_API_KEY)",
     )
+    parser.add_argument(
+        "--embedding-model",
+        default=DEFAULT_NAME,
+        help="name /v1/embeddings serves MiniLM under (GPTSTUDIO_EMBEDDING_MODEL in the app)",
+    )
+    parser.add_argument("--no-embeddings", action="store_true", help="do not serve /v1/embeddings")
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
@@ -54,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from engine.core import Engine
+    from engine.embeddings import Embedder
     from engine.errors import BaseModelLoadError
     from engine.server import create_app
 
@@ -77,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (ValueError, BaseModelLoadError) as error:
         raise SystemExit(f"cannot start the engine: {error}") from error
-    app = create_app(engine, api_key=args.api_key, adapters_dir=args.adapters_dir)
+    embedder = None if args.no_embeddings else Embedder(name=args.embedding_model)
+    app = create_app(
+        engine, api_key=args.api_key, adapters_dir=args.adapters_dir, embedder=embedder
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 

@@ -1,11 +1,12 @@
-"""The engine's HTTP API: OpenAI chat completions, model list, adapter management, health.
+"""The engine's HTTP API: OpenAI chat completions, embeddings, model list, adapters, health.
 
 Built so that a vLLM server started with ``--enable-lora`` can replace it with only a URL
 change: the same ``/v1/chat/completions`` (streamed as ``chat.completion.chunk`` server-sent
 events ending with ``data: [DONE]``), ``/v1/models``, and vLLM's ``/v1/load_lora_adapter`` and
-``/v1/unload_lora_adapter``; plus ``/v1/adapters`` for the web app. Errors are OpenAI error
-objects. With an API key set, every ``/v1`` route needs ``Authorization: Bearer <key>``.
-A client that disconnects cancels its request, freeing the slot at the next step.
+``/v1/unload_lora_adapter``; plus ``/v1/adapters`` for the web app, and ``/v1/embeddings``
+(MiniLM, for retrieval; see :mod:`engine.embeddings`). Errors are OpenAI error objects. With an
+API key set, every ``/v1`` route needs ``Authorization: Bearer <key>``. A client that
+disconnects cancels its request, freeing the slot at the next step.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from engine.core import Engine, Stream
-from engine.errors import AuthenticationError, EngineBusyError, EngineError, InvalidRequestError
+from engine.embeddings import Embedder, EmbeddingRequest, check_dimensions, embedding_body
+from engine.errors import (
+    AuthenticationError,
+    EngineBusyError,
+    EngineError,
+    InvalidRequestError,
+    ModelNotFoundError,
+)
 from engine.protocol import (
     AdapterLoadRequest,
     ChatCompletionRequest,
@@ -49,8 +57,12 @@ def create_app(
     api_key: str | None = None,
     adapters_dir: Path | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    embedder: Embedder | None = None,
 ) -> FastAPI:
-    """The ASGI app; it starts the engine (and loads ``adapters_dir``) on startup."""
+    """The ASGI app; it starts the engine (and loads ``adapters_dir``) on startup.
+
+    ``embedder`` serves ``/v1/embeddings``; without one that route answers 404.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,10 +71,13 @@ def create_app(
             await engine.load_adapters_dir(adapters_dir)
         yield
         await engine.stop()
+        if embedder is not None:
+            embedder.close()
 
     app = FastAPI(title="GPT Studio engine", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.engine = engine
     app.state.api_key = api_key or None
+    app.state.embedder = embedder
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.add_exception_handler(EngineError, engine_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
@@ -246,6 +261,26 @@ async def sse_events(stream: Stream, *, include_usage: bool) -> AsyncIterator[st
     finally:
         stream.cancel()  # a no-op once finished; frees the slot when the client left mid-answer
     yield sse("[DONE]")
+
+
+# --- embeddings -----------------------------------------------------------------------------
+
+
+@v1.post("/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]:
+    """OpenAI embeddings of ``input`` (a string or a list of strings) with MiniLM."""
+    embedder: Embedder | None = request.app.state.embedder
+    if embedder is None:
+        raise ModelNotFoundError(
+            f"The embedding model '{body.model}' does not exist; this engine was started with "
+            "--no-embeddings",
+            param="model",
+        )
+    embedder.check_model(body.model)
+    check_dimensions(body.dimensions)
+    texts = body.texts(max_inputs=embedder.max_inputs)
+    embedded = await embedder.embed(texts)
+    return embedding_body(model=body.model, embedded=embedded, encoding_format=body.encoding_format)
 
 
 # --- adapters -------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ def engine_command() -> list[str]:
         str(settings.port + 1),
         "--max-concurrent",
         str(settings.engine_max_concurrent),
+        "--embedding-model",
+        settings.embedding_model,
     ]
 
 

@@ -7,7 +7,10 @@ import socket
 
 from huey import crontab
 
-from trainer import billing_tasks  # noqa: F401  (registers the periodic billing tasks)
+from trainer import (
+    billing_tasks,  # noqa: F401  (registers the periodic billing tasks)
+    retrieval_tasks,  # noqa: F401  (registers build_retrieval_index_task)
+)
 from trainer.queue import huey
 
 

@@ -1,0 +1,245 @@
+"""Retrieval with citations: an index built on the queue from a real dataset version (uploads →
+curation → snapshot), questions embedded by a real engine process, passages put into the prompt,
+the conversation trimmed to the context window, and a rebuild after a new dataset version."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from gptstudio.db import session_scope
+from gptstudio.models import Document, Role
+from gptstudio.services import account, assistant, dataset, retrieval
+from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
+from gptstudio.settings import get_settings
+from tests.curation.builders import make_pdf
+from tests.services.docs import BEES_MD, TAX_MD
+from tests.services.test_document import upload
+
+pytestmark = pytest.mark.timeout(600)
+PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[2]
+
+MANUAL = [
+    [
+        "Morrow Apiary field manual, first part: equipment and clothing for new volunteers.",
+        "Every volunteer wears a ventilated jacket, gloves and a veil before opening any hive.",
+        "Smokers are lit with dry pine needles and kept upwind of the colonies at all times.",
+    ],
+    [
+        "Entrances and landmarks at the Morrow Apiary, for volunteers finding their way around.",
+        "The hive doors at the Morrow Apiary are painted cobalt blue so returning foragers",
+        "find their own colony, and the stands are numbered from the gate towards the river.",
+    ],
+]
+QUESTION = "What colour are the hive doors at the Morrow Apiary?"
+LARKSPUR = """# Larkspur meadow
+
+## Inspections
+
+The Larkspur meadow hives are inspected every Thursday at dawn by the two senior keepers.
+Each inspection records brood pattern, stores and temper in the shared logbook by the gate.
+"""
+
+
+@pytest.fixture(scope="module")
+def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real engine process on the tiny model; it serves MiniLM at /v1/embeddings."""
+    from tests.api.test_chat import free_port
+    from trainer.tiny import build_tiny_model
+
+    base = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "engine", "--base", str(base), "--port", str(port),
+               "--threads", "1", "--log-level", "warning"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=2)
+            break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "engine did not start"
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+Creator = tuple[account.UserPublic, int, dict[str, int]]
+
+
+@pytest.fixture
+def creator(
+    db: str, run_tasks_inline: None, engine_url: str, settings_env: pytest.MonkeyPatch
+) -> Creator:
+    """A creator's assistant with a snapshot (v1) of bees.md, tax.md and a two-page PDF."""
+    settings_env.setenv("GPTSTUDIO_ENGINE_URL", engine_url)
+    get_settings.cache_clear()
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    ids = {
+        "bees.md": upload(cy, bees, "bees.md", BEES_MD.encode()).id,
+        "tax.md": upload(cy, bees, "tax.md", TAX_MD.encode()).id,
+        "manual.pdf": upload(cy, bees, "manual.pdf", make_pdf(MANUAL)).id,
+    }
+    curate_and_snapshot(cy, bees)
+    return cy, bees, ids
+
+
+def curate_and_snapshot(actor: account.UserPublic, assistant_id: int) -> None:
+    settings = dataset.CurationSettings()
+    run = dataset.start_curation(actor=actor, assistant_id=assistant_id, settings=settings)
+    done = dataset.latest_run(actor=actor, assistant_id=assistant_id)
+    assert done is not None and done.id == run.id and done.status == "done", done
+    dataset.snapshot(actor=actor, assistant_id=assistant_id)
+
+
+def ask(assistant_id: int, query: str, k: int = 3) -> retrieval.Retrieval:
+    return asyncio.run(retrieval.retrieve(assistant_id=assistant_id, query=query, k=k))
+
+
+def test_the_passage_that_answers_comes_first_with_its_document_and_page(
+    creator: Creator,
+) -> None:
+    cy, bees, ids = creator
+    assert retrieval.index_status(actor=cy, assistant_id=bees).state == "none"
+    status = retrieval.request_build(actor=cy, assistant_id=bees)  # runs inline on the queue
+    assert status.state == "ready", status
+    assert status.error == "" and status.dataset_version == 1 and not status.outdated
+    assert status.chunks >= 5 and status.built_at is not None
+
+    found = ask(bees, QUESTION)
+    assert found.warning == "" and 1 <= len(found) <= 3
+    best = found[0]
+    assert (best.n, best.filename, best.page) == (1, "manual.pdf", 2)
+    assert best.document_id == ids["manual.pdf"]
+    assert "cobalt blue" in best.text and best.score > 0.4
+    assert [p.n for p in found] == list(range(1, len(found) + 1))
+    assert [p.score for p in found] == sorted((p.score for p in found), reverse=True)
+    citation = best.to_citation()
+    assert citation["label"] == "manual.pdf, page 2" and citation["page"] == 2
+    assert citation["document_id"] == ids["manual.pdf"] and "cobalt" in citation["snippet"]
+    assert citation["char_end"] > citation["char_start"] >= 0
+
+    varroa = ask(bees, "How often should I check my hives for varroa mites?")[0]
+    assert varroa.document_id == ids["bees.md"] and varroa.page is None
+    assert varroa.section == "Beekeeping basics > Varroa" and "sugar roll" in varroa.text
+
+    index = retrieval.read_index(retrieval.index_path(bees))
+    assert index.manifest["reproduced"] is True and len(index.manifest["content_hash"]) == 64
+    text = " ".join(row["text"] for row in index.rows)
+    assert "keeper@example.com" not in text and "[EMAIL]" in text  # scrubbed chunks only
+
+
+def test_passages_go_into_the_system_prompt_and_trimming_keeps_them(creator: Creator) -> None:
+    cy, bees, _ = creator
+    retrieval.request_build(actor=cy, assistant_id=bees)
+    passages = ask(bees, QUESTION, k=2)
+    history = []
+    for turn in range(30):
+        history += [
+            {"role": "user", "content": f"Old question {turn}: " + "tell me about bees " * 20},
+            {"role": "assistant", "content": f"Old answer {turn}: " + "bees are insects " * 20},
+        ]
+    persona = {"role": "system", "content": "You are a beekeeping mentor."}
+    messages = [persona, *history, {"role": "user", "content": QUESTION}]
+
+    prompt = retrieval.with_passages(messages, passages)
+    system = prompt[0]["content"]
+    assert prompt[0]["role"] == "system" and system.startswith("You are a beekeeping mentor.")
+    assert "[1] manual.pdf, page 2\n" in system and "cobalt blue" in system
+    assert "cite each source you use as [n]" in system
+    assert prompt[1:] == messages[1:] and messages[0] == persona  # the input is not changed
+    assert retrieval.with_passages(messages[1:], passages)[0]["role"] == "system"
+    assert retrieval.with_passages(messages, retrieval.Retrieval()) == messages
+    assert len(passages) == 2
+    cited = retrieval.citations(passages, "They are cobalt blue [1].")
+    assert [(c["n"], c["cited"]) for c in cited] == [(1, True), (2, False)]
+    assert cited[0]["label"] == "manual.pdf, page 2"
+
+    count = retrieval.estimate_tokens
+    needed = sum(count(m["content"]) + retrieval.MESSAGE_OVERHEAD_TOKENS for m in prompt)
+    assert retrieval.trim_to_context(prompt, max_tokens_budget=needed) == prompt
+
+    tight = retrieval.trim_to_context(prompt, max_tokens_budget=50)  # less than the system alone
+    assert tight == [prompt[0], prompt[-1]]
+
+    middle = retrieval.trim_to_context(prompt, max_tokens_budget=needed // 3)
+    assert middle[0] == prompt[0] and middle[-1] == prompt[-1]
+    assert 3 < len(middle) < len(prompt) and middle[1]["role"] == "user"
+    assert middle[1:] == prompt[len(prompt) - len(middle) + 1 :]  # the newest turns, in order
+    kept = sum(count(m["content"]) + retrieval.MESSAGE_OVERHEAD_TOKENS for m in middle)
+    assert kept <= needed // 3
+
+
+def test_a_new_dataset_version_is_indexed_on_rebuild(creator: Creator) -> None:
+    cy, bees, _ = creator
+    retrieval.request_build(actor=cy, assistant_id=bees)
+    question = "Which day are the Larkspur meadow hives inspected?"
+    assert all(p.filename != "larkspur.md" for p in ask(bees, question))
+
+    larkspur = upload(cy, bees, "larkspur.md", LARKSPUR.encode()).id
+    curate_and_snapshot(cy, bees)
+    status = retrieval.index_status(actor=cy, assistant_id=bees)
+    assert status.state == "ready" and status.dataset_version == 1
+    assert status.latest_dataset_version == 2 and status.outdated
+
+    rebuilt = retrieval.request_build(actor=cy, assistant_id=bees)
+    assert rebuilt.state == "ready" and rebuilt.dataset_version == 2 and not rebuilt.outdated
+    best = ask(bees, question)[0]  # the web process's cached index is read again
+    assert best.document_id == larkspur and "every Thursday at dawn" in best.text
+
+
+def test_chat_goes_on_without_passages_when_there_is_no_index_or_no_engine(
+    creator: Creator, settings_env: pytest.MonkeyPatch
+) -> None:
+    cy, bees, _ = creator
+    missing = ask(bees, QUESTION)
+    assert list(missing) == [] and "not indexed yet" in missing.warning
+
+    retrieval.request_build(actor=cy, assistant_id=bees)
+    assert ask(bees, "   ").warning == "" and list(ask(bees, "   ")) == []
+    from tests.api.test_chat import free_port
+
+    settings_env.setenv("GPTSTUDIO_ENGINE_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+    get_settings.cache_clear()
+    down = ask(bees, QUESTION)
+    assert list(down) == [] and "unavailable right now" in down.warning
+
+
+def test_who_may_build_and_what_a_failed_build_says(creator: Creator) -> None:
+    cy, bees, _ = creator
+    other = account.register(email="cleo@example.com", password=PASSWORD, role=Role.creator)
+    sue = account.register(email="sue@example.com", password=PASSWORD)
+    with pytest.raises(NotFound):
+        retrieval.request_build(actor=other, assistant_id=bees)
+    with pytest.raises(NotFound):
+        retrieval.index_status(actor=other, assistant_id=bees)
+    with pytest.raises(PermissionDenied):
+        retrieval.request_build(actor=sue, assistant_id=bees)
+    empty = assistant.create_assistant(actor=cy, name="Empty").id
+    with pytest.raises(InvalidInput, match="Snapshot a dataset first"):
+        retrieval.request_build(actor=cy, assistant_id=empty)
+    assert retrieval.index_status(actor=cy, assistant_id=empty).state == "none"
+
+    first = retrieval.request_build(actor=cy, assistant_id=bees)
+    with session_scope() as session:  # the creator deletes every document
+        for row in session.exec(select(Document).where(Document.assistant_id == bees)).all():
+            session.delete(row)
+    failed = retrieval.request_build(actor=cy, assistant_id=bees)
+    assert failed.state == "ready" and failed.chunks == first.chunks  # the old index stays
+    assert "documents of this dataset version are gone" in failed.error
+    assert ask(bees, QUESTION)[0].page == 2
