@@ -1,11 +1,14 @@
 """``POST /v1/chat/completions``: the OpenAI chat-completions protocol for published assistants
-(API key with scope ``chat``), streaming (SSE ending in ``data: [DONE]``) or not."""
+(API key with scope ``chat``), streaming (SSE ending in ``data: [DONE]``) or not.
+
+Answers carry OpenAI's ``x-ratelimit-*`` headers for the caller's plan; a refused request is a
+429 with ``Retry-After`` (rate or token quota) or a 402 (a paid plan is needed).
+"""
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -61,16 +64,22 @@ async def chat_completions(
 ) -> StreamingResponse | JSONResponse:
     model = chat.served(slug=body.model)
     messages = [m.model_dump() for m in body.messages]
+    context = chat.RequestContext()
     chunks = chat.stream_completion(
-        model=model, messages=messages, params=_params(body), user_id=user.id, source="api"
-    )
+        model=model, messages=messages, params=_params(body), user_id=user.id, source="api",
+        context=context,
+    )  # fmt: skip
     first = await anext(chunks)  # errors surface here, before any byte of the answer is sent
+    headers = {**context.headers(), "x-request-id": context.request_id}
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            _sse(first, chunks, body.model, usage), media_type="text/event-stream"
+            _sse(first, chunks, body.model, usage),
+            media_type="text/event-stream",
+            headers=headers,
         )
-    return JSONResponse(await _collect(first, chunks, body.model))
+    answer = await _collect(first, chunks, body.model, context.request_id)
+    return JSONResponse(answer, headers=headers)
 
 
 async def _sse(
@@ -92,7 +101,7 @@ async def _prepend(
 
 
 async def _collect(
-    first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], name: str
+    first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], name: str, request_id: str
 ) -> dict[str, Any]:
     text: list[str] = []
     finish: str | None = None
@@ -103,7 +112,7 @@ async def _collect(
             finish = choice.get("finish_reason") or finish
         usage = chunk.get("usage") or usage
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "id": request_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": name,

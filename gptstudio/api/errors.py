@@ -1,4 +1,9 @@
-"""OpenAI-style JSON errors for the HTTP API, from the typed domain errors."""
+"""OpenAI-style JSON errors for the HTTP API, from the typed domain errors.
+
+Quotas answer like OpenAI: 429 ``rate_limit_exceeded`` (requests per minute) or
+``insufficient_quota`` (tokens for the period) with ``Retry-After`` and the ``x-ratelimit-*``
+headers; 402 ``payment_required`` names the page where a plan can be chosen.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,18 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound
+from gptstudio.services.errors import DomainError, InvalidInput, NotFound, PaymentRequired
 
-_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          429: "rate_limit_error"}  # fmt: skip
+_TYPES = {401: "authentication_error", 402: "payment_required", 403: "permission_error",
+          404: "not_found_error", 429: "rate_limit_error", 503: "server_error"}  # fmt: skip
+_CODE_TYPES = {"insufficient_quota": "insufficient_quota"}
 
 
 def error_body(message: str, *, status: int, code: str | None = None) -> dict[str, object]:
     return {
         "error": {
             "message": message,
-            "type": _TYPES.get(status, "invalid_request_error"),
+            "type": _CODE_TYPES.get(code or "", _TYPES.get(status, "invalid_request_error")),
             "param": None,
             "code": code,
         }
@@ -38,14 +44,23 @@ async def domain_error_handler(request: Request, error: Exception) -> JSONRespon
     code = getattr(error, "code", None) or type(error).__name__.lower()
     if isinstance(error, NotFound) and "model" in str(error):
         code = "model_not_found"
-    status = error.status_code
+    message, status = str(error), error.status_code
     if isinstance(error, InvalidInput):
         code = "invalid_value"
         if request.url.path.startswith("/v1/"):
             status = 400  # the OpenAI protocol answers bad parameters with 400
-    headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+    if isinstance(error, PaymentRequired):
+        code = "payment_required"
+        if error.upgrade_url and error.upgrade_url not in message:
+            message = f"{message} Choose a plan: {error.upgrade_url}"
+    headers = dict(getattr(error, "headers", None) or {})
+    if error.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after))
     return JSONResponse(
-        error_body(str(error), status=status, code=code),
+        error_body(message, status=status, code=code),
         status_code=status,
-        headers=headers,
+        headers=headers or None,
     )

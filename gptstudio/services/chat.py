@@ -3,24 +3,35 @@
 The engine speaks the OpenAI chat-completions protocol (``python -m engine``, or a vLLM server
 started with ``--enable-lora``: only ``GPTSTUDIO_ENGINE_URL`` changes). A published assistant is
 served as the LoRA adapter of its current model version; the adapter is loaded on first use with
-the vLLM-compatible ``/v1/load_lora_adapter`` call. The web UI and the JSON API both go through
-:func:`stream_completion`, so usage is recorded the same way for both.
+the vLLM-compatible ``/v1/load_lora_adapter`` call. The web UI, the widget and the JSON API all
+go through :func:`stream_completion`: one place checks the plan (:mod:`.entitlements`), admits
+the request within its quota and rate limit (:mod:`.quota`) and meters its tokens
+(:mod:`.usage`), once per request, also when the caller stops early.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
+import math
+import ssl
+import threading
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import Assistant, Conversation, Message, ModelVersion, UsageEvent
+from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
+from gptstudio.services import quota, usage
+from gptstudio.services.entitlements import entitlement
 from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
@@ -103,6 +114,13 @@ def served(*, slug: str) -> Served:
         )  # fmt: skip
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every engine client: building one costs ~30 ms of CPU, which a
+    client per request would spend on the event loop each time."""
+    return httpx.create_ssl_context()
+
+
 def _headers() -> dict[str, str]:
     key = get_settings().engine_api_key.get_secret_value()
     return {"Authorization": f"Bearer {key}"} if key else {}
@@ -138,6 +156,18 @@ def with_system_prompt(model: Served, messages: list[dict[str, str]]) -> list[di
     return messages
 
 
+@dataclass
+class RequestContext:
+    """One chat request as its caller sees it: the id that makes its usage event idempotent and,
+    once admitted, the quota status behind the ``x-ratelimit-*`` headers."""
+
+    request_id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    admission: quota.Admission | None = None
+
+    def headers(self) -> dict[str, str]:
+        return self.admission.headers() if self.admission else {}
+
+
 async def stream_completion(
     *,
     model: Served,
@@ -145,21 +175,62 @@ async def stream_completion(
     params: Params,
     user_id: int | None,
     source: str,
+    visitor_id: str = "",
+    context: RequestContext | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Engine ``chat.completion.chunk`` objects for the request; usage is recorded at the end."""
+    """Engine ``chat.completion.chunk`` objects for the request: the one path of the web UI, the
+    widget and the API. Before the engine is called the plan is checked (402) and the request
+    admitted by the quota (429, ``max_tokens`` clamped to what is left); at the end, or when the
+    caller stops early, the tokens are metered once and the reservation settled."""
     check_messages(messages)
     params.check()
+    context = context or RequestContext()
+    prompt = with_system_prompt(model, messages)
+    admission = await asyncio.to_thread(
+        _admit, model=model, prompt=prompt, params=params, user_id=user_id,
+        visitor_id=visitor_id, request_id=context.request_id,
+    )  # fmt: skip
+    context.admission = admission
+    meter = Meter(model=model, admission=admission, request_id=context.request_id,
+                  user_id=user_id, visitor_id=visitor_id, source=source, prompt=prompt)  # fmt: skip
+    params = replace(params, max_tokens=admission.max_tokens)
+    try:
+        async for chunk in engine_chunks(model, prompt, params):
+            meter.observe(chunk)
+            yield chunk
+        await asyncio.to_thread(meter.close)
+    finally:
+        meter.close()  # idempotent: after a disconnect or a stop, what was generated counts
+
+
+def _admit(
+    *, model: Served, prompt: list[dict[str, str]], params: Params, user_id: int | None,
+    visitor_id: str, request_id: str,
+) -> quota.Admission:  # fmt: skip
+    granted = entitlement(user_id=user_id, assistant_id=model.assistant_id).require()
+    return quota.admit(
+        granted, user_id=user_id, visitor_id=visitor_id, max_tokens=params.max_tokens,
+        prompt_tokens=quota.prompt_bound(prompt), request_id=request_id,
+    )  # fmt: skip
+
+
+async def engine_chunks(
+    model: Served, prompt: list[dict[str, str]], params: Params
+) -> AsyncIterator[dict[str, Any]]:
+    """The engine's answer as ``chat.completion.chunk`` objects, with no checks or metering."""
     body = {
-        "model": model.adapter_name, "messages": with_system_prompt(model, messages),
+        "model": model.adapter_name, "messages": prompt,
         "stream": True, "stream_options": {"include_usage": True},
         "temperature": params.temperature, "top_p": params.top_p,
         "max_tokens": params.max_tokens, "stop": params.stop or None, "seed": params.seed,
     }  # fmt: skip
-    usage: dict[str, int] = {}
     timeout = httpx.Timeout(10, read=300)
     base = get_settings().resolved_engine_url
     try:
-        async with httpx.AsyncClient(base_url=base, headers=_headers(), timeout=timeout) as client:
+        client = httpx.AsyncClient(
+            base_url=base, headers=_headers(), timeout=timeout, verify=_tls()
+        )
+        async with client:
             await _ensure_adapter(client, model)
             async with client.stream("POST", "/v1/chat/completions", json=body) as response:
                 if response.status_code >= 400:
@@ -168,28 +239,77 @@ async def stream_completion(
                 async for line in response.aiter_lines():
                     if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
-                    chunk = json.loads(line[6:])
-                    usage = chunk.get("usage") or usage
-                    yield chunk
+                    yield json.loads(line[6:])
     except httpx.HTTPError as error:
         raise EngineUnavailable(
             f"The model server is not reachable right now ({type(error).__name__}); try again "
             "in a moment."
         ) from None
-    finally:
-        if usage:
-            record_usage(model=model, user_id=user_id, source=source, usage=usage)
 
 
-def record_usage(*, model: Served, user_id: int | None, source: str, usage: dict[str, int]) -> None:
-    with session_scope() as session:
-        session.add(
-            UsageEvent(
-                user_id=user_id, assistant_id=model.assistant_id, model_version_id=model.version_id,
-                source=source, input_tokens=int(usage.get("prompt_tokens", 0)),
-                output_tokens=int(usage.get("completion_tokens", 0)),
+class Meter:
+    """Counts one request's tokens and, once, writes its usage event and settles its quota.
+
+    The engine reports exact usage in its last chunk. A request stopped before that (the client
+    went away, the user pressed stop) is counted from what was streamed: one token per text
+    delta (at least a token per four characters), and the prompt estimated at four bytes a token.
+    """
+
+    def __init__(
+        self, *, model: Served, admission: quota.Admission, request_id: str,
+        user_id: int | None, visitor_id: str, source: str, prompt: list[dict[str, str]],
+    ) -> None:  # fmt: skip
+        self.model, self.admission, self.request_id = model, admission, request_id
+        self.user_id, self.visitor_id, self.source = user_id, visitor_id, source
+        self.prompt = prompt
+        self.usage: dict[str, int] = {}
+        self.deltas = 0
+        self.chars = 0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def observe(self, chunk: dict[str, Any]) -> None:
+        self.usage = chunk.get("usage") or self.usage
+        for choice in chunk.get("choices") or []:
+            text = (choice.get("delta") or {}).get("content") or ""
+            if text:
+                self.deltas += 1
+                self.chars += len(text)
+
+    def tokens(self) -> tuple[int, int]:
+        """(input, output) tokens: the engine's count, or the estimate for a stopped request."""
+        if self.usage:
+            return int(self.usage.get("prompt_tokens", 0)), int(
+                self.usage.get("completion_tokens", 0)
             )
-        )  # fmt: skip
+        if not self.deltas:
+            return 0, 0  # the engine never answered: nothing was generated
+        prompt_bytes = sum(len(m["content"].encode()) for m in self.prompt)
+        estimate = math.ceil(prompt_bytes / 4) + 4 * len(self.prompt)
+        return estimate, max(self.deltas, math.ceil(self.chars / 4))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        spent_in, spent_out = self.tokens()
+        try:
+            if spent_in or spent_out:
+                usage.record(
+                    request_id=self.request_id, assistant_id=self.model.assistant_id,
+                    model_version_id=self.model.version_id, user_id=self.user_id,
+                    visitor_id=self.visitor_id if self.user_id is None else "",
+                    source=self.source, input_tokens=spent_in, output_tokens=spent_out,
+                )  # fmt: skip
+        except SQLAlchemyError:
+            log.exception(
+                "could not meter request %s (assistant %s, user %s, visitor %r): %s input and "
+                "%s output tokens", self.request_id, self.model.assistant_id, self.user_id,
+                self.visitor_id, spent_in, spent_out,
+            )  # fmt: skip
+        finally:
+            quota.settle(self.admission, tokens=spent_in + spent_out)
 
 
 # --- conversations ---------------------------------------------------------------------------
@@ -251,6 +371,8 @@ def add_message(
     role: str,
     content: str,
     usage: dict[str, int] | None = None,
+    citations: list[dict[str, Any]] | None = None,
+    latency_ms: int | None = None,
 ) -> Message:
     with session_scope() as session:
         conversation = _own(session, actor, conversation_id)
@@ -259,6 +381,7 @@ def add_message(
             model_version_id=conversation.model_version_id,
             input_tokens=int((usage or {}).get("prompt_tokens", 0)),
             output_tokens=int((usage or {}).get("completion_tokens", 0)),
+            citations=citations or [], latency_ms=latency_ms,
         )  # fmt: skip
         session.add(message)
         if role == "user" and conversation.title == "New conversation":

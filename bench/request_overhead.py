@@ -1,0 +1,264 @@
+"""Benchmark the overhead of the chat request path's checks: API-key auth, entitlement, quota
+(requests per minute + token reservation) and metering (usage event + settle), against the same
+route with those checks off.
+
+Run from the repository root (``PYTHONPATH=.`` if the project is not installed); PostgreSQL and
+Redis as for the tests (``GPTSTUDIO_TEST_POSTGRES_URL``, ``GPTSTUDIO_TEST_REDIS_URL``; a
+throw-away database is created and dropped; ``--embedded`` uses SQLite and no Redis instead)::
+
+    .venv/bin/python bench/request_overhead.py [--concurrency 200] [--rounds 5] [--users 50]
+
+The engine is replaced by an instant echo (the engine's OpenAI streaming protocol with usage,
+from ``tests/api/test_chat_quota.py``) in its own process, so both sides pay the same engine
+round trips and only the checks differ:
+
+* checks on: ``POST /v1/chat/completions`` of the app (``gptstudio.api.create_api()``), a
+  subscriber on a free plan with a token quota and a requests-per-minute limit high enough that
+  every request is admitted, so every check runs in full;
+* checks off: the same route body (model lookup, the engine stream, the same JSON answer)
+  without auth, entitlement, quota or metering.
+
+Each round fires ``--concurrency`` non-streaming requests at once at one side, then the other
+(sides interleaved, so a burst of load from other processes hits both), through httpx's ASGI
+transport in this process. Latency = request sent to answer parsed. Printed: p50/p99 per side,
+the overhead (on - off) and the ratio; also one request at a time, the per-request cost with no
+queueing. Target: p99 overhead at ``--concurrency`` <= 5 ms. Exits 1 when it is missed.
+"""
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_MS = 5.0
+QUESTION = [{"role": "user", "content": "How often should I check the hive for mites?"}]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_echo() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    code = (
+        "import uvicorn; from tests.api.test_chat_quota import echo_engine; "
+        f"uvicorn.run(echo_engine(), host='127.0.0.1', port={port}, log_level='warning')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/v1/models", timeout=1)
+            return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the echo engine did not start") from None
+            time.sleep(0.2)
+
+
+def configure(args: argparse.Namespace, data_dir: Path) -> tuple[str, str]:
+    """Point the settings at a fresh database (and Redis); returns (database URL, admin URL)."""
+    os.environ["GPTSTUDIO_DATA_DIR"] = str(data_dir)
+    if args.embedded:
+        return f"sqlite:///{data_dir / 'bench.db'}", ""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = os.environ.get(
+        "GPTSTUDIO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    name = f"gptstudio_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    redis_url = os.environ.get("GPTSTUDIO_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    os.environ["GPTSTUDIO_REDIS_URL"] = redis_url
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), admin_url
+
+
+def drop(database_url: str, admin_url: str) -> None:
+    if not admin_url:
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from gptstudio.db import engine_for
+
+    engine_for(database_url).dispose()
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        name = make_url(database_url).database
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def populate(users: int) -> list[str]:
+    """A published assistant with a generous free plan, and ``users`` subscribers' API keys."""
+    from gptstudio.db import session_scope
+    from gptstudio.models import Assistant, ModelVersion, Plan, Role, User
+    from gptstudio.services import account, api_key, assistant
+
+    account.register(email="root@example.com", password="correct horse battery")
+    cy = account.register(email="cy@example.com", password="correct horse battery",
+                          role=Role.creator)  # fmt: skip
+    bees = assistant.create_assistant(actor=cy, name="Bee Mentor")
+    with session_scope() as session:
+        version = ModelVersion(assistant_id=bees.id, version=1, base_model="tiny",
+                               status="published", adapter_path="/adapters/bees-1")  # fmt: skip
+        session.add(version)
+        session.flush()
+        row = session.get(Assistant, bees.id)
+        assert row is not None
+        row.is_published, row.current_model_version_id = True, version.id
+        row.system_prompt = "You are a beekeeping mentor."
+        session.add(Plan(assistant_id=bees.id, key="free", name="Free",
+                         included_tokens=2_000_000_000, requests_per_minute=1_000_000))  # fmt: skip
+        people = [User(email=f"bee{n}@example.com", password_hash="-") for n in range(users)]
+        session.add_all(people)
+    keys = []
+    for person in people:
+        raw, _ = api_key.create_key(actor=account.public(person), name="bench", scopes=["chat"])
+        keys.append(raw)
+    return keys
+
+
+def unchecked_app() -> Any:
+    """The same route with auth, entitlement, quota and metering off."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from gptstudio.api.chat import ChatCompletionIn, _collect, _params
+    from gptstudio.services import chat
+
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def completions(body: ChatCompletionIn) -> JSONResponse:
+        model = chat.served(slug=body.model)
+        messages = chat.with_system_prompt(model, [m.model_dump() for m in body.messages])
+        chunks = chat.engine_chunks(model, messages, _params(body))
+        first = await anext(chunks)
+        return JSONResponse(await _collect(first, chunks, body.model, "chatcmpl-unchecked"))
+
+    return app
+
+
+async def fire(app: Any, keys: list[str], count: int) -> list[float]:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    body = {"model": "bee-mentor", "messages": QUESTION, "max_tokens": 16}
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=120) as http:
+
+        async def one(index: int) -> float:
+            headers = {"Authorization": f"Bearer {keys[index % len(keys)]}"}
+            start = time.perf_counter()
+            response = await http.post("/v1/chat/completions", json=body, headers=headers)
+            response.json()
+            elapsed = time.perf_counter() - start
+            if response.status_code != 200:
+                raise SystemExit(f"request failed: {response.status_code} {response.text}")
+            return elapsed * 1000
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def sequential(app: Any, keys: list[str], count: int) -> list[float]:
+    times: list[float] = []
+    for _ in range(count):
+        times += await fire(app, keys, 1)
+    return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def report(name: str, on: list[float], off: list[float]) -> float:
+    p50 = (percentile(on, 0.5), percentile(off, 0.5))
+    p99 = (percentile(on, 0.99), percentile(off, 0.99))
+    print(f"{name}: {len(on)} requests per side")
+    print(f"  checks on : p50 {p50[0]:8.2f} ms   p99 {p99[0]:8.2f} ms")
+    print(f"  checks off: p50 {p50[1]:8.2f} ms   p99 {p99[1]:8.2f} ms")
+    print(f"  overhead  : p50 {p50[0] - p50[1]:8.2f} ms   p99 {p99[0] - p99[1]:8.2f} ms   "
+          f"(ratio on/off p50 {p50[0] / p50[1]:.2f}x, p99 {p99[0] / p99[1]:.2f}x)")  # fmt: skip
+    return p99[0] - p99[1]
+
+
+async def measure(args: argparse.Namespace, keys: list[str]) -> float:
+    from gptstudio.api import create_api
+
+    checked, unchecked = create_api(), unchecked_app()
+    await fire(checked, keys, args.concurrency)  # warm-up: connections, caches, scripts
+    await fire(unchecked, keys, args.concurrency)
+    single_on, single_off = [], []
+    for _ in range(args.single):
+        single_on += await sequential(checked, keys, 1)
+        single_off += await sequential(unchecked, keys, 1)
+    burst_on, burst_off = [], []
+    for _ in range(args.rounds):
+        burst_on += await fire(checked, keys, args.concurrency)
+        burst_off += await fire(unchecked, keys, args.concurrency)
+    report("one request at a time", single_on, single_off)
+    overhead = report(f"{args.concurrency} concurrent", burst_on, burst_off)
+    print(f"  mean latency per request: on {statistics.mean(burst_on):.2f} ms, "
+          f"off {statistics.mean(burst_off):.2f} ms")  # fmt: skip
+    return overhead
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--single", type=int, default=200, help="one-at-a-time requests")
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--embedded", action="store_true", help="SQLite, no Redis")
+    args = parser.parse_args()
+    for key in [k for k in os.environ if k.startswith("GPTSTUDIO_")]:
+        if not key.startswith("GPTSTUDIO_TEST_"):
+            del os.environ[key]
+    echo, echo_url = start_echo()
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url, admin_url = configure(args, Path(tmp))
+        os.environ["GPTSTUDIO_DATABASE_URL"] = database_url
+        os.environ["GPTSTUDIO_ENGINE_URL"] = echo_url
+        try:
+            sys.path.insert(0, str(ROOT))
+            from tests.conftest import upgrade
+
+            upgrade(database_url)
+            keys = populate(args.users)
+            backend = "PostgreSQL + Redis" if admin_url else "SQLite, in-process limits"
+            print(f"request overhead: {backend}, engine = instant echo, {args.users} users")
+            overhead = asyncio.run(measure(args, keys))
+        finally:
+            echo.terminate()
+            echo.wait(timeout=10)
+            drop(database_url, admin_url)
+    met = overhead <= TARGET_MS
+    print(f"target: p99 overhead <= {TARGET_MS:.0f} ms at {args.concurrency} concurrent: "
+          f"{'met' if met else 'MISSED'} ({overhead:.2f} ms)")  # fmt: skip
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
