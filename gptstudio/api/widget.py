@@ -1,7 +1,298 @@
-"""Embeddable widget routes: the iframe page, its config and its chat endpoint."""
+"""Embeddable widget routes: the loader script, the iframe page, its config and its chat endpoint.
+
+* ``GET /widget.js``: the loader a creator's site includes (``assets/widget.js``), cached long and
+  loadable from any origin.
+* ``GET /widget/{key}/config``: called by the loader from the host page (CORS); refuses an origin
+  the assistant does not allow, with a message the loader shows instead of the chat.
+* ``GET /widget/{key}/frame``: the chat page inside the iframe, with
+  ``Content-Security-Policy: frame-ancestors <the assistant's allowed origins>``.
+* ``POST /widget/{key}/session`` and ``POST /widget/{key}/chat``: called by the iframe with the
+  parent page's origin (learnt from the ``postMessage`` handshake), the visitor id and, when the
+  host site signs one, the end-user identity; chat answers stream as server-sent events.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import html
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from gptstudio.services import chat, widget
+from gptstudio.services.entitlements import entitlement
+from gptstudio.services.errors import DomainError, PaymentRequired, RateLimited
+from gptstudio.settings import get_settings
 
 router = APIRouter()
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+SCRIPT_TYPE = "text/javascript; charset=utf-8"
+DEFAULT_MAX_TOKENS = 512
+_FRAME = "widget-frame.html"
+CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}
+
+
+@lru_cache(maxsize=8)
+def _asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+# --- static parts ----------------------------------------------------------------------------
+
+
+@router.get("/widget.js", include_in_schema=False)
+def loader_script() -> Response:
+    return Response(
+        _asset("widget.js"),
+        media_type=SCRIPT_TYPE,
+        headers={
+            "Cache-Control": "public, max-age=86400, stale-while-revalidate=604800",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+            "Access-Control-Allow-Origin": "*",
+        },
+    )
+
+
+@router.get("/widget/frame.js", include_in_schema=False)
+def frame_script() -> Response:
+    return Response(
+        _asset("widget-frame.js"),
+        media_type=SCRIPT_TYPE,
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _error_json(error: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "message": str(error),
+        "code": getattr(error, "code", None) or type(error).__name__.lower(),
+        "status": error.status_code,
+    }
+    extra = dict(headers or {})
+    if isinstance(error, (PaymentRequired, RateLimited)) and error.upgrade_url:
+        body["upgrade_url"] = error.upgrade_url
+    if isinstance(error, RateLimited):
+        body["retry_after"] = error.retry_after
+        extra["Retry-After"] = str(error.retry_after)
+    return JSONResponse({"error": body}, status_code=error.status_code, headers=extra)
+
+
+def _refusal_page(message: str, status: int) -> HTMLResponse:
+    """A plain page with the reason; it may show inside any frame (it holds nothing)."""
+    nonce = secrets.token_urlsafe(16)
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>Chat unavailable</title>"
+        f"<style nonce='{nonce}'>body{{font:15px/1.5 system-ui,sans-serif;margin:0;"
+        "padding:24px;color:#3b1212;background:#fff5f5}</style></head><body>"
+        f"<p id='widget-refused' role='alert'>{html.escape(message)}</p></body></html>"
+    )
+    csp = f"default-src 'none'; style-src 'nonce-{nonce}'; frame-ancestors *; base-uri 'none'"
+    return HTMLResponse(
+        page,
+        status_code=status,
+        headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"},
+    )
+
+
+def _page_origin(request: Request) -> str:
+    """The calling page's origin: ``Origin``, else the ``Referer``'s scheme and host."""
+    origin = request.headers.get("origin", "")
+    if origin:
+        return origin
+    referer = urlsplit(request.headers.get("referer", ""))
+    return f"{referer.scheme}://{referer.netloc}" if referer.scheme and referer.netloc else ""
+
+
+def _same_site(request: Request, origin: str) -> bool:
+    """A request from the app's own pages (the iframe), by the Host it reached or the public URL
+    (behind a proxy that rewrites Host)."""
+    public = urlsplit(get_settings().base_url)
+    return origin.split("://", 1)[-1] == request.headers.get("host", "") or origin == (
+        f"{public.scheme}://{public.netloc}"
+    )
+
+
+def _check_embedding(request: Request, target: widget.WidgetTarget, claimed: str) -> str:
+    """The embedding page's origin must be allowed. A call made straight from another site (not
+    from the iframe, which is same-origin with the app) must come from an allowed site too."""
+    caller = request.headers.get("origin", "")
+    if caller and not _same_site(request, caller):
+        widget.check_origin(target, caller)
+    return widget.check_origin(target, claimed)
+
+
+# --- the loader's config ---------------------------------------------------------------------
+
+
+@router.get("/widget/{key}/config", include_in_schema=False)
+async def config(key: str, request: Request) -> JSONResponse:
+    try:
+        target = await asyncio.to_thread(widget.resolve, key)
+        widget.check_origin(target, _page_origin(request))
+    except DomainError as error:
+        return _error_json(error, CORS)
+    body = {"name": target.name, "frame_url": f"/widget/{target.key}/frame"}
+    return JSONResponse(body, headers={**CORS, "Cache-Control": "no-store"})
+
+
+# --- the iframe page -------------------------------------------------------------------------
+
+
+def _frame_html(target: widget.WidgetTarget, nonce: str) -> str:
+    settings = {
+        "key": target.key,
+        "name": target.name,
+        "sessionUrl": f"/widget/{target.key}/session",
+        "chatUrl": f"/widget/{target.key}/chat",
+        "origins": list(target.origins),
+    }
+    # Inside <script type="application/json">: no "<", ">" or "&" may end the element early.
+    data = json.dumps(settings).replace("<", "\\u003c").replace(">", "\\u003e")
+    data = data.replace("&", "\\u0026")
+    values = {"NONCE": nonce, "TITLE": html.escape(target.name), "CONFIG": data}
+    # One pass, so that a value that happens to contain a placeholder is left alone.
+    return re.sub(r"__(NONCE|TITLE|CONFIG)__", lambda m: values[m.group(1)], _asset(_FRAME))
+
+
+@router.get("/widget/{key}/frame", include_in_schema=False)
+async def frame(key: str) -> HTMLResponse:
+    try:
+        target = await asyncio.to_thread(widget.resolve, key)
+    except DomainError as error:
+        return _refusal_page(str(error), error.status_code)
+    nonce = secrets.token_urlsafe(16)
+    csp = (
+        "default-src 'self'; script-src 'self'; "
+        f"style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; connect-src 'self'; "
+        f"frame-ancestors {widget.frame_ancestors(target)}; base-uri 'none'; "
+        "form-action 'none'; object-src 'none'"
+    )
+    return HTMLResponse(
+        _frame_html(target, nonce),
+        headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"},
+    )
+
+
+# --- the iframe's calls ----------------------------------------------------------------------
+
+
+class VisitorIn(BaseModel):
+    parent_origin: str = Field(default="", max_length=300)
+    visitor_id: str = Field(default="", max_length=80)
+    identity: str = Field(default="", max_length=700)
+
+
+class WidgetMessageIn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class WidgetChatIn(VisitorIn):
+    messages: list[WidgetMessageIn] = Field(max_length=chat.MAX_MESSAGES)
+    max_tokens: int | None = None
+
+
+def _who(request: Request, key: str, body: VisitorIn) -> tuple[widget.WidgetTarget, widget.Visitor]:
+    target = widget.resolve(key)
+    _check_embedding(request, target, body.parent_origin)
+    return target, widget.visitor(target, identity=body.identity, visitor_id=body.visitor_id)
+
+
+@router.post("/widget/{key}/session", include_in_schema=False)
+async def session(key: str, body: VisitorIn, request: Request) -> JSONResponse:
+    """Who the iframe chats as, checked before the first question (clear errors early)."""
+    try:
+        target, who = await asyncio.to_thread(_who, request, key, body)
+        granted = await asyncio.to_thread(
+            entitlement, user_id=who.user_id, assistant_id=target.assistant_id
+        )
+    except DomainError as error:
+        return _error_json(error)
+    return JSONResponse(
+        {
+            "assistant": target.name,
+            "signed_in_as": who.email or None,
+            "plan": granted.plan_name,
+            "allowed": granted.allowed,
+            "message": "" if granted.allowed else granted.reason,
+            "upgrade_url": "" if granted.allowed else granted.upgrade_url,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/widget/{key}/chat", include_in_schema=False, response_model=None)
+async def widget_chat(
+    key: str, body: WidgetChatIn, request: Request
+) -> StreamingResponse | JSONResponse:
+    """The answer as server-sent events: ``{"type": "delta", "content": …}`` chunks, then
+    ``{"type": "done", …}``, or ``{"type": "error", "message": …}`` if the engine fails midway."""
+    context = chat.RequestContext()
+    try:
+        target, who = await asyncio.to_thread(_who, request, key, body)
+        model = await asyncio.to_thread(chat.served, slug=target.slug)
+        limit = min(DEFAULT_MAX_TOKENS, get_settings().chat_max_tokens)
+        params = chat.Params(max_tokens=body.max_tokens or limit)
+        chunks = chat.stream_completion(
+            model=model, messages=[m.model_dump() for m in body.messages], params=params,
+            user_id=who.user_id, source="widget", visitor_id=who.visitor_id, context=context,
+        )  # fmt: skip
+        first = await anext(chunks)  # refusals (402, 429, bad input) surface before any byte
+    except StopAsyncIteration:
+        first = {}
+        chunks = _nothing()
+    except DomainError as error:
+        return _error_json(error, context.headers())
+    headers = {**context.headers(), "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        _events(first, chunks), media_type="text/event-stream", headers=headers
+    )
+
+
+async def _nothing() -> AsyncIterator[dict[str, Any]]:
+    return
+    yield {}  # pragma: no cover  (makes this an async generator)
+
+
+def _event(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+async def _events(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    finish: str | None = None
+    usage: dict[str, Any] = {}
+    chunk = first
+    try:
+        while True:
+            if chunk:
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") or ""
+                    if text:
+                        yield _event({"type": "delta", "content": text})
+                    finish = choice.get("finish_reason") or finish
+                usage = chunk.get("usage") or usage
+            try:
+                chunk = await anext(rest)
+            except StopAsyncIteration:
+                break
+    except DomainError as error:
+        yield _event({"type": "error", "message": str(error), "status": error.status_code})
+        return
+    finally:
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()  # the engine request ends and the usage is metered now
+    yield _event({"type": "done", "finish_reason": finish or "stop", "usage": usage})

@@ -14,6 +14,7 @@ from gptstudio.pages import (
     pricing,
     signup,
     training,
+    widget_settings,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "pricing",
     "signup",
     "training",
+    "widget_settings",
 ]

@@ -1,0 +1,290 @@
+/*
+ * GPT Studio chat widget: the chat inside the iframe. The conversation lives here (not on the
+ * server); each question is sent with the history, the parent page's origin (from the
+ * postMessage handshake with widget.js), the visitor id (localStorage) and the optional signed
+ * identity; the answer streams back as server-sent events.
+ */
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("gptstudio-config").textContent);
+  var $ = function (id) { return document.getElementById(id); };
+  var els = {
+    who: $("who"), notice: $("notice"), messages: $("messages"), empty: $("empty"),
+    form: $("composer"), input: $("input"), send: $("send"), stop: $("stop"), close: $("close")
+  };
+  var HISTORY_SENT = 40;
+  var history = [];
+  var parentOrigin = "";
+  var identity = "";
+  var controller = null;
+  var blocked = true;
+  var visitorId = loadVisitorId();
+
+  function randomId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return "v_" + Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
+  function loadVisitorId() {
+    var name = "gptstudio:visitor";
+    try {
+      var stored = window.localStorage.getItem(name);
+      if (stored && /^[A-Za-z0-9_-]{16,64}$/.test(stored)) return stored;
+      var fresh = randomId();
+      window.localStorage.setItem(name, fresh);
+      return fresh;
+    } catch (error) {
+      return randomId(); // storage blocked (third-party iframe): one id for this page view
+    }
+  }
+
+  function showNotice(text, link) {
+    els.notice.textContent = text;
+    if (link) {
+      var a = document.createElement("a");
+      a.href = link.href;
+      a.target = "_blank";
+      a.rel = "noopener";
+      a.textContent = link.label;
+      els.notice.appendChild(document.createTextNode(" "));
+      els.notice.appendChild(a);
+    }
+    els.notice.hidden = false;
+  }
+
+  function clearNotice() {
+    els.notice.hidden = true;
+    els.notice.textContent = "";
+  }
+
+  function setBusy(busy) {
+    els.send.hidden = busy;
+    els.stop.hidden = !busy;
+    els.send.disabled = busy || blocked;
+    els.input.disabled = blocked;
+  }
+
+  function setEmpty(text) {
+    els.empty.textContent = text;
+    els.empty.hidden = history.length > 0 || !text;
+  }
+
+  function bubble(role, text) {
+    var div = document.createElement("div");
+    div.className = "message " + role;
+    div.textContent = text;
+    els.messages.appendChild(div);
+    els.messages.scrollTop = els.messages.scrollHeight;
+    return div;
+  }
+
+  function errorText(status, error) {
+    var text = (error && error.message) || "The chat failed (HTTP " + status + "). Try again.";
+    if (status === 429 && error && error.retry_after && text.indexOf("Try again") < 0) {
+      text += " Try again in " + error.retry_after + " s.";
+    }
+    return text;
+  }
+
+  function post(url, body, signal) {
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      credentials: "omit",
+      signal: signal
+    });
+  }
+
+  function readError(response) {
+    return response.json().then(
+      function (body) { return (body && body.error) || {}; },
+      function () { return {}; }
+    );
+  }
+
+  function who() {
+    return { parent_origin: parentOrigin, visitor_id: visitorId, identity: identity };
+  }
+
+  // --- the session: origin, identity and plan checked before the first question ------------
+
+  function startSession() {
+    clearNotice();
+    blocked = true;
+    setBusy(false);
+    setEmpty("Connecting…");
+    post(config.sessionUrl, who())
+      .then(function (response) {
+        if (!response.ok) {
+          return readError(response).then(function (error) {
+            els.who.textContent = "";
+            setEmpty("");
+            showNotice(errorText(response.status, error));
+          });
+        }
+        return response.json().then(function (body) {
+          blocked = false;
+          setBusy(false);
+          var name = body.signed_in_as ? "Signed in as " + body.signed_in_as : "Guest";
+          els.who.textContent = name + " · " + body.plan;
+          setEmpty("Ask " + body.assistant + " anything.");
+          if (!body.allowed && body.message) {
+            showNotice(body.message, body.upgrade_url
+              ? { href: body.upgrade_url, label: "See plans" } : null);
+          }
+          els.input.focus();
+        });
+      })
+      .catch(function () {
+        setEmpty("");
+        showNotice("The chat server could not be reached. Check your connection and reload.");
+      });
+  }
+
+  // --- sending and streaming ----------------------------------------------------------------
+
+  function send(event) {
+    if (event) event.preventDefault();
+    var text = els.input.value.trim();
+    if (!text || blocked || controller) return;
+    clearNotice();
+    history.push({ role: "user", content: text });
+    setEmpty("");
+    var question = bubble("user", text);
+    els.input.value = "";
+    var answer = bubble("assistant streaming", "");
+    var received = "";
+    controller = new AbortController();
+    setBusy(true);
+
+    function restore(message, link) {
+      // A refused question is put back in the box: nothing typed is lost.
+      history.pop();
+      question.remove();
+      answer.remove();
+      if (!els.input.value) els.input.value = text;
+      setEmpty(history.length ? "" : "Ask " + config.name + " anything.");
+      showNotice(message, link);
+    }
+
+    function finish(stopped) {
+      answer.classList.remove("streaming");
+      if (stopped) answer.classList.add("stopped");
+      if (received) history.push({ role: "assistant", content: received });
+      else if (!stopped) answer.remove();
+    }
+
+    var body = who();
+    body.messages = history.slice(-HISTORY_SENT);
+    post(config.chatUrl, body, controller.signal)
+      .then(function (response) {
+        if (!response.ok) {
+          return readError(response).then(function (error) {
+            var link = error.upgrade_url ? { href: error.upgrade_url, label: "See plans" } : null;
+            restore(errorText(response.status, error), link);
+          });
+        }
+        return stream(response, function (text) {
+          received += text;
+          answer.textContent = received;
+          els.messages.scrollTop = els.messages.scrollHeight;
+        }).then(function (failure) {
+          finish(false);
+          if (failure) showNotice(failure);
+        });
+      })
+      .catch(function (error) {
+        if (error && error.name === "AbortError") finish(true);
+        else if (received) {
+          finish(false);
+          showNotice("The connection was lost before the answer finished.");
+        } else restore("The chat server could not be reached. Check your connection and retry.");
+      })
+      .then(function () {
+        controller = null;
+        setBusy(false);
+        els.input.focus();
+      });
+  }
+
+  function stream(response, onText) {
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = "";
+    var failure = "";
+
+    function handle(block) {
+      block.split("\n").forEach(function (line) {
+        if (line.indexOf("data: ") !== 0) return;
+        var event;
+        try { event = JSON.parse(line.slice(6)); } catch (error) { return; }
+        if (event.type === "delta") onText(event.content);
+        else if (event.type === "error") failure = event.message;
+      });
+    }
+
+    function pump() {
+      return reader.read().then(function (part) {
+        if (part.done) {
+          if (buffer.trim()) handle(buffer);
+          return failure;
+        }
+        buffer += decoder.decode(part.value, { stream: true });
+        var blocks = buffer.split("\n\n");
+        buffer = blocks.pop();
+        blocks.forEach(handle);
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  els.form.addEventListener("submit", send);
+  els.input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) send(event);
+  });
+  els.stop.addEventListener("click", function () {
+    if (controller) controller.abort();
+  });
+
+  // --- the handshake with widget.js in the parent page ---------------------------------------
+
+  if (window.parent === window) {
+    setEmpty("");
+    showNotice(
+      "This is the chat window of " + config.name + "'s widget; it works inside a site that " +
+      "embeds the widget's <script> tag."
+    );
+    els.close.hidden = true;
+    return;
+  }
+
+  var greeted = false;
+  window.addEventListener("message", function (event) {
+    // The browser vouches for event.origin: it is the embedding page's real origin.
+    if (event.source !== window.parent) return;
+    var data = event.data || {};
+    if (data.type !== "gptstudio:init") return;
+    greeted = true;
+    parentOrigin = event.origin;
+    identity = typeof data.identity === "string" ? data.identity : "";
+    startSession();
+  });
+  els.close.addEventListener("click", function () {
+    if (parentOrigin) window.parent.postMessage({ type: "gptstudio:close" }, parentOrigin);
+  });
+  window.parent.postMessage({ type: "gptstudio:ready" }, "*");
+
+  // Embedded without widget.js (a bare iframe): fall back to what the browser says embeds us.
+  window.setTimeout(function () {
+    if (greeted) return;
+    var ancestors = window.location.ancestorOrigins;
+    if (ancestors && ancestors.length) parentOrigin = ancestors[0];
+    else if (document.referrer) parentOrigin = new URL(document.referrer).origin;
+    startSession();
+  }, 3000);
+})();

@@ -1,0 +1,272 @@
+"""The embeddable widget in the browser: pages served by this test on other 127.0.0.1 ports embed
+the ``<script>`` tag; an anonymous visitor chats with streamed answers, a subscriber signed by
+the host site chats on their plan, and a non-allowed site or a tampered identity is refused with
+a readable message. The creator's settings page makes the key, origins and secret."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlmodel import select
+
+from gptstudio.db import session_scope, utcnow
+from gptstudio.models import Assistant, ModelVersion, Plan, Role, Subscription, UsageEvent, User
+from gptstudio.services import account, assistant, widget
+from gptstudio.settings import get_settings
+from tests.e2e.conftest import PASSWORD, RunningApp, hydrated, log_in
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class HostSite:
+    """A plain web server on 127.0.0.1 standing in for a creator's own site."""
+
+    pages: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def serve(site: HostSite) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = site.pages.get(self.path.split("?")[0])
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write((body or "not found").encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    site.port = int(server.server_address[1])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[tuple[HostSite, HostSite]]:
+    """The creator's site (allowed) and another site (not allowed)."""
+    allowed, other = HostSite(), HostSite()
+    servers = [serve(allowed), serve(other)]
+    yield allowed, other
+    for server in servers:
+        server.shutdown()
+
+
+@dataclass
+class Published:
+    assistant_id: int
+    key: str
+    creator: account.UserPublic
+
+
+@pytest.fixture(scope="module")
+def app_db(app: RunningApp, admin: str) -> Iterator[None]:
+    """This process's services work on the running app's database (and its secret key)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [k for k in os.environ if k.startswith("GPTSTUDIO_")]:
+            patch.delenv(name)
+        patch.setenv("GPTSTUDIO_DATA_DIR", str(app.data_dir))
+        get_settings.cache_clear()
+        yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def published(app: RunningApp, app_db: None, sites: tuple[HostSite, HostSite]) -> Published:
+    """A published assistant served as a LoRA adapter of the app's tiny base model, with a free
+    and a paid plan, the widget on and the allowed site in its allowlist."""
+    from tests.engine.conftest import write_random_adapter
+
+    adapter = app.data_dir / "artifacts" / "widget-e2e" / "adapter"
+    write_random_adapter(app.data_dir / "models" / "tiny-llama", adapter, seed=11)
+    creator = account.register(email="wren@example.com", password=PASSWORD, role=Role.creator)
+    made = assistant.create_assistant(actor=creator, name="Hive Widget")
+    with session_scope() as session:
+        version = ModelVersion(
+            assistant_id=made.id, version=1, base_model="tiny", status="published",
+            adapter_path=str(adapter),
+        )  # fmt: skip
+        session.add(version)
+        session.flush()
+        row = session.get(Assistant, made.id)
+        assert row is not None
+        row.is_published, row.current_model_version_id = True, version.id
+        session.add(Plan(assistant_id=made.id, key="free", name="Free"))
+        session.add(Plan(assistant_id=made.id, key="pro", name="Pro", monthly_price_cents=900))
+    widget.set_enabled(actor=creator, assistant_id=made.id, enabled=True)
+    key = widget.set_origins(actor=creator, assistant_id=made.id, origins=sites[0].origin).key
+    return Published(made.id, key, creator)
+
+
+def tag(app: RunningApp, key: str, identity: str = "") -> str:
+    signed = f' data-identity="{identity}"' if identity else ""
+    return f'<script src="{app.url}/widget.js" data-key="{key}"{signed} async></script>'
+
+
+def host_page(title: str, *body: str) -> str:
+    return f"<!doctype html><html><head><title>{title}</title></head><body><h1>{title}</h1>" + (
+        "".join(body) + "</body></html>"
+    )
+
+
+def test_anonymous_visitor_chats_from_an_allowed_site(
+    app: RunningApp, page: Page, published: Published, sites: tuple[HostSite, HostSite]
+) -> None:
+    allowed, _ = sites
+    allowed.pages["/"] = host_page("Hive shop", tag(app, published.key))
+    page.goto(f"{allowed.origin}/")
+    bubble = page.locator("#gptstudio-widget-button")
+    bubble.click()
+    panel = page.locator("#gptstudio-widget-panel")
+    expect(panel).to_be_visible()
+    chat = page.frame_locator("#gptstudio-widget-frame")
+    expect(chat.locator("#who")).to_have_text("Guest · Free")
+    chat.locator("#input").fill("When should I add a honey super?")
+    chat.locator("#send").click()
+    expect(chat.locator(".message.user")).to_have_text("When should I add a honey super?")
+    answer = chat.locator(".message.assistant")
+    expect(answer).not_to_have_class(re.compile("streaming"), timeout=60_000)
+    expect(answer).to_have_text(re.compile(r"\S"))
+    expect(chat.locator("#notice")).to_be_hidden()
+
+    with session_scope() as session:
+        events = session.exec(
+            select(UsageEvent).where(UsageEvent.assistant_id == published.assistant_id)
+        ).all()
+    assert [(e.source, e.user_id) for e in events] == [("widget", None)]
+    assert re.fullmatch(r"v_[0-9a-f]{32}", events[0].visitor_id)
+
+    bubble.click()  # a second click closes it
+    expect(panel).to_be_hidden()
+
+
+def test_a_site_that_is_not_allowed_gets_the_refusal(
+    app: RunningApp, page: Page, published: Published, sites: tuple[HostSite, HostSite]
+) -> None:
+    allowed, other = sites
+    frame_url = f"{app.url}/widget/{published.key}/frame"
+    bare = f'<iframe id="bare" src="{frame_url}" width="300" height="300"></iframe>'
+    other.pages["/"] = host_page("Copycat", tag(app, published.key), bare)
+    allowed.pages["/bare"] = host_page("Hive shop", bare)
+
+    page.goto(f"{other.origin}/")
+    page.locator("#gptstudio-widget-button").click()
+    expect(page.locator("#gptstudio-widget-error")).to_contain_text(
+        f"This chat widget is not allowed on {other.origin}"
+    )
+    expect(page.locator("#gptstudio-widget-frame")).to_have_count(0)
+    # A hand-made iframe on that site is blocked by the frame's CSP (frame-ancestors)…
+    page.wait_for_load_state("load")
+    assert page.frame_locator("#bare").locator("#composer").count() == 0
+
+    # …while the same iframe on the allowed site loads (the control for the check above).
+    page.goto(f"{allowed.origin}/bare")
+    expect(page.frame_locator("#bare").locator("#composer")).to_be_visible()
+    expect(page.frame_locator("#bare").locator("#who")).to_have_text("Guest · Free")
+
+
+def test_signed_subscriber_chats_on_their_plan_and_tampering_is_refused(
+    app: RunningApp,
+    page: Page,
+    published: Published,
+    sites: tuple[HostSite, HostSite],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gptstudio.pages.widget_settings import PYTHON_SNIPPET
+
+    allowed, _ = sites
+    sam = account.register(email="sam@example.com", password=PASSWORD)
+    with session_scope() as session:
+        pro = session.exec(
+            select(Plan).where(Plan.assistant_id == published.assistant_id, Plan.key == "pro")
+        ).one()
+        session.add(
+            Subscription(
+                user_id=sam.id, assistant_id=published.assistant_id, plan_id=pro.id, tier="pro",
+                status="active", current_period_start=utcnow(),
+                current_period_end=utcnow() + timedelta(days=30),
+            )
+        )  # fmt: skip
+    secret = widget.reveal_secret(actor=published.creator, assistant_id=published.assistant_id)
+    monkeypatch.setenv("GPTSTUDIO_WIDGET_SECRET", secret)
+    snippet: dict[str, object] = {}
+    exec(PYTHON_SNIPPET, snippet)  # the very snippet the settings page gives creators
+    token = snippet["gptstudio_identity"]("sam@example.com")  # type: ignore[operator]
+    email, expiry, signature = str(token).rsplit(".", 2)
+    tampered = f"{email}.{int(expiry) + 600}.{signature}"
+    allowed.pages["/member"] = host_page("Members", tag(app, published.key, str(token)))
+    allowed.pages["/tampered"] = host_page("Members", tag(app, published.key, tampered))
+
+    page.goto(f"{allowed.origin}/member")
+    page.locator("#gptstudio-widget-button").click()
+    chat = page.frame_locator("#gptstudio-widget-frame")
+    expect(chat.locator("#who")).to_have_text("Signed in as sam@example.com · Pro")
+    chat.locator("#input").fill("How many frames in a deep box?")
+    chat.locator("#input").press("Enter")
+    answer = chat.locator(".message.assistant")
+    expect(answer).not_to_have_class(re.compile("streaming"), timeout=60_000)
+    expect(answer).to_have_text(re.compile(r"\S"))
+    with session_scope() as session:
+        sam_row = session.exec(select(User).where(User.email == "sam@example.com")).one()
+        mine = session.exec(select(UsageEvent).where(UsageEvent.user_id == sam_row.id)).all()
+    assert [(e.source, e.assistant_id) for e in mine] == [("widget", published.assistant_id)]
+
+    page.goto(f"{allowed.origin}/tampered")
+    page.locator("#gptstudio-widget-button").click()
+    chat = page.frame_locator("#gptstudio-widget-frame")
+    expect(chat.locator("#notice")).to_contain_text("signature does not match")
+    expect(chat.locator("#input")).to_be_disabled()
+
+
+def test_creator_sets_up_the_widget_on_the_settings_page(
+    app: RunningApp, page: Page, app_db: None, sites: tuple[HostSite, HostSite]
+) -> None:
+    allowed, _ = sites
+    creator = account.register(email="fern@example.com", password=PASSWORD, role=Role.creator)
+    made = assistant.create_assistant(actor=creator, name="Fern Guide")
+    log_in(page, app, "fern@example.com")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.goto(f"{app.url}/assistant/widget?id={made.id}")
+    expect(page.locator("#widget-state")).to_have_text("The widget is off")
+    page.locator("#widget-enabled").click()
+    expect(page.locator("#widget-state")).to_have_text("The widget is on")
+    expect(page.locator("#no-origins")).to_be_visible()
+    key = page.locator("#widget-key").inner_text()
+    assert key.startswith("pk_")
+    expect(page.locator("#script-tag")).to_contain_text(f'data-key="{key}"')
+
+    hydrated(page)
+    page.fill("#widget-origins", f"{allowed.origin}\nexample.com/shop")
+    page.click("#save-origins")
+    expect(page.locator("#form-error")).to_contain_text("Line 2: 'example.com/shop'")
+    expect(page.locator("#widget-origins")).to_have_value(f"{allowed.origin}\nexample.com/shop")
+    page.fill("#widget-origins", f"{allowed.origin}/")
+    page.click("#save-origins")
+    expect(page.locator("#form-error")).to_have_count(0)
+    expect(page.locator("#no-origins")).to_have_count(0)
+    assert widget.get_config(actor=creator, assistant_id=made.id).origins == [allowed.origin]
+
+    page.click("#rotate-secret")
+    shown = page.locator("#widget-secret")
+    expect(shown).to_have_text(re.compile(r"^ws_"))
+    assert shown.inner_text() == widget.reveal_secret(actor=creator, assistant_id=made.id)
+    expect(page.locator("#python-snippet")).to_contain_text("hashlib.sha256")
+    expect(page.locator("#node-snippet")).to_contain_text('createHmac("sha256"')
+
+    page.click("#rotate-key")
+    expect(page.locator("#widget-key")).not_to_have_text(key)
+    assert widget.get_config(actor=creator, assistant_id=made.id).key != key
