@@ -74,21 +74,32 @@ async def chat_completions(
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            _sse(first, chunks, body.model, usage),
+            _sse(first, chunks, body.model, usage, context),
             media_type="text/event-stream",
             headers=headers,
         )
-    answer = await _collect(first, chunks, body.model, context.request_id)
+    answer = await _collect(first, chunks, body.model, context)
     return JSONResponse(answer, headers=headers)
 
 
 async def _sse(
-    first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], name: str, usage: bool
+    first: dict[str, Any],
+    rest: AsyncIterator[dict[str, Any]],
+    name: str,
+    usage: bool,
+    context: chat.RequestContext,
 ) -> AsyncIterator[str]:
+    text: list[str] = []
     async for chunk in _prepend(first, rest):
         if not chunk.get("choices") and not usage:
             continue  # the usage-only chunk is sent only when the client asked for it
-        yield f"data: {json.dumps({**chunk, 'model': name})}\n\n"
+        out = {**chunk, "model": name}
+        for choice in chunk.get("choices", []):
+            text.append(choice.get("delta", {}).get("content") or "")
+            if choice.get("finish_reason") and context.sources:
+                # An extension field (OpenAI clients ignore it): the sources behind [n].
+                out["citations"] = context.citations("".join(text))
+        yield f"data: {json.dumps(out)}\n\n"
     yield "data: [DONE]\n\n"
 
 
@@ -101,7 +112,10 @@ async def _prepend(
 
 
 async def _collect(
-    first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], name: str, request_id: str
+    first: dict[str, Any],
+    rest: AsyncIterator[dict[str, Any]],
+    name: str,
+    context: chat.RequestContext,
 ) -> dict[str, Any]:
     text: list[str] = []
     finish: str | None = None
@@ -111,8 +125,8 @@ async def _collect(
             text.append(choice.get("delta", {}).get("content") or "")
             finish = choice.get("finish_reason") or finish
         usage = chunk.get("usage") or usage
-    return {
-        "id": request_id,
+    answer = {
+        "id": context.request_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": name,
@@ -125,3 +139,6 @@ async def _collect(
         ],
         "usage": usage,
     }
+    if context.sources:
+        answer["citations"] = context.citations("".join(text))
+    return answer

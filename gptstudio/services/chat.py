@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
-from gptstudio.services import quota, usage
+from gptstudio.services import quota, retrieval, usage
 from gptstudio.services.entitlements import entitlement
 from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
@@ -63,6 +63,8 @@ class Served:
     version_id: int
     adapter_name: str
     adapter_path: str
+    rag_enabled: bool = False
+    rag_top_k: int = 4
 
 
 @dataclass
@@ -111,6 +113,7 @@ def served(*, slug: str) -> Served:
             assistant_id=assistant.id or 0, slug=assistant.slug,
             system_prompt=assistant.system_prompt, version_id=version.id or 0,
             adapter_name=f"{assistant.slug}-v{version.version}", adapter_path=version.adapter_path,
+            rag_enabled=assistant.rag_enabled, rag_top_k=assistant.rag_top_k,
         )  # fmt: skip
 
 
@@ -126,16 +129,29 @@ def _headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-async def _ensure_adapter(client: httpx.AsyncClient, model: Served) -> None:
+async def _ensure_adapter(client: httpx.AsyncClient, model: Served) -> int | None:
+    """Load the adapter if the engine lacks it; the context window the engine reports."""
     listed = await client.get("/v1/models")
     _raise_for(listed)
-    if any(m.get("id") == model.adapter_name for m in listed.json().get("data", [])):
-        return
-    loaded = await client.post(
-        "/v1/load_lora_adapter",
-        json={"lora_name": model.adapter_name, "lora_path": model.adapter_path},
+    cards = listed.json().get("data", [])
+    window = next((int(c["max_model_len"]) for c in cards if c.get("max_model_len")), None)
+    if not any(c.get("id") == model.adapter_name for c in cards):
+        loaded = await client.post(
+            "/v1/load_lora_adapter",
+            json={"lora_name": model.adapter_name, "lora_path": model.adapter_path},
+        )
+        _raise_for(loaded)
+    return window
+
+
+async def find_sources(model: Served, messages: list[dict[str, str]]) -> retrieval.Retrieval:
+    """The assistant's passages for the last question; none when retrieval is off for it."""
+    question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    if not model.rag_enabled or not question.strip():
+        return retrieval.Retrieval()
+    return await retrieval.retrieve(
+        assistant_id=model.assistant_id, query=question, k=model.rag_top_k
     )
-    _raise_for(loaded)
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -163,9 +179,15 @@ class RequestContext:
 
     request_id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     admission: quota.Admission | None = None
+    sources: retrieval.Retrieval = field(default_factory=retrieval.Retrieval)
+    """The passages put in the prompt (retrieval on), numbered as the answer cites them."""
 
     def headers(self) -> dict[str, str]:
         return self.admission.headers() if self.admission else {}
+
+    def citations(self, answer: str) -> list[dict[str, Any]]:
+        """What to store and show with the answer: each passage, ``cited`` when ``[n]`` is used."""
+        return retrieval.citations(self.sources, answer)
 
 
 async def stream_completion(
@@ -185,7 +207,9 @@ async def stream_completion(
     check_messages(messages)
     params.check()
     context = context or RequestContext()
-    prompt = with_system_prompt(model, messages)
+    context.sources = await find_sources(model, messages)
+    # The passages are part of the prompt, so the quota counts them too.
+    prompt = retrieval.with_passages(with_system_prompt(model, messages), context.sources)
     admission = await asyncio.to_thread(
         _admit, model=model, prompt=prompt, params=params, user_id=user_id,
         visitor_id=visitor_id, request_id=context.request_id,
@@ -217,13 +241,10 @@ def _admit(
 async def engine_chunks(
     model: Served, prompt: list[dict[str, str]], params: Params
 ) -> AsyncIterator[dict[str, Any]]:
-    """The engine's answer as ``chat.completion.chunk`` objects, with no checks or metering."""
-    body = {
-        "model": model.adapter_name, "messages": prompt,
-        "stream": True, "stream_options": {"include_usage": True},
-        "temperature": params.temperature, "top_p": params.top_p,
-        "max_tokens": params.max_tokens, "stop": params.stop or None, "seed": params.seed,
-    }  # fmt: skip
+    """The engine's answer as ``chat.completion.chunk`` objects, with no checks or metering.
+
+    The oldest turns are dropped when the prompt would not fit the model's context window; the
+    system message (persona and sources) and the last question always stay."""
     timeout = httpx.Timeout(10, read=300)
     base = get_settings().resolved_engine_url
     try:
@@ -231,7 +252,18 @@ async def engine_chunks(
             base_url=base, headers=_headers(), timeout=timeout, verify=_tls()
         )
         async with client:
-            await _ensure_adapter(client, model)
+            window = await _ensure_adapter(client, model)
+            if window:
+                prompt = retrieval.trim_to_context(
+                    prompt, max_tokens_budget=max(window - params.max_tokens, 1)
+                )
+            body = {
+                "model": model.adapter_name, "messages": prompt,
+                "stream": True, "stream_options": {"include_usage": True},
+                "temperature": params.temperature, "top_p": params.top_p,
+                "max_tokens": params.max_tokens, "stop": params.stop or None,
+                "seed": params.seed,
+            }  # fmt: skip
             async with client.stream("POST", "/v1/chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()

@@ -243,3 +243,51 @@ def test_who_may_build_and_what_a_failed_build_says(creator: Creator) -> None:
     assert failed.state == "ready" and failed.chunks == first.chunks  # the old index stays
     assert "documents of this dataset version are gone" in failed.error
     assert ask(bees, QUESTION)[0].page == 2
+
+
+def test_chat_puts_the_passages_in_the_prompt_and_returns_them_as_citations(
+    creator: Creator, tmp_path: Path
+) -> None:
+    """The one chat path (web UI, widget and API) retrieves when the assistant has it on."""
+    from gptstudio.models import Assistant, ModelVersion
+    from gptstudio.services import chat
+    from tests.engine.conftest import write_random_adapter
+    from trainer.tiny import build_tiny_model
+
+    cy, bees, _ = creator
+    retrieval.request_build(actor=cy, assistant_id=bees)
+    adapter = tmp_path / "adapter"
+    write_random_adapter(build_tiny_model(tmp_path / "model"), adapter, seed=3)
+    with session_scope() as session:
+        version = ModelVersion(assistant_id=bees, version=1, base_model="tiny",
+                               status="published", adapter_path=str(adapter))  # fmt: skip
+        session.add(version)
+        session.flush()
+        row = session.get(Assistant, bees)
+        assert row is not None
+        row.is_published, row.current_model_version_id = True, version.id
+        row.rag_enabled, row.rag_top_k = True, 2
+        slug = row.slug
+
+    async def answer() -> tuple[chat.RequestContext, int]:
+        context = chat.RequestContext()
+        chunks = chat.stream_completion(
+            model=chat.served(slug=slug), messages=[{"role": "user", "content": QUESTION}],
+            params=chat.Params(temperature=0, max_tokens=4), user_id=cy.id, source="api",
+            context=context,
+        )  # fmt: skip
+        return context, len([chunk async for chunk in chunks])
+
+    context, chunks = asyncio.run(answer())
+    assert chunks > 0 and context.sources.warning == ""
+    assert [p.n for p in context.sources] == [1, 2] and context.sources[0].page == 2
+    cited = context.citations("The doors are cobalt blue [1].")
+    assert cited[0]["label"] == "manual.pdf, page 2" and cited[0]["cited"] is True
+    assert cited[1]["cited"] is False
+
+    with session_scope() as session:
+        row = session.get(Assistant, bees)
+        assert row is not None
+        row.rag_enabled = False
+    context, _ = asyncio.run(answer())
+    assert list(context.sources) == []  # off: no retrieval, no citations
