@@ -21,7 +21,9 @@ def navbar() -> rx.Component:
             rx.hstack(
                 rx.cond(AuthState.role == "admin", _nav_link("Admin", "/admin")),
                 rx.cond(AuthState.role != "subscriber", _nav_link("Dashboard", "/dashboard")),
+                rx.cond(AuthState.role != "subscriber", _nav_link("Revenue", "/revenue")),
                 _nav_link("Assistants", "/home"),
+                _nav_link("Usage", "/usage"),
                 _nav_link("Account", "/account"),
                 rx.badge(AuthState.role, id="nav-role"),
                 rx.text(AuthState.email, size="2", color_scheme="gray", id="nav-email"),

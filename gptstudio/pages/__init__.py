@@ -12,8 +12,10 @@ from gptstudio.pages import (
     password,
     plans,
     pricing,
+    revenue,
     signup,
     training,
+    usage,
     widget_settings,
 )
 
@@ -29,7 +31,9 @@ __all__ = [
     "password",
     "plans",
     "pricing",
+    "revenue",
     "signup",
     "training",
+    "usage",
     "widget_settings",
 ]

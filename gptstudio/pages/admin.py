@@ -8,6 +8,7 @@ import reflex as rx
 
 from gptstudio.components.layout import page, submit_button
 from gptstudio.models import Role
+from gptstudio.pages.revenue import admin_totals_section
 from gptstudio.services import account, audit, mfa
 from gptstudio.state.auth import AuthState
 
@@ -112,6 +113,7 @@ def admin() -> rx.Component:
     return page(
         rx.heading("Administration", size="7"),
         admin_tabs("/admin"),
+        admin_totals_section(),
         _policy(),
         rx.table.root(
             rx.table.header(

@@ -28,7 +28,13 @@ def _card(item: rx.Var[dict[str, str]]) -> rx.Component:
     return rx.card(
         rx.heading(item["name"], size="4"),
         rx.text(item["description"], color_scheme="gray", size="2"),
-        rx.link(rx.button("Chat", size="1"), href="/chat?assistant=" + item["slug"]),
+        rx.hstack(
+            rx.link(rx.button("Chat", size="1"), href="/chat?assistant=" + item["slug"]),
+            rx.link(
+                rx.button("Plans", size="1", variant="soft"),
+                href="/pricing?assistant=" + item["id"],
+            ),
+        ),
         width="100%",
         class_name="assistant-card",
     )

@@ -1,0 +1,200 @@
+"""Dashboard pieces: KPI cards and recharts line/area/bar charts whose series come from state.
+
+The chart functions take the data (``list[dict]``, one dict per x value) and the series to draw
+(``list[dict]`` with ``key``, ``name`` and ``color``) as Vars, so the number of lines or bars can
+follow the data (one per currency, assistant or model version). The plain helpers (:func:`pivot`,
+:func:`series`, :func:`money`) turn service results into those shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import reflex as rx
+
+PALETTE = (
+    "#3e63dd",
+    "#e5484d",
+    "#30a46c",
+    "#f76b15",
+    "#8e4ec6",
+    "#12a594",
+    "#d6409f",
+    "#978365",
+)
+ChartKind = Literal["area", "bar", "line"]
+
+
+# ---------------------------------------------------------------------------- data shaping
+
+
+def money(cents: int, currency: str) -> str:
+    """``1234, "usd"`` → ``"12.34 USD"``."""
+    return f"{cents / 100:,.2f} {currency.upper()}"
+
+
+def money_text(amounts: Mapping[str, int]) -> str:
+    """Amounts in several currencies, never added together: ``"12.00 USD · 5.00 EUR"``."""
+    return " · ".join(money(c, cur) for cur, c in sorted(amounts.items())) or "0.00"
+
+
+def series(names: Mapping[str, str]) -> list[dict[str, str]]:
+    """One series per ``key → label``, each with its own colour from the palette."""
+    return [
+        {"key": key, "name": name, "color": PALETTE[n % len(PALETTE)]}
+        for n, (key, name) in enumerate(names.items())
+    ]
+
+
+def pivot(
+    points: Iterable[tuple[str, str, float]], *, x_values: Sequence[str], keys: Iterable[str],
+    x_key: str = "x",
+) -> list[dict[str, Any]]:  # fmt: skip
+    """``(x, series key, value)`` triples as chart rows: one dict per x value (in the given
+    order), every series key present (0 where there is no point); values of the same x and
+    key are added."""
+    rows: dict[str, dict[str, Any]] = {x: {x_key: x} | dict.fromkeys(keys, 0) for x in x_values}
+    for x, key, value in points:
+        row = rows.setdefault(x, {x_key: x})
+        row[key] = row.get(key, 0) + value
+    return list(rows.values())
+
+
+# ---------------------------------------------------------------------------- components
+
+
+def kpi_card(label: str, value: rx.Var[str] | str, *, hint: str = "", id: str = "") -> rx.Component:
+    """A headline number with its label and, underneath, what it means."""
+    return rx.card(
+        rx.vstack(
+            rx.text(label, size="2", color_scheme="gray"),
+            rx.heading(value, size="6", id=id, class_name="kpi-value"),
+            *([rx.text(hint, size="1", color_scheme="gray")] if hint else []),
+            spacing="1",
+        ),
+        min_width="11em",
+        flex="1",
+        class_name="kpi-card",
+    )
+
+
+def _series_item(kind: ChartKind, item: rx.Var[dict[str, str]], stacked: bool) -> rx.Component:
+    stack = {"stack_id": "stack"} if stacked else {}
+    if kind == "bar":
+        return rx.recharts.bar(data_key=item["key"], name=item["name"], fill=item["color"], **stack)
+    if kind == "line":
+        return rx.recharts.line(
+            data_key=item["key"], name=item["name"], stroke=item["color"], dot=False
+        )
+    return rx.recharts.area(
+        data_key=item["key"], name=item["name"], stroke=item["color"], fill=item["color"],
+        fill_opacity=0.35, **stack,
+    )  # fmt: skip
+
+
+def series_chart(
+    kind: ChartKind,
+    *,
+    data: rx.Var[list[dict[str, Any]]] | list[dict[str, Any]],
+    lines: rx.Var[list[dict[str, str]]] | list[dict[str, str]],
+    x_key: str = "x",
+    stacked: bool = False,
+    extra: Sequence[rx.Component] = (),
+    height: int = 260,
+    id: str = "",
+) -> rx.Component:
+    """A line, area or bar chart with one series per item of ``lines``; ``extra`` adds
+    children such as a reference line."""
+    chart = {
+        "area": rx.recharts.area_chart,
+        "bar": rx.recharts.bar_chart,
+        "line": rx.recharts.line_chart,
+    }[kind]
+    return rx.box(
+        chart(
+            rx.recharts.cartesian_grid(stroke_dasharray="3 3"),
+            rx.recharts.x_axis(data_key=x_key),
+            rx.recharts.y_axis(),
+            rx.recharts.graphing_tooltip(),
+            rx.recharts.legend(),
+            rx.foreach(lines, lambda item: _series_item(kind, item, stacked)),
+            *extra,
+            data=data,
+            width="100%",
+            height=height,
+        ),
+        id=id,
+        width="100%",
+        class_name="dashboard-chart",
+    )
+
+
+def chart_card(title: str, chart: rx.Component, *, hint: str = "") -> rx.Component:
+    return rx.card(
+        rx.heading(title, size="4"),
+        *([rx.text(hint, size="1", color_scheme="gray")] if hint else []),
+        chart,
+        width="100%",
+    )
+
+
+def admin_totals_view(
+    *,
+    cards: rx.Var[list[dict[str, str]]],
+    days: rx.Var[list[dict[str, Any]]],
+    currencies: rx.Var[list[dict[str, str]]],
+) -> rx.Component:
+    """Installation totals for admins: one card per figure (``label``, ``value``, ``hint``,
+    ``id``), tokens per day and revenue per day (one bar per currency) over 30 days."""
+    return rx.vstack(
+        rx.heading("Totals", size="5"),
+        rx.flex(
+            rx.foreach(
+                cards,
+                lambda c: rx.card(
+                    rx.vstack(
+                        rx.text(c["label"], size="2", color_scheme="gray"),
+                        rx.heading(c["value"], size="6", id=c["id"], class_name="kpi-value"),
+                        rx.text(c["hint"], size="1", color_scheme="gray"),
+                        spacing="1",
+                    ),
+                    min_width="11em",
+                    flex="1",
+                    class_name="kpi-card",
+                ),
+            ),
+            wrap="wrap",
+            spacing="3",
+            width="100%",
+        ),
+        rx.grid(
+            chart_card(
+                "Tokens per day (30 days)",
+                series_chart(
+                    "area",
+                    data=days,
+                    x_key="day",
+                    id="admin-tokens-chart",
+                    lines=[{"key": "tokens", "name": "tokens", "color": PALETTE[0]}],
+                ),
+            ),
+            chart_card(
+                "Revenue per day, net of refunds (30 days)",
+                series_chart(
+                    "bar",
+                    data=days,
+                    lines=currencies,
+                    x_key="day",
+                    stacked=True,
+                    id="admin-revenue-chart",
+                ),
+            ),
+            columns="2",
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        spacing="3",
+        id="admin-totals",
+    )

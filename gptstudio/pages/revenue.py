@@ -1,0 +1,307 @@
+"""The creator's revenue page (/revenue): subscribers, MRR, churn and ARPU, revenue over time
+and per assistant, usage per assistant and per model version. Also the admin totals section
+that the admin page shows (:func:`admin_totals_section`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from gptstudio.components.charts import (
+    admin_totals_view,
+    chart_card,
+    kpi_card,
+    money_text,
+    pivot,
+    series,
+    series_chart,
+)
+from gptstudio.components.layout import page
+from gptstudio.models import Role
+from gptstudio.services import analytics
+from gptstudio.services.errors import DomainError
+from gptstudio.state.auth import AuthState
+
+WINDOWS = ["30", "90", "365"]
+NO_VERSION = "none"
+
+
+def _days(metrics: analytics.CreatorMetrics) -> list[str]:
+    return [d.isoformat() for d in analytics.each_day(metrics.since, metrics.until)]
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{100 * share:.1f} %"
+
+
+class RevenueState(AuthState):
+    window: str = "90"
+    subscribers: str = ""
+    mrr: str = ""
+    churn: str = ""
+    arpu: str = ""
+    revenue_total: str = ""
+    churn_detail: str = ""
+    currencies: list[dict[str, str]] = []
+    revenue_days: list[dict[str, Any]] = []
+    revenue_assistants: list[dict[str, Any]] = []
+    assistant_series: list[dict[str, str]] = []
+    usage_assistants: list[dict[str, Any]] = []
+    version_series: list[dict[str, str]] = []
+    usage_versions: list[dict[str, Any]] = []
+
+    @rx.event
+    def load(self) -> Any:
+        refused = self._guard(Role.creator)
+        if refused is not None:
+            return refused
+        self._refresh()
+        return None
+
+    @rx.event
+    def set_window(self, window: str) -> None:
+        self.window = window if window in WINDOWS else "90"
+        self._refresh()
+
+    def _refresh(self) -> None:
+        m = analytics.creator_metrics(actor=self._actor(), days=int(self.window))
+        self.subscribers = str(m.active_subscribers)
+        self.mrr, self.arpu = money_text(m.mrr_cents), money_text(m.arpu_cents)
+        self.churn = _percent(m.churn)
+        self.churn_detail = (
+            f"{m.canceled_last_30_days} canceled in 30 days of {m.active_30_days_ago} active before"
+        )
+        self.revenue_total = money_text(m.revenue_cents)
+        days = _days(m)
+        currencies = {c: c.upper() for c in sorted({r.currency for r in m.revenue_by_day})}
+        currencies |= {r.currency: r.currency.upper() for r in m.revenue_by_assistant}
+        self.currencies = series(currencies)
+        self.revenue_days = pivot(
+            ((r.day.isoformat(), r.currency, r.cents / 100) for r in m.revenue_by_day),
+            x_values=days, keys=currencies, x_key="day",
+        )  # fmt: skip
+        names = list(m.assistants.values())
+        label = {  # two assistants may share a name: their bars must not merge
+            aid: name if names.count(name) == 1 else f"{name} #{aid}"
+            for aid, name in m.assistants.items()
+        }
+        self.revenue_assistants = pivot(
+            ((label[r.assistant_id], r.currency, r.cents / 100) for r in m.revenue_by_assistant),
+            x_values=list(label.values()), keys=currencies, x_key="assistant",
+        )  # fmt: skip
+        self._usage(m, days)
+
+    def _usage(self, m: analytics.CreatorMetrics, days: list[str]) -> None:
+        assistants = {f"a{aid}": name for aid, name in m.assistants.items()}
+        self.assistant_series = series(assistants)
+        self.usage_assistants = pivot(
+            (
+                (u.day.isoformat(), f"a{u.assistant_id}", u.total_tokens)
+                for u in m.usage_by_day
+            ),
+            x_values=days, keys=assistants, x_key="day",
+        )  # fmt: skip
+        used = {u.model_version_id for u in m.usage_by_day}
+        versions = {f"v{vid}": name for vid, name in m.versions.items() if vid in used}
+        if None in used:
+            versions[NO_VERSION] = "no version recorded"
+        self.version_series = series(versions)
+        self.usage_versions = pivot(
+            (
+                (
+                    u.day.isoformat(),
+                    f"v{u.model_version_id}" if u.model_version_id else NO_VERSION,
+                    u.total_tokens,
+                )
+                for u in m.usage_by_day
+            ),
+            x_values=days, keys=versions, x_key="day",
+        )  # fmt: skip
+
+
+def _kpis() -> rx.Component:
+    return rx.flex(
+        kpi_card(
+            "Subscribers",
+            RevenueState.subscribers,
+            id="kpi-subscribers",
+            hint="Active, trialing, or past due within the grace period",
+        ),
+        kpi_card(
+            "MRR",
+            RevenueState.mrr,
+            id="kpi-mrr",
+            hint="Paid plans, annual price / 12; trials and free plans excluded",
+        ),
+        kpi_card(
+            "Churn (30 days)",
+            RevenueState.churn,
+            id="kpi-churn",
+            hint="Subscriptions canceled / active 30 days ago",
+        ),
+        kpi_card("ARPU", RevenueState.arpu, id="kpi-arpu", hint="MRR / paying subscribers"),
+        wrap="wrap",
+        spacing="3",
+        width="100%",
+    )
+
+
+@rx.page(route="/revenue", title="Revenue · GPT Studio", on_load=RevenueState.load)
+def revenue_page() -> rx.Component:
+    return page(
+        rx.hstack(
+            rx.heading("Revenue and usage", size="7"),
+            rx.spacer(),
+            rx.text("Last", size="2"),
+            rx.select(
+                WINDOWS,
+                value=RevenueState.window,
+                on_change=RevenueState.set_window,
+                id="revenue-window",
+                size="1",
+            ),
+            rx.text("days", size="2"),
+            width="100%",
+            align="center",
+        ),
+        _kpis(),
+        rx.text(
+            RevenueState.churn_detail,
+            " · revenue in the period: ",
+            RevenueState.revenue_total,
+            size="2",
+            color_scheme="gray",
+            id="revenue-total",
+        ),
+        chart_card(
+            "Revenue per day",
+            series_chart(
+                "bar",
+                data=RevenueState.revenue_days,
+                lines=RevenueState.currencies,
+                x_key="day",
+                stacked=True,
+                id="revenue-chart",
+            ),
+            hint="Paid minus refunded, on the invoice's day; one bar per currency.",
+        ),
+        chart_card(
+            "Revenue per assistant",
+            series_chart(
+                "bar",
+                data=RevenueState.revenue_assistants,
+                lines=RevenueState.currencies,
+                x_key="assistant",
+                id="revenue-by-assistant",
+            ),
+        ),
+        chart_card(
+            "Tokens per assistant",
+            series_chart(
+                "area",
+                data=RevenueState.usage_assistants,
+                lines=RevenueState.assistant_series,
+                x_key="day",
+                stacked=True,
+                id="usage-by-assistant",
+            ),
+        ),
+        chart_card(
+            "Tokens per model version",
+            series_chart(
+                "area",
+                data=RevenueState.usage_versions,
+                lines=RevenueState.version_series,
+                x_key="day",
+                stacked=True,
+                id="usage-by-version",
+            ),
+        ),
+        max_width="1200px",
+    )
+
+
+# ---------------------------------------------------------------------------- admin totals
+
+
+def _breakdown(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {key.replace('_', ' ')}" for key, n in counts.items()) or "none"
+
+
+def admin_cards(totals: analytics.AdminTotals) -> list[dict[str, str]]:
+    subscriptions = totals.subscriptions_by_status
+    return [
+        {
+            "label": "Users",
+            "value": str(sum(totals.users_by_role.values())),
+            "hint": _breakdown(totals.users_by_role),
+            "id": "total-users",
+        },
+        {
+            "label": "Assistants",
+            "value": str(totals.assistants),
+            "hint": f"{totals.published} published",
+            "id": "total-assistants",
+        },
+        {
+            "label": "Subscriptions",
+            "value": str(sum(subscriptions.values())),
+            "hint": _breakdown(subscriptions),
+            "id": "total-subscriptions",
+        },
+        {
+            "label": "Revenue (30 days)",
+            "value": money_text(totals.revenue_30d_cents),
+            "hint": "paid minus refunded",
+            "id": "total-revenue",
+        },
+        {
+            "label": "Tokens (30 days)",
+            "value": f"{totals.tokens_30d:,}",
+            "hint": "input + output",
+            "id": "total-tokens",
+        },
+        {
+            "label": "Training jobs",
+            "value": str(sum(totals.training_jobs_by_status.values())),
+            "hint": _breakdown(totals.training_jobs_by_status),
+            "id": "total-jobs",
+        },
+    ]
+
+
+class AdminTotalsState(AuthState):
+    cards: list[dict[str, str]] = []
+    days: list[dict[str, Any]] = []
+    currencies: list[dict[str, str]] = []
+
+    @rx.event
+    def load(self) -> None:
+        """Loaded when the section mounts; the admin page itself checks the role and
+        redirects, so a refusal here only leaves the section empty."""
+        try:
+            totals = analytics.admin_totals(actor=self._actor())
+        except DomainError:
+            return
+        self.cards = admin_cards(totals)
+        currencies = sorted({c for d in totals.days for c in d.revenue_cents})
+        self.currencies = series({c: c.upper() for c in currencies})
+        self.days = [
+            {"day": d.day.strftime("%m-%d"), "tokens": d.tokens}
+            | {c: d.revenue_cents.get(c, 0) / 100 for c in currencies}
+            for d in totals.days
+        ]
+
+
+def admin_totals_section() -> rx.Component:
+    """Installation totals (cards and charts) for the admin page."""
+    return rx.box(
+        admin_totals_view(
+            cards=AdminTotalsState.cards,
+            days=AdminTotalsState.days,
+            currencies=AdminTotalsState.currencies,
+        ),
+        on_mount=AdminTotalsState.load,
+        width="100%",
+    )
