@@ -39,6 +39,7 @@ class Subscription(SQLModel, table=True):
     past_due_since: datetime | None = Field(
         default=None, description="first failed payment; after the grace period: free tier"
     )
+    canceled_at: datetime | None = Field(default=None, description="when it became canceled")
     last_event_created: int = Field(default=0, description="Stripe `created` of the last event")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

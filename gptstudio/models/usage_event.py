@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from gptstudio.db import utcnow
@@ -11,6 +12,13 @@ from gptstudio.db import utcnow
 
 class UsageEvent(SQLModel, table=True):
     __tablename__ = "usage_events"
+    # One row per request: a second writer with the same request id fails instead of doubling.
+    __table_args__ = (
+        Index(
+            "uq_usage_events_request_id", "request_id", unique=True,
+            postgresql_where=text("request_id <> ''"), sqlite_where=text("request_id <> ''"),
+        ),
+    )  # fmt: skip
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int | None = Field(default=None, foreign_key="users.id", index=True)

@@ -488,22 +488,25 @@ def _mrr(session: Session, ids: list[int], now: datetime) -> tuple[dict[str, int
     return {str(c).lower(): int(n) for c, n in users}, _add(monthly)
 
 
+def _canceled_at() -> ColumnElement[Any]:
+    """When a subscription was canceled (rows from before ``canceled_at`` existed: last update)."""
+    return func.coalesce(col(Subscription.canceled_at), col(Subscription.updated_at))
+
+
 def _churn(session: Session, ids: list[int], now: datetime) -> tuple[int, int]:
     """(canceled in the last 30 days, active at the start of those 30 days)."""
     start = now - timedelta(days=CHURN_DAYS)
     in_scope = col(Subscription.assistant_id).in_(ids)
     canceled = col(Subscription.status) == "canceled"
     lost = session.exec(
-        select(func.count(col(Subscription.id))).where(
-            in_scope, canceled, col(Subscription.updated_at) >= start
-        )
+        select(func.count(col(Subscription.id))).where(in_scope, canceled, _canceled_at() >= start)
     ).one()
     existing = session.exec(
         select(func.count(col(Subscription.id))).where(
             in_scope,
             col(Subscription.created_at) < start,
             col(Subscription.status).not_in(("incomplete", "incomplete_expired")),
-            or_(~canceled, col(Subscription.updated_at) >= start),
+            or_(~canceled, _canceled_at() >= start),
         )
     ).one()
     return int(lost), int(existing)

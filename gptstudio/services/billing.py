@@ -984,6 +984,10 @@ def _on_subscription(
     status = "canceled" if deleted else str(sub.get("status") or "active")
     was_paying = row.id is not None and row.status in ("active", "trialing")
     row.plan_id, row.tier = plan.id, plan.key
+    if status == "canceled" and row.status != "canceled":
+        row.canceled_at = _ts(created) or utcnow()
+    elif status != "canceled":
+        row.canceled_at = None
     row.status = status
     row.interval = str(
         (price.get("recurring") or {}).get("interval") or price.get("interval") or "month"

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Date, cast, func, nulls_first
 from sqlalchemy import select as sql_select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -77,19 +78,22 @@ def record(
         raise InvalidInput("A usage event needs a request id.")
     if input_tokens < 0 or output_tokens < 0:
         raise InvalidInput("Token counts cannot be negative.")
-    with session_scope() as session:
-        seen = session.exec(
-            select(UsageEvent.id).where(UsageEvent.request_id == request_id).limit(1)
-        ).first()
-        if seen is not None:
-            return False
-        session.add(
-            UsageEvent(
-                request_id=request_id, assistant_id=assistant_id,
-                model_version_id=model_version_id, user_id=user_id, visitor_id=visitor_id,
-                source=source, input_tokens=input_tokens, output_tokens=output_tokens,
-            )
-        )  # fmt: skip
+    try:
+        with session_scope() as session:
+            seen = session.exec(
+                select(UsageEvent.id).where(UsageEvent.request_id == request_id).limit(1)
+            ).first()
+            if seen is not None:
+                return False
+            session.add(
+                UsageEvent(
+                    request_id=request_id, assistant_id=assistant_id,
+                    model_version_id=model_version_id, user_id=user_id, visitor_id=visitor_id,
+                    source=source, input_tokens=input_tokens, output_tokens=output_tokens,
+                )
+            )  # fmt: skip
+    except IntegrityError:
+        return False  # another writer recorded this request first (the unique index)
     return True
 
 

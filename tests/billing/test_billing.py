@@ -369,7 +369,8 @@ def test_subscription_deleted_falls_back_to_free(stripe: StripeFront, api: TestC
     assert _deliver(api, deleted) == "processed"
     after = entitlement(user_id=subscriber.id, assistant_id=assistant_id)
     assert after.plan_key == "free" and after.reason == "Your subscription has ended."
-    assert _row(subscriber.id, assistant_id).status == "canceled"
+    row = _row(subscriber.id, assistant_id)
+    assert row.status == "canceled" and row.canceled_at is not None  # churn counts from here
 
 
 def test_invoice_paid_then_refunded(stripe: StripeFront, api: TestClient) -> None:

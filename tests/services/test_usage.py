@@ -58,6 +58,25 @@ def test_record_is_idempotent_per_request(ids: dict[str, int]) -> None:
     assert usage.totals().requests == 1  # nothing half-written
 
 
+def test_racing_writers_of_one_request_leave_one_row(ids: dict[str, int]) -> None:
+    """The check-then-insert is backed by a unique index: two writers cannot both insert."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    fields = {"assistant_id": ids["bees"], "model_version_id": ids["v1"], "user_id": ids["sue"],
+              "source": "api", "input_tokens": 5, "output_tokens": 7}  # fmt: skip
+    start = Barrier(4)
+
+    def write(_: int) -> bool:
+        start.wait()
+        return usage.record(request_id="chatcmpl-race", **fields)  # type: ignore[arg-type]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(write, range(4)))
+    assert results.count(True) == 1
+    assert usage.totals(user_id=ids["sue"]).requests == 1
+
+
 def test_totals_and_days_by_user_assistant_version_and_source(ids: dict[str, int]) -> None:
     bees, wasps, sue, sam = ids["bees"], ids["wasps"], ids["sue"], ids["sam"]
     late = DAY + timedelta(hours=23, minutes=59)  # still the 14th in UTC
