@@ -3,6 +3,7 @@
 from gptstudio.pages import (
     account,
     admin,
+    assistant_settings,
     chat,
     dashboard,
     data,
@@ -22,6 +23,7 @@ from gptstudio.pages import (
 __all__ = [
     "account",
     "admin",
+    "assistant_settings",
     "chat",
     "dashboard",
     "data",

@@ -79,6 +79,19 @@ def _card(item: rx.Var[dict[str, str]]) -> rx.Component:
                 rx.button("Training", size="1", variant="soft"),
                 href="/assistant/training?id=" + item["id"],
             ),
+            rx.link(
+                rx.button("Settings", size="1", variant="soft"),
+                href="/assistant/settings?id=" + item["id"],
+            ),
+            rx.link(
+                rx.button("Plans", size="1", variant="soft"),
+                href="/assistant/plans?id=" + item["id"],
+            ),
+            rx.link(
+                rx.button("Widget", size="1", variant="soft"),
+                href="/assistant/widget?id=" + item["id"],
+            ),
+            wrap="wrap",
             width="100%",
         ),
         width="100%",

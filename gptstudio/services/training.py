@@ -397,6 +397,10 @@ def _publish(session: Session, assistant: Assistant, version: ModelVersion) -> N
     ).all():
         other.status = "retired"
     version.status, version.published_at = "published", utcnow()
+    if assistant.current_model_version_id not in (None, version.id):
+        assistant.previous_model_version_id = assistant.current_model_version_id  # for rollback
+    if assistant.candidate_model_version_id == version.id:
+        assistant.candidate_model_version_id, assistant.candidate_percent = None, 0
     assistant.current_model_version_id = version.id
     assistant.is_published, assistant.updated_at = True, utcnow()
 

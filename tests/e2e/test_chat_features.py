@@ -1,0 +1,201 @@
+"""Chat features in the browser: the creator sets the persona; a subscriber sees Markdown and
+citations, rates an answer with a comment; the creator reads it, splits traffic between two
+versions, promotes and rolls back.
+
+Training through the UI is covered by test_data.py; here two model versions with real (random)
+LoRA adapters are written into the running app's artifacts folder and database, and the app's
+own engine serves them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlmodel import Session, col, create_engine, select
+
+from gptstudio.models import Assistant, Conversation, Message, ModelVersion
+from tests.e2e.conftest import RunningApp, hydrated, log_in, log_out, sign_up
+
+pytestmark = pytest.mark.e2e
+
+PASSED = {"gate": {"passed": True, "relative_gain": 0.3, "message": "30 % lower perplexity."}}
+MARKDOWN_ANSWER = (
+    "Check **monthly** [1].\n\n| Month | Mites |\n|---|---|\n| May | 3 |\n\n"
+    "```python\nprint('sugar roll')\n```\n"
+)
+CITATION = {
+    "n": 1, "document_id": 1, "filename": "varroa.pdf", "page": 4,
+    "snippet": "Monitor varroa once a month from spring to autumn.",
+}  # fmt: skip
+
+
+def _published_with_two_versions(app: RunningApp, slug: str) -> int:
+    """v1 live and v2 ready as a candidate, both passing the gate, each a real LoRA adapter in
+    the artifacts folder the app's engine serves from."""
+    from tests.engine.conftest import write_random_adapter
+
+    base = app.data_dir / "models" / "tiny-llama"
+    folder = app.data_dir / "artifacts" / "e2e-chat"
+    engine = create_engine(app.database_url)
+    with Session(engine) as session:
+        row = session.exec(select(Assistant).where(Assistant.slug == slug)).one()
+        ids = []
+        for number in (1, 2):
+            adapter = write_random_adapter(base, folder / f"v{number}", seed=40 + number)
+            version = ModelVersion(
+                assistant_id=row.id or 0, version=number, base_model=str(base),
+                adapter_path=str(Path(adapter).resolve()), metrics=PASSED,
+                status="published" if number == 1 else "draft",
+            )  # fmt: skip
+            session.add(version)
+            session.flush()
+            ids.append(version.id)
+        row.is_published, row.current_model_version_id = True, ids[0]
+        session.add(row)
+        session.commit()
+        assistant_id = row.id or 0
+    engine.dispose()
+    return assistant_id
+
+
+def _store_cited_answer(app: RunningApp, title: str) -> None:
+    """An earlier answer with Markdown and a citation, as the retrieval path stores it."""
+    engine = create_engine(app.database_url)
+    with Session(engine) as session:
+        talk = session.exec(
+            select(Conversation).where(col(Conversation.title).startswith(title))
+        ).one()
+        session.add(Message(conversation_id=talk.id or 0, role="user", content="And the sources?"))
+        session.add(
+            Message(
+                conversation_id=talk.id or 0,
+                role="assistant",
+                content=MARKDOWN_ANSWER,
+                model_version_id=talk.model_version_id,
+                citations=[CITATION],
+                latency_ms=840,
+            )
+        )
+        session.commit()
+    engine.dispose()
+
+
+def test_persona_feedback_and_rollout(app: RunningApp, admin: str, page: Page) -> None:
+    sign_up(page, app, "pat@example.com", role="creator")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.click("#create-assistant")
+    page.fill("#assistant-name", "Persona Bee")
+    page.click("#create-submit")
+    expect(page.locator("text=Persona Bee").first).to_be_visible()
+    assistant_id = _published_with_two_versions(app, "persona-bee")
+
+    # The creator sets the persona; it survives a reload, and a bad edit is refused whole.
+    settings = f"{app.url}/assistant/settings?id={assistant_id}"
+    page.goto(settings)
+    hydrated(page)
+    expect(page.locator("#settings-name")).to_have_value("Persona Bee")
+    page.fill("#settings-persona", "You are Persona Bee, a patient beekeeping mentor.")
+    page.click("#settings-save")
+    expect(page.get_by_text("Saved: new conversations use the new persona.")).to_be_visible()
+    page.fill("#settings-name", "x")
+    page.click("#settings-save")
+    expect(page.locator("#form-error")).to_contain_text("name of 2 to 120 characters")
+    page.reload()
+    hydrated(page)
+    expect(page.locator("#settings-persona")).to_have_value(
+        "You are Persona Bee, a patient beekeeping mentor."
+    )
+    expect(page.locator("#settings-name")).to_have_value("Persona Bee")
+    expect(page.locator("#current-version")).to_have_text("v1")
+    log_out(page)
+
+    # A subscriber chats: Markdown (table, highlighted code), citations, thumbs down + comment.
+    sign_up(page, app, "sol@example.com")
+    expect(page).to_have_url(re.compile(r"/home/?$"))
+    page.goto(f"{app.url}/chat?assistant=persona-bee")
+    hydrated(page)
+    page.fill("#chat-input", "Solstice question: how often should I check for mites?")
+    page.click("#send")
+    expect(page.locator("#send")).to_be_visible(timeout=90_000)  # streaming finished
+    answer = page.locator(".assistant-message").last
+    expect(answer).not_to_have_text("")
+    expect(answer.locator(".latency")).to_have_text(re.compile(r"\d+(\.\d)? (ms|s)"))
+    answer.locator(".thumbs-down").click()
+    expect(answer.locator(".feedback-comment")).to_be_visible()
+    answer.locator(".feedback-comment").click()
+    answer.locator("textarea[name=comment]").fill("Too vague about the mite count.")
+    answer.locator(".feedback-save").click()
+    expect(page.get_by_text("Thanks: the creator sees your feedback.")).to_be_visible()
+
+    _store_cited_answer(app, "Solstice question")
+    page.reload()
+    hydrated(page)
+    expect(page.locator(".user-message")).to_have_count(2)
+    cited = page.locator(".assistant-message").last
+    expect(cited.locator("table")).to_contain_text("Mites")
+    expect(cited.locator("strong")).to_have_text("monthly")
+    expect(cited.locator("pre")).to_contain_text("print('sugar roll')")
+    expect(cited.locator(".citation summary")).to_have_text("[1] varroa.pdf, p. 4")
+    cited.locator(".citation summary").click()
+    expect(cited.locator(".citation")).to_contain_text("Monitor varroa once a month")
+    expect(cited.locator(".latency")).to_have_text("840 ms")
+    # the rating given before the reload is still shown
+    rated = page.locator(".assistant-message").first
+    expect(rated.locator(".feedback-comment")).to_have_text("Edit comment")
+
+    # Reset context: a marker, and the conversation stays.
+    page.click("#reset-context")
+    expect(page.locator(".context-reset")).to_have_count(1)
+    page.reload()
+    expect(page.locator(".context-reset")).to_have_count(1)
+
+    # Narrow screens: the conversation list lives in a drawer.
+    page.set_viewport_size({"width": 390, "height": 800})
+    expect(page.locator("#chat-search")).to_be_hidden()
+    page.get_by_role("button", name="Conversations").click()
+    expect(page.locator(".conversation-in-drawer")).to_have_count(1)
+    page.keyboard.press("Escape")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    log_out(page)
+
+    # The creator sees the feedback and the per-version numbers, then splits and rolls back.
+    log_in(page, app, "pat@example.com")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.goto(settings)
+    hydrated(page)
+    row = page.locator(".feedback-row").first
+    expect(row).to_contain_text("Too vague about the mite count.")
+    expect(row).to_contain_text("Solstice question")
+    expect(page.locator(".stats-row", has_text="v1")).to_contain_text("current")
+    expect(page.locator("#feedback-chart")).to_be_visible()
+
+    page.locator("#split-version").click()
+    page.get_by_role("option", name=re.compile(r"^v2")).click()
+    page.get_by_role("slider").focus()
+    page.keyboard.press("End")
+    expect(page.locator("#split-percent")).to_have_text("100 %")
+    for _ in range(10):
+        page.keyboard.press("ArrowLeft")
+    expect(page.locator("#split-percent")).to_have_text("50 %")
+    page.click("#split-start")
+    expect(page.locator("#split-status")).to_contain_text("v2")
+    expect(page.locator("#split-status")).to_contain_text("50 % of new conversations")
+
+    page.click("#rollback")  # one click: the split stops
+    expect(page.locator("#split-status")).to_have_text("No split running.")
+    expect(page.locator("#current-version")).to_have_text("v1")
+
+    page.locator("#split-version").click()
+    page.get_by_role("option", name=re.compile(r"^v2")).click()
+    page.click("#split-start")
+    expect(page.locator("#split-status")).to_contain_text("v2")
+    page.click("#promote")
+    expect(page.locator("#current-version")).to_have_text("v2")
+    page.click("#rollback")  # one click: back to the version before the promotion
+    expect(page.locator("#current-version")).to_have_text("v1")
+    page.reload()
+    hydrated(page)
+    expect(page.locator("#current-version")).to_have_text("v1")
