@@ -7,6 +7,7 @@ Answers carry OpenAI's ``x-ratelimit-*`` headers for the caller's plan; a refuse
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -62,7 +63,7 @@ def _params(body: ChatCompletionIn) -> chat.Params:
 async def chat_completions(
     body: ChatCompletionIn, user: Annotated[UserPublic, Depends(api_user("chat"))]
 ) -> StreamingResponse | JSONResponse:
-    model = chat.served(slug=body.model)
+    model = await asyncio.to_thread(chat.served_for_user, slug=body.model, key=f"user:{user.id}")
     messages = [m.model_dump() for m in body.messages]
     context = chat.RequestContext()
     chunks = chat.stream_completion(

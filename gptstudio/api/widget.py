@@ -18,7 +18,7 @@ import html
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -243,7 +243,8 @@ async def widget_chat(
     context = chat.RequestContext()
     try:
         target, who = await asyncio.to_thread(_who, request, key, body)
-        model = await asyncio.to_thread(chat.served, slug=target.slug)
+        key = f"user:{who.user_id}" if who.user_id else f"visitor:{who.visitor_id}"
+        model = await asyncio.to_thread(chat.served_for_user, slug=target.slug, key=key)
         limit = min(DEFAULT_MAX_TOKENS, get_settings().chat_max_tokens)
         params = chat.Params(max_tokens=body.max_tokens or limit)
         chunks = chat.stream_completion(
@@ -262,7 +263,7 @@ async def widget_chat(
     )
 
 
-async def _nothing() -> AsyncIterator[dict[str, Any]]:
+async def _nothing() -> AsyncGenerator[dict[str, Any], None]:
     return
     yield {}  # pragma: no cover  (makes this an async generator)
 

@@ -18,8 +18,9 @@ import logging
 import math
 import ssl
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +31,7 @@ from sqlmodel import Session, col, select
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
-from gptstudio.services import quota, retrieval, usage
+from gptstudio.services import quota, response_cache, retrieval, rollout, usage
 from gptstudio.services.entitlements import entitlement
 from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
@@ -100,13 +101,19 @@ def check_messages(messages: list[dict[str, str]]) -> None:
             raise InvalidInput(f"A message can be at most {MAX_MESSAGE_CHARS} characters long.")
 
 
-def served(*, slug: str) -> Served:
-    """The live version of a published assistant, or NotFound (OpenAI: model_not_found)."""
+def served(*, slug: str, version_id: int | None = None) -> Served:
+    """The version of a published assistant that answers, or NotFound (OpenAI:
+    model_not_found): ``version_id`` while it is still the current one or a live candidate (so a
+    rollback also moves conversations pinned to the rolled-back version), else the current one."""
     with session_scope() as session:
         assistant = session.exec(select(Assistant).where(Assistant.slug == slug)).first()
         if assistant is None or not assistant.is_published:
             raise NotFound(f"The model '{slug}' does not exist or is not published.")
-        version = session.get(ModelVersion, assistant.current_model_version_id or 0)
+        allowed = {assistant.current_model_version_id}
+        if assistant.candidate_percent > 0:
+            allowed.add(assistant.candidate_model_version_id)
+        wanted = version_id if version_id in allowed else assistant.current_model_version_id
+        version = session.get(ModelVersion, wanted or 0)
         if version is None or not version.adapter_path:
             raise NotFound(f"The model '{slug}' has no published version yet.")
         return Served(
@@ -115,6 +122,23 @@ def served(*, slug: str) -> Served:
             adapter_name=f"{assistant.slug}-v{version.version}", adapter_path=version.adapter_path,
             rag_enabled=assistant.rag_enabled, rag_top_k=assistant.rag_top_k,
         )  # fmt: skip
+
+
+def served_for_conversation(*, actor: UserPublic, conversation_id: int) -> Served:
+    """The version a conversation is pinned to (A/B rollout is sticky per conversation)."""
+    with session_scope() as session:
+        conversation = _own(session, actor, conversation_id)
+        assistant = session.get(Assistant, conversation.assistant_id)
+        slug, pinned = (assistant.slug if assistant else ""), conversation.model_version_id
+    return served(slug=slug, version_id=pinned)
+
+
+def served_for_user(*, slug: str, key: str) -> Served:
+    """The version for a caller without a stored conversation (API: ``user:<id>``, widget:
+    ``visitor:<id>``), sticky per key while a split runs."""
+    live = served(slug=slug)
+    chosen = rollout.version_for(assistant_id=live.assistant_id, conversation_key=key)
+    return live if chosen == live.version_id else served(slug=slug, version_id=chosen)
 
 
 @functools.cache
@@ -199,7 +223,7 @@ async def stream_completion(
     source: str,
     visitor_id: str = "",
     context: RequestContext | None = None,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Engine ``chat.completion.chunk`` objects for the request: the one path of the web UI, the
     widget and the API. Before the engine is called the plan is checked (402) and the request
     admitted by the quota (429, ``max_tokens`` clamped to what is left); at the end, or when the
@@ -218,13 +242,57 @@ async def stream_completion(
     meter = Meter(model=model, admission=admission, request_id=context.request_id,
                   user_id=user_id, visitor_id=visitor_id, source=source, prompt=prompt)  # fmt: skip
     params = replace(params, max_tokens=admission.max_tokens)
+    # Looked up only after admission (a cached answer never gets around the plan or the quota),
+    # keyed by the final prompt (persona, passages) and the clamped parameters, per user.
+    cache_key = _cache_key(model, prompt, params, user_id, visitor_id)
+    cached = await asyncio.to_thread(response_cache.get, cache_key) if cache_key else None
     try:
-        async for chunk in engine_chunks(model, prompt, params):
-            meter.observe(chunk)
-            yield chunk
+        if cached is not None:
+            for chunk in cached_chunks(cached, model=model, request_id=context.request_id):
+                meter.observe(chunk)
+                yield chunk
+        else:
+            parts: list[str] = []
+            finished = False
+            async for chunk in engine_chunks(model, prompt, params):
+                meter.observe(chunk)
+                for choice in chunk.get("choices") or []:
+                    parts.append((choice.get("delta") or {}).get("content") or "")
+                    finished = finished or bool(choice.get("finish_reason"))
+                yield chunk
+            if cache_key and finished:  # never cache an answer cut short
+                answer = {"content": "".join(parts), "usage": meter.usage}
+                await asyncio.to_thread(response_cache.put, cache_key, answer)
         await asyncio.to_thread(meter.close)
     finally:
         meter.close()  # idempotent: after a disconnect or a stop, what was generated counts
+
+
+def _cache_key(
+    model: Served, prompt: list[dict[str, str]], params: Params, user_id: int | None,
+    visitor_id: str,
+) -> str | None:  # fmt: skip
+    if not response_cache.cacheable(params) or not (user_id or visitor_id):
+        return None
+    scope = f"user:{user_id}" if user_id else f"visitor:{visitor_id}"
+    return response_cache.key(
+        version_id=model.version_id, messages=prompt, params=params, scope=scope
+    )
+
+
+def cached_chunks(
+    cached: dict[str, Any], *, model: Served, request_id: str
+) -> list[dict[str, Any]]:
+    """A cached answer as the engine's stream would have sent it (the tokens are metered again:
+    the quota counts answers, cached or not)."""
+    base = {"id": request_id, "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model.adapter_name}  # fmt: skip
+    delta = {"role": "assistant", "content": cached.get("content", "")}
+    return [
+        {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {**base, "choices": [], "usage": cached.get("usage") or {}},
+    ]
 
 
 def _admit(
@@ -355,6 +423,10 @@ def start_conversation(*, actor: UserPublic, slug: str) -> Conversation:
         )
         session.add(conversation)
         session.flush()
+        # A/B rollout: the conversation keeps the version it drew for its whole life.
+        conversation.model_version_id = rollout.version_for(
+            assistant_id=model.assistant_id, conversation_key=f"conversation:{conversation.id}"
+        )
         return conversation
 
 
@@ -405,12 +477,13 @@ def add_message(
     usage: dict[str, int] | None = None,
     citations: list[dict[str, Any]] | None = None,
     latency_ms: int | None = None,
+    model_version_id: int | None = None,
 ) -> Message:
     with session_scope() as session:
         conversation = _own(session, actor, conversation_id)
         message = Message(
             conversation_id=conversation_id, role=role, content=content,
-            model_version_id=conversation.model_version_id,
+            model_version_id=model_version_id or conversation.model_version_id,
             input_tokens=int((usage or {}).get("prompt_tokens", 0)),
             output_tokens=int((usage or {}).get("completion_tokens", 0)),
             citations=citations or [], latency_ms=latency_ms,

@@ -29,7 +29,15 @@ from sqlmodel import select
 
 from gptstudio.api import create_api
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import Assistant, ModelVersion, Plan, Role, Subscription, UsageEvent
+from gptstudio.models import (
+    Assistant,
+    ModelVersion,
+    Plan,
+    Role,
+    Subscription,
+    UsageEvent,
+    User,
+)
 from gptstudio.services import account, api_key, assistant, chat, quota, usage
 from gptstudio.services.errors import InvalidInput, RateLimited
 from gptstudio.settings import get_settings
@@ -49,6 +57,7 @@ def echo_engine() -> FastAPI:
     ``max_tokens`` one-token words. ``app.state.delay`` slows each token down."""
     app = FastAPI()
     app.state.delay = 0.0
+    app.state.calls = []  # the adapter each completion request asked for
     loaded: set[str] = set()
 
     @app.get("/v1/models")
@@ -63,6 +72,7 @@ def echo_engine() -> FastAPI:
     @app.post("/v1/chat/completions", response_model=None)
     async def complete(request: Request) -> StreamingResponse | JSONResponse:
         body = await request.json()
+        app.state.calls.append(body["model"])
         if body["model"] not in loaded:
             error = {"message": f"The model `{body['model']}` does not exist.", "code": 404}
             return JSONResponse({"error": error}, status_code=404)
@@ -177,6 +187,7 @@ def studio(
     settings_env.setenv("GPTSTUDIO_REDIS_URL", redis_url)
     get_settings.cache_clear()
     app.state.delay = 0.0
+    app.state.calls.clear()
     yield publish("/adapters/bees-1")
     app.state.delay = 0.0
 
@@ -452,3 +463,64 @@ def test_real_engine_answers_within_the_clamped_quota(
         answer.usage.completion_tokens,
     )
     assert event.input_tokens <= bound  # the reservation's prompt bound holds for a real tokenizer
+
+
+def test_identical_temperature_zero_requests_are_answered_from_the_cache_per_user(
+    studio: Studio, echo: tuple[str, FastAPI]
+) -> None:
+    studio.plan(key="free", name="Free", included_tokens=100_000)
+    sue_key, sue = studio.user("sue@example.com")
+    bob_key, _ = studio.user("bob@example.com")
+    calls = echo[1].state.calls
+
+    async def ask_at(key: str, temperature: float) -> dict[str, Any]:
+        async with client() as http:
+            body = {"model": "bee-mentor", "messages": QUESTION, "max_tokens": 5,
+                    "temperature": temperature}  # fmt: skip
+            answer = await http.post("/v1/chat/completions", json=body,
+                                     headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+    first = asyncio.run(ask_at(sue_key, 0))
+    again = asyncio.run(ask_at(sue_key, 0))
+    assert len(calls) == 1  # the second identical request never reached the engine
+    assert again["choices"][0]["message"] == first["choices"][0]["message"]
+    assert again["usage"] == first["usage"] and again["id"] != first["id"]
+    assert usage.totals(user_id=sue.id).requests == 2  # cached answers still count
+
+    asyncio.run(ask_at(bob_key, 0))  # another user: never someone else's cached answer
+    asyncio.run(ask_at(sue_key, 0.7))  # sampling: never cached
+    assert len(calls) == 3
+
+
+def test_a_split_sends_callers_to_the_candidate_and_a_rollback_brings_them_back(
+    studio: Studio, echo: tuple[str, FastAPI]
+) -> None:
+    from gptstudio.services import rollout
+
+    sue_key, _ = studio.user("sue@example.com")
+    with session_scope() as session:
+        creator = session.exec(select(User).where(User.email == "cy@example.com")).one()
+        v2 = ModelVersion(assistant_id=studio.assistant_id, version=2, base_model="tiny",
+                          status="ready", adapter_path="/adapters/bees-2",
+                          metrics={"gate": {"passed": True}})  # fmt: skip
+        session.add(v2)
+        session.flush()
+        owner, v2_id = account.public(creator), v2.id or 0
+    rollout.set_split(
+        actor=owner, assistant_id=studio.assistant_id, candidate_version_id=v2_id, percent=100,
+        override_reason="Trying the second version on everyone.",
+    )  # fmt: skip
+    calls = echo[1].state.calls
+    asyncio.run(ask_once(sue_key))
+    assert calls[-1] == "bee-mentor-v2"
+    rollout.rollback(actor=owner, assistant_id=studio.assistant_id)
+    asyncio.run(ask_once(sue_key))
+    assert calls[-1] == "bee-mentor-v1"
+
+
+async def ask_once(key: str) -> None:
+    async with client() as http:
+        answer = await ask(http, key, max_tokens=3)
+        assert answer.status_code == 200, answer.text
