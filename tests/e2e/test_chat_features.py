@@ -199,3 +199,51 @@ def test_persona_feedback_and_rollout(app: RunningApp, admin: str, page: Page) -
     page.reload()
     hydrated(page)
     expect(page.locator("#current-version")).to_have_text("v1")
+
+
+def _free_plan(app: RunningApp, assistant_id: int, tokens: int) -> None:
+    """A free tier with a small token quota (tiers are clicked in test_billing.py)."""
+    from gptstudio.models import Plan
+
+    engine = create_engine(app.database_url)
+    with Session(engine) as session:
+        session.add(Plan(assistant_id=assistant_id, key="free", name="Free",
+                         included_tokens=tokens))  # fmt: skip
+        session.commit()
+    engine.dispose()
+
+
+def test_a_subscriber_chats_until_the_quota_and_sees_the_upgrade_prompt(
+    app: RunningApp, admin: str, page: Page
+) -> None:
+    sign_up(page, app, "quinn@example.com", role="creator")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.click("#create-assistant")
+    page.fill("#assistant-name", "Quota Bee")
+    page.click("#create-submit")
+    expect(page.locator("text=Quota Bee").first).to_be_visible()
+    assistant_id = _published_with_two_versions(app, "quota-bee")
+    _free_plan(app, assistant_id, tokens=120)
+    log_out(page)
+
+    sign_up(page, app, "uma@example.com")
+    expect(page).to_have_url(re.compile(r"/home/?$"))
+    page.goto(f"{app.url}/chat?assistant=quota-bee")
+    hydrated(page)
+    quota_line = page.locator("#quota-text")
+    expect(quota_line).to_contain_text("Free: 120 of 120 tokens left")
+    expect(page.locator("#upgrade-link")).to_have_attribute(
+        "href", re.compile(rf"/pricing\?assistant={assistant_id}$")
+    )
+    refused = page.locator("#form-error")
+    for turn in range(6):  # each answer is cut to what the quota has left, then it is refused
+        page.fill("#chat-input", f"Question {turn}: when do bees swarm?")
+        page.click("#send")
+        expect(page.locator("#send")).to_be_visible(timeout=90_000)
+        if refused.is_visible():
+            break
+    expect(refused).to_contain_text("You have used the 120 tokens your Free plan includes")
+    expect(quota_line).to_contain_text("Free: 0 of 120 tokens left")
+    expect(page.locator("#upgrade-link")).to_be_visible()
+    page.locator("#upgrade-link").click()
+    expect(page).to_have_url(re.compile(rf"/pricing/?\?assistant={assistant_id}"))
