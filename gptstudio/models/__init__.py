@@ -19,6 +19,7 @@ from gptstudio.models.user import (
     MfaBackupCode,
     OAuthIdentity,
     Role,
+    Tier,
     User,
     UserSession,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Role",
     "StripeEvent",
     "Subscription",
+    "Tier",
     "TrainingJob",
     "UsageEvent",
     "User",

@@ -20,6 +20,15 @@ class Role(StrEnum):
     subscriber = "subscriber"
 
 
+class Tier(StrEnum):
+    """A user's GPT Studio plan (set by an admin): it orders their training jobs on the queue."""
+
+    free = "free"
+    individual = "individual"
+    professional = "professional"
+    enterprise = "enterprise"
+
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
 
@@ -28,6 +37,7 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     display_name: str = Field(default="", max_length=120)
     role: str = Field(default=Role.subscriber.value, max_length=20, index=True)
+    tier: str = Field(default=Tier.free.value, max_length=20)
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow)
     email_verified_at: datetime | None = None
@@ -49,6 +59,7 @@ class UserPublic(BaseModel):
     role: Role
     is_active: bool
     created_at: datetime
+    tier: Tier = Tier.free
     email_verified_at: datetime | None = None
     mfa_enabled_at: datetime | None = None
 

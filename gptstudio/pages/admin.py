@@ -7,12 +7,13 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import page, submit_button
-from gptstudio.models import Role
+from gptstudio.models import Role, Tier
 from gptstudio.pages.revenue import admin_totals_section
 from gptstudio.services import account, audit, mfa
 from gptstudio.state.auth import AuthState
 
 ROLES = [role.value for role in Role]
+TIERS = [tier.value for tier in Tier]
 
 
 class AdminState(AuthState):
@@ -27,6 +28,7 @@ class AdminState(AuthState):
                 "email": u.email,
                 "name": u.display_name,
                 "role": u.role.value,
+                "tier": u.tier.value,
                 "joined": u.created_at.strftime("%Y-%m-%d %H:%M"),
             }
             for u in account.list_users(actor=self._actor())
@@ -58,6 +60,14 @@ class AdminState(AuthState):
         self._reload()
         return rx.toast.success(f"{changed.email} is now {changed.role}.")
 
+    @rx.event
+    def change_tier(self, user_id: str, tier: str) -> Any:
+        changed = account.set_tier(
+            actor=self._actor(), user_id=int(user_id), tier=Tier(tier), client=self._client()
+        )
+        self._reload()
+        return rx.toast.success(f"{changed.email} is now on the {changed.tier} tier.")
+
 
 def _row(user: rx.Var[dict[str, str]]) -> rx.Component:
     return rx.table.row(
@@ -70,6 +80,15 @@ def _row(user: rx.Var[dict[str, str]]) -> rx.Component:
                 on_change=lambda role: AdminState.change_role(user["id"], role),
                 size="1",
             )
+        ),
+        rx.table.cell(
+            rx.select(
+                TIERS,
+                value=user["tier"],
+                on_change=lambda tier: AdminState.change_tier(user["id"], tier),
+                size="1",
+            ),
+            class_name="user-tier",
         ),
         rx.table.cell(user["joined"]),
         class_name="user-row",
@@ -121,6 +140,7 @@ def admin() -> rx.Component:
                     rx.table.column_header_cell("E-mail"),
                     rx.table.column_header_cell("Name"),
                     rx.table.column_header_cell("Role"),
+                    rx.table.column_header_cell("Tier (training priority)"),
                     rx.table.column_header_cell("Joined"),
                 )
             ),

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import ActionToken, Role, User, UserSession
+from gptstudio.models import ActionToken, Role, Tier, User, UserSession
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit, crypto, mailer, throttle
 from gptstudio.services.errors import (
@@ -537,6 +537,22 @@ def list_users(*, actor: UserPublic) -> list[UserPublic]:
     authorize(actor, Role.admin)
     with session_scope() as session:
         return [public(u) for u in session.exec(select(User).order_by(col(User.id))).all()]
+
+
+def set_tier(
+    *, actor: UserPublic, user_id: int, tier: Tier, client: Client = Client()
+) -> UserPublic:
+    """Change a user's GPT Studio tier (admins only); it sets their training jobs' priority."""
+    authorize(actor, Role.admin)
+    with session_scope() as session:
+        user = _user_row(session, user_id)
+        before = user.tier
+        user.tier = Tier(tier).value
+        audit.record(
+            session, action="user.tier_changed", actor_id=actor.id, target=f"user:{user_id}",
+            ip=client.ip, user_agent=client.user_agent, detail={"from": before, "to": user.tier},
+        )  # fmt: skip
+        return public(user)
 
 
 def set_role(

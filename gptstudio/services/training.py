@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import Assistant, Dataset, ModelVersion, Role, TrainingJob
+from gptstudio.models import Assistant, Dataset, ModelVersion, Role, Tier, TrainingJob
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
 from gptstudio.services.account import Client
@@ -30,7 +30,16 @@ from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
-PRIORITY_BY_ROLE = {Role.admin: 10, Role.creator: 5, Role.subscriber: 0}
+# Higher runs first: the creator's GPT Studio tier orders the queue; admins' jobs go first.
+PRIORITY_BY_TIER = {Tier.free: 0, Tier.individual: 10, Tier.professional: 20, Tier.enterprise: 30}
+ADMIN_PRIORITY = 40
+
+
+def priority_of(actor: UserPublic) -> int:
+    """The queue priority of a new job: by the creator's tier (admins first)."""
+    return ADMIN_PRIORITY if actor.role == Role.admin else PRIORITY_BY_TIER[Tier(actor.tier)]
+
+
 PROGRESS_EVERY_SECONDS = 1.0
 
 
@@ -93,7 +102,7 @@ def start_job(
         )  # fmt: skip
         job = TrainingJob(
             assistant_id=data.assistant_id, dataset_id=data.id or 0, base_model=config.base_model,
-            config=config.to_dict(), priority=PRIORITY_BY_ROLE.get(actor.role, 0),
+            config=config.to_dict(), priority=priority_of(actor),
             progress={"step": 0, "total_steps": 0},
         )  # fmt: skip
         session.add(job)
