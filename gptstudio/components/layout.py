@@ -68,6 +68,11 @@ def form_error(message: rx.Var[str]) -> rx.Component:
     )
 
 
+def table_header(*titles: str) -> rx.Component:
+    """A table's header row with one column title per argument."""
+    return rx.table.header(rx.table.row(*[rx.table.column_header_cell(t) for t in titles]))
+
+
 def submit_button(
     *children: rx.Component | str, disabled: rx.Var[bool] | bool = False, **props: object
 ) -> rx.Component:

@@ -6,7 +6,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.components.layout import form_error, page, submit_button, table_header
 from gptstudio.services import account, api_key, mfa
 from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
@@ -323,14 +323,7 @@ def sessions() -> rx.Component:
             width="100%",
         ),
         rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h)
-                        for h in ("Device", "IP", "Signed in", "Last seen", "")
-                    ]
-                )
-            ),
+            table_header("Device", "IP", "Signed in", "Last seen", ""),
             rx.table.body(rx.foreach(SessionsState.sessions, _session_row)),
             width="100%",
         ),
@@ -475,14 +468,7 @@ def keys() -> rx.Component:
             width="100%",
         ),
         rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h)
-                        for h in ("Name", "Key", "Scopes", "Expires", "Last used", "")
-                    ]
-                )
-            ),
+            table_header("Name", "Key", "Scopes", "Expires", "Last used", ""),
             rx.table.body(rx.foreach(KeysState.keys, _key_row)),
             width="100%",
         ),

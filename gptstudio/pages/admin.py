@@ -6,7 +6,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import page, submit_button
+from gptstudio.components.layout import page, submit_button, table_header
 from gptstudio.models import Role, Tier
 from gptstudio.pages.revenue import admin_totals_section
 from gptstudio.services import account, audit, mfa
@@ -135,15 +135,7 @@ def admin() -> rx.Component:
         admin_totals_section(),
         _policy(),
         rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("E-mail"),
-                    rx.table.column_header_cell("Name"),
-                    rx.table.column_header_cell("Role"),
-                    rx.table.column_header_cell("Tier (training priority)"),
-                    rx.table.column_header_cell("Joined"),
-                )
-            ),
+            table_header("E-mail", "Name", "Role", "Tier (training priority)", "Joined"),
             rx.table.body(rx.foreach(AdminState.users, _row)),
             width="100%",
         ),
@@ -224,22 +216,7 @@ def audit_log() -> rx.Component:
             reset_on_submit=False,
         ),
         rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h)
-                        for h in (
-                            "Time (UTC)",
-                            "Action",
-                            "Actor",
-                            "Target",
-                            "IP",
-                            "Agent",
-                            "Detail",
-                        )
-                    ]
-                )
-            ),
+            table_header("Time (UTC)", "Action", "Actor", "Target", "IP", "Agent", "Detail"),
             rx.table.body(rx.foreach(AuditState.events, _event_row)),
             width="100%",
             size="1",

@@ -9,7 +9,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.components.layout import form_error, page, submit_button, table_header
 from gptstudio.services import assistant_settings, feedback, rollout, training
 from gptstudio.services.errors import DomainError
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
@@ -401,7 +401,7 @@ def _stats_table() -> rx.Component:
     keys = ("version", "role", "status", "conversations", "answers", "up", "down", "p50", "p95")
     return rx.box(
         rx.table.root(
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            table_header(*headers),
             rx.table.body(
                 rx.foreach(
                     SettingsState.stats,

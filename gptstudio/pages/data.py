@@ -8,7 +8,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.components.layout import form_error, page, submit_button, table_header
 from gptstudio.services import dataset, document, web_fetch
 from gptstudio.services.errors import DomainError
 from gptstudio.settings import get_settings
@@ -790,22 +790,7 @@ def _datasets_card() -> rx.Component:
             width="100%",
         ),
         rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h)
-                        for h in (
-                            "Version",
-                            "Hash",
-                            "Train",
-                            "Validation",
-                            "Test",
-                            "Created",
-                            "Export",
-                        )
-                    ]
-                )
-            ),
+            table_header("Version", "Hash", "Train", "Validation", "Test", "Created", "Export"),
             rx.table.body(
                 rx.foreach(
                     DataState.datasets,

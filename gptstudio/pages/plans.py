@@ -9,7 +9,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.components.layout import form_error, page, submit_button, table_header
 from gptstudio.services import billing
 from gptstudio.services.errors import DomainError, InvalidInput
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
@@ -257,7 +257,7 @@ def _plans_table() -> rx.Component:
         rx.cond(
             PlansState.plans.length() > 0,
             rx.table.root(
-                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+                table_header(*headers),
                 rx.table.body(rx.foreach(PlansState.plans, _plan_row)),
                 width="100%",
             ),

@@ -8,7 +8,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.components.layout import form_error, page, submit_button, table_header
 from gptstudio.models import ModelVersion, TrainingJob
 from gptstudio.services import dataset, training
 from gptstudio.services.errors import DomainError
@@ -280,23 +280,8 @@ def _jobs_card() -> rx.Component:
     return rx.card(
         rx.heading("Jobs", size="4"),
         rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h)
-                        for h in (
-                            "Job",
-                            "Status",
-                            "Queue",
-                            "Progress",
-                            "Step",
-                            "Loss",
-                            "Tokens/s",
-                            "ETA",
-                            "",
-                        )
-                    ]
-                )
+            table_header(
+                "Job", "Status", "Queue", "Progress", "Step", "Loss", "Tokens/s", "ETA", ""
             ),
             rx.table.body(
                 rx.foreach(
@@ -374,23 +359,7 @@ def _versions_card() -> rx.Component:
     return rx.card(
         rx.heading("Model versions", size="4"),
         rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h)
-                        for h in (
-                            "Version",
-                            "Status",
-                            "Base ppl",
-                            "Tuned ppl",
-                            "Gain",
-                            "Gate",
-                            "QA",
-                            "",
-                        )
-                    ]
-                )
-            ),
+            table_header("Version", "Status", "Base ppl", "Tuned ppl", "Gain", "Gate", "QA", ""),
             rx.table.body(
                 rx.foreach(
                     TrainingState.versions,
@@ -458,14 +427,7 @@ def _samples_card() -> rx.Component:
     return rx.card(
         rx.heading("Base vs tuned answers", size="4"),
         rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h)
-                        for h in ("Question", "Reference", "Base model", "Tuned model")
-                    ]
-                )
-            ),
+            table_header("Question", "Reference", "Base model", "Tuned model"),
             rx.table.body(
                 rx.foreach(
                     TrainingState.samples,

@@ -10,7 +10,7 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.charts import PALETTE, money
-from gptstudio.components.layout import page
+from gptstudio.components.layout import page, table_header
 from gptstudio.services import analytics
 from gptstudio.state.auth import AuthState
 
@@ -170,14 +170,7 @@ def _usage(card: rx.Var[UsageCard]) -> rx.Component:
 
 def _invoices() -> rx.Component:
     return rx.table.root(
-        rx.table.header(
-            rx.table.row(
-                *[
-                    rx.table.column_header_cell(h)
-                    for h in ("Date", "Assistant", "Amount", "Status", "Invoice")
-                ]
-            )
-        ),
+        table_header("Date", "Assistant", "Amount", "Status", "Invoice"),
         rx.table.body(
             rx.foreach(
                 UsageState.invoices,
