@@ -79,7 +79,8 @@ def _row(user: rx.Var[dict[str, str]]) -> rx.Component:
                 value=user["role"],
                 on_change=lambda role: AdminState.change_role(user["id"], role),
                 size="1",
-            )
+            ),
+            class_name="user-role",
         ),
         rx.table.cell(
             rx.select(

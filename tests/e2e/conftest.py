@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -42,49 +43,34 @@ class RunningApp:
         return f"sqlite:///{self.data_dir / 'gptstudio.db'}"
 
 
-@pytest.fixture(scope="session")
-def app(
-    tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox, oidc_provider: str
+@contextlib.contextmanager
+def running_app(
+    data_dir: Path, settings: dict[str, str], *, engine: bool = True
 ) -> Iterator[RunningApp]:
-    """``python -m gptstudio.run`` on embedded defaults, a fresh data dir and a free port, with
-    mail going to a local SMTP server and single sign-on at a local OpenID provider."""
-    data_dir = tmp_path_factory.mktemp("app") / "data"
+    """``python -m gptstudio.run`` as ``make run`` starts it, on embedded defaults, a fresh data
+    dir and a free port, with ``settings`` (``GPTSTUDIO_*``) on top; stopped at the end."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
     env.update(
         GPTSTUDIO_DATA_DIR=str(data_dir),
         GPTSTUDIO_PORT=str(port),
-        GPTSTUDIO_SMTP_HOST=smtp_server.host,
-        GPTSTUDIO_SMTP_PORT=str(smtp_server.port),
-        GPTSTUDIO_SMTP_SECURITY="none",
-        GPTSTUDIO_OIDC_ISSUER=oidc_provider,
-        GPTSTUDIO_OIDC_NAME="Test SSO",
-        GPTSTUDIO_OIDC_CLIENT_ID="gptstudio-e2e",
-        GPTSTUDIO_OIDC_CLIENT_SECRET="e2e-secret",
         REFLEX_USE_SYSTEM_BUN="1",
         REFLEX_TELEMETRY_ENABLED="false",
         REFLEX_CHECK_LATEST_VERSION="false",
+        OMP_NUM_THREADS="1",
         PATH=f"{ROOT / '.tools/node_modules/.bin'}:{Path(sys.executable).parent}:{env['PATH']}",
+        **settings,
     )
-    env["GPTSTUDIO_GATE_MARGIN"] = "0.99"  # a few CPU steps never gain 99 %: the gate blocks
-    env["OMP_NUM_THREADS"] = "1"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     log = (data_dir.parent / "app.log").open("wb")
-    # What `make run` does before starting: the tiny local base model.
-    subprocess.run(
-        [sys.executable, "-m", "trainer.tiny", "--if-unconfigured"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=log,
-        stderr=log,
-    )
+    if engine:  # what `make run` does before starting: the tiny local base model
+        subprocess.run(
+            [sys.executable, "-m", "trainer.tiny", "--if-unconfigured"],
+            cwd=ROOT, env=env, check=True, stdout=log, stderr=log,
+        )  # fmt: skip
+    command = [sys.executable, "-m", "gptstudio.run", *([] if engine else ["--no-engine"])]
     process = subprocess.Popen(
-        [sys.executable, "-m", "gptstudio.run"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
+        command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
     )
     url = f"http://localhost:{port}"
     deadline = time.monotonic() + 900
@@ -102,13 +88,35 @@ def app(
             process.terminate()
             pytest.fail("the app did not become healthy in 15 minutes")
         time.sleep(1)
-    yield RunningApp(url=url, data_dir=data_dir)
-    process.terminate()
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-    log.close()
+        yield RunningApp(url=url, data_dir=data_dir)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app(
+    tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox, oidc_provider: str
+) -> Iterator[RunningApp]:
+    """The app with mail going to a local SMTP server and single sign-on at a local OpenID
+    provider."""
+    settings = {
+        "GPTSTUDIO_SMTP_HOST": smtp_server.host,
+        "GPTSTUDIO_SMTP_PORT": str(smtp_server.port),
+        "GPTSTUDIO_SMTP_SECURITY": "none",
+        "GPTSTUDIO_OIDC_ISSUER": oidc_provider,
+        "GPTSTUDIO_OIDC_NAME": "Test SSO",
+        "GPTSTUDIO_OIDC_CLIENT_ID": "gptstudio-e2e",
+        "GPTSTUDIO_OIDC_CLIENT_SECRET": "e2e-secret",
+        "GPTSTUDIO_GATE_MARGIN": "0.99",  # a few CPU steps never gain 99 %: the gate blocks
+    }
+    with running_app(tmp_path_factory.mktemp("app") / "data", settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")

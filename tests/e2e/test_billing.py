@@ -7,14 +7,8 @@ localstripe plus the recorded front of tests/billing/fake_stripe.py stand in for
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -23,7 +17,7 @@ from sqlalchemy import create_engine, text
 from tests.billing.conftest import WEBHOOK_SECRET, configure_webhook, start_localstripe
 from tests.billing.fake_stripe import StripeFront, serve
 from tests.conftest import Mailbox
-from tests.e2e.conftest import ROOT, RunningApp, free_port, hydrated, sign_up
+from tests.e2e.conftest import RunningApp, hydrated, running_app, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -37,54 +31,19 @@ def billing_app(
     localstripe, localstripe_url = start_localstripe()
     front = StripeFront(localstripe=localstripe_url, webhook_secret=WEBHOOK_SECRET)
     server = serve(front)
+    settings = {
+        "GPTSTUDIO_SMTP_HOST": smtp_server.host,
+        "GPTSTUDIO_SMTP_PORT": str(smtp_server.port),
+        "GPTSTUDIO_SMTP_SECURITY": "none",
+        "GPTSTUDIO_STRIPE_SECRET_KEY": "sk_test_e2e",
+        "GPTSTUDIO_STRIPE_API_BASE": front.url,
+        "GPTSTUDIO_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
     data_dir = tmp_path_factory.mktemp("billing-app") / "data"
-    port = free_port()
-    url = f"http://localhost:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
-    env.update(
-        GPTSTUDIO_DATA_DIR=str(data_dir),
-        GPTSTUDIO_PORT=str(port),
-        GPTSTUDIO_SMTP_HOST=smtp_server.host,
-        GPTSTUDIO_SMTP_PORT=str(smtp_server.port),
-        GPTSTUDIO_SMTP_SECURITY="none",
-        GPTSTUDIO_STRIPE_SECRET_KEY="sk_test_e2e",
-        GPTSTUDIO_STRIPE_API_BASE=front.url,
-        GPTSTUDIO_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        REFLEX_USE_SYSTEM_BUN="1",
-        REFLEX_TELEMETRY_ENABLED="false",
-        REFLEX_CHECK_LATEST_VERSION="false",
-        OMP_NUM_THREADS="1",
-        PATH=f"{ROOT / '.tools/node_modules/.bin'}:{Path(sys.executable).parent}:{env['PATH']}",
-    )
-    log = (data_dir.parent / "app.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gptstudio.run", "--no-engine"],
-        cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 900
-    while True:
-        if process.poll() is not None:
-            log.close()
-            pytest.fail(f"the app exited: {(data_dir.parent / 'app.log').read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.terminate()
-            pytest.fail("the app did not become healthy in 15 minutes")
-        time.sleep(1)
-    front.webhook_url = f"{url}/webhooks/stripe"
-    configure_webhook(localstripe_url, front.webhook_url)
-    yield RunningApp(url=url, data_dir=data_dir), front
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-    log.close()
+    with running_app(data_dir, settings, engine=False) as running:
+        front.webhook_url = f"{running.url}/webhooks/stripe"
+        configure_webhook(localstripe_url, front.webhook_url)
+        yield running, front
     server.shutdown()
     localstripe.terminate()
     localstripe.wait(timeout=10)
