@@ -64,14 +64,20 @@ def month_window(now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+def offered_plans(session: Session, assistant_id: int) -> list[Plan]:
+    """The assistant's tiers on sale (not archived), in pricing-page order."""
+    return list(
+        session.exec(
+            select(Plan)
+            .where(Plan.assistant_id == assistant_id, col(Plan.is_archived).is_(False))
+            .order_by(col(Plan.position), col(Plan.id))
+        ).all()
+    )
+
+
 def free_plan(session: Session, assistant_id: int) -> Plan | None:
     """The assistant's free plan (cheapest free, not archived), if it has one."""
-    plans = session.exec(
-        select(Plan)
-        .where(Plan.assistant_id == assistant_id, col(Plan.is_archived).is_(False))
-        .order_by(col(Plan.position), col(Plan.id))
-    ).all()
-    return next((p for p in plans if p.is_free), None)
+    return next((p for p in offered_plans(session, assistant_id) if p.is_free), None)
 
 
 def _from_plan(
@@ -92,8 +98,8 @@ def _from_plan(
     )  # fmt: skip
 
 
-def _fallback(session: Session, assistant_id: int, now: datetime, why: str) -> Entitlement:
-    plan = free_plan(session, assistant_id)
+def _fallback(assistant_id: int, plans: list[Plan], now: datetime, why: str) -> Entitlement:
+    plan = next((p for p in plans if p.is_free), None)
     if plan is None:
         return Entitlement(
             assistant_id=assistant_id, allowed=False, plan_key="none", plan_name="No plan",
@@ -108,30 +114,37 @@ def entitlement_in(
 ) -> Entitlement:
     """:func:`entitlement` inside an open session (for callers that already hold one)."""
     now = now or utcnow()
-    assistant = session.get(Assistant, assistant_id)
-    if assistant is None:
-        raise NotFound("There is no such assistant.")
-    if user_id is not None:
-        user = session.get(User, user_id)
-        if user is not None and (user.id == assistant.owner_id or user.role == Role.admin.value):
-            return Entitlement(assistant_id=assistant_id, allowed=True, reason="owner")
-    has_plans = session.exec(
-        select(Plan.id).where(Plan.assistant_id == assistant_id, col(Plan.is_archived).is_(False))
+    # Three small queries on the request path: who asks (owner or admin?), the tiers on sale,
+    # and the asker's subscription.
+    found = session.exec(
+        select(Assistant.owner_id, User.role)
+        .select_from(Assistant)
+        .outerjoin(User, col(User.id) == (user_id or 0))
+        .where(Assistant.id == assistant_id)
     ).first()
-    if has_plans is None:
+    if found is None:
+        raise NotFound("There is no such assistant.")
+    owner_id, role = found
+    if user_id is not None and (user_id == owner_id or role == Role.admin.value):
+        return Entitlement(assistant_id=assistant_id, allowed=True, reason="owner")
+    plans = offered_plans(session, assistant_id)
+    if not plans:
         return Entitlement(assistant_id=assistant_id, allowed=True, reason="no plans")
     if user_id is None:
-        return _fallback(session, assistant_id, now, "")
+        return _fallback(assistant_id, plans, now, "")
     subscription = session.exec(
         select(Subscription).where(
             Subscription.user_id == user_id, Subscription.assistant_id == assistant_id
         )
     ).first()
     if subscription is None or subscription.plan_id is None:
-        return _fallback(session, assistant_id, now, "")
-    plan = session.get(Plan, subscription.plan_id)
+        return _fallback(assistant_id, plans, now, "")
+    # An archived tier still serves the subscribers who bought it.
+    plan = next((p for p in plans if p.id == subscription.plan_id), None) or session.get(
+        Plan, subscription.plan_id
+    )
     if plan is None:
-        return _fallback(session, assistant_id, now, "")
+        return _fallback(assistant_id, plans, now, "")
     grace = timedelta(days=get_settings().billing_grace_days)
     in_grace = (
         subscription.status == "past_due"
@@ -142,7 +155,7 @@ def entitlement_in(
         failed = "Your last payment failed; update your payment method to restore your plan."
         why = {"past_due": failed, "unpaid": failed, "canceled": "Your subscription has ended."}
         why_now = why.get(subscription.status, "Your subscription is not active.")
-        return _fallback(session, assistant_id, now, why_now)
+        return _fallback(assistant_id, plans, now, why_now)
     if plan.is_free:
         start, end = month_window(now)
     else:
