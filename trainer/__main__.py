@@ -2,14 +2,16 @@
 
     python -m trainer train --dataset data.jsonl --base PATH_OR_HUB_ID --output DIR
         [--preset quick|balanced|thorough] [--method lora|qlora-4bit|qlora-8bit]
-        [--max-steps N] [--resume] [--eval-dataset FILE] [--set FIELD=VALUE ...]
+        [--max-steps N] [--processes N] [--resume] [--eval-dataset FILE] [--set FIELD=VALUE ...]
     python -m trainer evaluate --adapter DIR --dataset test.jsonl [--report FILE]
     python -m trainer merge --adapter DIR --output DIR
 
 ``--set`` takes any :class:`trainer.config.JobConfig` field (``--set sequence_length=512``).
 Without ``--preset`` the preset is chosen from the dataset size. SIGINT/SIGTERM stop training
-after the current step with a checkpoint; ``--resume`` continues. Exit status: 0 done,
-2 refused input (the message says what to change), 3 cancelled, 4 gate not passed.
+after the current step with a checkpoint; ``--resume`` continues. ``--processes N`` trains
+data-parallel on N processes (default: one per visible GPU, 1 on CPU; N > 1 on CPU uses gloo).
+Exit status: 0 done, 2 refused input (the message says what to change), 3 cancelled, 4 gate not
+passed.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=PRESETS, help="default: chosen from the dataset size")
     train.add_argument("--method", choices=METHODS, default="lora")
     train.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    train.add_argument(
+        "--processes",
+        type=int,
+        help="data-parallel processes (num_processes); default: one per GPU, 1 on CPU",
+    )
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--eval-dataset", help="validation JSONL (default: split or hold-out)")
     train.add_argument(
@@ -94,6 +101,8 @@ def job_config(args: argparse.Namespace) -> JobConfig:
     overrides = dict(args.set)
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
+    if args.processes is not None:
+        overrides["num_processes"] = args.processes
     preset = args.preset
     if preset is None:
         training = [c for c in load_conversations(args.dataset) if c.split == "train"]

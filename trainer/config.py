@@ -26,6 +26,7 @@ METHODS: tuple[str, ...] = get_args(Method)
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 PRESETS: tuple[str, ...] = get_args(PresetName)
+MAX_PROCESSES = 64  # data-parallel processes on one host
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -72,6 +73,13 @@ class JobConfig:
     )
     precision: Precision = field(
         default="auto", metadata=_doc("auto: bf16 (or fp16) on GPU, fp32 on CPU")
+    )
+    num_processes: int = field(
+        default=0,
+        metadata=_doc(
+            "data-parallel processes, one per GPU; 0: every visible GPU (1 on CPU); each step "
+            "then takes batch_size x gradient_accumulation rows per process"
+        ),
     )
     seed: int = field(default=42, metadata=_doc("seed for data order, adapter init and dropout"))
     eval_fraction: float = field(
@@ -153,6 +161,10 @@ class JobConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.num_processes <= MAX_PROCESSES:
+            raise ConfigError(
+                f"num_processes {self.num_processes} must be 0 (one per GPU) to {MAX_PROCESSES}"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps {self.max_steps} must be at least 1, or left empty")
         for name in ("eval_interval", "checkpoint_interval", "early_stopping_patience"):
@@ -173,7 +185,7 @@ class JobConfig:
 
     @property
     def effective_batch_size(self) -> int:
-        """Rows that contribute to one optimizer step."""
+        """Rows that contribute to one optimizer step in each process."""
         return self.batch_size * self.gradient_accumulation
 
     def replace(self, **changes: Any) -> JobConfig:

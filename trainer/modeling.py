@@ -43,10 +43,16 @@ class Hardware:
     device: str  # "cuda" or "cpu"
     dtype: torch.dtype  # of the frozen base weights and of autocast
     precision: str  # "fp32", "bf16" or "fp16"
+    index: int | None = None  # the GPU of this process in data-parallel runs (its local rank)
 
     @property
     def autocast(self) -> bool:
         return self.precision != "fp32"
+
+    @property
+    def placement(self) -> str:
+        """Where tensors go: ``cuda:N`` for a data-parallel rank, else the device type."""
+        return self.device if self.index is None else f"{self.device}:{self.index}"
 
 
 def pick_hardware(precision: str) -> Hardware:
@@ -210,7 +216,10 @@ def load_base_model(source: BaseSource, *, method: str, hardware: Hardware) -> A
     quantization = quantization_config(method, hardware)
     kwargs: dict[str, Any] = {"dtype": hardware.dtype, "local_files_only": source.local_only}
     if quantization is not None:
-        kwargs.update(quantization_config=quantization, device_map={"": hardware.device})
+        # Each data-parallel rank loads its own quantized copy on its own GPU: bitsandbytes
+        # weights cannot be moved after loading, and DDP needs one whole model per process.
+        target = hardware.device if hardware.index is None else hardware.index
+        kwargs.update(quantization_config=quantization, device_map={"": target})
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(source.name, **kwargs)
     except torch.OutOfMemoryError as error:
@@ -227,7 +236,7 @@ def load_base_model(source: BaseSource, *, method: str, hardware: Hardware) -> A
             f"{method} could not load on {hardware.device} ({error}); use method lora"
         ) from error
     if quantization is None:
-        model.to(hardware.device)
+        model.to(hardware.placement)
     model.config.use_cache = False  # training never reuses a KV cache
     return model
 

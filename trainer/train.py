@@ -15,12 +15,17 @@ What a run leaves in ``output_dir``::
     adapter/                 appears in one rename when training completes: save_pretrained
                              output, tokenizer, job_config.json, training_report.json
 
-One process trains on one device (``cuda:0`` or the CPU). For several GPUs run one worker per
-GPU (``CUDA_VISIBLE_DEVICES``); data-parallel training through accelerate is not wired in.
+One process trains on one device (``cuda:0`` or the CPU) unless ``num_processes`` (0: one per
+visible GPU) asks for more: then :mod:`trainer.distributed` launches one process per GPU (or
+per share of the CPU, on gloo) that runs this same code with a :class:`Parallel` context. A step
+then takes ``gradient_accumulation`` micro-batches per process, in the single-process order: the
+step's micro-batches are dealt out round-robin, so N processes train exactly like one process with
+N times the accumulation (up to float summation order). Only rank 0 writes files and progress.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -28,6 +33,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -113,6 +119,29 @@ class History:
 
 
 @dataclass
+class Parallel:
+    """This process's place in a data-parallel run (built by :mod:`trainer.distributed`).
+
+    ``accelerator`` is an :class:`accelerate.Accelerator` whose process group is up; after
+    :func:`setup`, ``wrapped`` is the model as ``accelerator.prepare`` returned it (DDP), and
+    ``optimizer`` / ``scheduler`` the prepared ones. ``Run.model`` stays the unwrapped PEFT model
+    (its parameters are the same tensors): weights, evaluation and saving use it.
+    """
+
+    accelerator: Any
+    rank: int
+    processes: int
+    local_rank: int
+    wrapped: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
 class Run:
     """Everything :func:`setup` prepared, and the mutable state of the loop."""
 
@@ -133,11 +162,26 @@ class Run:
     on_progress: ProgressCallback
     should_stop: StopCallback
     notes: list[str] = field(default_factory=list)  # shown in the report
+    parallel: Parallel | None = None
     history: History = field(default_factory=History)
     best_weights: dict[str, torch.Tensor] | None = None
     started: float = field(default_factory=time.monotonic)
     session_step_seconds: float = 0.0
     session_steps: int = 0
+
+    @property
+    def processes(self) -> int:
+        return self.parallel.processes if self.parallel else 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files and reports progress (rank 0, or the only one)."""
+        return self.parallel is None or self.parallel.is_main
+
+    @property
+    def micro_batches_per_step(self) -> int:
+        """Micro-batches of the plan one optimizer step consumes, over all processes."""
+        return self.config.gradient_accumulation * self.processes
 
 
 def train(
@@ -159,6 +203,20 @@ def train(
     output = Path(output_dir)
     if resume and (output / ADAPTER_DIR / REPORT_FILE).is_file():
         return finished_result(output)
+    from trainer import distributed
+
+    processes = distributed.resolve_processes(config, output, resume=resume)
+    if processes > 1:
+        return distributed.launch(
+            config,
+            processes=processes,
+            dataset=dataset,
+            output_dir=output,
+            eval_dataset=eval_dataset,
+            resume=resume,
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
     run = setup(
         config,
         dataset=dataset,
@@ -189,14 +247,21 @@ def setup(
     resume: bool = False,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
+    parallel: Parallel | None = None,
 ) -> Run:
-    """Check inputs cheapest first (output folder, data, device, base model), then load."""
+    """Check inputs cheapest first (output folder, data, device, base model), then load.
+
+    With ``parallel``, every process loads the same data and model (same seed, so the same
+    adapter init), then hands model, optimizer and scheduler to ``accelerator.prepare``.
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # loading bars are noise in a worker's log
     check_output_dir(output_dir, resume=resume)
     train_conversations, eval_conversations = load_splits(config, dataset, eval_dataset)
     hardware = pick_hardware(config.precision)
+    if parallel is not None and hardware.device == "cuda":
+        hardware = dataclasses.replace(hardware, index=parallel.local_rank)
     source = resolve_base(config.base_model)
     check_context(config, load_model_config(source))
     tokenizer = load_tokenizer(source)
@@ -211,8 +276,14 @@ def setup(
     model = load_model(source, config, hardware)
     train_plan = make_plan(train_examples, config, shuffle=True)
     eval_plan = make_plan(eval_examples, config, shuffle=False) if eval_examples else None
-    total_steps = count_steps(train_plan, config)
+    processes = parallel.processes if parallel else 1
+    total_steps = count_steps(train_plan, config, processes=processes)
     optimizer, scheduler = make_optimizer(model, config, total_steps)
+    scaler = torch.amp.GradScaler(hardware.device, enabled=hardware.precision == "fp16")
+    if parallel is not None:
+        scaler = prepare_parallel(parallel, model, optimizer, scheduler) or scaler
+        if parallel.rank:  # rank 0 draws dropout like a single process; the others differ
+            seed_everything(config.seed + 1_000_003 * parallel.rank)
     return Run(
         config=config,
         output_dir=output_dir,
@@ -227,11 +298,32 @@ def setup(
         data_stats=data_stats,
         optimizer=optimizer,
         scheduler=scheduler,
-        scaler=torch.amp.GradScaler(hardware.device, enabled=hardware.precision == "fp16"),
+        scaler=scaler,
         on_progress=on_progress or (lambda _: None),
         should_stop=should_stop or (lambda: False),
         notes=notes,
+        parallel=parallel,
     )
+
+
+def prepare_parallel(
+    parallel: Parallel,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> torch.amp.GradScaler | None:
+    """Wrap model (DDP), optimizer and scheduler with accelerate; returns its fp16 grad scaler.
+
+    The data is not a DataLoader for ``prepare``: the plan shards itself (see
+    :func:`parallel_step`), which keeps the single-process order and exact resume positions.
+    """
+    wrapped, prepared_optimizer, prepared_scheduler = parallel.accelerator.prepare(
+        model, optimizer, scheduler
+    )
+    parallel.wrapped, parallel.optimizer = wrapped, prepared_optimizer
+    parallel.scheduler = prepared_scheduler
+    scaler: torch.amp.GradScaler | None = parallel.accelerator.scaler
+    return scaler
 
 
 def tokenize_splits(
@@ -315,11 +407,15 @@ def make_plan(examples: Sequence[Example], config: JobConfig, *, shuffle: bool) 
     )
 
 
-def count_steps(plan: BatchPlan, config: JobConfig) -> int:
-    """Optimizer steps in the run: ``max_steps``, or every step of every epoch."""
+def count_steps(plan: BatchPlan, config: JobConfig, *, processes: int = 1) -> int:
+    """Optimizer steps in the run: ``max_steps``, or every step of every epoch.
+
+    A step takes ``gradient_accumulation`` micro-batches in each of ``processes`` processes.
+    """
     if config.max_steps is not None:
         return config.max_steps
-    return sum(plan.steps_in_epoch(e, config.gradient_accumulation) for e in range(config.epochs))
+    per_step = config.gradient_accumulation * processes
+    return sum(plan.steps_in_epoch(e, per_step) for e in range(config.epochs))
 
 
 def lr_factor(step: int, *, total: int, warmup: int, schedule: str) -> float:
@@ -356,22 +452,26 @@ def make_optimizer(
 def main(run: Run, *, resume: bool = False) -> TrainResult:
     """Resume if asked, fit, evaluate, and publish the adapter atomically."""
     checkpoints = run.output_dir / CHECKPOINTS_DIR
-    run.output_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.remove_stale_temps(checkpoints)
-    ckpt.remove_stale_temps(run.output_dir)
+    if run.is_main:
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_stale_temps(checkpoints)
+        ckpt.remove_stale_temps(run.output_dir)
     if resume:
         resume_latest(run, checkpoints)
-    run.config.save(run.output_dir / CONFIG_FILE)
+    if run.is_main:
+        run.config.save(run.output_dir / CONFIG_FILE)
     status = fit(run)
     if status != "cancelled":
         final_eval(run)
         if run.config.early_stopping_patience and run.best_weights is not None:
             load_weights(run.model, run.best_weights)  # early stopping keeps the best adapter
     report = build_report(run, status)
-    (run.output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))
-    adapter = None if status == "cancelled" else save_adapter(run, report)
-    if adapter is not None:
-        shutil.rmtree(checkpoints, ignore_errors=True)
+    adapter = None
+    if run.is_main:  # the other ranks hold the same weights and history: rank 0 writes
+        (run.output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))
+        adapter = None if status == "cancelled" else save_adapter(run, report)
+        if adapter is not None:
+            shutil.rmtree(checkpoints, ignore_errors=True)
     emit(run, status if status == "cancelled" else "done", loss=report["final_loss"])
     return TrainResult(status, run.output_dir, adapter, report)
 
@@ -398,14 +498,14 @@ def resume_latest(run: Run, root: Path) -> None:
         logger.info("no checkpoint in %s; starting from step 0", root)
         return
     saved = ckpt.load_checkpoint(latest)
-    if saved.state.get("config") != run.config.to_dict():
-        changed = sorted(
-            k for k, v in run.config.to_dict().items() if saved.state["config"].get(k) != v
-        )
+    saved_config = {**FIELDS_ADDED_SINCE, **saved.state.get("config", {})}
+    if saved_config != run.config.to_dict():
+        changed = sorted(k for k, v in run.config.to_dict().items() if saved_config.get(k) != v)
         raise CheckpointError(
             f"{latest} was written with a different job config (changed: {changed}); "
             "resume with the original config or start in a new output folder"
         )
+    check_processes(latest, int(saved.state.get("processes", 1)), run.processes)
     load_weights(run.model, saved.weights)
     run.best_weights = saved.best_weights
     run.optimizer.load_state_dict(saved.tensors["optimizer"])
@@ -413,21 +513,44 @@ def resume_latest(run: Run, root: Path) -> None:
     run.scaler.load_state_dict(saved.tensors["scaler"])
     run.history = History(**saved.state["history"])
     run.history.resumed_from_steps.append(saved.step)
-    ckpt.restore_rng(saved.tensors["rng"])  # last: loading above must not consume randomness
+    # Last: loading above must not consume randomness. Every rank has its own dropout stream.
+    rng = saved.tensors["rng_ranks"][run.parallel.rank] if run.parallel else saved.tensors["rng"]
+    ckpt.restore_rng(rng)
     logger.info("resumed from %s", latest)
 
 
-def save_checkpoint(run: Run) -> Path:
+# Fields a checkpoint written before they existed lacks, with the value that run had.
+FIELDS_ADDED_SINCE: dict[str, Any] = {"num_processes": 0}
+
+
+def check_processes(path: Path, saved: int, current: int) -> None:
+    """A checkpoint continues only with the process count that wrote it (the global batch)."""
+    if saved != current:
+        raise CheckpointError(
+            f"{path} was written by a run with {saved} training process(es) and this one has "
+            f"{current}; the global batch would change. Resume with num_processes {saved} "
+            "(on a host with that many GPUs) or start in a new output folder"
+        )
+
+
+def save_checkpoint(run: Run) -> Path | None:
+    """Write a checkpoint (rank 0; every rank must call this, to hand over its RNG state)."""
     h = run.history
+    rng = ckpt.capture_rng()
+    rng_ranks = gather_objects(run, rng)
+    if not run.is_main:
+        return None
     state = {
         "config": run.config.to_dict(),
         "history": {**asdict(h), "wall_seconds": h.wall_seconds + elapsed(run)},
+        "processes": run.processes,
     }
     tensors = {
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
         "scaler": run.scaler.state_dict(),
-        "rng": ckpt.capture_rng(),
+        "rng": rng,
+        "rng_ranks": rng_ranks,
     }
     return ckpt.save_checkpoint(
         run.output_dir / CHECKPOINTS_DIR,
@@ -438,6 +561,17 @@ def save_checkpoint(run: Run) -> Path:
         tensors=tensors,
         keep=run.config.keep_checkpoints,
     )
+
+
+def gather_objects(run: Run, value: Any) -> list[Any]:
+    """``value`` of every rank, in rank order (just ``[value]`` in a single process)."""
+    if run.parallel is None:
+        return [value]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * run.processes
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def save_adapter(run: Run, report: dict[str, Any]) -> Path:
@@ -477,6 +611,7 @@ def build_report(run: Run, status: Status) -> dict[str, Any]:
         "wall_time_seconds": h.wall_seconds + elapsed(run),
         "resumed_from_steps": h.resumed_from_steps,
         "device": run.hardware.device,
+        "processes": run.processes,
         "precision": run.hardware.precision,
         "trainable_parameters": trainable,
         "total_parameters": total,
@@ -521,7 +656,7 @@ def fit(run: Run) -> Status:
 def step_groups(run: Run) -> Iterator[tuple[tuple[int, int], list[list[list[int]]]]]:
     """From the saved data position: (position after the step, micro-batches of the step)."""
     epoch, index = run.history.epoch, run.history.micro_batch
-    accumulation = run.config.gradient_accumulation
+    accumulation = run.micro_batches_per_step
     while run.history.step < run.total_steps:
         batches = run.train_plan.batches(epoch)
         if index >= len(batches):
@@ -544,6 +679,8 @@ class Step:
 
 def train_step(run: Run, group: list[list[list[int]]]) -> Step:
     """One optimizer step over ``group`` (``gradient_accumulation`` micro-batches)."""
+    if run.parallel is not None:
+        return parallel_step(run, run.parallel, group)
     started = time.perf_counter()
     learning_rate = float(run.optimizer.param_groups[0]["lr"])
     pad_id = int(run.tokenizer.pad_token_id)
@@ -552,7 +689,7 @@ def train_step(run: Run, group: list[list[list[int]]]) -> Step:
     total = 0.0
     for batch in batches:
         with autocast(run.hardware):
-            summed = loss_sum(run.model, batch.to(run.hardware.device))
+            summed = loss_sum(run.model, batch.to(run.hardware.placement))
         # Dividing by the step's target count makes accumulation equal one big batch.
         run.scaler.scale(summed / targets).backward()
         total += summed.item()
@@ -566,6 +703,55 @@ def train_step(run: Run, group: list[list[list[int]]]) -> Step:
     run.optimizer.zero_grad(set_to_none=True)
     tokens = sum(b.tokens for b in batches)
     return Step(total / targets, tokens, time.perf_counter() - started, learning_rate)
+
+
+def parallel_step(run: Run, parallel: Parallel, group: list[list[list[int]]]) -> Step:
+    """One data-parallel optimizer step: this rank's share of ``group``, then DDP's all-reduce.
+
+    Micro-batch ``j`` of the step goes to rank ``j % processes``. Each rank scales its summed
+    loss by ``processes / targets`` (the step's targets over every rank, known from the plan),
+    so DDP's gradient mean equals the single-process gradient of the whole group. Every rank
+    runs the same number of backward passes (a short last step of an epoch is padded with
+    zero-weight repeats), and only the last one syncs gradients (``accelerator.no_sync``
+    before it): a rank that skipped a backward would leave the others waiting in all-reduce.
+    """
+    started = time.perf_counter()
+    accelerator, optimizer = parallel.accelerator, parallel.optimizer
+    learning_rate = float(optimizer.param_groups[0]["lr"])
+    pad_id = int(run.tokenizer.pad_token_id)
+    targets = sum(run.train_examples[i].n_targets for batch in group for row in batch for i in row)
+    mine = [(rows, 1.0) for rows in group[parallel.rank :: parallel.processes]]
+    passes = math.ceil(len(group) / parallel.processes)
+    mine += [(group[0], 0.0)] * (passes - len(mine))
+    scale = parallel.processes / targets
+    total, tokens = 0.0, 0
+    for number, (rows, weight) in enumerate(mine):
+        batch = collate(rows_of(run.train_examples, rows), pad_id=pad_id)
+        last = number == passes - 1
+        with nullcontext() if last else accelerator.no_sync(parallel.wrapped):
+            with autocast(run.hardware):
+                summed = loss_sum(parallel.wrapped, batch.to(run.hardware.placement))
+            accelerator.backward(summed * (scale * weight))
+        if weight:
+            total += summed.item()
+            tokens += batch.tokens
+    if run.config.max_grad_norm:
+        parameters = optimizer.param_groups[0]["params"]  # the adapter weights
+        accelerator.clip_grad_norm_(parameters, run.config.max_grad_norm)
+    optimizer.step()
+    parallel.scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    total, summed_tokens = all_sum(run, [total, float(tokens)])
+    return Step(total / targets, int(summed_tokens), time.perf_counter() - started, learning_rate)
+
+
+def all_sum(run: Run, values: list[float]) -> list[float]:
+    """Element-wise sums over the ranks (the values themselves in a single process)."""
+    if run.parallel is None:
+        return values
+    accelerator = run.parallel.accelerator
+    tensor = torch.tensor(values, dtype=torch.float64, device=accelerator.device)
+    return [float(v) for v in accelerator.reduce(tensor, reduction="sum").tolist()]
 
 
 def rows_of(examples: Sequence[Example], rows: list[list[int]]) -> list[list[Example]]:
@@ -603,19 +789,27 @@ def due(step: int, interval: int) -> bool:
 
 @torch.no_grad()
 def validate(run: Run) -> float:
-    """Mean loss per assistant token on the eval set (no dropout)."""
+    """Mean loss per assistant token on the eval set (no dropout).
+
+    In a data-parallel run each rank evaluates every ``processes``-th micro-batch and the sums
+    are added up, so every rank gets the same loss (early stopping decides alike everywhere).
+    """
     if run.eval_plan is None:
         raise DatasetError("there is no eval set to validate on")
     run.model.eval()
     total, targets = 0.0, 0
     pad_id = int(run.tokenizer.pad_token_id)
-    for _, rows in run.eval_plan.micro_batches(0):
+    rank = run.parallel.rank if run.parallel else 0
+    for index, rows in run.eval_plan.micro_batches(0):
+        if index % run.processes != rank:
+            continue
         batch = collate(rows_of(run.eval_examples, rows), pad_id=pad_id)
         with autocast(run.hardware):
-            total += loss_sum(run.model, batch.to(run.hardware.device)).item()
+            total += loss_sum(run.model, batch.to(run.hardware.placement)).item()
         targets += batch.targets
     run.model.train()
-    return total / targets
+    total, all_targets = all_sum(run, [total, float(targets)])
+    return total / all_targets
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -634,6 +828,8 @@ def epoch_progress(run: Run) -> float:
 def emit(run: Run, event: str, *, loss: float | None, checkpoint: bool = False) -> None:
     """Tell ``on_progress`` where the run is; ``event`` is step, done or cancelled."""
     h = run.history
+    if not run.is_main:
+        return
     per_step = run.session_step_seconds / run.session_steps if run.session_steps else None
     run.on_progress(
         {
