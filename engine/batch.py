@@ -46,17 +46,22 @@ class RunningBatch:
         self.positions = torch.zeros(0, dtype=torch.long, device=device)  # next position per row
         self.tokens = torch.zeros(0, dtype=torch.long, device=device)  # next input per row
         self.adapters: list[str] = []
+        # Prefilled rows not merged into the cache yet: merged before the next step (or any
+        # other use), so that the new rows' first tokens are out before that work is done.
+        self._joining: list[tuple[Any, torch.Tensor, list[int], list[str]]] = []
 
     def __len__(self) -> int:
-        return len(self.adapters)
+        return len(self.adapters) + sum(len(pending[3]) for pending in self._joining)
 
     @property
     def length(self) -> int:
         """Columns of the padded cache."""
+        self._merge()
         return int(self.mask.shape[1])
 
     def retain(self, keep: Sequence[int]) -> None:
         """Keep only rows ``keep`` (in that order), then cut all-padding columns on the left."""
+        self._merge()
         if list(keep) == list(range(len(self))):
             return
         if not keep:
@@ -100,21 +105,28 @@ class RunningBatch:
             cache=cache,
             adapters=list(adapters),
         )
-        _zero_padding(cache, mask)
         tokens = sample_tokens(logits, samplers)
-        self._join(cache, mask, tokens, adapters)
+        self._joining.append((cache, mask, tokens, list(adapters)))
         return tokens
+
+    def _merge(self) -> None:
+        """Join the rows prefilled since the last step to the running cache."""
+        joining, self._joining = self._joining, []
+        with torch.inference_mode():
+            for cache, mask, tokens, adapters in joining:
+                _zero_padding(cache, mask)
+                self._join(cache, mask, tokens, adapters)
 
     def _join(
         self, cache: Any, mask: torch.Tensor, tokens: list[int], adapters: Sequence[str]
     ) -> None:
         positions = mask.sum(dim=-1)
         new_tokens = torch.tensor(tokens, dtype=torch.long, device=mask.device)
-        if not len(self):
+        if not self.adapters:
             self.cache, self.mask, self.positions, self.tokens = cache, mask, positions, new_tokens
             self.adapters = list(adapters)
             return
-        width = max(self.length, mask.shape[1])
+        width = max(int(self.mask.shape[1]), mask.shape[1])
         for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
             mine.keys = torch.cat([_pad_left(mine.keys, width), _pad_left(theirs.keys, width)])
             mine.values = torch.cat(
@@ -128,6 +140,7 @@ class RunningBatch:
     @torch.inference_mode()
     def decode(self, samplers: Sequence[RowSampler]) -> list[int]:
         """One step for every row: feed each row's last token; the next tokens."""
+        self._merge()
         ones = torch.ones((len(self), 1), dtype=torch.long, device=self.runner.device)
         self.mask = torch.cat([self.mask, ones], dim=1)
         logits = self.runner.logits(

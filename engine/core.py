@@ -1,6 +1,7 @@
 """The engine: one base model serving many LoRA adapters with continuous batching.
 
-Requests for different adapters decode together in one forward pass (peft mixed batches).
+Requests for different adapters decode together in one forward pass (batched LoRA, see
+:mod:`engine.lora`).
 A scheduler task on the event loop keeps the running sequences; between decode steps it admits
 waiting requests (prefilled together, then merged into the running batch, see
 :mod:`engine.batch`) and drops finished or cancelled ones, so a request never waits for another
@@ -21,6 +22,7 @@ import asyncio
 import itertools
 import logging
 import re
+import sys
 import time
 import uuid
 from collections import deque
@@ -59,15 +61,33 @@ class EngineConfig:
     max_queue: int = 64  # requests waiting for a slot; beyond this: busy (503)
     default_reserve: int = 256  # answer tokens kept free when a request sets no max_tokens
     max_prefill_tokens: int = 8192  # padded prompt tokens prefilled in one forward pass
+    # A prefill pass this small costs its fixed overhead, not its tokens: prompts share it
+    # whatever their padding (one pass, not several, before the first tokens come out).
+    small_prefill_tokens: int = 256
+    # Admission rounds before each decode step: requests that arrive while others are being
+    # prefilled are prefilled too before the step (prefill first), up to this many rounds.
+    prefill_rounds: int = 2
+    # Chats up to this many characters are tokenized on the event loop (well under a
+    # millisecond); longer ones on the prepare thread. A hop to a thread costs more than that
+    # while a step runs: each thread switch waits for the compute thread to let go of the GIL.
+    inline_prompt_chars: int = 4000
+    # sys.setswitchinterval while the engine runs (None: leave it): the longest the event loop
+    # waits for the GIL while the compute thread runs Python between kernels (Python's default
+    # is 5 ms, which a request arriving mid-step would wait, once per thread switch).
+    gil_switch_interval: float | None = 0.001
     max_adapters: int = 64
     adapters_dir: Path | None = None  # adapter paths resolve inside it (and must stay inside)
 
     def __post_init__(self) -> None:
-        for name in ("max_concurrent", "default_reserve", "max_prefill_tokens", "max_adapters"):
+        positive = ("max_concurrent", "default_reserve", "max_prefill_tokens", "max_adapters")
+        for name in (*positive, "prefill_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_queue < 0:
-            raise ValueError(f"max_queue cannot be negative, got {self.max_queue}")
+        for name in ("max_queue", "small_prefill_tokens", "inline_prompt_chars"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} cannot be negative, got {getattr(self, name)}")
+        if self.gil_switch_interval is not None and self.gil_switch_interval <= 0:
+            raise ValueError(f"gil_switch_interval must be above 0, got {self.gil_switch_interval}")
 
 
 @dataclass(frozen=True)
@@ -216,6 +236,7 @@ class Engine:
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self._counts = dict.fromkeys(("completed", "cancelled", "failed", "rejected"), 0)
+        self._switch_interval: float | None = None  # the process's, restored at stop
 
     @classmethod
     def load(
@@ -235,6 +256,9 @@ class Engine:
     async def start(self) -> None:
         """Start the scheduler on the running event loop."""
         if self._task is None:
+            if self.config.gil_switch_interval is not None:
+                self._switch_interval = sys.getswitchinterval()
+                sys.setswitchinterval(self.config.gil_switch_interval)
             self._task = asyncio.create_task(self._schedule(), name="engine-scheduler")
             self._task.add_done_callback(self._scheduler_ended)
 
@@ -247,6 +271,9 @@ class Engine:
             await asyncio.gather(self._task, return_exceptions=True)
         self._compute.shutdown(wait=True)
         self._prepare.shutdown(wait=True)
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
 
     @property
     def healthy(self) -> bool:
@@ -408,7 +435,13 @@ class Engine:
         if adapter is not None:
             adapter.users += 1
         try:
-            prompt = await self._run_prepare(self._prompt, messages, params, adapter)
+            if (
+                sum(len(m.get("content") or "") for m in messages)
+                <= self.config.inline_prompt_chars
+            ):
+                prompt = self._prompt(messages, params, adapter)
+            else:
+                prompt = await self._run_prepare(self._prompt, messages, params, adapter)
             self._check_capacity()
         except BaseException:
             if adapter is not None:
@@ -465,10 +498,25 @@ class Engine:
     async def _schedule(self) -> None:
         while True:
             await self._wait_for_work()
-            for group in prefill_groups(self._admit()):
-                await self._prefill(group)
+            await self._prefill_waiting()
             if any(not s.done for s in self._rows):
                 await self._decode()
+
+    async def _prefill_waiting(self) -> None:
+        """Prefill the waiting requests that fit before the next decode step.
+
+        Prefill comes first: a new request's first token then waits for at most the step
+        running when it came, not for a queue of steps. Requests that arrive during these
+        passes are admitted too, for up to ``prefill_rounds`` rounds, so that a stream of
+        arrivals cannot hold the running rows' next tokens back for long.
+        """
+        small = self.config.small_prefill_tokens
+        for _ in range(self.config.prefill_rounds):
+            admitted = self._admit()
+            if not admitted:
+                return
+            for group in prefill_groups(admitted, small=small):
+                await self._prefill(group)
 
     async def _wait_for_work(self) -> None:
         while not self._waiting and all(s.done for s in self._rows):
@@ -494,13 +542,13 @@ class Engine:
         return keep
 
     async def _prefill(self, admitted: list[Generation]) -> None:
-        keep = self._retain_live()
         prompts = [s.prompt for s in admitted]
         adapters = [s.internal_adapter for s in admitted]
         samplers = [s.sampler for s in admitted]
 
         def work() -> list[int]:
-            self._batch.retain(keep)
+            # Only the new rows' pass: they join the cache (and finished rows leave it) at
+            # the next step, after their first tokens are out.
             return self._batch.prefill(prompts, adapters, samplers)
 
         self._prefilling = admitted  # counted as running, and failed if the scheduler dies
@@ -605,18 +653,23 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(self._prepare, function, *args)
 
 
-def prefill_groups(sequences: list[Generation], *, waste: float = 0.25) -> list[list[Generation]]:
+def prefill_groups(
+    sequences: list[Generation], *, waste: float = 0.25, small: int = 0
+) -> list[list[Generation]]:
     """Split admitted sequences, shortest first, into groups that are prefilled together.
 
     A group is left-padded to its longest prompt; a prompt joins the group unless padding
     would then exceed ``waste`` of the group's real tokens (one more pass costs less than
-    much padding). Short prompts go first, so their first tokens come soonest.
+    much padding), or the padded group stays within ``small`` tokens (a pass that small
+    costs about the same whatever its padding). Short prompts go first, so their first
+    tokens come soonest.
     """
     groups: list[list[Generation]] = []
     real = 0
     for sequence in sorted(sequences, key=lambda s: len(s.prompt)):
         length = len(sequence.prompt)
-        if groups and (len(groups[-1]) + 1) * length <= (real + length) * (1 + waste):
+        padded = (len(groups[-1]) + 1) * length if groups else 0
+        if groups and (padded <= small or padded <= (real + length) * (1 + waste)):
             groups[-1].append(sequence)
             real += length
         else:

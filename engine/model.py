@@ -3,7 +3,8 @@
 :class:`ModelRunner` is confined to the engine's compute thread: it loads the base once, adds
 and removes adapters under internal names (peft module keys cannot hold the dots and slashes
 of public model names), and runs forward passes in which every row names its own adapter
-(peft's mixed-batch inference, ``"__base__"`` for the bare base model).
+(``"__base__"`` for the bare base model): plain LoRA linears compute every row's delta at once
+(:mod:`engine.lora`), other LoRA layers run peft's mixed-batch inference.
 
 Loading reuses :mod:`trainer.modeling` so a model is found (folder, hub cache, hub) and its
 tokenizer completed (pad token, fallback chat template) exactly as it was for training.
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from engine.errors import AdapterLoadError, BaseModelLoadError
+from engine.lora import BatchedLora
 
 logger = logging.getLogger(__name__)
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
@@ -70,29 +72,35 @@ def check_adapter_config(folder: Path) -> None:
 
 
 class AdapterRouting:
-    """Tells every LoRA layer which adapter each row of the batch uses.
+    """Tells the layers left to peft's mixed-batch code which adapter each row uses.
 
     peft's mixed-batch inference hands ``adapter_names`` to each LoRA layer through forward
     pre-hooks that ``PeftModel.forward`` registers, after scanning every module, on every call;
     at one decode step per token that scan costs more than a small model's forward. These
     hooks are registered once per layer and read the names of the current pass, so the layers
-    run the same mixed-batch code (``LoraLayer._mixed_batch_forward``) without the scan.
+    run the same mixed-batch code (``LoraLayer._mixed_batch_forward``) without the scan. Only
+    the layers :mod:`engine.lora` cannot batch (and modules_to_save wrappers) are hooked.
     """
 
     def __init__(self) -> None:
         self.names: list[str] | None = None
-        self._hooked: set[int] = set()
+        self._handles: dict[int, Any] = {}  # id(module) -> its hook's handle
 
-    def attach(self, model: Any) -> None:
-        """Hook every LoRA layer (and modules_to_save wrapper) not hooked yet."""
-        from peft.tuners.lora import LoraLayer
-        from peft.utils.other import AuxiliaryTrainingWrapper
+    @property
+    def hooked(self) -> int:
+        """How many modules are hooked."""
+        return len(self._handles)
 
-        for module in model.modules():
-            kind = isinstance(module, (LoraLayer, AuxiliaryTrainingWrapper))
-            if kind and id(module) not in self._hooked:
-                module.register_forward_pre_hook(self._inject, with_kwargs=True)
-                self._hooked.add(id(module))
+    def attach(self, modules: list[Any]) -> None:
+        """Hook exactly ``modules``: hook those not hooked yet, unhook the others."""
+        wanted = {id(module): module for module in modules}
+        for key in set(self._handles) - set(wanted):
+            self._handles.pop(key).remove()
+        for key, module in wanted.items():
+            if key not in self._handles:
+                self._handles[key] = module.register_forward_pre_hook(
+                    self._inject, with_kwargs=True
+                )
 
     def _inject(
         self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -115,6 +123,7 @@ class ModelRunner:
         self.eos_ids = eos_token_ids(model, tokenizer)
         self.adapters: set[str] = set()  # internal names of loaded adapters
         self.routing = AdapterRouting()
+        self.lora = BatchedLora()  # stacked LoRA weights: mixed batches without peft's loop
 
     @classmethod
     def load(cls, base: str, *, max_model_len: int | None = None) -> ModelRunner:
@@ -161,8 +170,8 @@ class ModelRunner:
             self._discard(name)
             raise AdapterLoadError(f"cannot load the adapter in {folder}: {error}") from error
         self.model.eval()
-        self.routing.attach(self.model)
         self.adapters.add(name)
+        self._restack()
 
     def _wrap(self, name: str, folder: Path) -> None:
         """Wrap the base in a PeftModel holding an empty adapter ``name`` (first adapter only)."""
@@ -187,6 +196,12 @@ class ModelRunner:
         if name in self.adapters:
             self._discard(name)
             self.adapters.discard(name)
+            self._restack()
+
+    def _restack(self) -> None:
+        """Stack the loaded adapters' LoRA weights; hook the layers left to peft."""
+        self.lora.rebuild(self.model, sorted(self.adapters))
+        self.routing.attach(self.lora.peft_routed)
 
     def logits(
         self,
@@ -208,11 +223,16 @@ class ModelRunner:
         }
         # The transformers model itself, LoRA layers inside, not PeftModel.forward: see
         # AdapterRouting. Once every adapter is removed its layers compute the bare base.
-        self.routing.names = adapters if self.adapters else None
+        # Plain LoRA linears add every row's delta in one gathered matmul (engine.lora); the
+        # routing hooks hand the names to the layers left to peft's mixed-batch code.
+        names = adapters if self.adapters else None
+        self.routing.names = names if self.routing.hooked else None
+        self.lora.route(names, self.device)
         try:
             return self.base(**kwargs).logits[:, -1, :]
         finally:
             self.routing.names = None
+            self.lora.end_pass()
 
 
 def check_architecture(config: Any) -> None:

@@ -272,6 +272,56 @@ def test_prefill_groups_bound_padding_and_go_shortest_first() -> None:
     assert [[len(g.prompt) for g in group] for group in groups] == [[20, 21, 22], [95, 100], [300]]
 
 
+def test_small_prefill_passes_take_every_prompt_whatever_the_padding() -> None:
+    def generation(length: int) -> Any:
+        return SimpleNamespace(prompt=[0] * length)
+
+    lengths = [100, 20, 22, 95, 21, 300]
+    groups = prefill_groups([generation(n) for n in lengths], small=400)
+    # 4 x 95 padded tokens fit in a small pass; 5 x 100 do not, and pad too much
+    assert [[len(g.prompt) for g in group] for group in groups] == [[20, 21, 22, 95], [100], [300]]
+
+
+@pytest.mark.asyncio
+async def test_a_request_arriving_mid_decode_gets_its_first_token_before_the_next_step(
+    engine: Engine,
+) -> None:
+    long = await engine.submit("alpha", chat(QUESTION), greedy(200))
+    await first_delta(long)
+    short = await engine.submit("beta", chat(OTHER), greedy(5))
+    steps_before = len(long.token_ids)  # it waits in the queue now, a step may be under way
+    while not short.token_ids:
+        await asyncio.sleep(0)
+    assert len(long.token_ids) - steps_before <= 1  # at most the step that was under way
+    long.cancel()
+    await short.text()
+    assert short.token_ids == alone(engine, "beta", OTHER, 5)
+
+
+@pytest.mark.asyncio
+async def test_the_gil_switch_interval_is_set_while_running_and_restored(
+    make_engine: EngineFactory,
+) -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    engine = await make_engine(gil_switch_interval=0.002)
+    assert sys.getswitchinterval() == pytest.approx(0.002)
+    await engine.stop()
+    assert sys.getswitchinterval() == pytest.approx(before)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"prefill_rounds": 0}, {"small_prefill_tokens": -1}, {"gil_switch_interval": 0.0}],
+)
+def test_bad_scheduler_settings_are_refused(setting: dict[str, Any]) -> None:
+    from engine.core import EngineConfig
+
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        EngineConfig(**setting)
+
+
 def test_dora_and_non_lora_adapters_are_refused(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text(
         json.dumps({"peft_type": "LORA", "use_dora": True})
