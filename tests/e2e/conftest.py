@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.billing.conftest import WEBHOOK_SECRET, configure_webhook, start_localstripe
+from tests.billing.fake_stripe import StripeFront, serve
 from tests.conftest import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,12 +102,32 @@ def running_app(
 
 
 @pytest.fixture(scope="session")
+def stripe_front() -> Iterator[StripeFront]:
+    """Stripe, offline: localstripe, behind the recorded front for what it lacks (Prices,
+    Checkout, the Portal); both sign their webhooks the way Stripe does."""
+    localstripe, localstripe_url = start_localstripe()
+    front = StripeFront(localstripe=localstripe_url, webhook_secret=WEBHOOK_SECRET)
+    server = serve(front)
+    yield front
+    server.shutdown()
+    localstripe.terminate()
+    localstripe.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
 def app(
-    tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox, oidc_provider: str
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp_server: Mailbox,
+    oidc_provider: str,
+    stripe_front: StripeFront,
 ) -> Iterator[RunningApp]:
-    """The app with mail going to a local SMTP server and single sign-on at a local OpenID
-    provider."""
+    """The one app every browser test uses (two apps would compile into the same ``.web``
+    folder and point each other's pages at the wrong server): mail to a local SMTP server,
+    single sign-on at a local OpenID provider, payments at the offline Stripe."""
     settings = {
+        "GPTSTUDIO_STRIPE_SECRET_KEY": "sk_test_e2e",
+        "GPTSTUDIO_STRIPE_API_BASE": stripe_front.url,
+        "GPTSTUDIO_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "GPTSTUDIO_SMTP_HOST": smtp_server.host,
         "GPTSTUDIO_SMTP_PORT": str(smtp_server.port),
         "GPTSTUDIO_SMTP_SECURITY": "none",
@@ -116,6 +138,8 @@ def app(
         "GPTSTUDIO_GATE_MARGIN": "0.99",  # a few CPU steps never gain 99 %: the gate blocks
     }
     with running_app(tmp_path_factory.mktemp("app") / "data", settings) as running:
+        stripe_front.webhook_url = f"{running.url}/webhooks/stripe"
+        configure_webhook(stripe_front.localstripe, stripe_front.webhook_url)
         yield running
 
 

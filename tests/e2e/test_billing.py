@@ -1,52 +1,22 @@
 """In the browser: a creator sets tiers, a subscriber pays through the offline Stripe Checkout,
 the signed webhooks reach the app, and the pricing page shows the active plan.
 
-The app is started here (not by the shared ``app`` fixture) because it needs Stripe settings:
-localstripe plus the recorded front of tests/billing/fake_stripe.py stand in for Stripe.
+The shared ``app`` fixture points the app at the offline Stripe: localstripe plus the recorded
+front of tests/billing/fake_stripe.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import create_engine, text
 
-from tests.billing.conftest import WEBHOOK_SECRET, configure_webhook, start_localstripe
-from tests.billing.fake_stripe import StripeFront, serve
-from tests.conftest import Mailbox
-from tests.e2e.conftest import RunningApp, hydrated, running_app, sign_up
+from tests.billing.fake_stripe import StripeFront
+from tests.e2e.conftest import RunningApp, hydrated, sign_up
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def billing_app(
-    tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox
-) -> Iterator[tuple[RunningApp, StripeFront]]:
-    """``python -m gptstudio.run`` (as the shared ``app`` fixture starts it) with Stripe set to
-    the offline emulator; webhooks from localstripe and the front go to the app."""
-    localstripe, localstripe_url = start_localstripe()
-    front = StripeFront(localstripe=localstripe_url, webhook_secret=WEBHOOK_SECRET)
-    server = serve(front)
-    settings = {
-        "GPTSTUDIO_SMTP_HOST": smtp_server.host,
-        "GPTSTUDIO_SMTP_PORT": str(smtp_server.port),
-        "GPTSTUDIO_SMTP_SECURITY": "none",
-        "GPTSTUDIO_STRIPE_SECRET_KEY": "sk_test_e2e",
-        "GPTSTUDIO_STRIPE_API_BASE": front.url,
-        "GPTSTUDIO_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    }
-    data_dir = tmp_path_factory.mktemp("billing-app") / "data"
-    with running_app(data_dir, settings, engine=False) as running:
-        front.webhook_url = f"{running.url}/webhooks/stripe"
-        configure_webhook(localstripe_url, front.webhook_url)
-        yield running, front
-    server.shutdown()
-    localstripe.terminate()
-    localstripe.wait(timeout=10)
 
 
 def _save_tier(page: Page, fields: dict[str, str]) -> None:
@@ -56,16 +26,11 @@ def _save_tier(page: Page, fields: dict[str, str]) -> None:
 
 
 def test_creator_sets_tiers_and_subscriber_pays(
-    billing_app: tuple[RunningApp, StripeFront], browser: Browser
+    app: RunningApp, admin: str, stripe_front: StripeFront, browser: Browser
 ) -> None:
-    app, front = billing_app
-    admin = browser.new_context().new_page()
-    sign_up(admin, app, "ada@example.com")  # the first account is the admin
-    expect(admin).to_have_url(re.compile(r"/admin/?$"), timeout=30_000)
-    admin.context.close()
-
+    front = stripe_front
     creator = browser.new_context().new_page()
-    sign_up(creator, app, "cy@example.com", role="creator")
+    sign_up(creator, app, "cass@example.com", role="creator")
     expect(creator).to_have_url(re.compile(r"/dashboard/?$"), timeout=30_000)
     creator.click("#create-assistant")
     creator.fill("#assistant-name", "Bee Mentor")
@@ -101,7 +66,7 @@ def test_creator_sets_tiers_and_subscriber_pays(
         )
 
     subscriber = browser.new_context().new_page()
-    sign_up(subscriber, app, "sam@example.com")
+    sign_up(subscriber, app, "saul@example.com")
     expect(subscriber).to_have_url(re.compile(r"/home/?$"), timeout=30_000)
     subscriber.goto(f"{app.url}/pricing?assistant={assistant_id}")
     expect(subscriber.locator("#subscribe-pro")).to_be_enabled()

@@ -84,7 +84,7 @@ def _store_cited_answer(app: RunningApp, title: str) -> None:
 
 
 def test_persona_feedback_and_rollout(app: RunningApp, admin: str, page: Page) -> None:
-    sign_up(page, app, "pat@example.com", role="creator")
+    sign_up(page, app, "petra@example.com", role="creator")
     expect(page).to_have_url(re.compile(r"/dashboard/?$"))
     page.click("#create-assistant")
     page.fill("#assistant-name", "Persona Bee")
@@ -162,7 +162,7 @@ def test_persona_feedback_and_rollout(app: RunningApp, admin: str, page: Page) -
     log_out(page)
 
     # The creator sees the feedback and the per-version numbers, then splits and rolls back.
-    log_in(page, app, "pat@example.com")
+    log_in(page, app, "petra@example.com")
     expect(page).to_have_url(re.compile(r"/dashboard/?$"))
     page.goto(settings)
     hydrated(page)
@@ -226,7 +226,7 @@ def test_a_subscriber_chats_until_the_quota_and_sees_the_upgrade_prompt(
     _free_plan(app, assistant_id, tokens=120)
     log_out(page)
 
-    sign_up(page, app, "uma@example.com")
+    sign_up(page, app, "ursula@example.com")
     expect(page).to_have_url(re.compile(r"/home/?$"))
     page.goto(f"{app.url}/chat?assistant=quota-bee")
     hydrated(page)

@@ -189,7 +189,7 @@ def test_signed_subscriber_chats_on_their_plan_and_tampering_is_refused(
     from gptstudio.pages.widget_settings import PYTHON_SNIPPET
 
     allowed, _ = sites
-    sam = account.register(email="sam@example.com", password=PASSWORD)
+    sam = account.register(email="wanda@example.com", password=PASSWORD)
     with session_scope() as session:
         pro = session.exec(
             select(Plan).where(Plan.assistant_id == published.assistant_id, Plan.key == "pro")
@@ -205,7 +205,7 @@ def test_signed_subscriber_chats_on_their_plan_and_tampering_is_refused(
     monkeypatch.setenv("GPTSTUDIO_WIDGET_SECRET", secret)
     snippet: dict[str, object] = {}
     exec(PYTHON_SNIPPET, snippet)  # the very snippet the settings page gives creators
-    token = snippet["gptstudio_identity"]("sam@example.com")  # type: ignore[operator]
+    token = snippet["gptstudio_identity"]("wanda@example.com")  # type: ignore[operator]
     email, expiry, signature = str(token).rsplit(".", 2)
     tampered = f"{email}.{int(expiry) + 600}.{signature}"
     allowed.pages["/member"] = host_page("Members", tag(app, published.key, str(token)))
@@ -214,14 +214,14 @@ def test_signed_subscriber_chats_on_their_plan_and_tampering_is_refused(
     page.goto(f"{allowed.origin}/member")
     page.locator("#gptstudio-widget-button").click()
     chat = page.frame_locator("#gptstudio-widget-frame")
-    expect(chat.locator("#who")).to_have_text("Signed in as sam@example.com · Pro")
+    expect(chat.locator("#who")).to_have_text("Signed in as wanda@example.com · Pro")
     chat.locator("#input").fill("How many frames in a deep box?")
     chat.locator("#input").press("Enter")
     answer = chat.locator(".message.assistant")
     expect(answer).not_to_have_class(re.compile("streaming"), timeout=60_000)
     expect(answer).to_have_text(re.compile(r"\S"))
     with session_scope() as session:
-        sam_row = session.exec(select(User).where(User.email == "sam@example.com")).one()
+        sam_row = session.exec(select(User).where(User.email == "wanda@example.com")).one()
         mine = session.exec(select(UsageEvent).where(UsageEvent.user_id == sam_row.id)).all()
     assert [(e.source, e.assistant_id) for e in mine] == [("widget", published.assistant_id)]
 
