@@ -141,22 +141,28 @@ def populate(users: int) -> list[str]:
 
 
 def unchecked_app() -> Any:
-    """The same route with auth, entitlement, quota and metering off."""
+    """The same route with auth, entitlement, quota and metering off (the same middleware:
+    metrics, security headers, the origin check)."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
+    from gptstudio.api import ObservabilityMiddleware, OriginCheckMiddleware
     from gptstudio.api.chat import ChatCompletionIn, _collect, _params
     from gptstudio.services import chat
 
     app = FastAPI()
+    app.add_middleware(OriginCheckMiddleware)
+    app.add_middleware(ObservabilityMiddleware)
 
     @app.post("/v1/chat/completions")
     async def completions(body: ChatCompletionIn) -> JSONResponse:
-        model = chat.served(slug=body.model)
+        # The same model lookup as the checked route (the version for this caller), in a thread.
+        model = await asyncio.to_thread(chat.served_for_user, slug=body.model, key="user:0")
         messages = chat.with_system_prompt(model, [m.model_dump() for m in body.messages])
         chunks = chat.engine_chunks(model, messages, _params(body))
         first = await anext(chunks)
-        return JSONResponse(await _collect(first, chunks, body.model, "chatcmpl-unchecked"))
+        context = chat.RequestContext(request_id="chatcmpl-unchecked")
+        return JSONResponse(await _collect(first, chunks, body.model, context))
 
     return app
 

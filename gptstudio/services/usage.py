@@ -79,12 +79,7 @@ def record(
     if input_tokens < 0 or output_tokens < 0:
         raise InvalidInput("Token counts cannot be negative.")
     try:
-        with session_scope() as session:
-            seen = session.exec(
-                select(UsageEvent.id).where(UsageEvent.request_id == request_id).limit(1)
-            ).first()
-            if seen is not None:
-                return False
+        with session_scope() as session:  # one INSERT; the unique index refuses a second one
             session.add(
                 UsageEvent(
                     request_id=request_id, assistant_id=assistant_id,
