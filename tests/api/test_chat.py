@@ -20,9 +20,10 @@ from sqlmodel import select
 
 from gptstudio.api import create_api
 from gptstudio.db import session_scope
-from gptstudio.models import Assistant, ModelVersion, Role, UsageEvent
-from gptstudio.services import account, api_key, assistant
+from gptstudio.models import Role, UsageEvent
+from gptstudio.services import account, api_key
 from gptstudio.settings import get_settings
+from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,18 +72,10 @@ def published(
     get_settings.cache_clear()
     account.register(email="root@example.com", password=PASSWORD)
     cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
-    bees = assistant.create_assistant(actor=cy, name="Bee Mentor")
-    with session_scope() as session:
-        version = ModelVersion(
-            assistant_id=bees.id, version=1, base_model="tiny", status="published",
-            adapter_path=str(artifacts / "jobs" / "1" / "adapter"),
-        )  # fmt: skip
-        session.add(version)
-        session.flush()
-        row = session.get(Assistant, bees.id)
-        assert row is not None
-        row.is_published, row.current_model_version_id = True, version.id
-        row.system_prompt = "You are a beekeeping mentor."
+    publish_assistant(
+        cy, adapter_path=str(artifacts / "jobs" / "1" / "adapter"),
+        system_prompt="You are a beekeeping mentor.",
+    )  # fmt: skip
     sue = account.register(email="sue@example.com", password=PASSWORD)
     raw, _ = api_key.create_key(actor=sue, name="sdk", scopes=["chat", "models:read"])
     return raw, sue

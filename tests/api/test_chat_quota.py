@@ -30,7 +30,6 @@ from sqlmodel import select
 from gptstudio.api import create_api
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import (
-    Assistant,
     ModelVersion,
     Plan,
     Role,
@@ -38,10 +37,11 @@ from gptstudio.models import (
     UsageEvent,
     User,
 )
-from gptstudio.services import account, api_key, assistant, chat, quota, usage
+from gptstudio.services import account, api_key, chat, quota, usage
 from gptstudio.services.errors import InvalidInput, RateLimited
 from gptstudio.settings import get_settings
 from tests.api.test_chat import served_model  # noqa: F401  (the real engine, module-scoped)
+from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"
 QUESTION = [{"role": "user", "content": "Hi"}]
@@ -165,17 +165,8 @@ class Studio:
 def publish(adapter_path: str) -> Studio:
     account.register(email="root@example.com", password=PASSWORD)
     cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
-    bees = assistant.create_assistant(actor=cy, name="Bee Mentor")
-    with session_scope() as session:
-        version = ModelVersion(assistant_id=bees.id, version=1, base_model="tiny",
-                               status="published", adapter_path=adapter_path)  # fmt: skip
-        session.add(version)
-        session.flush()
-        row = session.get(Assistant, bees.id)
-        assert row is not None
-        row.is_published, row.current_model_version_id = True, version.id
-        row.system_prompt = SYSTEM_PROMPT
-        return Studio(bees.id, version.id or 0)
+    bees = publish_assistant(cy, adapter_path=adapter_path, system_prompt=SYSTEM_PROMPT)
+    return Studio(bees.assistant_id, bees.version_id)
 
 
 @pytest.fixture

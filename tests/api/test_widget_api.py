@@ -16,10 +16,11 @@ from sqlmodel import select
 
 from gptstudio.api import create_api
 from gptstudio.db import session_scope
-from gptstudio.models import Assistant, ModelVersion, Plan, Role, UsageEvent, User
+from gptstudio.models import Assistant, Plan, Role, UsageEvent, User
 from gptstudio.services import account, assistant, widget
 from gptstudio.settings import get_settings
 from tests.api.test_chat import served_model  # noqa: F401  (the module's engine process)
+from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"
 SITE = "https://hive.example"
@@ -44,22 +45,12 @@ def bees(db: str, served_model: tuple[str, Path], settings_env: pytest.MonkeyPat
     account.register(email="root@example.com", password=PASSWORD)
     cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
     account.register(email="sue@example.com", password=PASSWORD)
-    made = assistant.create_assistant(actor=cy, name=NAME)
-    with session_scope() as session:
-        version = ModelVersion(
-            assistant_id=made.id, version=1, base_model="tiny", status="published",
-            adapter_path=str(artifacts / "jobs" / "1" / "adapter"),
-        )  # fmt: skip
-        session.add(version)
-        session.flush()
-        row = session.get(Assistant, made.id)
-        assert row is not None
-        row.is_published, row.current_model_version_id = True, version.id
-    widget.set_enabled(actor=cy, assistant_id=made.id, enabled=True)
+    made = publish_assistant(cy, NAME, adapter_path=str(artifacts / "jobs" / "1" / "adapter"))
+    widget.set_enabled(actor=cy, assistant_id=made.assistant_id, enabled=True)
     config = widget.set_origins(
-        actor=cy, assistant_id=made.id, origins=f"{SITE}\nhttp://127.0.0.1:8123"
+        actor=cy, assistant_id=made.assistant_id, origins=f"{SITE}\nhttp://127.0.0.1:8123"
     )
-    return Setup(cy, made.id, config.key)
+    return Setup(cy, made.assistant_id, config.key)
 
 
 def call(method: str, path: str, **kwargs: Any) -> httpx.Response:

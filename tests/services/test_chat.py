@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from gptstudio.db import session_scope
-from gptstudio.models import Assistant, ModelVersion, Role
-from gptstudio.services import account, assistant, chat
+from gptstudio.models import Role
+from gptstudio.services import account, chat
 from gptstudio.services.errors import InvalidInput, NotFound
+from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"
 
@@ -18,15 +18,7 @@ PASSWORD = "correct horse battery"
 def people(db: str) -> tuple[account.UserPublic, account.UserPublic]:
     account.register(email="root@example.com", password=PASSWORD)
     cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
-    bees = assistant.create_assistant(actor=cy, name="Bee Mentor")
-    with session_scope() as session:
-        version = ModelVersion(assistant_id=bees.id, version=1, base_model="tiny",
-                               adapter_path="/adapters/1", status="published")  # fmt: skip
-        session.add(version)
-        session.flush()
-        row = session.get(Assistant, bees.id)
-        assert row is not None
-        row.is_published, row.current_model_version_id = True, version.id
+    publish_assistant(cy)
     sue = account.register(email="sue@example.com", password=PASSWORD)
     sam = account.register(email="sam@example.com", password=PASSWORD)
     return sue, sam

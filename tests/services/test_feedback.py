@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import pytest
 
 from gptstudio.db import session_scope
-from gptstudio.models import Assistant, Message, ModelVersion, Role
-from gptstudio.services import account, assistant, chat, feedback
+from gptstudio.models import Message, Role
+from gptstudio.services import account, chat, feedback
 from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
+from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"
 
@@ -30,15 +31,7 @@ def world(db: str) -> World:
     account.register(email="root@example.com", password=PASSWORD)
     cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
     cleo = account.register(email="cleo@example.com", password=PASSWORD, role=Role.creator)
-    bees = assistant.create_assistant(actor=cy, name="Bee Mentor")
-    with session_scope() as session:
-        version = ModelVersion(assistant_id=bees.id, version=1, base_model="tiny",
-                               adapter_path="/adapters/1", status="published")  # fmt: skip
-        session.add(version)
-        session.flush()
-        row = session.get(Assistant, bees.id)
-        assert row is not None
-        row.is_published, row.current_model_version_id = True, version.id
+    bees = publish_assistant(cy)
     sue = account.register(email="sue@example.com", password=PASSWORD)
     sam = account.register(email="sam@example.com", password=PASSWORD)
     talk = chat.start_conversation(actor=sue, slug="bee-mentor")
@@ -48,7 +41,7 @@ def world(db: str) -> World:
     answer = chat.add_message(
         actor=sue, conversation_id=talk.id or 0, role="assistant", content="In late summer."
     )
-    return World(cy, cleo, sue, sam, bees.id, question.id or 0, answer.id or 0)
+    return World(cy, cleo, sue, sam, bees.assistant_id, question.id or 0, answer.id or 0)
 
 
 def _stored(message_id: int) -> Message:
