@@ -174,8 +174,12 @@
     function finish(stopped) {
       answer.classList.remove("streaming");
       if (stopped) answer.classList.add("stopped");
-      if (received) history.push({ role: "assistant", content: received });
-      else if (!stopped) answer.remove();
+      if (received.trim()) history.push({ role: "assistant", content: received });
+      else if (!stopped) {
+        // The model ended at once (or wrote only spaces): say so rather than show nothing.
+        answer.classList.add("no-answer");
+        answer.textContent = "(No answer this time. Try asking again or rephrasing.)";
+      }
     }
 
     var body = who();

@@ -344,6 +344,8 @@ class ChatState(AuthState):
                         self.messages[-1] = bubble_of(stored)
                 elif self._streaming_into(conversation_id):
                     self.messages = self.messages[:-1]
+                    if not self.error and not self._stop:
+                        self.error = "No answer this time. Try asking again or rephrasing."
                 self._reload_list()
                 with contextlib.suppress(DomainError):
                     refused_link = self.upgrade_url if self.error else ""

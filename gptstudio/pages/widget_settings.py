@@ -67,7 +67,8 @@ class WidgetSettingsState(AssistantPageState):
         settings = get_settings()
         self.app_url, self.max_age = settings.base_url, settings.widget_identity_max_age_seconds
         self.secret = ""
-        return self._run(lambda: widget.get_config(**self._target()))
+        self._run(lambda: widget.get_config(**self._target()))
+        return None
 
     def _target(self) -> dict[str, Any]:
         return {"actor": self._actor(), "assistant_id": self.assistant_id}
