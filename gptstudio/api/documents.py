@@ -74,3 +74,15 @@ async def export_split(dataset_id: int, split: str, request: Request) -> FileRes
     return FileResponse(
         path, media_type="application/jsonl", filename=f"dataset-{dataset_id}-{split}.jsonl"
     )
+
+
+@router.get("/sources/{document_id}")
+async def open_source(document_id: int, request: Request) -> FileResponse:
+    """The document a citation points at (session cookie); PDFs inline, so ``#page=N`` works."""
+    token = request.cookies.get(account.SESSION_COOKIE, "")
+    user = await asyncio.to_thread(account.user_for_session, token=token)
+    source = await asyncio.to_thread(document.cited_source, actor=user, document_id=document_id)
+    return FileResponse(
+        source.path, media_type=source.media_type, filename=source.filename,
+        content_disposition_type="inline" if source.inline else "attachment",
+    )  # fmt: skip

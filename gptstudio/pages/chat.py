@@ -61,7 +61,7 @@ def citation_of(raw: Any) -> Citation | None:
         n=int(raw.get("n") or 0),
         label=label,
         text=str(raw.get("snippet") or raw.get("text") or ""),
-        url=str(raw.get("source_url") or ""),
+        url=str(raw.get("url") or raw.get("source_url") or ""),
     )
 
 

@@ -22,10 +22,10 @@ from sqlmodel import Session, col, select
 from gptstudio.curation.errors import ColumnChoiceError, CurationError, InvalidParameterError
 from gptstudio.curation.filenames import safe_filename
 from gptstudio.db import session_scope
-from gptstudio.models import Document
+from gptstudio.models import Assistant, Document
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound
+from gptstudio.services.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,40 @@ def choose_columns(
         info = _info(document)
     _enqueue_parse(document_id)
     return info
+
+
+@dataclass(frozen=True)
+class Source:
+    """A document as a citation links to it: the stored file and how to send it."""
+
+    path: Path
+    filename: str
+    media_type: str
+    inline: bool
+
+
+def cited_source(*, actor: UserPublic, document_id: int) -> Source:
+    """The original file behind a citation. Anyone signed in may open the documents of a
+    published assistant that cites its sources (retrieval on); otherwise only its owner (and
+    admins). PDFs open in the browser (at the cited page); other files download, so an uploaded
+    HTML page never runs on this site."""
+    with session_scope() as session:
+        row = session.get(Document, document_id)
+        if row is None or not row.storage_path:
+            raise NotFound("There is no such document.")
+        owner = session.get(Assistant, row.assistant_id)
+        citable = owner is not None and owner.is_published and owner.rag_enabled
+        if not citable:
+            try:
+                owned_assistant(session, actor=actor, assistant_id=row.assistant_id)
+            except PermissionDenied:
+                raise NotFound("There is no such document.") from None
+        path, name = Path(row.storage_path), row.filename
+        is_pdf = str(row.report.get("file_type", row.content_type)) == "pdf"
+    if not path.is_file():
+        raise NotFound("The file of this document is no longer stored.")
+    media_type = "application/pdf" if is_pdf else "application/octet-stream"
+    return Source(path=path, filename=name, media_type=media_type, inline=is_pdf)
 
 
 def delete_document(*, actor: UserPublic, document_id: int) -> None:

@@ -484,6 +484,12 @@ class Passage:
         where = f"page {self.page}" if self.page is not None else self.section
         return f"{self.filename}, {where}" if where else self.filename
 
+    @property
+    def document_url(self) -> str:
+        """Where the chat links to the document (a PDF opens at the cited page)."""
+        page = f"#page={self.page}" if self.page else ""
+        return f"/api/sources/{self.document_id}{page}"
+
     def to_citation(self, *, cited: bool | None = None) -> dict[str, Any]:
         """What a message stores in ``Message.citations`` (JSON) and the chat page renders."""
         citation: dict[str, Any] = {
@@ -491,6 +497,7 @@ class Passage:
             "page": self.page, "section": self.section, "label": self.label,
             "char_start": self.char_start, "char_end": self.char_end,
             "source_url": self.source_url, "score": round(self.score, 4),
+            "url": self.source_url or self.document_url,
             "snippet": _snippet(self.text),
         }  # fmt: skip
         if cited is not None:

@@ -72,3 +72,37 @@ def test_upload_refusals(setup: tuple[TestClient, account.UserPublic, int, str])
         f"/api/assistants/{bees}/documents", headers={"Authorization": f"Bearer {raw}"}
     )
     assert empty.status_code == 422
+
+
+def test_citations_open_the_source_only_where_the_assistant_cites_its_documents(
+    setup: tuple[TestClient, account.UserPublic, int, str],
+) -> None:
+    from gptstudio.db import session_scope
+    from gptstudio.models import Assistant
+    from tests.curation.builders import make_pdf
+    from tests.services.test_document import upload
+
+    client, cy, bees, _ = setup
+    pdf = upload(cy, bees, "manual.pdf", make_pdf([["Hive doors are painted blue."] * 3] * 2))
+    page = upload(cy, bees, "notes.html", b"<html><body><p>" + b"Bees dance. " * 30 + b"</p>")
+    account.register(email="sue@example.com", password=PASSWORD)
+    sue = {"gptstudio_session": account.login(email="sue@example.com", password=PASSWORD).token}
+    owner = {"gptstudio_session": account.login(email="cy@example.com", password=PASSWORD).token}
+
+    # Not published with retrieval on: only the owner may open it; others are told nothing.
+    assert client.get(f"/api/sources/{pdf.id}", cookies=sue).status_code == 404
+    assert client.get(f"/api/sources/{pdf.id}", cookies=owner).status_code == 200
+    assert client.get(f"/api/sources/{pdf.id}").status_code == 401
+
+    with session_scope() as session:
+        row = session.get(Assistant, bees)
+        assert row is not None
+        row.is_published, row.rag_enabled = True, True
+    opened = client.get(f"/api/sources/{pdf.id}", cookies=sue)
+    assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
+    assert opened.headers["content-type"] == "application/pdf"
+    assert opened.headers["content-disposition"].startswith("inline")
+    html = client.get(f"/api/sources/{page.id}", cookies=sue)
+    assert html.headers["content-disposition"].startswith("attachment")  # never runs here
+    assert html.headers["content-type"] == "application/octet-stream"
+    assert client.get("/api/sources/999999", cookies=sue).status_code == 404

@@ -133,6 +133,7 @@ def test_the_passage_that_answers_comes_first_with_its_document_and_page(
     assert citation["label"] == "manual.pdf, page 2" and citation["page"] == 2
     assert citation["document_id"] == ids["manual.pdf"] and "cobalt" in citation["snippet"]
     assert citation["char_end"] > citation["char_start"] >= 0
+    assert citation["url"] == f"/api/sources/{ids['manual.pdf']}#page=2"  # opens at the page
 
     varroa = ask(bees, "How often should I check my hives for varroa mites?")[0]
     assert varroa.document_id == ids["bees.md"] and varroa.page is None
