@@ -66,6 +66,8 @@ class Served:
     adapter_path: str
     rag_enabled: bool = False
     rag_top_k: int = 4
+    split_running: bool = False
+    """A candidate version takes part of the traffic (A/B rollout)."""
 
 
 @dataclass
@@ -121,6 +123,7 @@ def served(*, slug: str, version_id: int | None = None) -> Served:
             system_prompt=assistant.system_prompt, version_id=version.id or 0,
             adapter_name=f"{assistant.slug}-v{version.version}", adapter_path=version.adapter_path,
             rag_enabled=assistant.rag_enabled, rag_top_k=assistant.rag_top_k,
+            split_running=len(allowed - {None}) > 1,
         )  # fmt: skip
 
 
@@ -137,6 +140,8 @@ def served_for_user(*, slug: str, key: str) -> Served:
     """The version for a caller without a stored conversation (API: ``user:<id>``, widget:
     ``visitor:<id>``), sticky per key while a split runs."""
     live = served(slug=slug)
+    if not live.split_running:  # no A/B split: the live version, without a second lookup
+        return live
     chosen = rollout.version_for(assistant_id=live.assistant_id, conversation_key=key)
     return live if chosen == live.version_id else served(slug=slug, version_id=chosen)
 
