@@ -100,8 +100,10 @@ def drop(database_url: str, admin_url: str) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
+    from gptstudio import cache
     from gptstudio.db import engine_for
 
+    cache.stop_listening(database_url)
     engine_for(database_url).dispose()
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -157,7 +159,9 @@ def unchecked_app() -> Any:
     @app.post("/v1/chat/completions")
     async def completions(body: ChatCompletionIn) -> JSONResponse:
         # The same model lookup as the checked route (the version for this caller), in a thread.
-        model = await asyncio.to_thread(chat.served_for_user, slug=body.model, key="user:0")
+        model = chat.cached_served(slug=body.model)
+        if model is None:
+            model = await asyncio.to_thread(chat.served_for_user, slug=body.model, key="user:0")
         messages = chat.with_system_prompt(model, [m.model_dump() for m in body.messages])
         chunks = chat.engine_chunks(model, messages, _params(body))
         first = await anext(chunks)

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     billing_grace_days: int = Field(
         7, ge=0, description="past_due this long keeps paid access; then the free tier applies"
     )
+    # Request-path caches (API keys, entitlements, served versions); 0 turns them off.
+    cache_seconds: float = Field(
+        30, ge=0, description="longest a cached row lives; any commit that changes one drops it"
+    )
     # Embeddable widget: how long a host site's signed end-user identity may live at most.
     widget_identity_max_age_seconds: int = Field(3600, ge=60)
     # Mail (password reset, e-mail verification); no host: mails are written to the log.

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from alembic import command
+from gptstudio import cache
 from gptstudio.db import engine_for
 from gptstudio.settings import get_settings
 
@@ -79,6 +80,7 @@ def postgres_database() -> Iterator[str]:
         pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable ({error}); run .ci/run")
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     yield url
+    cache.stop_listening(url)
     engine_for(url).dispose()
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -119,6 +121,7 @@ def db(database_url: str, settings_env: pytest.MonkeyPatch) -> Iterator[str]:
     with engine_for(database_url).begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())
+    cache.invalidate(database_url)  # a Core DELETE: the ORM's hooks did not see it
 
 
 @pytest.fixture

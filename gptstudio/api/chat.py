@@ -63,7 +63,10 @@ def _params(body: ChatCompletionIn) -> chat.Params:
 async def chat_completions(
     body: ChatCompletionIn, user: Annotated[UserPublic, Depends(api_user("chat"))]
 ) -> StreamingResponse | JSONResponse:
-    model = await asyncio.to_thread(chat.served_for_user, slug=body.model, key=f"user:{user.id}")
+    model = chat.cached_served(slug=body.model)
+    if model is None:
+        key = f"user:{user.id}"
+        model = await asyncio.to_thread(chat.served_for_user, slug=body.model, key=key)
     messages = [m.model_dump() for m in body.messages]
     context = chat.RequestContext()
     chunks = chat.stream_completion(

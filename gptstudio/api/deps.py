@@ -21,6 +21,10 @@ def api_user(scope: str) -> Callable[[Request], Awaitable[UserPublic]]:
     """A dependency resolving ``Authorization: Bearer <key>`` to its user, if it has ``scope``."""
 
     async def dependency(request: Request) -> UserPublic:
-        return await asyncio.to_thread(api_key.authenticate, raw_key=bearer(request), scope=scope)
+        raw = bearer(request)
+        known = api_key.authenticate_cached(raw_key=raw, scope=scope)  # no I/O: on the loop
+        if known is not None:
+            return known
+        return await asyncio.to_thread(api_key.authenticate, raw_key=raw, scope=scope)
 
     return dependency

@@ -4,11 +4,13 @@ optionally expiring, revocable."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
+from gptstudio import cache
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import ApiKey, Role, User
 from gptstudio.models.user import UserPublic
@@ -113,37 +115,85 @@ def revoke_key(*, actor: UserPublic, key_id: int, client: Client = Client()) -> 
             )  # fmt: skip
 
 
-def authenticate(*, raw_key: str, scope: str) -> UserPublic:
-    """The owner of a valid key that carries ``scope``, or :class:`ApiKeyRefused`."""
-    if not raw_key:
-        raise ApiKeyRefused("Missing API key: send it as 'Authorization: Bearer <key>'.")
+@dataclass(frozen=True)
+class _KeyRow:
+    """What authentication needs of a key and its owner (cached: :mod:`gptstudio.cache`)."""
+
+    key_id: int
+    prefix: str
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+    revoked: bool
+    last_used_at: datetime | None
+    user_active: bool
+    user: UserPublic
+
+
+_keys = cache.memo("api keys")
+
+
+def _load(key_hash: str) -> _KeyRow:
     with session_scope() as session:
         row = session.exec(
             select(ApiKey, User)
             .join(User, col(User.id) == col(ApiKey.user_id))
-            .where(ApiKey.key_hash == hash_token(raw_key))
+            .where(ApiKey.key_hash == key_hash)
         ).first()
-        if row is None:
+        if row is None:  # refused, never cached: unknown keys cannot fill the cache
             raise ApiKeyRefused("Incorrect API key provided.")
         key, user = row
-        now = utcnow()
-        if key.revoked_at is not None:
-            raise ApiKeyRefused(
-                f"The API key {key.prefix}… has been revoked.", code="revoked_api_key"
-            )
-        if key.expires_at is not None and key.expires_at <= now:
-            raise ApiKeyRefused(
-                f"The API key {key.prefix}… expired on {key.expires_at:%Y-%m-%d}.",
-                code="expired_api_key",
-            )
-        if not user.is_active:
-            raise ApiKeyRefused("The account of this API key is disabled.", code="account_disabled")
-        if scope not in key.scopes.split():
-            raise ApiKeyRefused(
-                f"The API key {key.prefix}… lacks the '{scope}' scope; create a key with it.",
-                status_code=403,
-                code="insufficient_scope",
-            )
-        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_REFRESH:
-            key.last_used_at = now
-        return public(user)
+        return _KeyRow(
+            key_id=key.id or 0, prefix=key.prefix, scopes=tuple(key.scopes.split()),
+            expires_at=key.expires_at, revoked=key.revoked_at is not None,
+            last_used_at=key.last_used_at, user_active=user.is_active, user=public(user),
+        )  # fmt: skip
+
+
+def _check(row: _KeyRow, scope: str, now: datetime) -> UserPublic:
+    if row.revoked:
+        raise ApiKeyRefused(f"The API key {row.prefix}… has been revoked.", code="revoked_api_key")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise ApiKeyRefused(
+            f"The API key {row.prefix}… expired on {row.expires_at:%Y-%m-%d}.",
+            code="expired_api_key",
+        )
+    if not row.user_active:
+        raise ApiKeyRefused("The account of this API key is disabled.", code="account_disabled")
+    if scope not in row.scopes:
+        raise ApiKeyRefused(
+            f"The API key {row.prefix}… lacks the '{scope}' scope; create a key with it.",
+            status_code=403,
+            code="insufficient_scope",
+        )
+    return row.user
+
+
+def authenticate_cached(*, raw_key: str, scope: str) -> UserPublic | None:
+    """:func:`authenticate` from the cache alone (no I/O: safe on the event loop); ``None``
+    when the key is not cached or its ``last_used_at`` is due to be written."""
+    if not raw_key:
+        return None
+    row = _keys.cached(hash_token(raw_key))
+    if row is cache.MISSING:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > _LAST_USED_REFRESH:
+        return None
+    return _check(row, scope, now)
+
+
+def authenticate(*, raw_key: str, scope: str) -> UserPublic:
+    """The owner of a valid key that carries ``scope``, or :class:`ApiKeyRefused`."""
+    if not raw_key:
+        raise ApiKeyRefused("Missing API key: send it as 'Authorization: Bearer <key>'.")
+    digest = hash_token(raw_key)
+    row = _keys.get(digest, lambda: _load(digest))
+    now = utcnow()
+    user = _check(row, scope, now)
+    if row.last_used_at is None or now - row.last_used_at > _LAST_USED_REFRESH:
+        # A plain UPDATE, not an ORM change: it must not drop every cached key.
+        with session_scope() as session:
+            session.execute(update(ApiKey).where(col(ApiKey.id) == row.key_id).values(
+                last_used_at=now))  # fmt: skip
+        _keys.replace(digest, replace(row, last_used_at=now))
+    return user

@@ -28,11 +28,12 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from gptstudio import cache
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
 from gptstudio.services import quota, response_cache, retrieval, rollout, usage
-from gptstudio.services.entitlements import entitlement
+from gptstudio.services.entitlements import cached_entitlement, entitlement
 from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
@@ -103,10 +104,23 @@ def check_messages(messages: list[dict[str, str]]) -> None:
             raise InvalidInput(f"A message can be at most {MAX_MESSAGE_CHARS} characters long.")
 
 
+_served = cache.memo("served versions")
+
+
 def served(*, slug: str, version_id: int | None = None) -> Served:
     """The version of a published assistant that answers, or NotFound (OpenAI:
     model_not_found): ``version_id`` while it is still the current one or a live candidate (so a
     rollback also moves conversations pinned to the rolled-back version), else the current one."""
+    return _served.get((slug, version_id), lambda: _load_served(slug, version_id))
+
+
+def cached_served(*, slug: str) -> Served | None:
+    """The live version from the cache alone (no I/O), when no A/B split runs; else ``None``."""
+    found = _served.cached((slug, None))
+    return None if found is cache.MISSING or found.split_running else found
+
+
+def _load_served(slug: str, version_id: int | None) -> Served:
     with session_scope() as session:
         assistant = session.exec(select(Assistant).where(Assistant.slug == slug)).first()
         if assistant is None or not assistant.is_published:
@@ -158,8 +172,19 @@ def _headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+# Adapters this process has seen loaded, per engine URL, with the engine's context window and
+# when that was checked: the engine is asked again after ADAPTER_CHECK_SECONDS, or at once when
+# it answers that the adapter is not there (restarted, evicted).
+ADAPTER_CHECK_SECONDS = 60.0
+_loaded: dict[tuple[str, str], tuple[float, int | None]] = {}
+
+
 async def _ensure_adapter(client: httpx.AsyncClient, model: Served) -> int | None:
     """Load the adapter if the engine lacks it; the context window the engine reports."""
+    key = (str(client.base_url), model.adapter_name)
+    known = _loaded.get(key)
+    if known is not None and time.monotonic() - known[0] < ADAPTER_CHECK_SECONDS:
+        return known[1]
     listed = await client.get("/v1/models")
     _raise_for(listed)
     cards = listed.json().get("data", [])
@@ -170,6 +195,7 @@ async def _ensure_adapter(client: httpx.AsyncClient, model: Served) -> int | Non
             json={"lora_name": model.adapter_name, "lora_path": model.adapter_path},
         )
         _raise_for(loaded)
+    _loaded[key] = (time.monotonic(), window)
     return window
 
 
@@ -239,9 +265,9 @@ async def stream_completion(
     context.sources = await find_sources(model, messages)
     # The passages are part of the prompt, so the quota counts them too.
     prompt = retrieval.with_passages(with_system_prompt(model, messages), context.sources)
-    admission = await asyncio.to_thread(
-        _admit, model=model, prompt=prompt, params=params, user_id=user_id,
-        visitor_id=visitor_id, request_id=context.request_id,
+    admission = await _admit(
+        model=model, prompt=prompt, params=params, user_id=user_id, visitor_id=visitor_id,
+        request_id=context.request_id,
     )  # fmt: skip
     context.admission = admission
     meter = Meter(model=model, admission=admission, request_id=context.request_id,
@@ -300,15 +326,24 @@ def cached_chunks(
     ]
 
 
-def _admit(
+async def _admit(
     *, model: Served, prompt: list[dict[str, str]], params: Params, user_id: int | None,
     visitor_id: str, request_id: str,
 ) -> quota.Admission:  # fmt: skip
-    granted = entitlement(user_id=user_id, assistant_id=model.assistant_id).require()
-    return quota.admit(
-        granted, user_id=user_id, visitor_id=visitor_id, max_tokens=params.max_tokens,
-        prompt_tokens=quota.prompt_bound(prompt), request_id=request_id,
+    granted = cached_entitlement(user_id=user_id, assistant_id=model.assistant_id)
+    if granted is None:
+        granted = await asyncio.to_thread(
+            entitlement, user_id=user_id, assistant_id=model.assistant_id
+        )
+    granted.require()
+    admit = functools.partial(
+        quota.admit, granted, user_id=user_id, visitor_id=visitor_id,
+        max_tokens=params.max_tokens, prompt_tokens=quota.prompt_bound(prompt),
+        request_id=request_id,
     )  # fmt: skip
+    if not quota.limited(granted):
+        return admit()  # nothing to count: no I/O, so no thread
+    return await asyncio.to_thread(admit)
 
 
 async def engine_chunks(
@@ -337,14 +372,23 @@ async def engine_chunks(
                 "max_tokens": params.max_tokens, "stop": params.stop or None,
                 "seed": params.seed,
             }  # fmt: skip
-            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    _raise_for(response)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: ") or line == "data: [DONE]":
+            for attempt in (1, 2):
+                async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                    if response.status_code == 404 and attempt == 1:
+                        # The engine lost the adapter since it was last seen (a restart):
+                        # load it again and ask once more; nothing was sent yet.
+                        await response.aread()
+                        _loaded.pop((str(client.base_url), model.adapter_name), None)
+                        await _ensure_adapter(client, model)
                         continue
-                    yield json.loads(line[6:])
+                    if response.status_code >= 400:
+                        await response.aread()
+                        _raise_for(response)
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data: ") or line == "data: [DONE]":
+                            continue
+                        yield json.loads(line[6:])
+                    return
     except httpx.HTTPError as error:
         raise EngineUnavailable(
             f"The model server is not reachable right now ({type(error).__name__}); try again "

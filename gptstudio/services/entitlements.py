@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from gptstudio import cache
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import Assistant, Plan, Subscription, User
 from gptstudio.models.user import Role
@@ -45,6 +46,8 @@ class Entitlement:
     all_versions: bool = True
     subscription_id: int | None = None
     status: str = "active"
+    valid_until: datetime | None = None
+    """When this answer may change with time alone (the period or a grace window ends)."""
 
     @property
     def upgrade_url(self) -> str:
@@ -82,7 +85,7 @@ def free_plan(session: Session, assistant_id: int) -> Plan | None:
 
 def _from_plan(
     plan: Plan, *, assistant_id: int, start: datetime, end: datetime, reason: str,
-    subscription: Subscription | None = None,
+    subscription: Subscription | None = None, valid_until: datetime | None = None,
 ) -> Entitlement:  # fmt: skip
     return Entitlement(
         assistant_id=assistant_id, allowed=True, reason=reason, plan_id=plan.id,
@@ -95,6 +98,7 @@ def _from_plan(
         all_versions=plan.all_versions,
         subscription_id=subscription.id if subscription else None,
         status=subscription.status if subscription else "active",
+        valid_until=min(end, valid_until or end),
     )  # fmt: skip
 
 
@@ -161,13 +165,29 @@ def entitlement_in(
     else:
         start = subscription.current_period_start or month_window(now)[0]
         end = subscription.current_period_end or month_window(now)[1]
+    grace_end = subscription.past_due_since + grace if subscription.past_due_since else None
     return _from_plan(
         plan, assistant_id=assistant_id, start=start, end=end,
         reason="grace period" if in_grace else "subscription", subscription=subscription,
+        valid_until=grace_end if in_grace else None,
     )  # fmt: skip
+
+
+_cached = cache.memo("entitlements")
 
 
 def entitlement(*, user_id: int | None, assistant_id: int) -> Entitlement:
     """What ``user_id`` (``None``: an anonymous widget visitor) may do with the assistant now."""
-    with session_scope() as session:
-        return entitlement_in(session, user_id=user_id, assistant_id=assistant_id)
+
+    def load() -> Entitlement:
+        with session_scope() as session:
+            return entitlement_in(session, user_id=user_id, assistant_id=assistant_id)
+
+    return _cached.get((user_id, assistant_id), load, until=lambda e: e.valid_until)
+
+
+def cached_entitlement(*, user_id: int | None, assistant_id: int) -> Entitlement | None:
+    """:func:`entitlement` from the cache alone (no I/O: safe on the event loop); ``None`` when
+    it is not cached."""
+    found = _cached.cached((user_id, assistant_id))
+    return None if found is cache.MISSING else found

@@ -401,6 +401,11 @@ def _seed(granted: Entitlement, user_id: int | None, visitor_id: str) -> Callabl
     return seed
 
 
+def limited(granted: Entitlement) -> bool:
+    """Whether requests under this entitlement are counted (rate or tokens)."""
+    return granted.requests_per_minute is not None or granted.tokens_per_period is not None
+
+
 def admit(
     granted: Entitlement,
     *,
@@ -414,7 +419,7 @@ def admit(
     :class:`QuotaUnavailable` (503). ``granted`` must already be allowed (``require()``d)."""
     who = subject(user_id=user_id, visitor_id=visitor_id, assistant_id=granted.assistant_id)
     status = _base_status(granted)
-    if granted.requests_per_minute is None and granted.tokens_per_period is None:
+    if not limited(granted):
         return Admission(granted, who, status, max_tokens=max_tokens, prompt_bound=prompt_tokens)
     store = backend()
     try:
