@@ -76,6 +76,7 @@ class _Listener(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        pause = 0.5
         while not self.stopping.is_set():
             try:
                 with psycopg.connect(
@@ -85,17 +86,19 @@ class _Listener(threading.Thread):
                     connection.execute(f"LISTEN {CHANNEL}")
                     self.epoch += 1
                     self.connected = True
+                    pause = 0.5
                     while not self.stopping.is_set():
                         for notification in connection.notifies(timeout=1.0):
                             if notification.payload != PROCESS:  # ours: counted at commit
                                 self.epoch += 1
             except psycopg.Error as error:
-                if not self.stopping.is_set():
+                if not self.stopping.is_set() and pause <= 0.5:  # once per outage
                     log.warning("cache: listener for invalidations lost (%s); retrying", error)
             finally:
                 self.connected = False
                 self.epoch += 1
-            self.stopping.wait(1.0)
+            self.stopping.wait(pause)
+            pause = min(pause * 2, 30.0)
 
 
 @dataclass
@@ -107,10 +110,13 @@ class _Database:
     file: Path | None = None  # SQLite
     listener: _Listener | None = None  # PostgreSQL
     postgres: bool = False
+    dropped: bool = False  # the database is going away: no listener any more
 
     def token(self) -> Hashable | None:
         """The current generation; ``None`` when it cannot be known (do not cache)."""
         if self.postgres:
+            if self.dropped:
+                return None
             if self.listener is None or not self.listener.is_alive():
                 self.listener = _Listener(self.url)
                 self.listener.start()
@@ -198,8 +204,9 @@ def invalidate(url: str | None = None) -> None:
 
 def stop_listening(url: str) -> None:
     """Stop the listener of a database about to be dropped (tests, benchmarks)."""
-    state = _databases.pop(_normal(url), None)
-    if state is not None and state.listener is not None:
+    state = _database(url)
+    state.dropped = True
+    if state.listener is not None:
         state.listener.stopping.set()
         state.listener.join(timeout=5)
 

@@ -294,7 +294,7 @@ async def stream_completion(
             if cache_key and finished:  # never cache an answer cut short
                 answer = {"content": "".join(parts), "usage": meter.usage}
                 await asyncio.to_thread(response_cache.put, cache_key, answer)
-        await asyncio.to_thread(meter.close)
+        await meter.aclose()
     finally:
         meter.close()  # idempotent: after a disconnect or a stop, what was generated counts
 
@@ -336,14 +336,10 @@ async def _admit(
             entitlement, user_id=user_id, assistant_id=model.assistant_id
         )
     granted.require()
-    admit = functools.partial(
-        quota.admit, granted, user_id=user_id, visitor_id=visitor_id,
-        max_tokens=params.max_tokens, prompt_tokens=quota.prompt_bound(prompt),
-        request_id=request_id,
+    return await quota.admit_async(
+        granted, user_id=user_id, visitor_id=visitor_id, max_tokens=params.max_tokens,
+        prompt_tokens=quota.prompt_bound(prompt), request_id=request_id,
     )  # fmt: skip
-    if not quota.limited(granted):
-        return admit()  # nothing to count: no I/O, so no thread
-    return await asyncio.to_thread(admit)
 
 
 async def engine_chunks(
@@ -437,26 +433,52 @@ class Meter:
         estimate = math.ceil(prompt_bytes / 4) + 4 * len(self.prompt)
         return estimate, max(self.deltas, math.ceil(self.chars / 4))
 
-    def close(self) -> None:
+    def _claim(self) -> bool:
         with self._lock:
             if self._closed:
-                return
+                return False
             self._closed = True
+            return True
+
+    def _event(self, spent_in: int, spent_out: int) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id, "assistant_id": self.model.assistant_id,
+            "model_version_id": self.model.version_id, "user_id": self.user_id,
+            "visitor_id": self.visitor_id if self.user_id is None else "",
+            "source": self.source, "input_tokens": spent_in, "output_tokens": spent_out,
+        }  # fmt: skip
+
+    def _lost(self, spent_in: int, spent_out: int) -> None:
+        log.exception(
+            "could not meter request %s (assistant %s, user %s, visitor %r): %s input and "
+            "%s output tokens", self.request_id, self.model.assistant_id, self.user_id,
+            self.visitor_id, spent_in, spent_out,
+        )  # fmt: skip
+
+    async def aclose(self) -> None:
+        """Meter the request (in the group commit of concurrent requests) and settle its
+        reservation; once (:meth:`close` after it does nothing)."""
+        if not self._claim():
+            return
         spent_in, spent_out = self.tokens()
         try:
             if spent_in or spent_out:
-                usage.record(
-                    request_id=self.request_id, assistant_id=self.model.assistant_id,
-                    model_version_id=self.model.version_id, user_id=self.user_id,
-                    visitor_id=self.visitor_id if self.user_id is None else "",
-                    source=self.source, input_tokens=spent_in, output_tokens=spent_out,
-                )  # fmt: skip
+                await usage.record_async(**self._event(spent_in, spent_out))
         except SQLAlchemyError:
-            log.exception(
-                "could not meter request %s (assistant %s, user %s, visitor %r): %s input and "
-                "%s output tokens", self.request_id, self.model.assistant_id, self.user_id,
-                self.visitor_id, spent_in, spent_out,
-            )  # fmt: skip
+            self._lost(spent_in, spent_out)
+        finally:
+            await quota.settle_async(self.admission, tokens=spent_in + spent_out)
+
+    def close(self) -> None:
+        """:meth:`aclose` for a request that ended early (a disconnect, a stop)."""
+        if not self._claim():
+            return
+        spent_in, spent_out = self.tokens()
+        try:
+            if spent_in or spent_out:
+                usage.record(**self._event(spent_in, spent_out))
+        except SQLAlchemyError:
+            self._lost(spent_in, spent_out)
         finally:
             quota.settle(self.admission, tokens=spent_in + spent_out)
 

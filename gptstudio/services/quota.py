@@ -4,15 +4,18 @@ What a plan allows comes from :func:`gptstudio.services.entitlements.entitlement
 subscription state only). Two limits apply per subject (``user:<id>``, or
 ``visitor:<assistant>:<visitor id>`` for an anonymous widget visitor) and assistant:
 
-* **requests per minute**: a sliding-window counter from the ``limits`` library, on Redis when
-  ``GPTSTUDIO_REDIS_URL`` is set (shared by every web process), in memory otherwise (the embedded
-  single web process);
+* **requests per minute**: a sliding-window counter (the algorithm of the ``limits`` library),
+  on Redis when ``GPTSTUDIO_REDIS_URL`` is set (shared by every web process), in memory
+  otherwise (the embedded single web process);
 * **tokens per period** (the plan's billing period; the calendar month for a free tier): a
   reservation made atomically before the engine is called (a Lua script on Redis; a lock in the
   embedded process). A request is admitted only while ``used + reserved < limit``; it reserves
   ``min(max_tokens + prompt bound, what is left)`` and its ``max_tokens`` is clamped to fit, so
   concurrent requests can never together spend more than the quota plus the one request admitted
   last. At the end :func:`settle` adds the tokens actually spent and frees the rest.
+
+Both are decided in one atomic step (one Lua script, one round trip on the request path, from
+the event loop), so a request refused by one limit never uses up the other.
 
 The prompt bound is a strict upper bound of the prompt's tokens (its UTF-8 bytes plus the chat
 template's overhead): an estimate that could be low would let many concurrent requests slip past
@@ -29,20 +32,19 @@ Unlimited users (an assistant's owner, admins, assistants without plans) never t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 import redis
-from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+import redis.asyncio
 
 from gptstudio.db import utcnow
 from gptstudio.services import usage
@@ -56,7 +58,7 @@ RETRY_UNAVAILABLE_SECONDS = 5
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators the chat template adds per message
 PROMPT_OVERHEAD_TOKENS = 16  # beginning-of-text and the assistant turn's header
 MAX_VISITOR_ID = 120
-STORE_ERRORS = (redis.RedisError, StorageError)
+STORE_ERRORS = (redis.RedisError,)
 
 
 class QuotaUnavailable(DomainError):
@@ -171,38 +173,76 @@ def prompt_bound(messages: list[dict[str, str]]) -> int:
 
 
 # --- stores --------------------------------------------------------------------------------
+#
+# Both limits are decided in one atomic step per request (one Redis round trip): the token
+# reservation and the requests-per-minute count. A request refused by either limit leaves the
+# other untouched, which two separate stores (or the ``limits`` library next to a token
+# script) cannot do in one step. The rate is a sliding-window counter, the algorithm of
+# ``limits``' SlidingWindowCounterRateLimiter: this minute's count plus the previous minute's,
+# weighted by the part of it still inside the last 60 seconds.
 
-_RESERVE = """
-local used
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if tonumber(ARGV[3]) < 0 then return {-1, 0, 0} end
-  used = tonumber(ARGV[3])
-  redis.call('HSET', KEYS[1], 'used', used)
-else
-  used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
-end
-local now = tonumber(redis.call('TIME')[1])
-local reserved = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  if string.sub(fields[i], 1, 2) == 'h:' then
-    local amount, expires = string.match(fields[i + 1], '^(%d+):(%d+)$')
-    if tonumber(expires) <= now then
-      redis.call('HDEL', KEYS[1], fields[i])
-    else
-      reserved = reserved + tonumber(amount)
+RATE_WINDOW = 60
+
+_ADMIT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local rate_limit, token_limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local used, reserved, grant = 0, 0, tonumber(ARGV[3])
+if token_limit >= 0 then
+  if redis.call('EXISTS', KEYS[2]) == 0 then
+    if tonumber(ARGV[4]) < 0 then return {-1} end
+    used = tonumber(ARGV[4])
+    redis.call('HSET', KEYS[2], 'used', used)
+    redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+  else
+    used = tonumber(redis.call('HGET', KEYS[2], 'used') or '0')
+  end
+  local fields = redis.call('HGETALL', KEYS[2])
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'h:' then
+      local amount, expires = string.match(fields[i + 1], '^(%d+):(%d+)$')
+      if tonumber(expires) <= now then
+        redis.call('HDEL', KEYS[2], fields[i])
+      else
+        reserved = reserved + tonumber(amount)
+      end
     end
   end
+  if used + reserved >= token_limit then return {2, 0, used, reserved, -1, '0', '0'} end
+  grant = math.min(grant, token_limit - used - reserved)
 end
-local limit = tonumber(ARGV[1])
-if used + reserved >= limit then
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
-  return {0, used, reserved}
+local remaining, reset = -1, 0
+if rate_limit >= 0 then
+  local span = tonumber(ARGV[8])
+  local window = math.floor(now / span)
+  local elapsed = now - window * span
+  local state = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+  local w, c, p = tonumber(state[1] or '-1'), tonumber(state[2] or '0'), tonumber(state[3] or '0')
+  if w ~= window then
+    if w == window - 1 then p = c else p = 0 end
+    c = 0
+  end
+  if p * (span - elapsed) / span + c + 1 > rate_limit then
+    local wait
+    if c + 1 <= rate_limit then
+      wait = span * (1 - (rate_limit - 1 - c) / p) - elapsed
+    else
+      wait = span - elapsed + span * (1 - (rate_limit - 1) / math.max(c, 1))
+    end
+    return {0, 0, used, reserved, 0, tostring((window + 1) * span), tostring(wait)}
+  end
+  c = c + 1
+  redis.call('HSET', KEYS[1], 'w', window, 'c', c, 'p', p)
+  redis.call('EXPIRE', KEYS[1], 2 * span)
+  remaining = math.floor(rate_limit - (p * (span - elapsed) / span + c))
+  reset = (window + 1) * span
 end
-local grant = math.min(tonumber(ARGV[2]), limit - used - reserved)
-redis.call('HSET', KEYS[1], 'h:' .. ARGV[4], grant .. ':' .. (now + tonumber(ARGV[5])))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
-return {grant, used, reserved + grant}
+if token_limit >= 0 then
+  redis.call('HSET', KEYS[2], 'h:' .. ARGV[5], grant .. ':' .. math.floor(now + tonumber(ARGV[6])))
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+  reserved = reserved + grant
+end
+return {1, grant, used, reserved, remaining, tostring(reset), '0'}
 """
 
 # A bucket that is gone (flushed, restarted) is left cold: the next admission seeds it from the
@@ -215,32 +255,92 @@ return 1
 """
 
 _PEEK = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
-local now = tonumber(redis.call('TIME')[1])
-local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
-local reserved = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  if string.sub(fields[i], 1, 2) == 'h:' then
-    local amount, expires = string.match(fields[i + 1], '^(%d+):(%d+)$')
-    if tonumber(expires) > now then reserved = reserved + tonumber(amount) end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local result = {-1, 0, -1, '0'}
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local reserved = 0
+  local fields = redis.call('HGETALL', KEYS[2])
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'h:' then
+      local amount, expires = string.match(fields[i + 1], '^(%d+):(%d+)$')
+      if tonumber(expires) > now then reserved = reserved + tonumber(amount) end
+    end
   end
+  result[1] = tonumber(redis.call('HGET', KEYS[2], 'used') or '0')
+  result[2] = reserved
 end
-return {used, reserved}
+local rate_limit = tonumber(ARGV[1])
+if rate_limit >= 0 then
+  local span = tonumber(ARGV[2])
+  local window = math.floor(now / span)
+  local elapsed = now - window * span
+  local state = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+  local w, c, p = tonumber(state[1] or '-1'), tonumber(state[2] or '0'), tonumber(state[3] or '0')
+  if w ~= window then
+    if w == window - 1 then p = c else p = 0 end
+    c = 0
+  end
+  result[3] = math.max(0, math.floor(rate_limit - (p * (span - elapsed) / span + c)))
+  result[4] = tostring((window + 1) * span)
+end
+return result
 """
 
 
-class TokenStore(Protocol):
-    def reserve(
-        self, bucket: str, *, hold: str, need: int, limit: int, ttl: int, seed: Callable[[], int]
-    ) -> tuple[int, int, int]:
-        """``(granted, used, reserved after the grant)``; ``granted`` is 0 when refused."""
-        ...
+@dataclass(frozen=True)
+class Ask:
+    """One request's admission: its rate window and token bucket (``None`` limits: none)."""
+
+    rate_key: str
+    rate_limit: int | None
+    bucket: str
+    token_limit: int | None
+    need: int
+    hold: str
+    ttl: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``verdict``: ``admitted``, ``rate`` (refused, retry after ``retry_after`` s) or
+    ``tokens`` (refused); ``cold``: the bucket must be seeded from the database first."""
+
+    verdict: str
+    granted: int = 0
+    used: int = 0
+    reserved: int = 0
+    requests_remaining: int | None = None
+    requests_reset: float = 0.0  # epoch seconds
+    retry_after: float = 0.0
+
+
+def _outcome(result: list[Any]) -> Outcome:
+    code = int(result[0])
+    if code < 0:
+        return Outcome("cold")
+    verdict = {0: "rate", 1: "admitted", 2: "tokens"}[code]
+    remaining = int(result[4])
+    return Outcome(
+        verdict, granted=int(result[1]), used=int(result[2]), reserved=int(result[3]),
+        requests_remaining=None if remaining < 0 else remaining,
+        requests_reset=float(result[5]), retry_after=float(result[6]),
+    )  # fmt: skip
+
+
+class Store(Protocol):
+    def admit(self, ask: Ask, seed: Callable[[], int]) -> Outcome: ...
+
+    async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome: ...
 
     def settle(self, bucket: str, *, hold: str, tokens: int) -> None: ...
 
-    def peek(self, bucket: str) -> tuple[int, int] | None:
-        """``(used, reserved)``, or ``None`` for a cold bucket."""
+    async def settle_async(self, bucket: str, *, hold: str, tokens: int) -> None: ...
+
+    def peek(
+        self, rate_key: str, rate_limit: int | None, bucket: str
+    ) -> tuple[tuple[int, int] | None, int | None, float]:
+        """``((used, reserved) or None when cold, requests remaining, requests reset)``."""
         ...
 
 
@@ -248,30 +348,68 @@ _stale: set[str] = set()  # buckets that missed a settle while Redis was unreach
 _stale_lock = threading.Lock()
 
 
-class RedisTokens:
-    """Token buckets in Redis hashes: ``used`` plus one ``h:<request>`` field per reservation."""
+def _take_stale(bucket: str) -> bool:
+    with _stale_lock:
+        if bucket in _stale:
+            _stale.discard(bucket)
+            return True
+        return False
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
-        self._peek = client.register_script(_PEEK)
 
-    def reserve(
-        self, bucket: str, *, hold: str, need: int, limit: int, ttl: int, seed: Callable[[], int]
-    ) -> tuple[int, int, int]:
-        with _stale_lock:
-            stale = bucket in _stale
-        if stale:  # this process missed a settle: start again from the database's truth
-            self.client.delete(bucket)
-            with _stale_lock:
-                _stale.discard(bucket)
-        args: list[Any] = [limit, need, -1, hold, HOLD_SECONDS, ttl]
-        result = cast(list[int], self._reserve(keys=[bucket], args=args))
-        if result[0] < 0:  # cold: seed from the database, atomically unless another won
-            args[2] = seed()
-            result = cast(list[int], self._reserve(keys=[bucket], args=args))
-        return int(result[0]), int(result[1]), int(result[2])
+def _args(ask: Ask, seed: int) -> list[Any]:
+    return [
+        -1 if ask.rate_limit is None else ask.rate_limit,
+        -1 if ask.token_limit is None else ask.token_limit,
+        ask.need, seed, ask.hold, HOLD_SECONDS, ask.ttl, RATE_WINDOW,
+    ]  # fmt: skip
+
+
+class RedisStore:
+    """Token buckets in Redis hashes (``used`` plus one ``h:<request>`` field per reservation)
+    and rate windows (``w``, ``c``, ``p``), shared by every web process. The request path uses
+    the asyncio client (no thread per request); the UI's reads use the blocking one."""
+
+    def __init__(self, url: str) -> None:
+        options: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+        self.url, self.options = url, options
+        self.client = redis.Redis.from_url(url, **options)
+        self._admit = self.client.register_script(_ADMIT)
+        self._settle = self.client.register_script(_SETTLE)
+        self._peek = self.client.register_script(_PEEK)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _scripts(self) -> tuple[Any, Any, Any]:
+        """The asyncio client's scripts for the running event loop (a client is tied to one)."""
+        loop = asyncio.get_running_loop()
+        found = self._async.get(loop)
+        if found is None:
+            client = redis.asyncio.Redis.from_url(self.url, **self.options)
+            found = self._async[loop] = (
+                client, client.register_script(_ADMIT), client.register_script(_SETTLE)
+            )  # fmt: skip
+        return found
+
+    def admit(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
+        if ask.bucket and _take_stale(ask.bucket):  # a missed settle: start again from the db
+            self.client.delete(ask.bucket)
+        keys = [ask.rate_key, ask.bucket or ask.rate_key]
+        outcome = _outcome(self._admit(keys=keys, args=_args(ask, -1)))
+        if outcome.verdict == "cold":  # seed from the database, atomically unless another won
+            outcome = _outcome(self._admit(keys=keys, args=_args(ask, seed())))
+        return outcome
+
+    async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
+        client, admit_script, _ = self._scripts()
+        if ask.bucket and _take_stale(ask.bucket):
+            await client.delete(ask.bucket)
+        keys = [ask.rate_key, ask.bucket or ask.rate_key]
+        outcome = _outcome(await admit_script(keys=keys, args=_args(ask, -1)))
+        if outcome.verdict == "cold":
+            seeded = await asyncio.to_thread(seed)
+            outcome = _outcome(await admit_script(keys=keys, args=_args(ask, seeded)))
+        return outcome
 
     def settle(self, bucket: str, *, hold: str, tokens: int) -> None:
         try:
@@ -281,9 +419,23 @@ class RedisTokens:
                 _stale.add(bucket)
             raise
 
-    def peek(self, bucket: str) -> tuple[int, int] | None:
-        used, reserved = cast(list[int], self._peek(keys=[bucket]))
-        return None if int(used) < 0 else (int(used), int(reserved))
+    async def settle_async(self, bucket: str, *, hold: str, tokens: int) -> None:
+        try:
+            await self._scripts()[2](keys=[bucket], args=[hold, tokens])
+        except redis.RedisError:
+            with _stale_lock:
+                _stale.add(bucket)
+            raise
+
+    def peek(
+        self, rate_key: str, rate_limit: int | None, bucket: str
+    ) -> tuple[tuple[int, int] | None, int | None, float]:
+        limit = -1 if rate_limit is None else rate_limit
+        used, reserved, remaining, reset = cast(
+            list[Any], self._peek(keys=[rate_key, bucket or rate_key], args=[limit, RATE_WINDOW])
+        )
+        tokens = None if int(used) < 0 else (int(used), int(reserved))
+        return tokens, None if int(remaining) < 0 else int(remaining), float(reset)
 
 
 @dataclass
@@ -292,29 +444,64 @@ class _LocalBucket:
     holds: dict[str, int] = field(default_factory=dict)
 
 
-class LocalTokens:
-    """Token buckets of the embedded single web process. A bucket lives only while requests
-    are in flight; the next request after that reads the database again."""
+class LocalStore:
+    """The same two limits in the embedded single web process (no I/O: a lock). A token bucket
+    lives only while requests are in flight; the next request after that reads the database
+    again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[str, _LocalBucket] = {}
+        self._rates: dict[str, tuple[int, int, int]] = {}  # key: (window, count, previous)
 
-    def reserve(
-        self, bucket: str, *, hold: str, need: int, limit: int, ttl: int, seed: Callable[[], int]
-    ) -> tuple[int, int, int]:
+    def _window(self, key: str, now: float) -> tuple[int, float, int, int]:
+        window = math.floor(now / RATE_WINDOW)
+        w, c, p = self._rates.get(key, (-1, 0, 0))
+        if w != window:
+            p, c = (c if w == window - 1 else 0), 0
+        return window, now - window * RATE_WINDOW, c, p
+
+    def admit(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
         with self._lock:
-            state = self._buckets.get(bucket)
-            if state is None:
-                state = self._buckets[bucket] = _LocalBucket(used=seed())
-            reserved = sum(state.holds.values())
-            if state.used + reserved >= limit:
-                if not state.holds:
-                    del self._buckets[bucket]
-                return 0, state.used, reserved
-            grant = min(need, limit - state.used - reserved)
-            state.holds[hold] = grant
-            return grant, state.used, reserved + grant
+            now = time.time()
+            used = reserved = 0
+            grant = ask.need
+            state: _LocalBucket | None = None
+            if ask.token_limit is not None:
+                state = self._buckets.get(ask.bucket)
+                if state is None:
+                    state = self._buckets[ask.bucket] = _LocalBucket(used=seed())
+                used, reserved = state.used, sum(state.holds.values())
+                if used + reserved >= ask.token_limit:
+                    if not state.holds:
+                        del self._buckets[ask.bucket]
+                    return Outcome("tokens", used=used, reserved=reserved)
+                grant = min(grant, ask.token_limit - used - reserved)
+            remaining: int | None = None
+            reset = 0.0
+            if ask.rate_limit is not None:
+                window, elapsed, c, p = self._window(ask.rate_key, now)
+                limit = ask.rate_limit
+                reset = float((window + 1) * RATE_WINDOW)
+                if p * (RATE_WINDOW - elapsed) / RATE_WINDOW + c + 1 > limit:
+                    if c + 1 <= limit:
+                        wait = RATE_WINDOW * (1 - (limit - 1 - c) / p) - elapsed
+                    else:
+                        wait = RATE_WINDOW - elapsed + RATE_WINDOW * (1 - (limit - 1) / max(c, 1))
+                    if state is not None and not state.holds:
+                        del self._buckets[ask.bucket]
+                    return Outcome("rate", used=used, reserved=reserved, requests_remaining=0,
+                                   requests_reset=reset, retry_after=wait)  # fmt: skip
+                self._rates[ask.rate_key] = (window, c + 1, p)
+                remaining = math.floor(limit - (p * (RATE_WINDOW - elapsed) / RATE_WINDOW + c + 1))
+            if state is not None:
+                state.holds[ask.hold] = grant
+                reserved += grant
+            return Outcome("admitted", granted=grant, used=used, reserved=reserved,
+                           requests_remaining=remaining, requests_reset=reset)  # fmt: skip
+
+    async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
+        return self.admit(ask, seed)  # no I/O but the seed, which reads the database once
 
     def settle(self, bucket: str, *, hold: str, tokens: int) -> None:
         with self._lock:
@@ -326,60 +513,62 @@ class LocalTokens:
             if not state.holds:
                 del self._buckets[bucket]
 
-    def peek(self, bucket: str) -> tuple[int, int] | None:
+    async def settle_async(self, bucket: str, *, hold: str, tokens: int) -> None:
+        self.settle(bucket, hold=hold, tokens=tokens)
+
+    def peek(
+        self, rate_key: str, rate_limit: int | None, bucket: str
+    ) -> tuple[tuple[int, int] | None, int | None, float]:
         with self._lock:
             state = self._buckets.get(bucket)
-            return None if state is None else (state.used, sum(state.holds.values()))
+            tokens = None if state is None else (state.used, sum(state.holds.values()))
+            if rate_limit is None:
+                return tokens, None, 0.0
+            window, elapsed, c, p = self._window(rate_key, time.time())
+            weighted = p * (RATE_WINDOW - elapsed) / RATE_WINDOW + c
+            return tokens, max(0, math.floor(rate_limit - weighted)), (window + 1) * RATE_WINDOW
 
 
-@dataclass
-class Backend:
-    limiter: SlidingWindowCounterRateLimiter
-    tokens: TokenStore
-
-
-_backends: dict[tuple[str, ...], Backend] = {}
+_backends: dict[tuple[str, ...], Store] = {}
 _backends_lock = threading.Lock()
 
 
-def backend() -> Backend:
+def backend() -> Store:
     """Redis when configured; otherwise in-process state for this database and data folder."""
     settings = get_settings()
     if settings.redis_url:
         key: tuple[str, ...] = ("redis", settings.redis_url)
     else:
         key = ("local", settings.database_url, str(settings.data_dir.resolve()))
+    found = _backends.get(key)
+    if found is not None:
+        return found
     with _backends_lock:
         if key not in _backends:
-            _backends[key] = _make_backend(settings.redis_url)
+            _backends[key] = RedisStore(settings.redis_url) if settings.redis_url else LocalStore()
         return _backends[key]
-
-
-def _make_backend(url: str) -> Backend:
-    if not url:
-        return Backend(SlidingWindowCounterRateLimiter(MemoryStorage()), LocalTokens())
-    storage = RedisStorage(
-        url, key_prefix="gptstudio:rpm", socket_timeout=1.0, socket_connect_timeout=1.0
-    )
-    client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return Backend(SlidingWindowCounterRateLimiter(storage), RedisTokens(client))
 
 
 # --- admission ------------------------------------------------------------------------------
 
 
+def _tag(subject_: str, granted: Entitlement) -> str:
+    """The Redis Cluster hash tag that keeps one subject's two keys on one node."""
+    return f"{{{subject_}:{granted.assistant_id}}}"
+
+
 def _bucket(subject_: str, granted: Entitlement) -> str:
     start = granted.period_start or utcnow()
-    return f"gptstudio:quota:{subject_}:{granted.assistant_id}:{int(start.timestamp())}"
+    return f"gptstudio:quota:{_tag(subject_, granted)}:{int(start.timestamp())}"
+
+
+def _rate_key(subject_: str, granted: Entitlement) -> str:
+    return f"gptstudio:rpm:{_tag(subject_, granted)}"
 
 
 def _ttl(granted: Entitlement) -> int:
     end = granted.period_end or utcnow()
     return max(HOLD_SECONDS, math.ceil((end - utcnow()).total_seconds())) + 86_400
-
-
-def _rpm(limit: int) -> RateLimitItem:
-    return RateLimitItemPerMinute(limit)
 
 
 def _base_status(granted: Entitlement) -> QuotaStatus:
@@ -406,6 +595,63 @@ def limited(granted: Entitlement) -> bool:
     return granted.requests_per_minute is not None or granted.tokens_per_period is not None
 
 
+@dataclass(frozen=True)
+class _Request:
+    granted: Entitlement
+    who: str
+    ask: Ask
+    seed: Callable[[], int]
+    max_tokens: int
+    prompt_tokens: int
+
+
+def _request(
+    granted: Entitlement, *, user_id: int | None, visitor_id: str, max_tokens: int,
+    prompt_tokens: int, request_id: str,
+) -> _Request:  # fmt: skip
+    who = subject(user_id=user_id, visitor_id=visitor_id, assistant_id=granted.assistant_id)
+    tokens = granted.tokens_per_period
+    ask = Ask(
+        rate_key=_rate_key(who, granted), rate_limit=granted.requests_per_minute,
+        bucket=_bucket(who, granted) if tokens is not None else "", token_limit=tokens,
+        need=max_tokens + prompt_tokens, hold=request_id, ttl=_ttl(granted),
+    )  # fmt: skip
+    seed = _seed(granted, user_id, visitor_id)
+    return _Request(granted, who, ask, seed, max_tokens, prompt_tokens)
+
+
+def _decide(request: _Request, outcome: Outcome | None) -> Admission:
+    granted, ask = request.granted, request.ask
+    status = _base_status(granted)
+    if outcome is None:  # nothing is counted for this caller
+        return Admission(granted, request.who, status, max_tokens=request.max_tokens,
+                         prompt_bound=request.prompt_tokens)  # fmt: skip
+    if ask.rate_limit is not None:
+        status = _replace(
+            status, requests_remaining=outcome.requests_remaining,
+            requests_reset_at=datetime.fromtimestamp(outcome.requests_reset, UTC),
+        )  # fmt: skip
+    if ask.token_limit is not None:
+        status = _replace(status, used=outcome.used, reserved=outcome.reserved)
+    if outcome.verdict == "rate":
+        raise _rate_limited(granted, status, outcome.retry_after)
+    if outcome.verdict == "tokens":
+        raise _out_of_tokens(granted, status)
+    if ask.token_limit is None:
+        return Admission(granted, request.who, status, max_tokens=request.max_tokens,
+                         prompt_bound=request.prompt_tokens)  # fmt: skip
+    clamped = min(request.max_tokens, max(1, outcome.granted - request.prompt_tokens))
+    return Admission(
+        granted, request.who, status, max_tokens=clamped, prompt_bound=request.prompt_tokens,
+        bucket=ask.bucket, hold=ask.hold, granted=outcome.granted,
+    )  # fmt: skip
+
+
+def _unavailable(error: Exception) -> QuotaUnavailable:
+    log.warning("quota: Redis unreachable (%s); refusing limited requests", error)
+    return QuotaUnavailable()
+
+
 def admit(
     granted: Entitlement,
     *,
@@ -417,60 +663,55 @@ def admit(
 ) -> Admission:
     """Let one chat request through, or raise :class:`QuotaExceeded` (429) /
     :class:`QuotaUnavailable` (503). ``granted`` must already be allowed (``require()``d)."""
-    who = subject(user_id=user_id, visitor_id=visitor_id, assistant_id=granted.assistant_id)
-    status = _base_status(granted)
-    if not limited(granted):
-        return Admission(granted, who, status, max_tokens=max_tokens, prompt_bound=prompt_tokens)
-    store = backend()
-    try:
-        if granted.requests_per_minute is not None:
-            status = _count_request(store, granted, who, status)
-        if granted.tokens_per_period is None:
-            return Admission(
-                granted, who, status, max_tokens=max_tokens, prompt_bound=prompt_tokens
-            )
-        bucket = _bucket(who, granted)
-        grant, used, reserved = store.tokens.reserve(
-            bucket, hold=request_id, need=max_tokens + prompt_tokens,
-            limit=granted.tokens_per_period, ttl=_ttl(granted),
-            seed=_seed(granted, user_id, visitor_id),
-        )  # fmt: skip
-    except STORE_ERRORS as error:
-        log.warning("quota: Redis unreachable (%s); refusing limited requests", error)
-        raise QuotaUnavailable() from None
-    status = _replace(status, used=used, reserved=reserved)
-    if grant <= 0:
-        raise _out_of_tokens(granted, status)
-    clamped = min(max_tokens, max(1, grant - prompt_tokens))
-    return Admission(
-        granted, who, status, max_tokens=clamped, prompt_bound=prompt_tokens, bucket=bucket,
-        hold=request_id, granted=grant,
+    request = _request(
+        granted, user_id=user_id, visitor_id=visitor_id, max_tokens=max_tokens,
+        prompt_tokens=prompt_tokens, request_id=request_id,
     )  # fmt: skip
+    if not limited(granted):
+        return _decide(request, None)
+    try:
+        outcome = backend().admit(request.ask, request.seed)
+    except STORE_ERRORS as error:
+        raise _unavailable(error) from None
+    return _decide(request, outcome)
+
+
+async def admit_async(
+    granted: Entitlement,
+    *,
+    user_id: int | None,
+    visitor_id: str = "",
+    max_tokens: int,
+    prompt_tokens: int,
+    request_id: str,
+) -> Admission:
+    """:func:`admit` on the event loop: one round trip to Redis, no thread."""
+    request = _request(
+        granted, user_id=user_id, visitor_id=visitor_id, max_tokens=max_tokens,
+        prompt_tokens=prompt_tokens, request_id=request_id,
+    )  # fmt: skip
+    if not limited(granted):
+        return _decide(request, None)
+    try:
+        outcome = await backend().admit_async(request.ask, request.seed)
+    except STORE_ERRORS as error:
+        raise _unavailable(error) from None
+    return _decide(request, outcome)
 
 
 def _replace(status: QuotaStatus, **changes: Any) -> QuotaStatus:
     return QuotaStatus(**{**status.__dict__, **changes})
 
 
-def _count_request(
-    store: Backend, granted: Entitlement, who: str, status: QuotaStatus
-) -> QuotaStatus:
-    item = _rpm(granted.requests_per_minute or 0)
-    ids = (who, str(granted.assistant_id))
-    admitted = store.limiter.hit(item, *ids)
-    window = store.limiter.get_window_stats(item, *ids)
-    reset_at = datetime.fromtimestamp(window.reset_time, UTC)
-    status = _replace(status, requests_remaining=window.remaining, requests_reset_at=reset_at)
-    if not admitted:
-        wait = max(1, math.ceil(window.reset_time - time.time()))
-        raise QuotaExceeded(
-            f"Rate limit reached for the {granted.plan_name} plan: {item.amount} requests per "
-            f"minute. Try again in {wait} seconds, or upgrade for a higher limit: "
-            f"{granted.upgrade_url}",
-            retry_after=wait, code="rate_limit_exceeded", upgrade_url=granted.upgrade_url,
-            headers=status.headers(),
-        )  # fmt: skip
-    return status
+def _rate_limited(granted: Entitlement, status: QuotaStatus, retry_after: float) -> QuotaExceeded:
+    wait = max(1, math.ceil(retry_after))
+    return QuotaExceeded(
+        f"Rate limit reached for the {granted.plan_name} plan: {granted.requests_per_minute} "
+        f"requests per minute. Try again in {wait} seconds, or upgrade for a higher limit: "
+        f"{granted.upgrade_url}",
+        retry_after=wait, code="rate_limit_exceeded", upgrade_url=granted.upgrade_url,
+        headers=status.headers(),
+    )  # fmt: skip
 
 
 def _out_of_tokens(granted: Entitlement, status: QuotaStatus) -> QuotaExceeded:
@@ -485,21 +726,39 @@ def _out_of_tokens(granted: Entitlement, status: QuotaStatus) -> QuotaExceeded:
     )  # fmt: skip
 
 
+def _claim(admission: Admission) -> bool:
+    if admission.settled:
+        return False
+    admission.settled = True
+    return bool(admission.bucket)
+
+
+def _not_settled(admission: Admission, error: Exception) -> None:
+    log.warning(
+        "quota: could not settle %s in Redis (%s); it is reseeded from the database",
+        admission.bucket, error,
+    )  # fmt: skip
+
+
 def settle(admission: Admission, *, tokens: int) -> None:
     """Count the ``tokens`` the request really spent and free the rest of its reservation.
     Once per admission; a Redis failure here is logged (the usage event is already written)."""
-    if admission.settled:
-        return
-    admission.settled = True
-    if not admission.bucket:
+    if not _claim(admission):
         return
     try:
-        backend().tokens.settle(admission.bucket, hold=admission.hold, tokens=max(0, tokens))
+        backend().settle(admission.bucket, hold=admission.hold, tokens=max(0, tokens))
     except STORE_ERRORS as error:
-        log.warning(
-            "quota: could not settle %s in Redis (%s); it is reseeded from the database",
-            admission.bucket, error,
-        )  # fmt: skip
+        _not_settled(admission, error)
+
+
+async def settle_async(admission: Admission, *, tokens: int) -> None:
+    """:func:`settle` on the event loop."""
+    if not _claim(admission):
+        return
+    try:
+        await backend().settle_async(admission.bucket, hold=admission.hold, tokens=max(0, tokens))
+    except STORE_ERRORS as error:
+        _not_settled(admission, error)
 
 
 def status(*, user_id: int | None = None, visitor_id: str = "", assistant_id: int) -> QuotaStatus:
@@ -507,27 +766,22 @@ def status(*, user_id: int | None = None, visitor_id: str = "", assistant_id: in
     when they renew, requests left this minute. Reads only; for the UI and dashboards."""
     granted = entitlement(user_id=user_id, assistant_id=assistant_id)
     current = _base_status(granted)
-    if not granted.allowed or (
-        granted.tokens_per_period is None and granted.requests_per_minute is None
-    ):
+    if not granted.allowed or not limited(granted):
         return current
     who = subject(user_id=user_id, visitor_id=visitor_id, assistant_id=assistant_id)
-    store = backend()
+    bucket = _bucket(who, granted) if granted.tokens_per_period is not None else ""
+    try:
+        tokens, remaining, reset = backend().peek(
+            _rate_key(who, granted), granted.requests_per_minute, bucket
+        )
+    except STORE_ERRORS:
+        tokens, remaining, reset = None, None, 0.0
     if granted.requests_per_minute is not None:
-        item = _rpm(granted.requests_per_minute)
-        try:
-            window = store.limiter.get_window_stats(item, who, str(assistant_id))
-            current = _replace(
-                current, requests_remaining=window.remaining,
-                requests_reset_at=datetime.fromtimestamp(window.reset_time, UTC),
-            )  # fmt: skip
-        except STORE_ERRORS:
-            current = _replace(current, requests_remaining=None)
+        current = _replace(
+            current, requests_remaining=remaining,
+            requests_reset_at=datetime.fromtimestamp(reset, UTC) if reset else None,
+        )  # fmt: skip
     if granted.tokens_per_period is not None:
-        try:
-            peeked = store.tokens.peek(_bucket(who, granted))
-        except STORE_ERRORS:
-            peeked = None
-        used, reserved = peeked or (_seed(granted, user_id, visitor_id)(), 0)
+        used, reserved = tokens or (_seed(granted, user_id, visitor_id)(), 0)
         current = _replace(current, used=used, reserved=reserved)
     return current

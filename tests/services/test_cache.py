@@ -160,7 +160,8 @@ def test_nothing_is_cached_while_the_listener_is_down(sue: account.UserPublic) -
     with get_engine().begin() as connection:  # the listener's connection is cut
         connection.execute(text(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE 'LISTEN gptstudio_cache%' AND pid <> pg_backend_pid()"
+            "WHERE query LIKE 'LISTEN gptstudio_cache%' AND datname = current_database() "
+            "AND pid <> pg_backend_pid()"
         ))  # fmt: skip
     eventually(lambda: cache.generation() is None, timeout=5)
     # Until it listens again (a notification could be missed meanwhile) nothing comes from the

@@ -166,11 +166,35 @@ def test_requests_per_minute(shop: Shop) -> None:
     with pytest.raises(quota.QuotaExceeded) as refused:
         shop.admit("r4")
     assert refused.value.code == "rate_limit_exceeded"
-    assert 1 <= refused.value.retry_after <= 60
+    assert 1 <= refused.value.retry_after <= 120  # a sliding window: up to 2 minutes
     assert refused.value.headers["x-ratelimit-limit-requests"] == "3"
     assert "x-ratelimit-limit-tokens" not in refused.value.headers  # no token quota on this plan
     other = account.register(email="sam@example.com", password=PASSWORD)
     assert shop.admit("s1", user_id=other.id).status.requests_remaining == 2  # per subject
+
+
+def test_one_limit_refusing_leaves_the_other_untouched(shop: Shop) -> None:
+    """Both limits are decided in one atomic step: a request refused for tokens does not use up
+    a request of the minute, and one refused for the rate reserves no tokens."""
+    shop.plan(key="free", name="Free", included_tokens=200, requests_per_minute=2)
+    first = shop.admit("a", max_tokens=180, prompt=20)
+    assert first.granted == 200 and first.status.requests_remaining == 1
+    with pytest.raises(quota.QuotaExceeded) as out_of_tokens:
+        shop.admit("b")
+    assert out_of_tokens.value.code == "insufficient_quota"
+    now = quota.status(user_id=shop.sue.id, assistant_id=shop.assistant_id)
+    assert now.requests_remaining == 1 and now.reserved == 200
+    shop.spend(50, request_id="a")  # as the chat path does: the usage event, then the settle
+    quota.settle(first, tokens=50)  # 150 tokens free again
+    second = shop.admit("c", max_tokens=10, prompt=10)
+    assert second.status.requests_remaining == 0
+    shop.spend(20, request_id="c")
+    quota.settle(second, tokens=20)
+    with pytest.raises(quota.QuotaExceeded) as too_fast:
+        shop.admit("d", max_tokens=10, prompt=10)
+    assert too_fast.value.code == "rate_limit_exceeded"
+    after = quota.status(user_id=shop.sue.id, assistant_id=shop.assistant_id)
+    assert (after.used, after.reserved) == (70, 0)
 
 
 def test_visitors_are_separate_subjects(shop: Shop) -> None:

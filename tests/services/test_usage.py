@@ -3,11 +3,14 @@ assistant, model version and source, the same on SQLite and PostgreSQL (UTC days
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import sqlalchemy
+from sqlalchemy.exc import IntegrityError
 
-from gptstudio.db import session_scope
+from gptstudio.db import get_engine, session_scope
 from gptstudio.models import ModelVersion, Role, UsageEvent
 from gptstudio.services import account, assistant, usage
 from gptstudio.services.errors import InvalidInput
@@ -30,6 +33,40 @@ def ids(db: str) -> dict[str, int]:
     sue = account.register(email="sue@example.com", password=PASSWORD).id or 0
     sam = account.register(email="sam@example.com", password=PASSWORD).id or 0
     return {"bees": bees, "wasps": wasps, "v1": v1, "v2": v2, "sue": sue, "sam": sam}
+
+
+def test_group_commit_meters_each_concurrent_request_once(ids: dict[str, int]) -> None:
+    """record_async: 300 requests at once (and each again) end in few INSERTs, each row once; a
+    row that cannot be stored (its assistant is gone) fails alone, with a clear error."""
+    fields = {"assistant_id": ids["bees"], "model_version_id": ids["v1"], "user_id": ids["sue"],
+              "source": "api", "input_tokens": 3, "output_tokens": 4}  # fmt: skip
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO usage_events"):
+            statements.append(statement)
+
+    async def burst(ids_: list[str], **changes: int) -> list[bool | BaseException]:
+        calls = [usage.record_async(request_id=i, **{**fields, **changes}) for i in ids_]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    sqlalchemy.event.listen(get_engine(), "before_cursor_execute", count)
+    try:
+        results = asyncio.run(burst([f"req-{n % 300}" for n in range(600)]))
+    finally:
+        sqlalchemy.event.remove(get_engine(), "before_cursor_execute", count)
+    assert results.count(True) == 300 and results.count(False) == 300
+    assert len(statements) < 100  # batches, not a transaction per request
+
+    async def with_a_bad_row() -> list[bool | BaseException]:
+        good = burst([f"more-{n}" for n in range(20)])
+        bad = burst(["orphan"], assistant_id=999_999)
+        return [r for rs in await asyncio.gather(good, bad) for r in rs]
+
+    results = asyncio.run(with_a_bad_row())
+    assert results[:20] == [True] * 20 and isinstance(results[20], IntegrityError)
+    total = usage.totals(user_id=ids["sue"])
+    assert (total.requests, total.input_tokens, total.output_tokens) == (320, 960, 1280)
 
 
 def event(
