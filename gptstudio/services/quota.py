@@ -33,6 +33,8 @@ Unlimited users (an assistant's owner, admins, assistants without plans) never t
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
 import math
 import threading
@@ -364,6 +366,67 @@ def _args(ask: Ask, seed: int) -> list[Any]:
     ]  # fmt: skip
 
 
+class _Pipeline:
+    """Script calls of concurrent requests sent together: while one pipeline is on its way,
+    the calls that arrive wait for the next, so there is one round trip per batch instead of a
+    connection checkout and round trip per call (as the usage writer groups its commits).
+    Scripts go by SHA; after a Redis restart (``NOSCRIPT``) they are loaded again."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.client = client
+        self._waiting: list[tuple[str, list[Any], list[Any], asyncio.Future[Any]]] = []
+        self._busy = False
+
+    async def call(self, script: str, keys: list[Any], args: list[Any]) -> Any:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((script, keys, args, done))
+        if not self._busy:
+            self._busy = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await done
+
+    async def _drain(self) -> None:
+        batch: list[tuple[str, list[Any], list[Any], asyncio.Future[Any]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results: list[Any] = await self._send(batch)
+                except (redis.RedisError, OSError) as error:  # every call of the batch fails
+                    results = [error] * len(batch)
+                for (_, _, _, done), result in zip(batch, results, strict=True):
+                    if done.done():
+                        continue  # its caller went away
+                    if isinstance(result, BaseException):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
+        finally:
+            self._busy = False
+            for *_, done in [*batch, *self._waiting]:  # cancelled midway: nobody waits forever
+                if not done.done():
+                    done.set_exception(redis.ConnectionError("the Redis pipeline was cancelled"))
+
+    async def _send(self, batch: list[tuple[str, list[Any], list[Any], Any]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for script, keys, args, _ in batch:
+            pipe.evalsha(_sha(script), len(keys), *keys, *args)
+        results = await pipe.execute(raise_on_error=False)
+        if any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+            for script in {script for script, *_ in batch}:
+                await self.client.script_load(script)
+            pipe = self.client.pipeline(transaction=False)
+            for script, keys, args, _ in batch:
+                pipe.evalsha(_sha(script), len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
+        return list(results)
+
+
+@functools.cache
+def _sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
+
+
 class RedisStore:
     """Token buckets in Redis hashes (``used`` plus one ``h:<request>`` field per reservation)
     and rate windows (``w``, ``c``, ``p``), shared by every web process. The request path uses
@@ -376,19 +439,18 @@ class RedisStore:
         self._admit = self.client.register_script(_ADMIT)
         self._settle = self.client.register_script(_SETTLE)
         self._peek = self.client.register_script(_PEEK)
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pipeline] = (
             weakref.WeakKeyDictionary()
         )
 
-    def _scripts(self) -> tuple[Any, Any, Any]:
-        """The asyncio client's scripts for the running event loop (a client is tied to one)."""
+    def _pipeline(self) -> _Pipeline:
+        """The asyncio client's batcher for the running event loop (a client is tied to one)."""
         loop = asyncio.get_running_loop()
         found = self._async.get(loop)
         if found is None:
-            client = redis.asyncio.Redis.from_url(self.url, **self.options)
-            found = self._async[loop] = (
-                client, client.register_script(_ADMIT), client.register_script(_SETTLE)
-            )  # fmt: skip
+            found = self._async[loop] = _Pipeline(
+                redis.asyncio.Redis.from_url(self.url, **self.options)
+            )
         return found
 
     def admit(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
@@ -401,14 +463,14 @@ class RedisStore:
         return outcome
 
     async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
-        client, admit_script, _ = self._scripts()
+        pipeline = self._pipeline()
         if ask.bucket and _take_stale(ask.bucket):
-            await client.delete(ask.bucket)
+            await pipeline.client.delete(ask.bucket)
         keys = [ask.rate_key, ask.bucket or ask.rate_key]
-        outcome = _outcome(await admit_script(keys=keys, args=_args(ask, -1)))
+        outcome = _outcome(await pipeline.call(_ADMIT, keys, _args(ask, -1)))
         if outcome.verdict == "cold":
             seeded = await asyncio.to_thread(seed)
-            outcome = _outcome(await admit_script(keys=keys, args=_args(ask, seeded)))
+            outcome = _outcome(await pipeline.call(_ADMIT, keys, _args(ask, seeded)))
         return outcome
 
     def settle(self, bucket: str, *, hold: str, tokens: int) -> None:
@@ -421,7 +483,7 @@ class RedisStore:
 
     async def settle_async(self, bucket: str, *, hold: str, tokens: int) -> None:
         try:
-            await self._scripts()[2](keys=[bucket], args=[hold, tokens])
+            await self._pipeline().call(_SETTLE, [bucket], [hold, tokens])
         except redis.RedisError:
             with _stale_lock:
                 _stale.add(bucket)

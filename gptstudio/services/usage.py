@@ -174,12 +174,13 @@ class _GroupWriter(threading.Thread):
     def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
         engine = engine_for(self.url)
         insert = sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert
+        # One statement for any number of rows (SQLAlchemy sends them as multi-row VALUES), so
+        # it is compiled once and cached, not once per batch size.
         statement = (
-            insert(UsageEvent).values(rows).on_conflict_do_nothing()
-            .returning(col(UsageEvent.request_id))
-        )  # fmt: skip
+            insert(UsageEvent).on_conflict_do_nothing().returning(col(UsageEvent.request_id))
+        )
         with engine.begin() as connection:
-            return set(connection.execute(statement).scalars())
+            return set(connection.execute(statement, rows).scalars())
 
 
 BATCH_ROWS = 500

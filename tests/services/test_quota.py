@@ -3,6 +3,7 @@ thread races, seeding from the database, expiry of abandoned reservations, Redis
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from datetime import timedelta
@@ -265,6 +266,51 @@ def test_abandoned_reservations_expire(redis_shop: Shop, monkeypatch: Any) -> No
         shop.admit("next")
     time.sleep(2.1)
     assert shop.admit("next", max_tokens=50).granted == 70
+
+
+def test_the_request_path_batches_concurrent_calls_and_survives_a_script_flush(
+    redis_shop: Shop, redis_url: str, settings_env: pytest.MonkeyPatch
+) -> None:
+    """admit_async/settle_async (the chat path, on the event loop): concurrent requests share
+    pipelines, each still gets its own exact answer; Redis forgetting its scripts (a restart)
+    costs nothing; Redis gone gives the 503."""
+    shop = redis_shop
+    shop.plan(key="free", name="Free", included_tokens=1_000, requests_per_minute=1_000)
+    granted = shop.granted(shop.sue.id)
+
+    async def many(count: int, start: int = 0) -> list[quota.Admission | BaseException]:
+        calls = [
+            quota.admit_async(
+                granted, user_id=shop.sue.id, max_tokens=80, prompt_tokens=20, request_id=f"r{n}"
+            )
+            for n in range(start, start + count)
+        ]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    async def one(n: int) -> quota.Admission:
+        return await quota.admit_async(
+            granted, user_id=shop.sue.id, max_tokens=80, prompt_tokens=20, request_id=f"r{n}"
+        )
+
+    results = asyncio.run(many(12))
+    admitted = [r for r in results if isinstance(r, quota.Admission)]
+    assert len(admitted) == 10 and sum(a.granted for a in admitted) == 1_000
+    assert all(isinstance(r, quota.QuotaExceeded) for r in results if r not in admitted)
+    remaining = sorted(a.status.requests_remaining or 0 for a in admitted)
+    assert remaining == list(range(990, 1000))  # one count each, in some order
+
+    async def settle_all() -> None:
+        await asyncio.gather(*(quota.settle_async(a, tokens=10) for a in admitted))
+
+    asyncio.run(settle_all())
+    redis.Redis.from_url(redis_url).script_flush()
+    assert [r.granted for r in asyncio.run(many(2, start=20))] == [100, 100]  # type: ignore[union-attr]
+    state = quota.status(user_id=shop.sue.id, assistant_id=shop.assistant_id)
+    assert (state.used, state.reserved) == (100, 200)
+    settings_env.setenv("GPTSTUDIO_REDIS_URL", "redis://127.0.0.1:1/0")  # nobody listens
+    get_settings.cache_clear()
+    with pytest.raises(quota.QuotaUnavailable):
+        asyncio.run(one(30))
 
 
 def test_status_for_the_ui(shop: Shop) -> None:
