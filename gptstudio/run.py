@@ -54,7 +54,7 @@ def engine_command() -> list[str]:
         "--adapters-dir",
         str(settings.artifacts_dir.resolve()),
         "--port",
-        str(settings.port + 1),
+        str(settings.embedded_engine_port),
         "--max-concurrent",
         str(settings.engine_max_concurrent),
         "--embedding-model",

@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     crawl_delay_seconds: float = Field(0.5, ge=0)
     fetch_timeout_seconds: float = Field(15, gt=0)
     # Serving: an OpenAI-compatible engine (`python -m engine`, or vLLM with --enable-lora).
-    engine_url: str = Field("", description="empty: the embedded engine on port + 1")
+    engine_url: str = Field("", description="empty: the embedded engine on engine_port")
+    engine_port: int = Field(0, ge=0, le=65535, description="the embedded engine's; 0: port + 1")
     engine_api_key: SecretStr = SecretStr("")
     engine_max_concurrent: int = Field(8, ge=1)
     chat_max_tokens: int = Field(1024, ge=1, description="largest max_tokens a request may ask")
@@ -137,7 +138,11 @@ class Settings(BaseSettings):
 
     @property
     def resolved_engine_url(self) -> str:
-        return (self.engine_url or f"http://127.0.0.1:{self.port + 1}").rstrip("/")
+        return (self.engine_url or f"http://127.0.0.1:{self.embedded_engine_port}").rstrip("/")
+
+    @property
+    def embedded_engine_port(self) -> int:
+        return self.engine_port or self.port + 1
 
     @property
     def queue_path(self) -> Path:

@@ -56,6 +56,7 @@ def running_app(
     env.update(
         GPTSTUDIO_DATA_DIR=str(data_dir),
         GPTSTUDIO_PORT=str(port),
+        GPTSTUDIO_ENGINE_PORT=str(free_port()),  # not port + 1: an outgoing connection may hold it
         REFLEX_USE_SYSTEM_BUN="1",
         REFLEX_TELEMETRY_ENABLED="false",
         REFLEX_CHECK_LATEST_VERSION="false",
