@@ -59,6 +59,7 @@ def echo_engine() -> FastAPI:
     app.state.delay = 0.0
     app.state.calls = []  # the adapter each completion request asked for
     loaded: set[str] = set()
+    app.state.loaded = loaded  # clear it to act out an engine restart
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -515,3 +516,24 @@ async def ask_once(key: str) -> None:
     async with client() as http:
         answer = await ask(http, key, max_tokens=3)
         assert answer.status_code == 200, answer.text
+
+
+def test_an_engine_that_lost_the_adapter_loads_it_again(
+    studio: Studio, echo: tuple[str, FastAPI]
+) -> None:
+    """The app remembers which adapters the engine holds (no /v1/models call per request); an
+    engine restarted meanwhile answers 404, and the app loads the adapter and asks again."""
+    _, app = echo
+    key, _ = studio.user("sue@example.com")
+
+    async def twice() -> list[httpx.Response]:
+        async with client() as http:
+            first = await ask(http, key, max_tokens=3)
+            app.state.loaded.clear()  # the engine restarted: no adapter loaded
+            return [first, await ask(http, key, max_tokens=3)]
+
+    first, second = asyncio.run(twice())
+    assert first.status_code == 200 and second.status_code == 200, second.text
+    assert second.json()["choices"][0]["message"]["content"] == "echo echo echo "
+    assert app.state.calls[-2:] == ["bee-mentor-v1", "bee-mentor-v1"]  # refused, then answered
+    assert "bee-mentor-v1" in app.state.loaded
