@@ -23,7 +23,8 @@ Each round fires ``--concurrency`` non-streaming requests at once at one side, t
 (sides interleaved, so a burst of load from other processes hits both), through httpx's ASGI
 transport in this process. Latency = request sent to answer parsed. Printed: p50/p99 per side,
 the overhead (on - off) and the ratio; also one request at a time, the per-request cost with no
-queueing. Target: p99 overhead at ``--concurrency`` <= 5 ms. Exits 1 when it is missed.
+queueing; throughput, and the checks' cost per request under load. Target: p99 overhead at
+``--concurrency`` <= 5 ms (the p50 overhead too: one burst's p99 is noisy). Exits 1 when missed.
 """
 
 import argparse
@@ -212,7 +213,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def report(name: str, on: list[float], off: list[float]) -> float:
+def report(name: str, on: list[float], off: list[float]) -> tuple[float, float]:
     p50 = (percentile(on, 0.5), percentile(off, 0.5))
     p99 = (percentile(on, 0.99), percentile(off, 0.99))
     print(f"{name}: {len(on)} requests per side")
@@ -220,10 +221,10 @@ def report(name: str, on: list[float], off: list[float]) -> float:
     print(f"  checks off: p50 {p50[1]:8.2f} ms   p99 {p99[1]:8.2f} ms")
     print(f"  overhead  : p50 {p50[0] - p50[1]:8.2f} ms   p99 {p99[0] - p99[1]:8.2f} ms   "
           f"(ratio on/off p50 {p50[0] / p50[1]:.2f}x, p99 {p99[0] / p99[1]:.2f}x)")  # fmt: skip
-    return p99[0] - p99[1]
+    return p50[0] - p50[1], p99[0] - p99[1]
 
 
-async def measure(args: argparse.Namespace, keys: list[str]) -> float:
+async def measure(args: argparse.Namespace, keys: list[str]) -> tuple[float, float]:
     from gptstudio.api import create_api
 
     checked, unchecked = create_api(), unchecked_app()
@@ -290,9 +291,13 @@ def main() -> int:
             echo.terminate()
             echo.wait(timeout=10)
             drop(database_url, admin_url)
-    met = overhead <= TARGET_MS
-    print(f"target: p99 overhead <= {TARGET_MS:.0f} ms at {args.concurrency} concurrent: "
-          f"{'met' if met else 'MISSED'} ({overhead:.2f} ms)")  # fmt: skip
+    # At saturation one burst's p99 is noisy: a p99 under the target while the median request
+    # is much slower with the checks on is luck, not a met target, so both must be under it.
+    median, tail = overhead
+    met = max(median, tail) <= TARGET_MS
+    verdict = "met" if met else "MISSED"
+    print(f"target: p99 overhead <= {TARGET_MS:.0f} ms at {args.concurrency} concurrent (and "
+          f"p50 too): {verdict} (p99 {tail:.2f} ms, p50 {median:.2f} ms)")  # fmt: skip
     return 0 if met else 1
 
 
