@@ -440,7 +440,7 @@ class Meter:
             self._closed = True
             return True
 
-    def _event(self, spent_in: int, spent_out: int) -> dict[str, Any]:
+    def _event(self, spent_in: int, spent_out: int) -> usage.Event:
         return {
             "request_id": self.request_id, "assistant_id": self.model.assistant_id,
             "model_version_id": self.model.version_id, "user_id": self.user_id,

@@ -43,7 +43,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, NotRequired, Protocol, TypedDict, Unpack, cast
 
 import redis
 import redis.asyncio
@@ -185,9 +185,41 @@ def prompt_bound(messages: list[dict[str, str]]) -> int:
 
 RATE_WINDOW = 60
 
-_ADMIT = """
+# What both scripts share: the server's clock, the live reservations of a token bucket, and
+# where a rate window stands now (its index, seconds into it, this and the previous count).
+_LUA_COMMON = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local function held(bucket, drop_expired)
+  local reserved = 0
+  local fields = redis.call('HGETALL', bucket)
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'h:' then
+      local amount, expires = string.match(fields[i + 1], '^(%d+):(%d+)$')
+      if tonumber(expires) > now then
+        reserved = reserved + tonumber(amount)
+      elseif drop_expired then
+        redis.call('HDEL', bucket, fields[i])
+      end
+    end
+  end
+  return reserved
+end
+local function window(key, span)
+  local index = math.floor(now / span)
+  local state = redis.call('HMGET', key, 'w', 'c', 'p')
+  local w, c, p = tonumber(state[1] or '-1'), tonumber(state[2] or '0'), tonumber(state[3] or '0')
+  if w ~= index then
+    if w == index - 1 then p = c else p = 0 end
+    c = 0
+  end
+  return index, now - index * span, c, p
+end
+"""
+
+_ADMIT = (
+    _LUA_COMMON
+    + """
 local rate_limit, token_limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local used, reserved, grant = 0, 0, tonumber(ARGV[3])
 if token_limit >= 0 then
@@ -199,31 +231,14 @@ if token_limit >= 0 then
   else
     used = tonumber(redis.call('HGET', KEYS[2], 'used') or '0')
   end
-  local fields = redis.call('HGETALL', KEYS[2])
-  for i = 1, #fields, 2 do
-    if string.sub(fields[i], 1, 2) == 'h:' then
-      local amount, expires = string.match(fields[i + 1], '^(%d+):(%d+)$')
-      if tonumber(expires) <= now then
-        redis.call('HDEL', KEYS[2], fields[i])
-      else
-        reserved = reserved + tonumber(amount)
-      end
-    end
-  end
+  reserved = held(KEYS[2], true)
   if used + reserved >= token_limit then return {2, 0, used, reserved, -1, '0', '0'} end
   grant = math.min(grant, token_limit - used - reserved)
 end
 local remaining, reset = -1, 0
 if rate_limit >= 0 then
   local span = tonumber(ARGV[8])
-  local window = math.floor(now / span)
-  local elapsed = now - window * span
-  local state = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
-  local w, c, p = tonumber(state[1] or '-1'), tonumber(state[2] or '0'), tonumber(state[3] or '0')
-  if w ~= window then
-    if w == window - 1 then p = c else p = 0 end
-    c = 0
-  end
+  local index, elapsed, c, p = window(KEYS[1], span)
   if p * (span - elapsed) / span + c + 1 > rate_limit then
     local wait
     if c + 1 <= rate_limit then
@@ -231,13 +246,13 @@ if rate_limit >= 0 then
     else
       wait = span - elapsed + span * (1 - (rate_limit - 1) / math.max(c, 1))
     end
-    return {0, 0, used, reserved, 0, tostring((window + 1) * span), tostring(wait)}
+    return {0, 0, used, reserved, 0, tostring((index + 1) * span), tostring(wait)}
   end
   c = c + 1
-  redis.call('HSET', KEYS[1], 'w', window, 'c', c, 'p', p)
+  redis.call('HSET', KEYS[1], 'w', index, 'c', c, 'p', p)
   redis.call('EXPIRE', KEYS[1], 2 * span)
   remaining = math.floor(rate_limit - (p * (span - elapsed) / span + c))
-  reset = (window + 1) * span
+  reset = (index + 1) * span
 end
 if token_limit >= 0 then
   redis.call('HSET', KEYS[2], 'h:' .. ARGV[5], grant .. ':' .. math.floor(now + tonumber(ARGV[6])))
@@ -246,6 +261,7 @@ if token_limit >= 0 then
 end
 return {1, grant, used, reserved, remaining, tostring(reset), '0'}
 """
+)
 
 # A bucket that is gone (flushed, restarted) is left cold: the next admission seeds it from the
 # database, which already holds this request's usage event.
@@ -256,38 +272,24 @@ redis.call('HINCRBY', KEYS[1], 'used', ARGV[2])
 return 1
 """
 
-_PEEK = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+_PEEK = (
+    _LUA_COMMON
+    + """
 local result = {-1, 0, -1, '0'}
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  local reserved = 0
-  local fields = redis.call('HGETALL', KEYS[2])
-  for i = 1, #fields, 2 do
-    if string.sub(fields[i], 1, 2) == 'h:' then
-      local amount, expires = string.match(fields[i + 1], '^(%d+):(%d+)$')
-      if tonumber(expires) > now then reserved = reserved + tonumber(amount) end
-    end
-  end
   result[1] = tonumber(redis.call('HGET', KEYS[2], 'used') or '0')
-  result[2] = reserved
+  result[2] = held(KEYS[2], false)
 end
 local rate_limit = tonumber(ARGV[1])
 if rate_limit >= 0 then
   local span = tonumber(ARGV[2])
-  local window = math.floor(now / span)
-  local elapsed = now - window * span
-  local state = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
-  local w, c, p = tonumber(state[1] or '-1'), tonumber(state[2] or '0'), tonumber(state[3] or '0')
-  if w ~= window then
-    if w == window - 1 then p = c else p = 0 end
-    c = 0
-  end
+  local index, elapsed, c, p = window(KEYS[1], span)
   result[3] = math.max(0, math.floor(rate_limit - (p * (span - elapsed) / span + c)))
-  result[4] = tostring((window + 1) * span)
+  result[4] = tostring((index + 1) * span)
 end
 return result
 """
+)
 
 
 @dataclass(frozen=True)
@@ -668,7 +670,7 @@ class _Request:
 
 
 def _request(
-    granted: Entitlement, *, user_id: int | None, visitor_id: str, max_tokens: int,
+    granted: Entitlement, *, user_id: int | None, visitor_id: str = "", max_tokens: int,
     prompt_tokens: int, request_id: str,
 ) -> _Request:  # fmt: skip
     who = subject(user_id=user_id, visitor_id=visitor_id, assistant_id=granted.assistant_id)
@@ -714,21 +716,20 @@ def _unavailable(error: Exception) -> QuotaUnavailable:
     return QuotaUnavailable()
 
 
-def admit(
-    granted: Entitlement,
-    *,
-    user_id: int | None,
-    visitor_id: str = "",
-    max_tokens: int,
-    prompt_tokens: int,
-    request_id: str,
-) -> Admission:
+class Request(TypedDict):
+    """What :func:`admit` needs to know of a chat request besides the entitlement."""
+
+    user_id: int | None
+    visitor_id: NotRequired[str]  # an anonymous widget visitor (``user_id`` None)
+    max_tokens: int
+    prompt_tokens: int  # :func:`prompt_bound` of the prompt
+    request_id: str
+
+
+def admit(granted: Entitlement, **asked: Unpack[Request]) -> Admission:
     """Let one chat request through, or raise :class:`QuotaExceeded` (429) /
     :class:`QuotaUnavailable` (503). ``granted`` must already be allowed (``require()``d)."""
-    request = _request(
-        granted, user_id=user_id, visitor_id=visitor_id, max_tokens=max_tokens,
-        prompt_tokens=prompt_tokens, request_id=request_id,
-    )  # fmt: skip
+    request = _request(granted, **asked)
     if not limited(granted):
         return _decide(request, None)
     try:
@@ -738,20 +739,9 @@ def admit(
     return _decide(request, outcome)
 
 
-async def admit_async(
-    granted: Entitlement,
-    *,
-    user_id: int | None,
-    visitor_id: str = "",
-    max_tokens: int,
-    prompt_tokens: int,
-    request_id: str,
-) -> Admission:
+async def admit_async(granted: Entitlement, **asked: Unpack[Request]) -> Admission:
     """:func:`admit` on the event loop: one round trip to Redis, no thread."""
-    request = _request(
-        granted, user_id=user_id, visitor_id=visitor_id, max_tokens=max_tokens,
-        prompt_tokens=prompt_tokens, request_id=request_id,
-    )  # fmt: skip
+    request = _request(granted, **asked)
     if not limited(granted):
         return _decide(request, None)
     try:

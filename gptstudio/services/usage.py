@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import Date, cast, func, nulls_first
 from sqlalchemy import select as sql_select
@@ -69,39 +69,30 @@ class UsageDay:
         return self.input_tokens + self.output_tokens
 
 
-def _row(
-    *, request_id: str, assistant_id: int, model_version_id: int | None, user_id: int | None,
-    visitor_id: str, source: str, input_tokens: int, output_tokens: int,
-) -> dict[str, Any]:  # fmt: skip
-    if not request_id:
+class Event(TypedDict):
+    """One request's usage, as :func:`record` takes it."""
+
+    request_id: str  # the idempotency key
+    assistant_id: int
+    model_version_id: int | None
+    user_id: int | None
+    visitor_id: NotRequired[str]  # an anonymous widget visitor
+    source: str  # ui, widget or api
+    input_tokens: int
+    output_tokens: int
+
+
+def _row(event: Event) -> dict[str, Any]:
+    if not event["request_id"]:
         raise InvalidInput("A usage event needs a request id.")
-    if input_tokens < 0 or output_tokens < 0:
+    if event["input_tokens"] < 0 or event["output_tokens"] < 0:
         raise InvalidInput("Token counts cannot be negative.")
-    return {
-        "request_id": request_id, "assistant_id": assistant_id,
-        "model_version_id": model_version_id, "user_id": user_id, "visitor_id": visitor_id,
-        "source": source, "input_tokens": input_tokens, "output_tokens": output_tokens,
-        "created_at": utcnow(),
-    }  # fmt: skip
+    return {"visitor_id": "", **event, "created_at": utcnow()}
 
 
-def record(
-    *,
-    request_id: str,
-    assistant_id: int,
-    model_version_id: int | None,
-    user_id: int | None,
-    visitor_id: str = "",
-    source: str,
-    input_tokens: int,
-    output_tokens: int,
-) -> bool:
+def record(**event: Unpack[Event]) -> bool:
     """Meter one request; ``False`` when ``request_id`` was already recorded (nothing changes)."""
-    row = _row(
-        request_id=request_id, assistant_id=assistant_id, model_version_id=model_version_id,
-        user_id=user_id, visitor_id=visitor_id, source=source, input_tokens=input_tokens,
-        output_tokens=output_tokens,
-    )  # fmt: skip
+    row = _row(event)
     try:
         with session_scope() as session:  # one INSERT; the unique index refuses a second one
             session.add(UsageEvent(**row))
@@ -110,27 +101,12 @@ def record(
     return True
 
 
-async def record_async(
-    *,
-    request_id: str,
-    assistant_id: int,
-    model_version_id: int | None,
-    user_id: int | None,
-    visitor_id: str = "",
-    source: str,
-    input_tokens: int,
-    output_tokens: int,
-) -> bool:
+async def record_async(**event: Unpack[Event]) -> bool:
     """:func:`record` for the request path: the row joins those of concurrent requests in one
     INSERT (group commit); it returns once that is committed, so nothing is acknowledged before
     it is stored. One INSERT per batch instead of a transaction per request is what lets
     hundreds of concurrent requests be metered without the database setting their pace."""
-    row = _row(
-        request_id=request_id, assistant_id=assistant_id, model_version_id=model_version_id,
-        user_id=user_id, visitor_id=visitor_id, source=source, input_tokens=input_tokens,
-        output_tokens=output_tokens,
-    )  # fmt: skip
-    return await asyncio.wrap_future(_writer().submit(row))
+    return await asyncio.wrap_future(_writer().submit(_row(event)))
 
 
 class _GroupWriter(threading.Thread):
