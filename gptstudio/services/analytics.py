@@ -46,9 +46,11 @@ from gptstudio.models import (
     User,
 )
 from gptstudio.models.user import UserPublic
+from gptstudio.services import usage
 from gptstudio.services.account import authorize
 from gptstudio.services.entitlements import entitlement_in, month_window
 from gptstudio.services.errors import InvalidInput, NotFound
+from gptstudio.services.usage import UsageDay
 from gptstudio.settings import get_settings
 
 CHURN_DAYS = 30
@@ -138,22 +140,6 @@ class AssistantMoney:
 
 
 @dataclass(frozen=True)
-class UsageSplit:
-    """Tokens of one UTC day, one assistant and one model version (``None``: not recorded)."""
-
-    day: date
-    assistant_id: int
-    model_version_id: int | None
-    requests: int
-    input_tokens: int
-    output_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-
-@dataclass(frozen=True)
 class CreatorMetrics:
     since: date
     until: date
@@ -166,7 +152,7 @@ class CreatorMetrics:
     active_30_days_ago: int
     revenue_by_day: list[DailyMoney]
     revenue_by_assistant: list[AssistantMoney]
-    usage_by_day: list[UsageSplit]
+    usage_by_day: list[UsageDay]  # by assistant and model version
 
     @property
     def churn(self) -> float | None:
@@ -311,24 +297,12 @@ def subscriber_usage(
             ids = [assistant_id]
         if not ids:
             return []
-        day = _day(session, col(UsageEvent.created_at)).label("day")
-        rows = session.exec(
-            select(
-                col(UsageEvent.assistant_id),
-                day,
-                func.sum(UsageEvent.input_tokens),
-                func.sum(UsageEvent.output_tokens),
-            )
-            .where(
-                UsageEvent.user_id == actor.id,
-                col(UsageEvent.assistant_id).in_(ids),
-                col(UsageEvent.created_at) >= since,
-            )
-            .group_by(col(UsageEvent.assistant_id), day)
-        ).all()
         daily: dict[int, dict[date, tuple[int, int]]] = defaultdict(dict)
-        for aid, on, inputs, outputs in rows:
-            daily[aid][_as_date(on)] = (int(inputs or 0), int(outputs or 0))
+        for row in usage.usage_by_day(
+            user_id=actor.id, assistant_ids=ids, since=since, until=now + timedelta(days=1),
+            by=("assistant",),
+        ):  # fmt: skip
+            daily[row.assistant_id or 0][row.day] = (row.input_tokens, row.output_tokens)
         result = [
             _usage_of(session, actor, aid, now, each_day(first, last), daily[aid]) for aid in ids
         ]
@@ -438,7 +412,7 @@ def creator_metrics(*, actor: UserPublic, days: int = 90) -> CreatorMetrics:
             paying_subscribers=paying, mrr_cents=mrr, canceled_last_30_days=canceled,
             active_30_days_ago=at_start, revenue_by_day=_revenue_by_day(session, ids, since),
             revenue_by_assistant=_revenue_by_assistant(session, ids, since),
-            usage_by_day=_usage_splits(session, ids, since),
+            usage_by_day=_usage_splits(ids, since, now),
         )  # fmt: skip
 
 
@@ -535,24 +509,13 @@ def _revenue_by_assistant(
     return [AssistantMoney(int(aid or 0), str(cur).lower(), int(cents)) for aid, cur, cents in rows]
 
 
-def _usage_splits(session: Session, ids: list[int], since: datetime) -> list[UsageSplit]:
-    day = _day(session, col(UsageEvent.created_at)).label("day")
-    keys: list[Any] = [day, col(UsageEvent.assistant_id), col(UsageEvent.model_version_id)]
-    sums: list[Any] = [
-        func.count(col(UsageEvent.id)),
-        func.sum(UsageEvent.input_tokens),
-        func.sum(UsageEvent.output_tokens),
-    ]
-    rows = session.exec(
-        select(*keys, *sums)
-        .where(col(UsageEvent.assistant_id).in_(ids), col(UsageEvent.created_at) >= since)
-        .group_by(*keys)
-        .order_by(*keys)
-    ).all()
-    return [
-        UsageSplit(_as_date(on), int(aid), vid, int(n), int(i or 0), int(o or 0))
-        for on, aid, vid, n, i, o in rows
-    ]
+def _usage_splits(ids: list[int], since: datetime, now: datetime) -> list[UsageDay]:
+    if not ids:
+        return []
+    return usage.usage_by_day(
+        assistant_ids=ids, since=since, until=now + timedelta(days=1),
+        by=("assistant", "model_version"),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- admins
@@ -574,14 +537,9 @@ def admin_totals(*, actor: UserPublic) -> AdminTotals:
         published = session.exec(
             select(func.count(col(Assistant.id))).where(col(Assistant.is_published).is_(True))
         ).one()
-        udays = _day(session, col(UsageEvent.created_at)).label("day")
         tokens = {
-            _as_date(on): int(n or 0)
-            for on, n in session.exec(
-                select(udays, func.sum(UsageEvent.input_tokens + UsageEvent.output_tokens))
-                .where(col(UsageEvent.created_at) >= since)
-                .group_by(udays)
-            ).all()
+            row.day: row.total_tokens
+            for row in usage.usage_by_day(since=since, until=now + timedelta(days=1))
         }
         idays = _day(session, col(Invoice.created_at)).label("day")
         money: dict[date, list[tuple[str, int]]] = defaultdict(list)

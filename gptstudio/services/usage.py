@@ -274,6 +274,7 @@ def usage_by_day(
     user_id: int | None = None,
     visitor_id: str | None = None,
     assistant_id: int | None = None,
+    assistant_ids: Sequence[int] | None = None,
     model_version_id: int | None = None,
     since: datetime,
     until: datetime,
@@ -281,7 +282,8 @@ def usage_by_day(
 ) -> list[UsageDay]:
     """Usage per UTC day in ``[since, until)``, oldest first, also split by each dimension in
     ``by`` (``"user"``, ``"assistant"``, ``"model_version"``, ``"source"``), each ascending with
-    ``None`` first. Days without usage are absent."""
+    ``None`` first. Days without usage are absent. ``assistant_ids`` keeps those assistants
+    only (the dashboards: a creator's or a subscriber's)."""
     unknown = [name for name in by if name not in _COLUMNS]
     if unknown:
         raise InvalidInput(f"Usage can be split by {', '.join(_COLUMNS)}, not {unknown[0]}.")
@@ -293,6 +295,8 @@ def usage_by_day(
         user_id=user_id, visitor_id=visitor_id, assistant_id=assistant_id,
         model_version_id=model_version_id, since=since, until=until,
     )  # fmt: skip
+    if assistant_ids is not None:
+        where.append(col(UsageEvent.assistant_id).in_(assistant_ids))
     sums = [func.sum(UsageEvent.input_tokens), func.sum(UsageEvent.output_tokens)]
     query = (
         sql_select(day, *dims, func.count(col(UsageEvent.id)), *sums)
