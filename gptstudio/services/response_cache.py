@@ -119,7 +119,10 @@ def cacheable(params: Mapping[str, Any] | object) -> bool:
     and the cache turned on."""
     if get_settings().response_cache_seconds <= 0:
         return False
-    temperature = _plain_params(params).get("temperature")
+    if isinstance(params, Mapping):
+        temperature = params.get("temperature")
+    else:  # a dataclass: read the field (asdict would deep-copy every field on every request)
+        temperature = getattr(params, "temperature", None)
     return isinstance(temperature, (int, float)) and float(temperature) == 0.0
 
 

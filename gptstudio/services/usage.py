@@ -10,17 +10,16 @@ dashboards; they give the same answers on SQLite and PostgreSQL, days in UTC.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import Date, cast, func, nulls_first
+from sqlalchemy import Connection, Date, cast, func, nulls_first, text
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
@@ -106,24 +105,44 @@ async def record_async(**event: Unpack[Event]) -> bool:
     INSERT (group commit); it returns once that is committed, so nothing is acknowledged before
     it is stored. One INSERT per batch instead of a transaction per request is what lets
     hundreds of concurrent requests be metered without the database setting their pace."""
-    return await asyncio.wrap_future(_writer().submit(_row(event)))
+    return await _writer().submit(_row(event))
+
+
+_Waiter = tuple[dict[str, Any], asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
+
+# PostgreSQL: the rows as one array per column, so the statement's text is the same for any
+# number of rows (parsed and planned once, not once per batch size).
+_UNNEST = text("""
+INSERT INTO usage_events (request_id, assistant_id, model_version_id, user_id, visitor_id,
+                          source, input_tokens, output_tokens, created_at)
+SELECT * FROM unnest(CAST(:request_id AS varchar[]), CAST(:assistant_id AS integer[]),
+                     CAST(:model_version_id AS integer[]), CAST(:user_id AS integer[]),
+                     CAST(:visitor_id AS varchar[]), CAST(:source AS varchar[]),
+                     CAST(:input_tokens AS integer[]), CAST(:output_tokens AS integer[]),
+                     CAST(:created_at AS timestamptz[]))
+ON CONFLICT DO NOTHING
+RETURNING request_id
+""")
 
 
 class _GroupWriter(threading.Thread):
     """Writes the usage events queued by concurrent requests, as many as are waiting (up to
     :data:`BATCH_ROWS`) in one ``INSERT … ON CONFLICT DO NOTHING RETURNING``; a batch that
-    fails is retried row by row, so a bad row fails alone."""
+    fails is retried row by row, so a bad row fails alone. The answers go back to each event
+    loop in one call per batch (one wake-up, not one per row)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True, name="gptstudio-usage-writer")
         self.url = url
-        self._waiting: list[tuple[dict[str, Any], Future[bool]]] = []
+        self._waiting: list[_Waiter] = []
         self._ready = threading.Condition()
+        self._connection: Connection | None = None
 
-    def submit(self, row: dict[str, Any]) -> Future[bool]:
-        done: Future[bool] = Future()
+    def submit(self, row: dict[str, Any]) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
         with self._ready:
-            self._waiting.append((row, done))
+            self._waiting.append((row, loop, done))
             self._ready.notify()
         return done
 
@@ -134,29 +153,60 @@ class _GroupWriter(threading.Thread):
                     self._ready.wait()
                 batch = self._waiting[:BATCH_ROWS]
                 del self._waiting[:BATCH_ROWS]
+            outcomes: list[bool | BaseException] = []
             try:
-                stored = self._insert([row for row, _ in batch])
+                stored = self._insert([row for row, _, _ in batch])
+                for row, _, _ in batch:  # a request id twice in one batch: stored for the first
+                    outcomes.append(row["request_id"] in stored)
+                    stored.discard(row["request_id"])
             except SQLAlchemyError:
-                for row, done in batch:  # find the row at fault: the others are stored
+                outcomes = []
+                for row, _, _ in batch:  # find the row at fault: the others are stored
                     try:
-                        done.set_result(row["request_id"] in self._insert([row]))
+                        outcomes.append(row["request_id"] in self._insert([row]))
                     except SQLAlchemyError as error:
-                        done.set_exception(error)
-                continue
-            for row, done in batch:  # a request id twice in one batch: stored for the first
-                done.set_result(row["request_id"] in stored)
-                stored.discard(row["request_id"])
+                        outcomes.append(error)
+            _answer(batch, outcomes)
 
     def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
-        engine = engine_for(self.url)
-        insert = sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert
-        # One statement for any number of rows (SQLAlchemy sends them as multi-row VALUES), so
-        # it is compiled once and cached, not once per batch size.
-        statement = (
-            insert(UsageEvent).on_conflict_do_nothing().returning(col(UsageEvent.request_id))
-        )
-        with engine.begin() as connection:
-            return set(connection.execute(statement, rows).scalars())
+        # The writer keeps one connection of its own (no pool checkout and ping per batch); a
+        # failed batch drops it, and the next batch connects again.
+        if self._connection is None or self._connection.closed:
+            self._connection = engine_for(self.url).connect()
+        connection = self._connection
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    columns = {name: [row[name] for row in rows] for name in rows[0]}
+                    return set(connection.execute(_UNNEST, columns).scalars())
+                statement = (  # SQLite: SQLAlchemy sends the rows as multi-row VALUES
+                    sqlite_insert(UsageEvent).on_conflict_do_nothing()
+                    .returning(col(UsageEvent.request_id))
+                )  # fmt: skip
+                return set(connection.execute(statement, rows).scalars())
+        except SQLAlchemyError:
+            self._connection = None
+            connection.close()
+            raise
+
+
+def _answer(batch: list[_Waiter], outcomes: list[bool | BaseException]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Any]]] = {}
+    for (_, loop, done), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((done, outcome))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, answers)
+
+
+def _resolve(answers: list[tuple[asyncio.Future[bool], bool | BaseException]]) -> None:
+    for done, outcome in answers:
+        if done.done():
+            continue  # its request was cancelled meanwhile
+        if isinstance(outcome, BaseException):
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)
 
 
 BATCH_ROWS = 500
