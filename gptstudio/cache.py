@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -111,16 +111,22 @@ class _Database:
     listener: _Listener | None = None  # PostgreSQL
     postgres: bool = False
     dropped: bool = False  # the database is going away: no listener any more
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def token(self) -> Hashable | None:
         """The current generation; ``None`` when it cannot be known (do not cache)."""
         if self.postgres:
             if self.dropped:
                 return None
-            if self.listener is None or not self.listener.is_alive():
-                self.listener = _Listener(self.url)
-                self.listener.start()
             listener = self.listener
+            if listener is None or not listener.is_alive():
+                with self.lock:  # one listener, though several threads ask at once
+                    if self.dropped:
+                        return None
+                    if self.listener is None or not self.listener.is_alive():
+                        self.listener = _Listener(self.url)
+                        self.listener.start()
+                    listener = self.listener
             return (self.local, listener.epoch) if listener.connected else None
         if self.file is None:
             return self.local
@@ -205,7 +211,8 @@ def invalidate(url: str | None = None) -> None:
 def stop_listening(url: str) -> None:
     """Stop the listener of a database about to be dropped (tests, benchmarks)."""
     state = _database(url)
-    state.dropped = True
+    with state.lock:
+        state.dropped = True
     if state.listener is not None:
         state.listener.stopping.set()
         state.listener.join(timeout=5)

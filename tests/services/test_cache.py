@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -175,3 +177,15 @@ def test_nothing_is_cached_while_the_listener_is_down(sue: account.UserPublic) -
     assert api_key.authenticate_cached(raw_key=raw, scope="chat") is None
     with pytest.raises(ApiKeyRefused, match="revoked"):
         api_key.authenticate(raw_key=raw, scope="chat")
+
+
+def test_one_listener_however_many_threads_ask(sue: account.UserPublic) -> None:
+    if get_engine().dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL has a listener")
+    cache.stop_listening(get_settings().database_url)  # start afresh: no listener yet
+    cache._databases.pop(get_settings().database_url, None)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: cache.generation(), range(64)))
+    listening()
+    listeners = [t for t in threading.enumerate() if t.name == "gptstudio-cache-listener"]
+    assert len(listeners) == 1
