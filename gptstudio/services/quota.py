@@ -565,7 +565,10 @@ class LocalStore:
                            requests_remaining=remaining, requests_reset=reset)  # fmt: skip
 
     async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
-        return self.admit(ask, seed)  # no I/O but the seed, which reads the database once
+        if ask.token_limit is not None and ask.bucket not in self._buckets:
+            seeded = await asyncio.to_thread(seed)  # a cold bucket: the database, off the loop
+            return self.admit(ask, lambda: seeded)
+        return self.admit(ask, seed)  # no I/O
 
     def settle(self, bucket: str, *, hold: str, tokens: int) -> None:
         with self._lock:
