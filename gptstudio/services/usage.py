@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from gptstudio.models import UsageEvent
 from gptstudio.services.errors import InvalidInput
 from gptstudio.settings import get_settings
 
+log = logging.getLogger(__name__)
 Dimension = Literal["user", "assistant", "model_version", "source"]
 _COLUMNS: dict[str, Any] = {
     "user": UsageEvent.user_id,
@@ -153,20 +155,28 @@ class _GroupWriter(threading.Thread):
                     self._ready.wait()
                 batch = self._waiting[:BATCH_ROWS]
                 del self._waiting[:BATCH_ROWS]
-            outcomes: list[bool | BaseException] = []
             try:
-                stored = self._insert([row for row, _, _ in batch])
-                for row, _, _ in batch:  # a request id twice in one batch: stored for the first
-                    outcomes.append(row["request_id"] in stored)
-                    stored.discard(row["request_id"])
-            except SQLAlchemyError:
-                outcomes = []
-                for row, _, _ in batch:  # find the row at fault: the others are stored
-                    try:
-                        outcomes.append(row["request_id"] in self._insert([row]))
-                    except SQLAlchemyError as error:
-                        outcomes.append(error)
+                outcomes = self._write([row for row, _, _ in batch])
+            except Exception as error:  # whatever it is, no request may wait forever
+                log.exception("usage writer: a batch of %s rows failed", len(batch))
+                outcomes = [error] * len(batch)
             _answer(batch, outcomes)
+
+    def _write(self, rows: list[dict[str, Any]]) -> list[bool | BaseException]:
+        outcomes: list[bool | BaseException] = []
+        try:
+            stored = self._insert(rows)
+        except SQLAlchemyError:
+            for row in rows:  # find the row at fault: the others are stored
+                try:
+                    outcomes.append(row["request_id"] in self._insert([row]))
+                except SQLAlchemyError as error:
+                    outcomes.append(error)
+            return outcomes
+        for row in rows:  # a request id twice in one batch: stored for the first
+            outcomes.append(row["request_id"] in stored)
+            stored.discard(row["request_id"])
+        return outcomes
 
     def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
         # The writer keeps one connection of its own (no pool checkout and ping per batch); a
