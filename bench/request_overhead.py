@@ -7,6 +7,7 @@ Redis as for the tests (``GPTSTUDIO_TEST_POSTGRES_URL``, ``GPTSTUDIO_TEST_REDIS_
 throw-away database is created and dropped; ``--embedded`` uses SQLite and no Redis instead)::
 
     .venv/bin/python bench/request_overhead.py [--concurrency 200] [--rounds 5] [--users 50]
+        [--workers N]
 
 The engine is replaced by an instant echo (the engine's OpenAI streaming protocol with usage,
 from ``tests/api/test_chat_quota.py``) in its own process, so both sides pay the same engine
@@ -23,13 +24,21 @@ Each round fires ``--concurrency`` non-streaming requests at once at one side, t
 (sides interleaved, so a burst of load from other processes hits both), through httpx's ASGI
 transport in this process. Latency = request sent to answer parsed. Printed: p50/p99 per side,
 the overhead (on - off) and the ratio; also one request at a time, the per-request cost with no
-queueing; throughput, and the checks' cost per request under load. Target: p99 overhead at
-``--concurrency`` <= 5 ms (the p50 overhead too: one burst's p99 is noisy). Exits 1 when missed.
+queueing; throughput, and the checks' cost per request under load.
+
+``--workers N`` serves each side with N uvicorn processes over real HTTP instead, the requests
+spread round robin: the shape of a deployment with several web processes sharing Redis and
+PostgreSQL, for a machine with the cores for it (on 2 cores the HTTP client alone costs more
+than the app does).
+
+Target: p99 overhead at ``--concurrency`` <= 5 ms (the p50 overhead too: one burst's p99 is
+noisy). Exits 1 when missed.
 """
 
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -181,31 +190,54 @@ def unchecked_app() -> Any:
     return app
 
 
-async def fire(app: Any, keys: list[str], count: int) -> list[float]:
-    import httpx
-
-    transport = httpx.ASGITransport(app=app)
+async def fire(http: Any, keys: list[str], count: int) -> list[float]:
+    """``count`` requests at once through the ``httpx.AsyncClient`` (or, given several, round
+    robin over them: one per server process); their latencies in ms."""
+    clients = http if isinstance(http, list) else [http]
     body = {"model": "bee-mentor", "messages": QUESTION, "max_tokens": 16}
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=120) as http:
 
-        async def one(index: int) -> float:
-            headers = {"Authorization": f"Bearer {keys[index % len(keys)]}"}
-            start = time.perf_counter()
-            response = await http.post("/v1/chat/completions", json=body, headers=headers)
-            response.json()
-            elapsed = time.perf_counter() - start
-            if response.status_code != 200:
-                raise SystemExit(f"request failed: {response.status_code} {response.text}")
-            return elapsed * 1000
+    async def one(index: int) -> float:
+        headers = {"Authorization": f"Bearer {keys[index % len(keys)]}"}
+        start = time.perf_counter()
+        client = clients[index % len(clients)]
+        response = await client.post("/v1/chat/completions", json=body, headers=headers)
+        response.json()
+        elapsed = time.perf_counter() - start
+        if response.status_code != 200:
+            raise SystemExit(f"request failed: {response.status_code} {response.text}")
+        return elapsed * 1000
 
-        return list(await asyncio.gather(*(one(i) for i in range(count))))
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-async def sequential(app: Any, keys: list[str], count: int) -> list[float]:
+async def sequential(http: Any, keys: list[str], count: int) -> list[float]:
     times: list[float] = []
     for _ in range(count):
-        times += await fire(app, keys, 1)
+        times += await fire(http, keys, 1)
     return times
+
+
+def serve(target: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``target`` (an import string of an app factory) served by one uvicorn process with this
+    process's settings; (process, URL) once it answers /healthz."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1",
+        "--port", str(port), "--log-level", "warning", "--no-access-log",
+        "--timeout-keep-alive", "600",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=2)
+            return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{target} did not start") from None
+            time.sleep(0.3)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -224,10 +256,34 @@ def report(name: str, on: list[float], off: list[float]) -> tuple[float, float]:
     return p50[0] - p50[1], p99[0] - p99[1]
 
 
-async def measure(args: argparse.Namespace, keys: list[str]) -> tuple[float, float]:
-    from gptstudio.api import create_api
+async def measure(
+    args: argparse.Namespace, keys: list[str], urls: tuple[list[str], list[str]] | None
+) -> tuple[float, float]:
+    import httpx
 
-    checked, unchecked = create_api(), unchecked_app()
+    if urls is None:  # in this process, through httpx's ASGI transport
+        from gptstudio.api import create_api
+
+        sides = [httpx.ASGITransport(app=create_api()), httpx.ASGITransport(app=unchecked_app())]
+        checked, unchecked = (
+            [httpx.AsyncClient(transport=t, base_url="http://bench", timeout=120)] for t in sides
+        )
+    else:  # server processes, over HTTP: one client each
+        limits = httpx.Limits(max_connections=args.concurrency)
+        checked, unchecked = (
+            [httpx.AsyncClient(base_url=u, timeout=120, limits=limits) for u in side]
+            for side in urls
+        )
+    try:
+        return await _measure(args, keys, checked, unchecked, in_process=urls is None)
+    finally:
+        for client in checked + unchecked:
+            await client.aclose()
+
+
+async def _measure(
+    args: argparse.Namespace, keys: list[str], checked: Any, unchecked: Any, *, in_process: bool
+) -> tuple[float, float]:
     await fire(checked, keys, args.concurrency)  # warm-up: connections, caches, scripts
     await fire(unchecked, keys, args.concurrency)
     single_on, single_off = [], []
@@ -256,9 +312,10 @@ async def measure(args: argparse.Namespace, keys: list[str]) -> tuple[float, flo
     print(f"  throughput: on {count / wall_on:.0f} req/s, off {count / wall_off:.0f} req/s; "
           f"the checks' cost per request under load: {(wall_on - wall_off) / count * 1000:.3f} "
           "ms")  # fmt: skip
-    print(f"  CPU of this process (client + app, all threads) per request: on "
-          f"{cpu_on / count * 1000:.3f} ms, off {cpu_off / count * 1000:.3f} ms; the rest of "
-          "the difference is Redis' and PostgreSQL's, on the same cores here")  # fmt: skip
+    if in_process:
+        print(f"  CPU of this process (client + app, all threads) per request: on "
+              f"{cpu_on / count * 1000:.3f} ms, off {cpu_off / count * 1000:.3f} ms; the rest "
+              "of the difference is Redis' and PostgreSQL's, on the same cores here")  # fmt: skip
     return overhead
 
 
@@ -269,11 +326,17 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=200, help="one-at-a-time requests")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--embedded", action="store_true", help="SQLite, no Redis")
+    parser.add_argument(
+        "--workers", type=int, default=0,
+        help="serve each side with this many uvicorn processes over HTTP, requests spread round "
+        "robin (0: in this process, through httpx's ASGI transport)",
+    )  # fmt: skip
     args = parser.parse_args()
     for key in [k for k in os.environ if k.startswith("GPTSTUDIO_")]:
         if not key.startswith("GPTSTUDIO_TEST_"):
             del os.environ[key]
     echo, echo_url = start_echo()
+    servers: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         database_url, admin_url = configure(args, Path(tmp))
         os.environ["GPTSTUDIO_DATABASE_URL"] = database_url
@@ -285,9 +348,25 @@ def main() -> int:
             upgrade(database_url)
             keys = populate(args.users)
             backend = "PostgreSQL + Redis" if admin_url else "SQLite, in-process limits"
-            print(f"request overhead: {backend}, engine = instant echo, {args.users} users")
-            overhead = asyncio.run(measure(args, keys))
+            where = f"{args.workers} worker processes per side" if args.workers else "in process"
+            print(f"request overhead: {backend}, engine = instant echo, {args.users} users, "
+                  f"{where}")  # fmt: skip
+            urls: tuple[list[str], list[str]] | None = None
+            if args.workers:
+                urls = ([], [])
+                for side, target in zip(
+                    urls, ("gptstudio.api:create_api", "request_overhead:unchecked_app"),
+                    strict=True,
+                ):  # fmt: skip
+                    for _ in range(args.workers):
+                        server, url = serve(target)
+                        servers.append(server)
+                        side.append(url)
+            overhead = asyncio.run(measure(args, keys, urls))
         finally:
+            for server in servers:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
             echo.terminate()
             echo.wait(timeout=10)
             drop(database_url, admin_url)
