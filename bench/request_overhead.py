@@ -62,23 +62,7 @@ def free_port() -> int:
 
 
 def start_echo() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    code = (
-        "import uvicorn; from tests.api.test_chat_quota import echo_engine; "
-        f"uvicorn.run(echo_engine(), host='127.0.0.1', port={port}, log_level='warning')"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/v1/models", timeout=1)
-            return process, url
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the echo engine did not start") from None
-            time.sleep(0.2)
+    return serve("tests.api.test_chat_quota:echo_engine", probe="/v1/models")
 
 
 def configure(args: argparse.Namespace, data_dir: Path) -> tuple[str, str]:
@@ -217,9 +201,9 @@ async def sequential(http: Any, keys: list[str], count: int) -> list[float]:
     return times
 
 
-def serve(target: str) -> tuple[subprocess.Popen[bytes], str]:
+def serve(target: str, *, probe: str = "/healthz") -> tuple[subprocess.Popen[bytes], str]:
     """``target`` (an import string of an app factory) served by one uvicorn process with this
-    process's settings; (process, URL) once it answers /healthz."""
+    process's settings; (process, URL) once it answers ``probe``."""
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1",
@@ -232,7 +216,7 @@ def serve(target: str) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 120
     while True:
         try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=2)
+            urllib.request.urlopen(f"{url}{probe}", timeout=2)
             return process, url
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
