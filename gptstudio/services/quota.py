@@ -333,8 +333,6 @@ def _outcome(result: list[Any]) -> Outcome:
 
 
 class Store(Protocol):
-    def admit(self, ask: Ask, seed: Callable[[], int]) -> Outcome: ...
-
     async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome: ...
 
     def settle(self, bucket: str, *, hold: str, tokens: int) -> None: ...
@@ -438,7 +436,6 @@ class RedisStore:
         options: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
         self.url, self.options = url, options
         self.client = redis.Redis.from_url(url, **options)
-        self._admit = self.client.register_script(_ADMIT)
         self._settle = self.client.register_script(_SETTLE)
         self._peek = self.client.register_script(_PEEK)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pipeline] = (
@@ -455,22 +452,13 @@ class RedisStore:
             )
         return found
 
-    def admit(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
-        if ask.bucket and _take_stale(ask.bucket):  # a missed settle: start again from the db
-            self.client.delete(ask.bucket)
-        keys = [ask.rate_key, ask.bucket or ask.rate_key]
-        outcome = _outcome(self._admit(keys=keys, args=_args(ask, -1)))
-        if outcome.verdict == "cold":  # seed from the database, atomically unless another won
-            outcome = _outcome(self._admit(keys=keys, args=_args(ask, seed())))
-        return outcome
-
     async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
         pipeline = self._pipeline()
-        if ask.bucket and _take_stale(ask.bucket):
+        if ask.bucket and _take_stale(ask.bucket):  # a missed settle: start again from the db
             await pipeline.client.delete(ask.bucket)
         keys = [ask.rate_key, ask.bucket or ask.rate_key]
         outcome = _outcome(await pipeline.call(_ADMIT, keys, _args(ask, -1)))
-        if outcome.verdict == "cold":
+        if outcome.verdict == "cold":  # seed from the database, atomically unless another won
             seeded = await asyncio.to_thread(seed)
             outcome = _outcome(await pipeline.call(_ADMIT, keys, _args(ask, seeded)))
         return outcome
@@ -525,7 +513,7 @@ class LocalStore:
             p, c = (c if w == window - 1 else 0), 0
         return window, now - window * RATE_WINDOW, c, p
 
-    def admit(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
+    def _admit(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
         with self._lock:
             now = time.time()
             used = reserved = 0
@@ -567,8 +555,8 @@ class LocalStore:
     async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome:
         if ask.token_limit is not None and ask.bucket not in self._buckets:
             seeded = await asyncio.to_thread(seed)  # a cold bucket: the database, off the loop
-            return self.admit(ask, lambda: seeded)
-        return self.admit(ask, seed)  # no I/O
+            return self._admit(ask, lambda: seeded)
+        return self._admit(ask, seed)  # no I/O
 
     def settle(self, bucket: str, *, hold: str, tokens: int) -> None:
         with self._lock:
@@ -720,7 +708,7 @@ def _unavailable(error: Exception) -> QuotaUnavailable:
 
 
 class Request(TypedDict):
-    """What :func:`admit` needs to know of a chat request besides the entitlement."""
+    """What :func:`admit_async` needs to know of a chat request besides the entitlement."""
 
     user_id: int | None
     visitor_id: NotRequired[str]  # an anonymous widget visitor (``user_id`` None)
@@ -729,21 +717,10 @@ class Request(TypedDict):
     request_id: str
 
 
-def admit(granted: Entitlement, **asked: Unpack[Request]) -> Admission:
-    """Let one chat request through, or raise :class:`QuotaExceeded` (429) /
-    :class:`QuotaUnavailable` (503). ``granted`` must already be allowed (``require()``d)."""
-    request = _request(granted, **asked)
-    if not limited(granted):
-        return _decide(request, None)
-    try:
-        outcome = backend().admit(request.ask, request.seed)
-    except STORE_ERRORS as error:
-        raise _unavailable(error) from None
-    return _decide(request, outcome)
-
-
 async def admit_async(granted: Entitlement, **asked: Unpack[Request]) -> Admission:
-    """:func:`admit` on the event loop: one round trip to Redis, no thread."""
+    """Let one chat request through, or raise :class:`QuotaExceeded` (429) /
+    :class:`QuotaUnavailable` (503). ``granted`` must already be allowed (``require()``d).
+    On the event loop: one round trip to Redis (shared with concurrent requests), no thread."""
     request = _request(granted, **asked)
     if not limited(granted):
         return _decide(request, None)

@@ -53,10 +53,10 @@ class Shop:
     def admit(self, request_id: str, *, max_tokens: int = 100, prompt: int = 20,
               user_id: int | None = -1, visitor: str = "") -> quota.Admission:  # fmt: skip
         who = self.sue.id if user_id == -1 else user_id
-        return quota.admit(
+        return asyncio.run(quota.admit_async(
             self.granted(who), user_id=who, visitor_id=visitor, max_tokens=max_tokens,
             prompt_tokens=prompt, request_id=request_id,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def spend(self, tokens: int, *, request_id: str, visitor: str = "") -> None:
         usage.record(
