@@ -48,7 +48,7 @@ SQLITE_FILE_LIMIT = 65_536  # the generation file is started afresh (a new inode
 # Tables whose rows the caches hold, with the columns whose changes do not matter to them
 # (written on every use: they would drop every cache all the time).
 WATCHED: dict[str, frozenset[str]] = {
-    "users": frozenset({"mfa_last_step"}),
+    "users": frozenset({"mfa_last_step", "stripe_customer_id"}),
     "api_keys": frozenset({"last_used_at"}),
     "assistants": frozenset(),
     "model_versions": frozenset(),

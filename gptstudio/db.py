@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Date, cast, event, func
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, SQLModel, create_engine
 
 from gptstudio import cache  # noqa: F401  (registers the session hooks that drop caches)
@@ -29,6 +30,23 @@ SQLModel.metadata.naming_convention = {
 def utcnow() -> datetime:
     """Aware UTC now; SQLModel stores aware datetimes and returns them in UTC on every database."""
     return datetime.now(UTC)
+
+
+def utc_day(column: Any, dialect: str) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column, on ``dialect`` (SQLite stores UTC text;
+    PostgreSQL timestamptz, converted to UTC first so the server's time zone never matters)."""
+    if dialect == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def as_date(value: date | str) -> date:
+    """A :func:`utc_day` value as a date (SQLite returns it as text)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import reflex as rx
 
+from gptstudio.services.billing import format_money
+
 PALETTE = (
     "#3e63dd",
     "#e5484d",
@@ -29,14 +31,9 @@ ChartKind = Literal["area", "bar", "line"]
 # ---------------------------------------------------------------------------- data shaping
 
 
-def money(cents: int, currency: str) -> str:
-    """``1234, "usd"`` → ``"12.34 USD"``."""
-    return f"{cents / 100:,.2f} {currency.upper()}"
-
-
 def money_text(amounts: Mapping[str, int]) -> str:
     """Amounts in several currencies, never added together: ``"12.00 USD · 5.00 EUR"``."""
-    return " · ".join(money(c, cur) for cur, c in sorted(amounts.items())) or "0.00"
+    return " · ".join(format_money(c, cur) for cur, c in sorted(amounts.items())) or "0.00"
 
 
 def series(names: Mapping[str, str]) -> list[dict[str, str]]:

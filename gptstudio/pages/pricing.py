@@ -13,6 +13,7 @@ import reflex as rx
 from gptstudio.components.layout import form_error, page
 from gptstudio.models.plan import PlanPublic
 from gptstudio.services import billing
+from gptstudio.services.billing import format_money
 from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
 
@@ -20,7 +21,7 @@ WAIT_FOR_WEBHOOK_SECONDS = 60
 
 
 def _price(cents: int, currency: str) -> str:
-    return f"{cents / 100:,.2f} {currency.upper()}" if cents else ""
+    return format_money(cents, currency) if cents else ""
 
 
 def _plan(p: PlanPublic) -> dict[str, str]:

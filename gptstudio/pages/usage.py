@@ -9,9 +9,10 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.charts import PALETTE, money
+from gptstudio.components.charts import PALETTE
 from gptstudio.components.layout import page, table_header
 from gptstudio.services import analytics
+from gptstudio.services.billing import format_money
 from gptstudio.state.auth import AuthState
 
 DAYS = 30
@@ -74,8 +75,8 @@ def invoice_row(invoice: analytics.InvoiceRow) -> dict[str, str]:
     return {
         "date": invoice.created_at.strftime("%Y-%m-%d"),
         "assistant": invoice.assistant_name,
-        "amount": money(charged, invoice.currency)
-        + (f" (refunded {money(refunded, invoice.currency)})" if refunded else ""),
+        "amount": format_money(charged, invoice.currency)
+        + (f" (refunded {format_money(refunded, invoice.currency)})" if refunded else ""),
         "status": invoice.status.replace("_", " "),
         "url": invoice.hosted_invoice_url,
     }

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Date, and_, cast, func, or_
+from sqlalchemy import and_, func, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from gptstudio.db import session_scope, utcnow
+from gptstudio.db import as_date, session_scope, utc_day, utcnow
 from gptstudio.models import (
     Assistant,
     Invoice,
@@ -197,19 +197,7 @@ class AdminTotals:
 
 
 def _day(session: Session, column: Any) -> ColumnElement[Any]:
-    """The UTC calendar day of a timestamp column (SQLite stores UTC text; PostgreSQL
-    timestamptz, converted to UTC first so the server's time zone never matters)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
-def _as_date(value: date | str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))
+    return utc_day(column, session.get_bind().dialect.name)
 
 
 def _window(days: int, now: datetime) -> tuple[date, date, datetime]:
@@ -324,17 +312,10 @@ def _usage_of(
     start, end = ent.period_start, ent.period_end
     if start is None:  # unlimited access has no period: show this calendar month
         start, end = month_window(now)
-    used = session.exec(
-        select(
-            func.coalesce(func.sum(UsageEvent.input_tokens + UsageEvent.output_tokens), 0)
-        ).where(
-            UsageEvent.user_id == actor.id,
-            UsageEvent.assistant_id == assistant_id,
-            col(UsageEvent.created_at) >= start,
-            col(UsageEvent.created_at) < (end or now + timedelta(days=1)),
-        )
-    ).one()
-    used = int(used)
+    used = usage.used_tokens_in(
+        session, user_id=actor.id, assistant_id=assistant_id, since=start,
+        until=end or now + timedelta(days=1),
+    )  # fmt: skip
     # Period-to-date per day, counted back from the exact total: every day after ``d`` lies
     # wholly inside the period, so used - (tokens after d) is the usage up to the end of d.
     points: list[DailyTokens] = []
@@ -486,15 +467,19 @@ def _churn(session: Session, ids: list[int], now: datetime) -> tuple[int, int]:
     return int(lost), int(existing)
 
 
-def _revenue_by_day(session: Session, ids: list[int], since: datetime) -> list[DailyMoney]:
+def _revenue_by_day(session: Session, ids: list[int] | None, since: datetime) -> list[DailyMoney]:
+    """Net revenue per UTC day and currency: of the assistants ``ids``, or of all (``None``)."""
     day = _day(session, col(Invoice.created_at)).label("day")
+    where = [col(Invoice.created_at) >= since]
+    if ids is not None:
+        where.append(col(Invoice.assistant_id).in_(ids))
     rows = session.exec(
         select(day, col(Invoice.currency), _net())
-        .where(col(Invoice.assistant_id).in_(ids), col(Invoice.created_at) >= since)
+        .where(*where)
         .group_by(day, col(Invoice.currency))
         .order_by(day, col(Invoice.currency))
     ).all()
-    return [DailyMoney(_as_date(on), str(cur).lower(), int(cents)) for on, cur, cents in rows]
+    return [DailyMoney(as_date(on), str(cur).lower(), int(cents)) for on, cur, cents in rows]
 
 
 def _revenue_by_assistant(
@@ -541,14 +526,9 @@ def admin_totals(*, actor: UserPublic) -> AdminTotals:
             row.day: row.total_tokens
             for row in usage.usage_by_day(since=since, until=now + timedelta(days=1))
         }
-        idays = _day(session, col(Invoice.created_at)).label("day")
         money: dict[date, list[tuple[str, int]]] = defaultdict(list)
-        for on, currency, cents in session.exec(
-            select(idays, col(Invoice.currency), _net())
-            .where(col(Invoice.created_at) >= since)
-            .group_by(idays, col(Invoice.currency))
-        ).all():
-            money[_as_date(on)].append((str(currency).lower(), int(cents)))
+        for row in _revenue_by_day(session, None, since):
+            money[row.day].append((row.currency, row.cents))
         return AdminTotals(
             users_by_role=_count_by(session, col(User.role)),
             assistants=int(assistants), published=int(published),

@@ -131,7 +131,8 @@ def _ts(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value), UTC) if isinstance(value, (int, float)) else None
 
 
-def _money(cents: int, currency: str) -> str:
+def format_money(cents: int, currency: str) -> str:
+    """``1234, "usd"`` → ``"12.34 USD"`` (every page and e-mail writes amounts so)."""
     return f"{cents / 100:,.2f} {currency.upper()}"
 
 
@@ -182,7 +183,7 @@ def _validate(data: PlanInput) -> PlanInput:
         ("overage price", data.overage_cents_per_1k_tokens, 100_000),
     ):
         if value < 0 or value > top:
-            raise InvalidInput(f"The {label} must be between 0 and {_money(top, currency)}.")
+            raise InvalidInput(f"The {label} must be between 0 and {format_money(top, currency)}.")
     if not 0 <= data.trial_days <= 730:
         raise InvalidInput("Trial days must be between 0 and 730.")
     for label, limit in (
@@ -1094,7 +1095,9 @@ def _failed_payment_mail(
     user = session.get(User, row.user_id)
     assistant = session.get(Assistant, row.assistant_id)
     name = assistant.name if assistant else "your assistant"
-    amount = _money(int(invoice.get("amount_due") or 0), str(invoice.get("currency") or "usd"))
+    amount = format_money(
+        int(invoice.get("amount_due") or 0), str(invoice.get("currency") or "usd")
+    )
     days = get_settings().billing_grace_days
     paying = row.status in LIVE_STATUSES
     keep = (

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import Connection, Date, cast, func, nulls_first, text
+from sqlalchemy import Connection, func, nulls_first, text
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from gptstudio.db import engine_for, get_engine, session_scope, utcnow
+from gptstudio.db import as_date, engine_for, get_engine, session_scope, utc_day, utcnow
 from gptstudio.models import UsageEvent
 from gptstudio.services.errors import InvalidInput
 from gptstudio.settings import get_settings
@@ -322,13 +322,6 @@ def totals(
     return UsageTotals(requests=int(requests), input_tokens=int(inputs), output_tokens=int(outputs))
 
 
-def _day() -> ColumnElement[Any]:
-    """The UTC calendar day of ``created_at`` (SQLite stores UTC text; PostgreSQL timestamptz)."""
-    if get_engine().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", col(UsageEvent.created_at)), Date)
-    return func.date(col(UsageEvent.created_at))
-
-
 def usage_by_day(
     *,
     user_id: int | None = None,
@@ -349,7 +342,7 @@ def usage_by_day(
         raise InvalidInput(f"Usage can be split by {', '.join(_COLUMNS)}, not {unknown[0]}.")
     if until <= since:
         raise InvalidInput("The end of a usage range must come after its start.")
-    day = _day().label("day")
+    day = utc_day(col(UsageEvent.created_at), get_engine().dialect.name).label("day")
     dims = [_COLUMNS[name] for name in dict.fromkeys(by)]
     where = _filters(
         user_id=user_id, visitor_id=visitor_id, assistant_id=assistant_id,
@@ -373,18 +366,10 @@ def usage_by_day(
         requests, inputs, outputs = row[1 + len(names) :]
         result.append(
             UsageDay(
-                day=_as_date(row[0]), requests=int(requests), input_tokens=int(inputs or 0),
+                day=as_date(row[0]), requests=int(requests), input_tokens=int(inputs or 0),
                 output_tokens=int(outputs or 0), user_id=keys.get("user"),
                 assistant_id=keys.get("assistant"), model_version_id=keys.get("model_version"),
                 source=keys.get("source"),
             )
         )  # fmt: skip
     return result
-
-
-def _as_date(value: date | str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))
