@@ -246,7 +246,7 @@ async def widget_chat(
         key = f"user:{who.user_id}" if who.user_id else f"visitor:{who.visitor_id}"
         model = await asyncio.to_thread(chat.served_for_user, slug=target.slug, key=key)
         limit = min(DEFAULT_MAX_TOKENS, get_settings().chat_max_tokens)
-        params = chat.Params(max_tokens=body.max_tokens or limit)
+        params = chat.Params(max_tokens=min(body.max_tokens or limit, limit))  # the widget cap
         chunks = chat.stream_completion(
             model=model, messages=[m.model_dump() for m in body.messages], params=params,
             user_id=who.user_id, source="widget", visitor_id=who.visitor_id, context=context,

@@ -213,20 +213,28 @@ def _semantic_duplicates(run: Any, keep: frozenset[str]) -> Any:
     return find_semantic_duplicates(texts=texts, keep=keep)
 
 
-def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str]) -> dict[str, Any]:
-    from gptstudio.curation.chunking import chunk_document
+def curation_options(settings: CurationSettings, keep: frozenset[str]) -> Any:
+    """The pipeline's options for a run with these settings and the creator's keep decisions
+    (also what the retrieval index reproduces a run's chunks with)."""
     from gptstudio.curation.dedupe import DedupeOptions
     from gptstudio.curation.pii import PiiCategory, PiiOptions
-    from gptstudio.curation.pipeline import CurationOptions, curate
-    from gptstudio.curation.snapshot import example_record
+    from gptstudio.curation.pipeline import CurationOptions
 
-    options = CurationOptions(
+    return CurationOptions(
         pii=PiiOptions(categories=frozenset(PiiCategory(c) for c in settings.pii_categories)),
         scrub_pii=bool(settings.pii_categories),
         dedupe=DedupeOptions(threshold=settings.near_duplicate_threshold),
         seed=settings.seed,
         keep=keep,
     )
+
+
+def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str]) -> dict[str, Any]:
+    from gptstudio.curation.chunking import chunk_document
+    from gptstudio.curation.pipeline import curate
+    from gptstudio.curation.snapshot import example_record
+
+    options = curation_options(settings, keep)
     generator = None
     if settings.model_qa:
         from gptstudio.services.qa_generation import ChatModelQA

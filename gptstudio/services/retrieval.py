@@ -215,11 +215,10 @@ def _load_source(assistant_id: int) -> _Source:
 
 def _curated_chunks(source: _Source) -> tuple[list[Any], dict[str, Any]]:
     """The run's kept chunks, produced again; and notes on how faithful the reproduction is."""
-    from gptstudio.curation.dedupe import DedupeOptions
     from gptstudio.curation.parsers import ParseLimits, parse_document
-    from gptstudio.curation.pii import PiiCategory, PiiOptions
-    from gptstudio.curation.pipeline import CurationOptions, curate
-    from gptstudio.services.dataset import CurationSettings
+    from gptstudio.curation.pipeline import curate
+    from gptstudio.services.dataset import CurationSettings, curation_options
+    from gptstudio.services.document import column_choice
 
     try:
         result = json.loads(Path(source.run.result_path).read_text(encoding="utf-8"))
@@ -235,21 +234,14 @@ def _curated_chunks(source: _Source) -> tuple[list[Any], dict[str, Any]]:
     parsed = [
         parse_document(
             data=Path(d.storage_path).read_bytes(), filename=d.filename, document_id=str(d.id),
-            limits=limits,
+            limits=limits, columns=column_choice(d.columns),
         )
         for d in present
     ]  # fmt: skip
     if not parsed:
         raise RetrievalError("The documents of this dataset version are gone; upload them again.")
     settings = CurationSettings.from_json(source.run.options)
-    options = CurationOptions(  # as services.dataset builds them for the run
-        pii=PiiOptions(categories=frozenset(PiiCategory(c) for c in settings.pii_categories)),
-        scrub_pii=bool(settings.pii_categories),
-        dedupe=DedupeOptions(threshold=settings.near_duplicate_threshold),
-        seed=settings.seed,
-        keep=source.keep,
-    )
-    run = curate(documents=parsed, options=options)
+    run = curate(documents=parsed, options=curation_options(settings, source.keep))
     reproduced = run.snapshot_hash == result.get("snapshot_hash")
     if not reproduced:
         log.warning(

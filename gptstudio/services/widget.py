@@ -361,7 +361,7 @@ def _split(token: str) -> tuple[str, str, str]:
     if len(parts) != 3 or len(token) > 700:
         raise IdentityRejected(f"The signed identity is malformed: {shape}.")
     subject, expiry, signature = parts
-    if not subject or not expiry.isdigit() or len(expiry) > 12:
+    if not subject or not re.fullmatch(r"[0-9]{1,12}", expiry):  # ASCII digits only
         raise IdentityRejected(f"The signed identity is malformed: {shape}.")
     if not re.fullmatch(r"[0-9a-fA-F]{64}", signature):
         raise IdentityRejected(f"The signed identity's signature is malformed: {shape}.")

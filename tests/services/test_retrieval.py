@@ -18,12 +18,12 @@ from sqlmodel import select
 
 from gptstudio.db import session_scope
 from gptstudio.models import Document, Role
-from gptstudio.services import account, assistant, dataset, retrieval
+from gptstudio.services import account, assistant, dataset, document, retrieval
 from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.settings import get_settings
 from tests.curation.builders import make_pdf
 from tests.services.docs import BEES_MD, TAX_MD
-from tests.services.test_document import upload
+from tests.services.test_document import AMBIGUOUS_CSV, upload
 
 pytestmark = pytest.mark.timeout(600)
 PASSWORD = "correct horse battery"
@@ -202,6 +202,18 @@ def test_a_new_dataset_version_is_indexed_on_rebuild(creator: Creator) -> None:
     assert rebuilt.state == "ready" and rebuilt.dataset_version == 2 and not rebuilt.outdated
     best = ask(bees, question)[0]  # the web process's cached index is read again
     assert best.document_id == larkspur and "every Thursday at dawn" in best.text
+
+
+def test_a_table_whose_columns_the_creator_chose_is_indexed(creator: Creator) -> None:
+    """The index reads each file as the curation run did, with the creator's column choice."""
+    cy, bees, _ = creator
+    table = upload(cy, bees, "tickets.csv", AMBIGUOUS_CSV.encode()).id
+    document.choose_columns(actor=cy, document_id=table, columns={"text": "answered"})
+    curate_and_snapshot(cy, bees)
+    built = retrieval.request_build(actor=cy, assistant_id=bees)
+    assert built.state == "ready" and built.dataset_version == 2, built.error
+    best = ask(bees, "What keeps the queen out of the honey supers?")[0]
+    assert best.document_id == table and "queen out of the honey supers" in best.text
 
 
 def test_chat_goes_on_without_passages_when_there_is_no_index_or_no_engine(

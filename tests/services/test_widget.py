@@ -244,6 +244,7 @@ def test_expired_and_too_long_lived_identities_are_refused(
     [
         ("sue@example.com", "malformed"),
         ("sue@example.com.soon." + "a" * 64, "malformed"),
+        ("sue@example.com.\u00b2." + "a" * 64, "malformed"),  # a digit int() cannot read
         ("sue@example.com.1900000000.nothex", "signature is malformed"),
         ("." + "1900000000." + "a" * 64, "malformed"),
     ],
