@@ -281,16 +281,21 @@ class Source:
 
 
 def cited_source(*, actor: UserPublic, document_id: int) -> Source:
-    """The original file behind a citation. Anyone signed in may open the documents of a
-    published assistant that cites its sources (retrieval on); otherwise only its owner (and
+    """The original file behind a citation. Anyone signed in may open a document that the index
+    of a published assistant with retrieval on can cite; any other document only its owner (and
     admins). PDFs open in the browser (at the cited page); other files download, so an uploaded
     HTML page never runs on this site."""
+    from gptstudio.services.retrieval import indexed_documents
+
     with session_scope() as session:
         row = session.get(Document, document_id)
         if row is None or not row.storage_path:
             raise NotFound("There is no such document.")
         owner = session.get(Assistant, row.assistant_id)
-        citable = owner is not None and owner.is_published and owner.rag_enabled
+        citable = (
+            owner is not None and owner.is_published and owner.rag_enabled
+            and document_id in indexed_documents(row.assistant_id)
+        )  # fmt: skip
         if not citable:
             try:
                 owned_assistant(session, actor=actor, assistant_id=row.assistant_id)

@@ -539,6 +539,12 @@ def _cached_index(assistant_id: int) -> LoadedIndex | None:
         return index
 
 
+def indexed_documents(assistant_id: int) -> set[int]:
+    """The documents the assistant's index can cite (none without an index; blocking)."""
+    index = _cached_index(assistant_id)
+    return set() if index is None else {int(row["document_id"]) for row in index.rows}
+
+
 async def embed_query(text: str) -> npt.NDArray[np.float32]:
     """The engine's embedding of ``text`` (``POST /v1/embeddings``); raises ``httpx`` errors."""
     settings = get_settings()

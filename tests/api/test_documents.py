@@ -77,8 +77,11 @@ def test_upload_refusals(setup: tuple[TestClient, account.UserPublic, int, str])
 def test_citations_open_the_source_only_where_the_assistant_cites_its_documents(
     setup: tuple[TestClient, account.UserPublic, int, str],
 ) -> None:
+    import numpy as np
+
     from gptstudio.db import session_scope
     from gptstudio.models import Assistant
+    from gptstudio.services import retrieval
     from tests.curation.builders import make_pdf
     from tests.services.test_document import upload
 
@@ -98,6 +101,17 @@ def test_citations_open_the_source_only_where_the_assistant_cites_its_documents(
         row = session.get(Assistant, bees)
         assert row is not None
         row.is_published, row.rag_enabled = True, True
+    # Published with retrieval on: what its index can cite is open to anyone signed in, and
+    # nothing else (here the index cites the PDF and the page, not the notes).
+    notes = upload(cy, bees, "notes.md", b"# Notes\n\nPrivate notes on the apiary.\n")
+    assert client.get(f"/api/sources/{pdf.id}", cookies=sue).status_code == 404  # no index yet
+    cited = [{"document_id": d.id, "text": "cited"} for d in (pdf, page)]
+    retrieval.write_index(
+        retrieval.index_path(bees), vectors=np.eye(2, dtype=np.float32), rows=cited,
+        manifest={},
+    )  # fmt: skip
+    assert client.get(f"/api/sources/{notes.id}", cookies=sue).status_code == 404
+    assert client.get(f"/api/sources/{notes.id}", cookies=owner).status_code == 200
     opened = client.get(f"/api/sources/{pdf.id}", cookies=sue)
     assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
     assert opened.headers["content-type"] == "application/pdf"
