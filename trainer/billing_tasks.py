@@ -1,4 +1,5 @@
-"""Periodic billing tasks on the Huey queue: metered overage to Stripe, end-of-grace e-mails.
+"""Billing tasks on the Huey queue: metered overage to Stripe and end-of-grace e-mails
+(periodic), and billing e-mails that could not be sent at once (retried).
 
 The worker registers them by importing this module (``trainer/tasks.py``:
 ``from trainer import billing_tasks  # noqa: F401``). Both are safe to run twice: usage carries
@@ -26,3 +27,11 @@ def grace_period_task() -> int:
     from gptstudio.services.billing import notify_grace_ended
 
     return notify_grace_ended()
+
+
+@huey.task(retries=12, retry_delay=300)
+def send_mail_task(to: str, subject: str, body: str) -> None:
+    """A billing e-mail whose first sending failed: tried again every 5 minutes for an hour."""
+    from gptstudio.services.mailer import send_mail
+
+    send_mail(to=to, subject=subject, body=body)

@@ -106,6 +106,7 @@ class ChatState(AuthState):
     drawer_open: bool = False
     # Filled by the quota service (plan limits): a line above the input and an upgrade link.
     quota_text: str = ""
+    sources_note: str = ""  # why the last answer has no sources (retrieval on, none found)
     upgrade_url: str = ""
     assistant_id: int = 0
     _stop: bool = False
@@ -334,6 +335,7 @@ class ChatState(AuthState):
             latency_ms = int((time.monotonic() - started) * 1000)
             async with self:
                 self.streaming = False
+                self.sources_note = context.sources.warning if answer else ""
                 if answer:
                     stored = chat.add_message(
                         actor=actor, conversation_id=conversation_id, role="assistant",
@@ -610,6 +612,16 @@ def _toolbar() -> rx.Component:
 
 
 def _quota_line() -> rx.Component:
+    return rx.fragment(
+        rx.cond(
+            ChatState.sources_note != "",
+            rx.text(ChatState.sources_note, size="1", color_scheme="amber", id="sources-note"),
+        ),
+        _quota_text(),
+    )
+
+
+def _quota_text() -> rx.Component:
     return rx.cond(
         ChatState.quota_text != "",
         rx.hstack(

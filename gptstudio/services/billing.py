@@ -42,7 +42,7 @@ from gptstudio.services import audit
 from gptstudio.services.account import authorize
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.services.errors import DomainError, InvalidInput, NotFound
-from gptstudio.services.mailer import send_mail
+from gptstudio.services.mailer import MailNotSent, send_mail
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -840,14 +840,27 @@ def process_event(event: dict[str, Any]) -> str:
             row.processed_at = utcnow()
             session.add(row)
             session.flush()
-            for to, subject, body in outcome.mails:
-                send_mail(to=to, subject=subject, body=body)
-            return outcome.status
     except IntegrityError:
         return "duplicate"
     except Exception as error:
         _record_failure(event_id, event_type, created, event, error)
         raise
+    # Mails only after the commit: a mail server that is down must not undo the event (nor a
+    # failed commit leave a mail sent for an event Stripe will send again).
+    for to, subject, body in outcome.mails:
+        _mail(to=to, subject=subject, body=body)
+    return outcome.status
+
+
+def _mail(*, to: str, subject: str, body: str) -> None:
+    """Send now; if the mail server refuses, the queue tries again (nothing is dropped)."""
+    try:
+        send_mail(to=to, subject=subject, body=body)
+    except MailNotSent as error:
+        log.warning("billing mail to %s not sent (%s); queued to try again", to, error)
+        from trainer.billing_tasks import send_mail_task
+
+        send_mail_task(to, subject, body)
 
 
 def _record_failure(
@@ -1168,8 +1181,10 @@ def notify_grace_ended(*, now: datetime | None = None) -> int:
         ).all()
     sent = 0
     for subscription_id in due:
-        if _grace_mail(subscription_id or 0, now):
-            sent += 1
+        try:
+            sent += _grace_mail(subscription_id or 0, now)
+        except MailNotSent as error:  # rolled back with its marker: tried again next hour
+            log.warning("grace e-mail for subscription %s not sent: %s", subscription_id, error)
     return sent
 
 

@@ -18,6 +18,7 @@ from gptstudio.models.user import UserPublic
 from gptstudio.services import account, assistant, billing
 from gptstudio.services.entitlements import entitlement, entitlement_in
 from gptstudio.services.errors import InvalidInput
+from gptstudio.settings import get_settings
 from tests.billing.fake_stripe import Delivery, StripeFront, event, stripe_signature
 from tests.conftest import Mailbox
 
@@ -326,6 +327,34 @@ def test_failed_payment_dunning_then_free_tier(
     stale = _signed(stripe, event("invoice.payment_failed", failed, created=created + 35))
     assert _deliver(api, stale) == "processed"
     assert _row(subscriber.id, assistant_id).status == "active"
+
+
+def test_a_mail_server_down_neither_undoes_the_event_nor_drops_the_mail(
+    stripe: StripeFront, api: TestClient, mailbox: Mailbox, settings_env: pytest.MonkeyPatch
+) -> None:
+    from trainer.queue import huey
+
+    creator, subscriber, assistant_id = _users()
+    billing.save_plan(actor=creator, assistant_id=assistant_id, data=FREE)
+    plan = billing.save_plan(actor=creator, assistant_id=assistant_id, data=PRO).plan
+    sub_id, created = _subscribe(stripe, api, subscriber, plan.id)
+    invoice = stripe.localstripe_call("GET", "/v1/invoices", {"subscription": sub_id})["data"][0]
+    failed = {**invoice, "id": "in_down_" + sub_id, "status": "open", "amount_paid": 0,
+              "billing_reason": "subscription_cycle", "attempted": True}  # fmt: skip
+    before = {t.id for t in huey.pending()}
+    settings_env.setenv("GPTSTUDIO_SMTP_PORT", "1")  # nobody listens: the mail server is down
+    get_settings.cache_clear()
+    delivery = _signed(stripe, event("invoice.payment_failed", failed, created=created + 30))
+    assert _deliver(api, delivery) == "processed"  # applied, not rolled back into a retry
+    assert _row(subscriber.id, assistant_id).status == "past_due"
+    queued = [t for t in huey.pending() if t.id not in before]
+    assert len(queued) == 1 and queued[0].args[0] == "sub@example.com"
+    assert "Payment failed" in queued[0].args[1]
+    settings_env.setenv("GPTSTUDIO_SMTP_PORT", str(mailbox.port))  # it is back
+    get_settings.cache_clear()
+    huey.execute(queued[0])  # what the worker does with it
+    huey.revoke(queued[0])  # run here: no worker should run it again
+    assert "Payment failed for Bee mentor" in str(mailbox.wait_for("sub@example.com")["Subject"])
 
 
 def test_declined_card_grants_nothing(stripe: StripeFront, api: TestClient) -> None:

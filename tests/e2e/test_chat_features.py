@@ -110,6 +110,9 @@ def test_persona_feedback_and_rollout(app: RunningApp, admin: str, page: Page) -
     )
     expect(page.locator("#settings-name")).to_have_value("Persona Bee")
     expect(page.locator("#current-version")).to_have_text("v1")
+    page.click("#rag-enabled")  # retrieval on, but no sources index built yet
+    page.click("#rag-save")
+    expect(page.get_by_text("Retrieval settings saved.")).to_be_visible()
     log_out(page)
 
     # A subscriber chats: Markdown (table, highlighted code), citations, thumbs down + comment.
@@ -122,6 +125,9 @@ def test_persona_feedback_and_rollout(app: RunningApp, admin: str, page: Page) -
     expect(page.locator("#send")).to_be_visible(timeout=90_000)  # streaming finished
     answer = page.locator(".assistant-message").last
     expect(answer).not_to_have_text("")
+    expect(page.locator("#sources-note")).to_have_text(
+        "Sources are not indexed yet, so this answer cites no documents."
+    )
     expect(answer.locator(".latency")).to_have_text(re.compile(r"\d+(\.\d)? (ms|s)"))
     answer.locator(".thumbs-down").click()
     expect(answer.locator(".feedback-comment")).to_be_visible()
