@@ -740,41 +740,6 @@ def portal_url(*, actor: UserPublic, assistant_id: int) -> str:
     return str(_dict(created)["url"])
 
 
-def change_plan(*, actor: UserPublic, plan_id: int, interval: str = "month") -> CurrentSubscription:
-    """Move a paid subscription to another paid plan of the same assistant, prorated.
-
-    Stripe then sends ``customer.subscription.updated``, which moves the local row.
-    """
-    with session_scope() as session:
-        plan = session.get(Plan, plan_id)
-        if plan is None or plan.is_archived:
-            raise InvalidInput("That plan is no longer offered; choose another plan.")
-        _visible_assistant(session, actor, plan.assistant_id)
-        row = _subscription(session, actor.id, plan.assistant_id)
-        if row is None or not row.stripe_subscription_id or row.status not in LIVE_STATUSES:
-            raise InvalidInput("You have no paid subscription to change: subscribe first.")
-        price = plan.stripe_monthly_price_id if interval == "month" else plan.stripe_annual_price_id
-        if not price:
-            raise InvalidInput(f"The {plan.name} plan has no {INTERVALS.get(interval, '')} price.")
-        client = stripe_client()
-        try:
-            current = _dict(client.v1.subscriptions.retrieve(row.stripe_subscription_id))
-            item = _licensed_item(current)
-            client.v1.subscriptions.update(
-                row.stripe_subscription_id,
-                _params(
-                    {
-                        "items": [{"id": item.get("id"), "price": price}],
-                        "proration_behavior": "create_prorations",
-                        "metadata": {"gptstudio_plan_id": str(plan.id)},
-                    }
-                ),
-            )
-        except stripe.StripeError as error:
-            raise _stripe_failed("change the plan", error) from None
-        return _current(row)  # type: ignore[return-value]
-
-
 # ---------------------------------------------------------------------------- webhooks
 
 
@@ -984,9 +949,18 @@ def _on_subscription(
     row = _find_local(session, sub)
     if row is None:
         return _Outcome("ignored", f"subscription {sub.get('id')} is not a GPT Studio one")
-    if created < row.last_event_created:
-        return _Outcome("ignored", "older than the state already applied (out of order)")
     item = _licensed_item(sub)
+    if created < row.last_event_created:
+        # Older than what is applied (an invoice event of the renewal may have come first), but
+        # a billing period only moves forward: a later period is still taken, or quotas and
+        # overage would count against the old one.
+        start = _ts(sub.get("current_period_start") or item.get("current_period_start"))
+        end = _ts(sub.get("current_period_end") or item.get("current_period_end"))
+        if start and end and (row.current_period_end is None or end > row.current_period_end):
+            row.current_period_start, row.current_period_end = start, end
+            session.add(row)
+            return _Outcome("processed", "out of order: only its later billing period taken")
+        return _Outcome("ignored", "older than the state already applied (out of order)")
     price = item.get("price") or item.get("plan") or {}
     plan = _plan_for_price(session, row.assistant_id, price)
     if plan is None:

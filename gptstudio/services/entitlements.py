@@ -78,11 +78,6 @@ def offered_plans(session: Session, assistant_id: int) -> list[Plan]:
     )
 
 
-def free_plan(session: Session, assistant_id: int) -> Plan | None:
-    """The assistant's free plan (cheapest free, not archived), if it has one."""
-    return next((p for p in offered_plans(session, assistant_id) if p.is_free), None)
-
-
 def _from_plan(
     plan: Plan, *, assistant_id: int, start: datetime, end: datetime, reason: str,
     subscription: Subscription | None = None, valid_until: datetime | None = None,

@@ -283,6 +283,34 @@ def test_out_of_order_subscription_updates(stripe: StripeFront, api: TestClient)
         assert stored is not None and "out of order" in stored.error
 
 
+def test_a_renewal_whose_invoice_comes_first_still_moves_the_period(
+    stripe: StripeFront, api: TestClient
+) -> None:
+    """At renewal Stripe may deliver invoice.paid before the (older) subscription.updated with
+    the new period: the state stays, but the later period is taken."""
+    creator, subscriber, assistant_id = _users()
+    plan = billing.save_plan(actor=creator, assistant_id=assistant_id, data=PRO).plan
+    sub_id, created = _subscribe(stripe, api, subscriber, plan.id)
+    current = stripe.localstripe_call("GET", f"/v1/subscriptions/{sub_id}")
+    before = _row(subscriber.id, assistant_id)
+    assert before.current_period_end is not None
+    invoice = stripe.localstripe_call("GET", "/v1/invoices", {"subscription": sub_id})["data"][0]
+    renewal = {**invoice, "id": "in_next_" + sub_id, "billing_reason": "subscription_cycle"}
+    paid = _signed(stripe, event("invoice.paid", renewal, created=created + 40))
+    assert _deliver(api, paid) == "processed"
+    start, end = current["current_period_end"], current["current_period_end"] + 30 * 86_400
+    renewed = {**current, "current_period_start": start, "current_period_end": end}
+    late = _signed(stripe, event("customer.subscription.updated", renewed, created=created + 30))
+    assert _deliver(api, late) == "processed"
+    row = _row(subscriber.id, assistant_id)
+    assert int(row.current_period_end.timestamp()) == end  # type: ignore[union-attr]
+    assert row.status == "active" and row.last_event_created == created + 40
+    stale = {**current, "status": "unpaid"}  # an older period: still ignored whole
+    old = _signed(stripe, event("customer.subscription.updated", stale, created=created + 20))
+    assert _deliver(api, old) == "ignored"
+    assert _row(subscriber.id, assistant_id).status == "active"
+
+
 def test_failed_payment_dunning_then_free_tier(
     stripe: StripeFront, api: TestClient, mailbox: Mailbox
 ) -> None:
