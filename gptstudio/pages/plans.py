@@ -4,6 +4,7 @@ with its Stripe sync status."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -98,7 +99,7 @@ class PlansState(AssistantPageState):
         self._set_draft(dict(EMPTY_DRAFT))
 
     @rx.event
-    def save(self, form: dict[str, Any]) -> Any:
+    async def save(self, form: dict[str, Any]) -> Any:
         self.error = ""
         text = {k: str(v) for k, v in form.items()}
         try:
@@ -115,9 +116,10 @@ class PlansState(AssistantPageState):
                 currency=text.get("currency", "") or "usd",
             )
             plan_id = int(self.draft["id"]) if self.draft.get("id") else None
-            saved = billing.save_plan(
-                actor=self._actor(), assistant_id=self.assistant_id, data=data, plan_id=plan_id
-            )
+            saved = await asyncio.to_thread(  # it syncs to Stripe: off the event loop
+                billing.save_plan, actor=self._actor(), assistant_id=self.assistant_id,
+                data=data, plan_id=plan_id,
+            )  # fmt: skip
         except DomainError as error:
             self.error = str(error)
             self._refresh()
@@ -127,17 +129,31 @@ class PlansState(AssistantPageState):
         return rx.toast.success(f"Plan {saved.plan.name} saved. {saved.sync_status}.")
 
     @rx.event
-    def archive(self, plan_id: str) -> Any:
-        outcome = billing.archive_plan(actor=self._actor(), plan_id=int(plan_id))
-        self._refresh()
+    async def archive(self, plan_id: str) -> Any:
+        self.error = ""
+        try:
+            outcome = await asyncio.to_thread(
+                billing.archive_plan, actor=self._actor(), plan_id=int(plan_id)
+            )
+        except DomainError as error:
+            self.error = str(error)
+            return None
+        finally:
+            self._refresh()
         if outcome == "archived":
             return rx.toast.info("Archived: its subscribers keep it; it is no longer sold.")
         return rx.toast.info("Deleted (nobody had subscribed to it).")
 
     @rx.event
-    def restore(self, plan_id: str) -> Any:
-        billing.restore_plan(actor=self._actor(), plan_id=int(plan_id))
-        self._refresh()
+    async def restore(self, plan_id: str) -> Any:
+        self.error = ""
+        try:
+            await asyncio.to_thread(billing.restore_plan, actor=self._actor(), plan_id=int(plan_id))
+        except DomainError as error:
+            self.error = str(error)
+            return None
+        finally:
+            self._refresh()
         return rx.toast.success("The plan is on sale again.")
 
 

@@ -124,16 +124,19 @@ class PricingState(AuthState):
     def toggle_annual(self, value: bool) -> None:
         self.annual = value
 
+    # Stripe calls run in a thread: a slow Stripe must not stall the event loop (every user's UI).
     @rx.event
-    def subscribe(self, plan_id: str, free: str) -> Any:
+    async def subscribe(self, plan_id: str, free: str) -> Any:
         self.error = ""
         try:
             if free == "yes":
-                billing.subscribe_free(actor=self._actor(), plan_id=int(plan_id))
+                await asyncio.to_thread(
+                    billing.subscribe_free, actor=self._actor(), plan_id=int(plan_id)
+                )
                 self._refresh()
                 return rx.toast.success("You are on the free plan.")
-            url = billing.start_checkout(
-                actor=self._actor(), plan_id=int(plan_id),
+            url = await asyncio.to_thread(
+                billing.start_checkout, actor=self._actor(), plan_id=int(plan_id),
                 interval="year" if self.annual else "month",
             )  # fmt: skip
         except DomainError as error:
@@ -142,10 +145,12 @@ class PricingState(AuthState):
         return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
     @rx.event
-    def manage(self) -> Any:
+    async def manage(self) -> Any:
         self.error = ""
         try:
-            url = billing.portal_url(actor=self._actor(), assistant_id=self.assistant_id)
+            url = await asyncio.to_thread(
+                billing.portal_url, actor=self._actor(), assistant_id=self.assistant_id
+            )
         except DomainError as error:
             self.error = str(error)
             return None

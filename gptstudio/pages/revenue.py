@@ -56,13 +56,19 @@ class RevenueState(AuthState):
         refused = self._guard(Role.creator)
         if refused is not None:
             return refused
-        self._refresh()
-        return None
+        return self._refresh_or_say()
 
     @rx.event
-    def set_window(self, window: str) -> None:
+    def set_window(self, window: str) -> Any:
         self.window = window if window in WINDOWS else "90"
-        self._refresh()
+        return self._refresh_or_say()
+
+    def _refresh_or_say(self) -> Any:
+        try:
+            self._refresh()
+        except DomainError as error:  # e.g. the session ended or the role changed meanwhile
+            return rx.toast.error(str(error))
+        return None
 
     def _refresh(self) -> None:
         m = analytics.creator_metrics(actor=self._actor(), days=int(self.window))

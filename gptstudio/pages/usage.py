@@ -13,6 +13,7 @@ from gptstudio.components.charts import PALETTE
 from gptstudio.components.layout import page, table_header
 from gptstudio.services import analytics
 from gptstudio.services.billing import format_money
+from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
 
 DAYS = 30
@@ -91,9 +92,14 @@ class UsageState(AuthState):
         refused = self._guard()
         if refused is not None:
             return refused
-        actor = self._actor()
-        self.cards = [usage_card(u) for u in analytics.subscriber_usage(actor=actor, days=DAYS)]
-        self.invoices = [invoice_row(i) for i in analytics.subscriber_invoices(actor=actor)]
+        try:
+            actor = self._actor()
+            usage = analytics.subscriber_usage(actor=actor, days=DAYS)
+            invoices = analytics.subscriber_invoices(actor=actor)
+        except DomainError as error:
+            return rx.toast.error(str(error))
+        self.cards = [usage_card(u) for u in usage]
+        self.invoices = [invoice_row(i) for i in invoices]
         return None
 
 
