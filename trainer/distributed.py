@@ -131,12 +131,15 @@ def launch(
         "resume": resume,
         "rendezvous": str(folder / "rendezvous"),
     }
-    (folder / "spec.json").write_text(json.dumps(spec))
-    ranks = Ranks(folder / "spec.json", processes)
     try:
-        result = ranks.supervise(on_progress or (lambda _: None), should_stop or (lambda: False))
+        (folder / "spec.json").write_text(json.dumps(spec))
+        ranks = Ranks(folder / "spec.json", processes)  # kills what it started if one fails
+        try:
+            stop = should_stop or (lambda: False)
+            result = ranks.supervise(on_progress or (lambda _: None), stop)
+        finally:
+            ranks.kill()
     finally:
-        ranks.kill()
         shutil.rmtree(folder, ignore_errors=True)
     adapter = result.get("adapter_dir")
     return TrainResult(
@@ -159,32 +162,39 @@ class Ranks:
         self.processes: list[subprocess.Popen[bytes]] = []
         package_root = str(Path(__file__).resolve().parent.parent)
         python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-        for rank in range(processes):
-            read, write = os.pipe()
-            env = {
-                **os.environ,
-                "PYTHONPATH": python_path,
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": str(processes),
-                "LOCAL_WORLD_SIZE": str(processes),
-                CHANNEL_ENV: str(write),
-                PARENT_ENV: str(os.getpid()),
-            }
-            try:
-                process = subprocess.Popen(  # noqa: S603 (our interpreter, our module)
-                    [sys.executable, "-m", "trainer.distributed", str(spec)],
-                    stdin=subprocess.PIPE,
-                    env=env,
-                    pass_fds=(write,),
-                )
-            finally:
-                os.close(write)
-            self.processes.append(process)
-            reader = threading.Thread(
-                target=self._read, args=(rank, os.fdopen(read, "rb")), daemon=True
+        try:
+            for rank in range(processes):
+                self._start(spec, rank, processes, python_path)
+        except BaseException:
+            self.kill()  # the ranks already started would wait for the others for 30 minutes
+            raise
+
+    def _start(self, spec: Path, rank: int, processes: int, python_path: str) -> None:
+        read, write = os.pipe()
+        env = {
+            **os.environ,
+            "PYTHONPATH": python_path,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(processes),
+            "LOCAL_WORLD_SIZE": str(processes),
+            CHANNEL_ENV: str(write),
+            PARENT_ENV: str(os.getpid()),
+        }
+        try:
+            process = subprocess.Popen(  # noqa: S603 (our interpreter, our module)
+                [sys.executable, "-m", "trainer.distributed", str(spec)],
+                stdin=subprocess.PIPE,
+                env=env,
+                pass_fds=(write,),
             )
-            reader.start()
+        finally:
+            os.close(write)
+        self.processes.append(process)
+        reader = threading.Thread(
+            target=self._read, args=(rank, os.fdopen(read, "rb")), daemon=True
+        )
+        reader.start()
 
     def _read(self, rank: int, channel: IO[bytes]) -> None:
         with channel:

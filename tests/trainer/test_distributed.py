@@ -205,3 +205,28 @@ def test_sigkill_mid_run_kills_the_ranks_and_resume_finishes(
         output_dir=parsed.output,
     )
     assert losses(report) == pytest.approx(losses(reference.report), abs=1e-4)
+
+
+def test_a_rank_that_cannot_start_takes_the_started_ones_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rank 1 fails to start: rank 0 is killed at once, not left waiting in the rendezvous."""
+    import subprocess
+    import sys
+
+    from trainer import distributed
+
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    def popen(args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        if started:
+            raise OSError("no more processes")
+        kwargs.pop("pass_fds", None)
+        started.append(real([sys.executable, "-c", "import time; time.sleep(120)"], **kwargs))
+        return started[0]
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", popen)
+    with pytest.raises(OSError, match="no more processes"):
+        distributed.Ranks(tmp_path / "spec.json", 2)
+    assert len(started) == 1 and started[0].poll() is not None  # killed and reaped
