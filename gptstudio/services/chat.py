@@ -12,11 +12,9 @@ the request within its quota and rate limit (:mod:`.quota`) and meters its token
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import math
-import ssl
 import threading
 import time
 import uuid
@@ -32,7 +30,7 @@ from gptstudio import cache
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
-from gptstudio.services import quota, response_cache, retrieval, rollout, usage
+from gptstudio.services import engine_client, quota, response_cache, retrieval, rollout, usage
 from gptstudio.services.entitlements import cached_entitlement, entitlement
 from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
@@ -158,18 +156,6 @@ def served_for_user(*, slug: str, key: str) -> Served:
         return live
     chosen = rollout.version_for(assistant_id=live.assistant_id, conversation_key=key)
     return live if chosen == live.version_id else served(slug=slug, version_id=chosen)
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every engine client: building one costs ~30 ms of CPU, which a
-    client per request would spend on the event loop each time."""
-    return httpx.create_ssl_context()
-
-
-def _headers() -> dict[str, str]:
-    key = get_settings().engine_api_key.get_secret_value()
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 # Adapters this process has seen loaded, per engine URL, with the engine's context window and
@@ -349,13 +335,8 @@ async def engine_chunks(
 
     The oldest turns are dropped when the prompt would not fit the model's context window; the
     system message (persona and sources) and the last question always stay."""
-    timeout = httpx.Timeout(10, read=300)
-    base = get_settings().resolved_engine_url
     try:
-        client = httpx.AsyncClient(
-            base_url=base, headers=_headers(), timeout=timeout, verify=_tls()
-        )
-        async with client:
+        async with engine_client.client(httpx.Timeout(10, read=300)) as client:
             window = await _ensure_adapter(client, model)
             if window:
                 prompt = retrieval.trim_to_context(

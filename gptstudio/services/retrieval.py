@@ -55,6 +55,7 @@ from sqlmodel import col, select
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.models.user import UserPublic
+from gptstudio.services import engine_client
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.services.errors import DomainError, InvalidInput
 from gptstudio.settings import get_settings
@@ -547,14 +548,9 @@ def indexed_documents(assistant_id: int) -> set[int]:
 
 async def embed_query(text: str) -> npt.NDArray[np.float32]:
     """The engine's embedding of ``text`` (``POST /v1/embeddings``); raises ``httpx`` errors."""
-    settings = get_settings()
-    key = settings.engine_api_key.get_secret_value()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    body = {"model": settings.embedding_model, "input": [text], "encoding_format": "float"}
-    timeout = httpx.Timeout(5, read=60)  # the first call loads the model on the engine
-    async with httpx.AsyncClient(
-        base_url=settings.resolved_engine_url, headers=headers, timeout=timeout
-    ) as client:
+    body = {"model": get_settings().embedding_model, "input": [text], "encoding_format": "float"}
+    # The first call loads the model on the engine.
+    async with engine_client.client(httpx.Timeout(5, read=60)) as client:
         response = await client.post("/v1/embeddings", json=body)
         response.raise_for_status()
         vector = response.json()["data"][0]["embedding"]
