@@ -197,8 +197,12 @@
           answer.textContent = received;
           els.messages.scrollTop = els.messages.scrollHeight;
         }).then(function (failure) {
-          finish(false);
-          if (failure) showNotice(failure);
+          // An error before any text: the question goes back to the box, as when refused.
+          if (failure && !received.trim()) restore(failure);
+          else {
+            finish(false);
+            if (failure) showNotice(failure);
+          }
         });
       })
       .catch(function (error) {

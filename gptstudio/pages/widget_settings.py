@@ -104,8 +104,7 @@ class WidgetSettingsState(AssistantPageState):
         self.origins_text = text
         if self._run(lambda: widget.set_origins(**self._target(), origins=text)):
             return rx.toast.success(f"{len(self.origins)} allowed origin(s) saved.")
-        self.origins_text = text  # what was typed stays, to be fixed
-        return None
+        return None  # what was typed stays in the box, to be fixed
 
     @rx.event
     def rotate_key(self) -> Any:

@@ -28,7 +28,7 @@ import hmac
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -93,6 +93,7 @@ class WidgetTarget:
     name: str
     key: str
     origins: tuple[str, ...]
+    secret: str = field(default="", repr=False)  # encrypted, as stored: identities check it
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,7 @@ def resolve(key: str) -> WidgetTarget:
             raise WidgetUnavailable(f"{assistant.name} is not published yet; try again later.")
         return WidgetTarget(
             assistant_id=assistant.id or 0, slug=assistant.slug, name=assistant.name, key=key,
-            origins=tuple(assistant.widget_origins or ()),
+            origins=tuple(assistant.widget_origins or ()), secret=assistant.widget_secret,
         )  # fmt: skip
 
 
@@ -325,10 +326,7 @@ def verify_identity(target: WidgetTarget, token: str, *, now: float | None = Non
     unknown account)."""
     now = time.time() if now is None else now
     subject, expiry, signature = _split(token)
-    with session_scope() as session:
-        stored = session.exec(
-            select(Assistant.widget_secret).where(Assistant.id == target.assistant_id)
-        ).first()
+    stored = target.secret
     if not stored:
         raise IdentityRejected(
             "This widget has no secret to check signed identities with; its owner must enable "
