@@ -80,7 +80,8 @@ def _error_json(error: DomainError, headers: dict[str, str] | None = None) -> JS
         "code": getattr(error, "code", None) or type(error).__name__.lower(),
         "status": error.status_code,
     }
-    extra = dict(headers or {})
+    # The error's own headers (a quota refusal's x-ratelimit-*), then the route's.
+    extra = {**(getattr(error, "headers", None) or {}), **(headers or {})}
     if isinstance(error, (PaymentRequired, RateLimited)) and error.upgrade_url:
         body["upgrade_url"] = error.upgrade_url
     if isinstance(error, RateLimited):

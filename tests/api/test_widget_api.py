@@ -275,6 +275,7 @@ def test_plan_refusals_come_as_readable_402_and_429(bees: Setup) -> None:
     limited = post_chat(bees.key)
     assert limited.status_code == 429, limited.text
     assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["x-ratelimit-remaining-requests"] == "0"  # as the API sends them
     assert limited.json()["error"]["retry_after"] >= 1 and limited.json()["error"]["message"]
     # Another visitor has a quota of their own.
     assert post_chat(bees.key, visitor_id="v_" + "f" * 32).status_code == 200
