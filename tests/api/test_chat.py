@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,16 +22,11 @@ from gptstudio.db import session_scope
 from gptstudio.models import Role, UsageEvent
 from gptstudio.services import account, api_key
 from gptstudio.settings import get_settings
+from tests.conftest import free_port
 from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

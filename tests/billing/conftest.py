@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from gptstudio.settings import get_settings
 from tests.billing.fake_stripe import StripeFront, serve
+from tests.conftest import free_port
 
 WEBHOOK_SECRET = "whsec_test_gptstudio"
 # localstripe pickles its store to /tmp/localstripe.pickle after every write; tests don't need it.
@@ -22,12 +22,6 @@ LAUNCH = (
     "from localstripe.server import start; "
     "sys.argv = ['localstripe', '--from-scratch', '--port', sys.argv[1]]; start()"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_localstripe() -> tuple[subprocess.Popen[bytes], str]:

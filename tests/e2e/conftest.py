@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.billing.conftest import WEBHOOK_SECRET, configure_webhook, start_localstripe
 from tests.billing.fake_stripe import StripeFront, serve
-from tests.conftest import Mailbox
+from tests.conftest import Mailbox, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -27,12 +26,6 @@ ADMIN = "ada@example.com"
 CHROMIUM = os.environ.get("GPTSTUDIO_TEST_CHROMIUM", "/usr/bin/chromium")
 # This machine has two cores shared with the app, its worker and the browser: be patient.
 expect.set_options(timeout=15_000)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

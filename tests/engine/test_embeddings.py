@@ -19,8 +19,9 @@ import openai
 import pytest
 
 from engine.embeddings import DIMENSIONS, MAX_INPUTS, Embedder, load_minilm
+from tests.conftest import free_port
 from tests.engine.conftest import BASE_NAME, EngineFactory
-from tests.engine.test_server import AUTH, KEY, ROOT, free_port, wait_until_healthy
+from tests.engine.test_server import AUTH, KEY, ROOT, wait_until_healthy
 
 pytestmark = pytest.mark.timeout(300)
 VARROA = "Treat the colony for varroa when more than three mites per hundred bees are found."

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 import openai
 import pytest
 
+from tests.conftest import free_port
 from tests.engine.conftest import BASE_NAME
 
 pytestmark = pytest.mark.timeout(180)
@@ -25,12 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "engine-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 QUESTION: Any = [{"role": "user", "content": "What colour is the hive door?"}]  # SDK TypedDicts
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

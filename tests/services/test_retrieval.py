@@ -54,7 +54,7 @@ Each inspection records brood pattern, stores and temper in the shared logbook b
 @pytest.fixture(scope="module")
 def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real engine process on the tiny model; it serves MiniLM at /v1/embeddings."""
-    from tests.api.test_chat import free_port
+    from tests.conftest import free_port
     from trainer.tiny import build_tiny_model
 
     base = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
@@ -225,7 +225,7 @@ def test_chat_goes_on_without_passages_when_there_is_no_index_or_no_engine(
 
     retrieval.request_build(actor=cy, assistant_id=bees)
     assert ask(bees, "   ").warning == "" and list(ask(bees, "   ")) == []
-    from tests.api.test_chat import free_port
+    from tests.conftest import free_port
 
     settings_env.setenv("GPTSTUDIO_ENGINE_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
     get_settings.cache_clear()
