@@ -41,6 +41,7 @@ from gptstudio.models.user import Role, UserPublic
 from gptstudio.services import audit
 from gptstudio.services.account import authorize
 from gptstudio.services.assistant import owned_assistant
+from gptstudio.services.entitlements import entitlement_in, offered_plans
 from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.services.mailer import MailNotSent, send_mail
 from gptstudio.settings import get_settings
@@ -579,15 +580,9 @@ def _subscription(session: Session, user_id: int, assistant_id: int) -> Subscrip
 
 def pricing(*, actor: UserPublic, assistant_id: int) -> Pricing:
     """What the pricing page shows: the tiers on sale and the actor's subscription."""
-    from gptstudio.services.entitlements import entitlement_in
-
     with session_scope() as session:
         assistant = _visible_assistant(session, actor, assistant_id)
-        plans = session.exec(
-            select(Plan)
-            .where(Plan.assistant_id == assistant_id, col(Plan.is_archived).is_(False))
-            .order_by(col(Plan.position), col(Plan.id))
-        ).all()
+        plans = offered_plans(session, assistant_id)
         subscription = _subscription(session, actor.id, assistant_id)
         effective = entitlement_in(session, user_id=actor.id, assistant_id=assistant_id)
         return Pricing(
