@@ -147,8 +147,8 @@ def unchecked_app() -> Any:
     from gptstudio import api
     from gptstudio.api.chat import ChatCompletionIn, _collect, _params
     from gptstudio.api.errors import domain_error_handler, validation_error_handler
+    from gptstudio.errors import DomainError
     from gptstudio.services import chat
-    from gptstudio.services.errors import DomainError
 
     router = APIRouter(prefix="/v1")
 

@@ -224,7 +224,7 @@ def oidc_provider() -> Iterator[str]:
 @pytest.fixture
 def run_tasks_inline() -> Iterator[None]:
     """Huey's immediate mode: enqueued tasks run at once, in this process (in-memory queue)."""
-    from trainer.queue import huey
+    from gptstudio.jobs.queue import huey
 
     huey.immediate = True
     yield

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from huey import crontab
 
-from trainer.queue import huey
+from gptstudio.jobs.queue import huey
 
 
 @huey.periodic_task(crontab(minute="*/5"))
@@ -32,6 +32,6 @@ def grace_period_task() -> int:
 @huey.task(retries=12, retry_delay=300)
 def send_mail_task(to: str, subject: str, body: str) -> None:
     """A billing e-mail whose first sending failed: tried again every 5 minutes for an hour."""
-    from gptstudio.services.mailer import send_mail
+    from gptstudio.mail import send_mail
 
     send_mail(to=to, subject=subject, body=body)

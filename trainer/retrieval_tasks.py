@@ -6,7 +6,7 @@ enqueues (``services.retrieval.request_build``), the embedding (torch) happens h
 
 from __future__ import annotations
 
-from trainer.queue import huey
+from gptstudio.jobs.queue import huey
 
 
 @huey.task()

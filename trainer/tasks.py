@@ -7,11 +7,11 @@ import socket
 
 from huey import crontab
 
+from gptstudio.jobs.queue import huey
 from trainer import (
     billing_tasks,  # noqa: F401  (registers the periodic billing tasks)
     retrieval_tasks,  # noqa: F401  (registers build_retrieval_index_task)
 )
-from trainer.queue import huey
 
 
 @huey.task()

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
+from gptstudio.errors import DomainError
 from gptstudio.services import account, mfa, oidc
-from gptstudio.services.errors import DomainError
 from gptstudio.settings import get_settings
 
 router = APIRouter(prefix="/auth/oidc")

@@ -16,9 +16,9 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
 from gptstudio.api.deps import api_user, bearer
+from gptstudio.errors import InvalidInput
 from gptstudio.models.user import UserPublic
 from gptstudio.services import account, api_key, dataset, document
-from gptstudio.services.errors import InvalidInput
 
 router = APIRouter(prefix="/api")
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound, PaymentRequired
+from gptstudio.errors import DomainError, InvalidInput, NotFound, PaymentRequired
 
 _TYPES = {401: "authentication_error", 402: "payment_required", 403: "permission_error",
           404: "not_found_error", 429: "rate_limit_error", 503: "server_error"}  # fmt: skip

@@ -28,9 +28,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from gptstudio.errors import DomainError, PaymentRequired, RateLimited
 from gptstudio.services import chat, widget
 from gptstudio.services.entitlements import entitlement
-from gptstudio.services.errors import DomainError, PaymentRequired, RateLimited
 from gptstudio.settings import get_settings
 
 router = APIRouter()

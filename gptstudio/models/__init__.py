@@ -4,12 +4,15 @@ from gptstudio.models.api_key import ApiKey
 from gptstudio.models.app_setting import AppSetting
 from gptstudio.models.assistant import Assistant
 from gptstudio.models.audit_event import AuditEvent
-from gptstudio.models.billing_event import Invoice, StripeEvent
 from gptstudio.models.conversation import Conversation, Message
+from gptstudio.models.curation_run import CurationRun
 from gptstudio.models.dataset import Dataset
-from gptstudio.models.document import CurationRun, Document, ExampleOverride
+from gptstudio.models.document import Document
+from gptstudio.models.example_override import ExampleOverride
+from gptstudio.models.invoice import Invoice
 from gptstudio.models.model_version import ModelVersion
 from gptstudio.models.plan import Plan
+from gptstudio.models.stripe_event import StripeEvent
 from gptstudio.models.subscription import Subscription
 from gptstudio.models.training_job import TrainingJob
 from gptstudio.models.usage_event import UsageEvent

@@ -1,12 +1,11 @@
-"""Documents a creator uploads (files or fetched web pages), the curation runs over them, and
-the creator's per-example decisions."""
+"""Documents a creator uploads: files or fetched web pages, with their parsing status."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from gptstudio.db import utcnow
@@ -31,35 +30,4 @@ class Document(SQLModel, table=True):
     # CSV/JSON: the creator's column choice ({"text": …} or {"instruction": …, "response": …,
     # "context": …, "system": …}); None: guessed from the column names.
     columns: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class CurationRun(SQLModel, table=True):
-    """One pass of the curation pipeline over an assistant's parsed documents (a queue task)."""
-
-    __tablename__ = "curation_runs"
-
-    id: int | None = Field(default=None, primary_key=True)
-    assistant_id: int = Field(foreign_key="assistants.id", index=True, ondelete="CASCADE")
-    status: str = Field(default="queued", max_length=20)  # queued, running, done, failed
-    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    progress: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    result_path: str = Field(default="", max_length=1000)
-    error: str = Field(default="", max_length=2000)
-    created_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
-
-
-class ExampleOverride(SQLModel, table=True):
-    """A creator's decision on one example or duplicate: keep it, drop it, or edit its text."""
-
-    __tablename__ = "example_overrides"
-    __table_args__ = (UniqueConstraint("assistant_id", "example_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    assistant_id: int = Field(foreign_key="assistants.id", index=True, ondelete="CASCADE")
-    example_id: str = Field(max_length=80)
-    action: str = Field(max_length=10)  # keep, drop, edit
-    messages: list[dict[str, str]] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)

@@ -7,8 +7,8 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button, table_header
+from gptstudio.errors import DomainError
 from gptstudio.services import account, api_key, mfa
-from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button, table_header
+from gptstudio.errors import DomainError
 from gptstudio.services import assistant_settings, feedback, rollout, training
-from gptstudio.services.errors import DomainError
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
 
 NO_RETRIEVAL = "Retrieval is not available yet."

@@ -13,9 +13,9 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.errors import DomainError, PaymentRequired, RateLimited
 from gptstudio.models import Message
 from gptstudio.services import chat, feedback, quota
-from gptstudio.services.errors import DomainError, PaymentRequired, RateLimited
 from gptstudio.state.auth import AuthState
 
 HISTORY_MESSAGES = 20  # the engine trims further to its context window

@@ -9,8 +9,8 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button, table_header
+from gptstudio.errors import DomainError
 from gptstudio.services import dataset, document, web_fetch
-from gptstudio.services.errors import DomainError
 from gptstudio.settings import get_settings
 from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header

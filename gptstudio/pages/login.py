@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.errors import DomainError
 from gptstudio.services import account, oidc
-from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import LOGIN_NOTICES, AuthState
 
 

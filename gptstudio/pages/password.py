@@ -7,8 +7,8 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.errors import DomainError
 from gptstudio.services import account
-from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
 
 SENT = (

@@ -11,8 +11,8 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button, table_header
+from gptstudio.errors import DomainError, InvalidInput
 from gptstudio.services import billing
-from gptstudio.services.errors import DomainError, InvalidInput
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
 
 EMPTY_DRAFT = {

@@ -11,10 +11,10 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page
+from gptstudio.errors import DomainError
 from gptstudio.models.plan import PlanPublic
 from gptstudio.services import billing
 from gptstudio.services.billing import format_money
-from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
 
 WAIT_FOR_WEBHOOK_SECONDS = 60

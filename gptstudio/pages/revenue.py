@@ -18,9 +18,9 @@ from gptstudio.components.charts import (
     series_chart,
 )
 from gptstudio.components.layout import page
+from gptstudio.errors import DomainError
 from gptstudio.models import Role
 from gptstudio.services import analytics
-from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
 
 WINDOWS = ["30", "90", "365"]

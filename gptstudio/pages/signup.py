@@ -7,9 +7,9 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.errors import DomainError
 from gptstudio.models import Role
 from gptstudio.services import account
-from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
 
 

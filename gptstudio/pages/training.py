@@ -9,9 +9,9 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button, table_header
+from gptstudio.errors import DomainError
 from gptstudio.models import ModelVersion, TrainingJob
 from gptstudio.services import dataset, training
-from gptstudio.services.errors import DomainError
 from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
 

@@ -10,8 +10,8 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.errors import DomainError
 from gptstudio.services import widget
-from gptstudio.services.errors import DomainError
 from gptstudio.settings import get_settings
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
 

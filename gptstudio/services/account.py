@@ -20,11 +20,9 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from gptstudio import mail
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import ActionToken, Role, Tier, User, UserSession
-from gptstudio.models.user import UserPublic
-from gptstudio.services import audit, crypto, mailer, throttle
-from gptstudio.services.errors import (
+from gptstudio.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidInput,
@@ -32,6 +30,9 @@ from gptstudio.services.errors import (
     PermissionDenied,
     SessionExpired,
 )
+from gptstudio.models import ActionToken, Role, Tier, User, UserSession
+from gptstudio.models.user import UserPublic
+from gptstudio.services import audit, crypto, throttle
 from gptstudio.settings import get_settings
 
 _hasher = PasswordHasher()
@@ -138,13 +139,13 @@ def register(
     except IntegrityError:  # a concurrent registration with the same e-mail won the race
         raise EmailTaken("An account with this e-mail already exists. Log in instead.") from None
     # The account exists either way; the user can ask for the link again from the account page.
-    with contextlib.suppress(mailer.MailNotSent):
+    with contextlib.suppress(mail.MailNotSent):
         _send_verification(user.email, link)
     return public(user)
 
 
 def _send_verification(email: str, link: str) -> None:
-    mailer.send_mail(
+    mail.send_mail(
         to=email,
         subject="Confirm your e-mail for GPT Studio",
         body=f"Welcome to GPT Studio!\n\nConfirm your e-mail address:\n{link}\n\n"
@@ -258,7 +259,7 @@ def request_password_reset(*, email: str, client: Client = Client()) -> None:
             session, action="password.reset_requested", actor_id=user.id, target=f"user:{user.id}",
             ip=client.ip, user_agent=client.user_agent,
         )  # fmt: skip
-    mailer.send_mail(
+    mail.send_mail(
         to=email,
         subject="Reset your GPT Studio password",
         body=f"Someone asked to reset the password of your GPT Studio account.\n\n"

@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from gptstudio.db import as_date, session_scope, utc_day, utcnow
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import (
     Assistant,
     Invoice,
@@ -49,7 +50,6 @@ from gptstudio.models.user import UserPublic
 from gptstudio.services import usage
 from gptstudio.services.account import authorize
 from gptstudio.services.entitlements import entitlement_in, month_window
-from gptstudio.services.errors import InvalidInput, NotFound
 from gptstudio.services.usage import UsageDay
 from gptstudio.settings import get_settings
 

@@ -12,11 +12,11 @@ from sqlmodel import col, select
 
 from gptstudio import cache
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import ApiKey, Role, User
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
 from gptstudio.services.account import Client, hash_token, public
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 
 SCOPES = ("chat", "models:read", "documents:write", "admin")
 KEY_PREFIX = "gs-"

@@ -8,11 +8,11 @@ import secrets
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Assistant, Role
 from gptstudio.models.assistant import AssistantPublic
 from gptstudio.models.user import UserPublic
 from gptstudio.services.account import authorize
-from gptstudio.services.errors import InvalidInput, NotFound
 
 
 def slugify(name: str) -> str:

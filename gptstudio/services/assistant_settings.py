@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidInput
 from gptstudio.models import Assistant
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
 from gptstudio.services.account import Client
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.errors import InvalidInput
 
 MAX_NAME = 120
 MAX_DESCRIPTION = 2000

@@ -35,6 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import DomainError, InvalidInput, NotFound
+from gptstudio.mail import MailNotSent, send_mail
 from gptstudio.models import Assistant, Invoice, Plan, StripeEvent, Subscription, UsageEvent, User
 from gptstudio.models.plan import PlanPublic
 from gptstudio.models.user import Role, UserPublic
@@ -42,8 +44,6 @@ from gptstudio.services import audit
 from gptstudio.services.account import authorize
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.services.entitlements import entitlement_in, offered_plans
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound
-from gptstudio.services.mailer import MailNotSent, send_mail
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -26,13 +26,13 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from gptstudio import cache
+from gptstudio import cache, engine_client
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
-from gptstudio.services import engine_client, quota, response_cache, retrieval, rollout, usage
+from gptstudio.services import quota, response_cache, retrieval, rollout, usage
 from gptstudio.services.entitlements import cached_entitlement, entitlement
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from gptstudio.services.errors import InvalidInput
+from gptstudio.errors import InvalidInput
 from gptstudio.settings import get_settings
 
 

@@ -21,11 +21,11 @@ from sqlmodel import col, select
 
 from gptstudio.curation.errors import CurationError
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.services.document import column_choice
-from gptstudio.services.errors import InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ from sqlmodel import Session, col, select
 from gptstudio.curation.errors import ColumnChoiceError, CurationError, InvalidParameterError
 from gptstudio.curation.filenames import safe_filename
 from gptstudio.db import session_scope
+from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Assistant, Document
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from sqlmodel import Session, col, select
 
 from gptstudio import cache
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import NotFound, PaymentRequired
 from gptstudio.models import Assistant, Plan, Subscription, User
 from gptstudio.models.user import Role
-from gptstudio.services.errors import NotFound, PaymentRequired
 from gptstudio.settings import get_settings
 
 PAID_STATUSES = {"active", "trialing"}

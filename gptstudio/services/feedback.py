@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlmodel import col, select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.errors import InvalidInput, NotFound
 
 MAX_COMMENT_CHARS = 2000
 MAX_LIST = 200

@@ -15,7 +15,7 @@ def check_database() -> None:
 
 def queue_depth() -> int:
     """Tasks waiting in the queue; raises when the broker (Redis or SQLite) is unreachable."""
-    from trainer.queue import huey
+    from gptstudio.jobs.queue import huey
 
     return int(huey.pending_count())
 

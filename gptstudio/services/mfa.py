@@ -11,6 +11,7 @@ import segno
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidCredentials, InvalidInput
 from gptstudio.models import AppSetting, MfaBackupCode, Role, User
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit, crypto
@@ -20,7 +21,6 @@ from gptstudio.services.account import (
     hash_token,
     password_matches,
 )
-from gptstudio.services.errors import InvalidCredentials, InvalidInput
 
 ISSUER = "GPT Studio"
 HOME_BY_ROLE = {Role.admin: "/admin", Role.creator: "/dashboard", Role.subscriber: "/home"}

@@ -23,10 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import OAuthIdentity, Role, User
 from gptstudio.models.user import UserPublic
 from gptstudio.services import account, audit, crypto
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
 STATE_SECONDS = 600

@@ -49,9 +49,9 @@ import redis
 import redis.asyncio
 
 from gptstudio.db import utcnow
+from gptstudio.errors import DomainError, InvalidInput, RateLimited
 from gptstudio.services import usage
 from gptstudio.services.entitlements import Entitlement, entitlement
-from gptstudio.services.errors import DomainError, InvalidInput, RateLimited
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -52,12 +52,12 @@ import numpy as np
 import numpy.typing as npt
 from sqlmodel import col, select
 
+from gptstudio import engine_client
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import DomainError, InvalidInput
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.models.user import UserPublic
-from gptstudio.services import engine_client
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.errors import DomainError, InvalidInput
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)

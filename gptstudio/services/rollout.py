@@ -19,12 +19,12 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
 from gptstudio.services.account import Client
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.errors import InvalidInput, NotFound
 from gptstudio.services.training import gate_of
 
 BUCKETS = 100

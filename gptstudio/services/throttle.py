@@ -16,8 +16,8 @@ from typing import Protocol, TypeVar, cast
 import redis
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import DomainError
 from gptstudio.models import LoginThrottle
-from gptstudio.services.errors import DomainError
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -20,12 +20,12 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import Assistant, Dataset, ModelVersion, Role, Tier, TrainingJob
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
 from gptstudio.services.account import Client
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.errors import DomainError, InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def queue_position(job: TrainingJob) -> int:
 
 def cancel_job(*, actor: UserPublic, job_id: int, client: Client = Client()) -> TrainingJob:
     """A queued job is cancelled at once; a running one stops after its current step."""
-    from trainer.queue import huey
+    from gptstudio.jobs.queue import huey
 
     with session_scope() as session:
         job = session.get(TrainingJob, job_id)

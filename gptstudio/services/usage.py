@@ -27,8 +27,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from gptstudio.db import as_date, engine_for, get_engine, session_scope, utc_day, utcnow
+from gptstudio.errors import InvalidInput
 from gptstudio.models import UsageEvent
-from gptstudio.services.errors import InvalidInput
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 
+from gptstudio.errors import DomainError, InvalidInput
 from gptstudio.models.user import UserPublic
 from gptstudio.services import document
-from gptstudio.services.errors import DomainError, InvalidInput
 from gptstudio.settings import get_settings
 
 USER_AGENT = "GPTStudioBot/0.1 (+https://github.com/gptstudio)"

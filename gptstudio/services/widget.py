@@ -35,11 +35,11 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import DomainError, InvalidInput, PermissionDenied
 from gptstudio.models import Assistant, User
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit, crypto
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.errors import DomainError, InvalidInput, PermissionDenied
 from gptstudio.settings import get_settings
 
 KEY_PREFIX = "pk_"

@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 import reflex as rx
 from reflex.event import EventSpec
 
+from gptstudio.errors import DomainError, SessionExpired
 from gptstudio.models import Role
 from gptstudio.models.user import UserPublic
 from gptstudio.services import account, mfa
-from gptstudio.services.errors import DomainError, SessionExpired
 
 
 class AuthState(rx.State):

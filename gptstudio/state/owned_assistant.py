@@ -6,9 +6,9 @@ from typing import Any
 
 import reflex as rx
 
+from gptstudio.errors import DomainError
 from gptstudio.models import Role
 from gptstudio.services import assistant
-from gptstudio.services.errors import DomainError
 from gptstudio.state.auth import AuthState
 
 

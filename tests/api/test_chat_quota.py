@@ -29,6 +29,7 @@ from sqlmodel import select
 
 from gptstudio.api import create_api
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidInput, RateLimited
 from gptstudio.models import (
     ModelVersion,
     Plan,
@@ -38,7 +39,6 @@ from gptstudio.models import (
     User,
 )
 from gptstudio.services import account, api_key, chat, quota, usage
-from gptstudio.services.errors import InvalidInput, RateLimited
 from gptstudio.settings import get_settings
 from tests.api.test_chat import served_model  # noqa: F401  (the real engine, module-scoped)
 from tests.factories import publish_assistant

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from huey import RedisHuey
 
-import trainer.queue
+import gptstudio.jobs.queue
 from gptstudio.api import create_api
 
 
@@ -25,7 +25,7 @@ def test_healthz_reports_database_and_queue(client: TestClient) -> None:
 def test_healthz_with_redis_queue(
     client: TestClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(trainer.queue, "huey", RedisHuey("gptstudio-test", url=redis_url))
+    monkeypatch.setattr(gptstudio.jobs.queue, "huey", RedisHuey("gptstudio-test", url=redis_url))
     assert client.get("/healthz").json()["queue"] == "ok"
 
 
@@ -33,7 +33,9 @@ def test_healthz_is_503_when_the_queue_broker_is_down(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A real client for a port where nothing listens: the broker is down, not mocked.
-    monkeypatch.setattr(trainer.queue, "huey", RedisHuey("down", url="redis://127.0.0.1:1/0"))
+    monkeypatch.setattr(
+        gptstudio.jobs.queue, "huey", RedisHuey("down", url="redis://127.0.0.1:1/0")
+    )
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()

@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidInput
 from gptstudio.models import AuditEvent, Invoice, Role, StripeEvent, Subscription, UsageEvent
 from gptstudio.models.user import UserPublic
 from gptstudio.services import account, assistant, billing
 from gptstudio.services.entitlements import entitlement, entitlement_in
-from gptstudio.services.errors import InvalidInput
 from gptstudio.settings import get_settings
 from tests.billing.fake_stripe import Delivery, StripeFront, event, stripe_signature
 from tests.conftest import Mailbox
@@ -360,7 +360,7 @@ def test_failed_payment_dunning_then_free_tier(
 def test_a_mail_server_down_neither_undoes_the_event_nor_drops_the_mail(
     stripe: StripeFront, api: TestClient, mailbox: Mailbox, settings_env: pytest.MonkeyPatch
 ) -> None:
-    from trainer.queue import huey
+    from gptstudio.jobs.queue import huey
 
     creator, subscriber, assistant_id = _users()
     billing.save_plan(actor=creator, assistant_id=assistant_id, data=FREE)

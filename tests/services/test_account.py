@@ -9,9 +9,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import AuditEvent, Role, User, UserSession
-from gptstudio.services import account
-from gptstudio.services.errors import (
+from gptstudio.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidInput,
@@ -19,6 +17,8 @@ from gptstudio.services.errors import (
     PermissionDenied,
     SessionExpired,
 )
+from gptstudio.models import AuditEvent, Role, User, UserSession
+from gptstudio.services import account
 
 PASSWORD = "correct horse battery"
 

@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import (
     Assistant,
     Dataset,
@@ -24,7 +25,6 @@ from gptstudio.models import (
 )
 from gptstudio.models.user import UserPublic
 from gptstudio.services import account, analytics
-from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
 
 PASSWORD = "correct horse battery"
 NOW = utcnow()

@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import ApiKey, Role
 from gptstudio.services import account, api_key
-from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
 
 PASSWORD = "correct horse battery"
 

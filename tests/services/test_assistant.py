@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidInput, PermissionDenied
 from gptstudio.models import Assistant, Role
 from gptstudio.services import account, assistant
-from gptstudio.services.errors import InvalidInput, PermissionDenied
 
 PASSWORD = "correct horse battery"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Role
 from gptstudio.services import account, assistant, assistant_settings, audit
-from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
 
 PASSWORD = "correct horse battery"
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Role
 from gptstudio.services import account, chat
-from gptstudio.services.errors import InvalidInput, NotFound
 from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"

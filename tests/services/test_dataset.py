@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Role
 from gptstudio.services import account, assistant, dataset
-from gptstudio.services.errors import InvalidInput, NotFound
 from tests.services.docs import BEES_MD, TAX_MD, chat_jsonl
 from tests.services.test_document import upload
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Role
 from gptstudio.services import account, assistant, document
-from gptstudio.services.errors import InvalidInput, NotFound
 from gptstudio.settings import get_settings
 from tests.curation.builders import encrypt_pdf, make_pdf
 from tests.services.docs import BEES_MD

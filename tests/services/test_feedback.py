@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Message, Role
 from gptstudio.services import account, chat, feedback
-from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
 from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from gptstudio.errors import NotFound, PermissionDenied
 from gptstudio.models import Role
 from gptstudio.services import account, api_key, assistant, audit, mfa
-from gptstudio.services.errors import NotFound, PermissionDenied
 
 PASSWORD = "correct horse battery"
 

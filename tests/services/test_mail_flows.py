@@ -8,10 +8,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import select
 
+from gptstudio import mail
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidCredentials, InvalidInput, SessionExpired
 from gptstudio.models import ActionToken
-from gptstudio.services import account, mailer
-from gptstudio.services.errors import InvalidCredentials, InvalidInput, SessionExpired
+from gptstudio.services import account
 from gptstudio.settings import get_settings
 from tests.conftest import Mailbox
 
@@ -78,7 +79,7 @@ def test_mail_server_down_is_a_clear_error(db: str, settings_env: pytest.MonkeyP
     settings_env.setenv("GPTSTUDIO_SMTP_SECURITY", "none")
     get_settings.cache_clear()
     user = account.register(email="ada@example.com", password=PASSWORD)  # the account is kept
-    with pytest.raises(mailer.MailNotSent, match="could not be sent"):
+    with pytest.raises(mail.MailNotSent, match="could not be sent"):
         account.request_password_reset(email="ada@example.com")
-    with pytest.raises(mailer.MailNotSent):
+    with pytest.raises(mail.MailNotSent):
         account.resend_verification(actor=user)

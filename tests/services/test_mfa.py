@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidCredentials, InvalidInput, PermissionDenied
 from gptstudio.models import AuditEvent, MfaBackupCode, Role
 from gptstudio.services import account, mfa
-from gptstudio.services.errors import InvalidCredentials, InvalidInput, PermissionDenied
 
 PASSWORD = "correct horse battery"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gptstudio.errors import InvalidInput
 from gptstudio.models import Role
 from gptstudio.services import account, assistant, dataset
-from gptstudio.services.errors import InvalidInput
 from gptstudio.services.qa_generation import pairs_from_reply
 from gptstudio.settings import get_settings
 from tests.api.test_chat import served_model  # noqa: F401  (the real engine fixture)

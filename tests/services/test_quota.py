@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.errors import InvalidInput, PaymentRequired
 from gptstudio.models import Plan, Role, Subscription, UsageEvent
 from gptstudio.services import account, assistant, quota, usage
 from gptstudio.services.entitlements import Entitlement, entitlement
-from gptstudio.services.errors import InvalidInput, PaymentRequired
 from gptstudio.settings import get_settings
 
 PASSWORD = "correct horse battery"

@@ -17,9 +17,9 @@ import pytest
 from sqlmodel import select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Document, Role
 from gptstudio.services import account, assistant, dataset, document, retrieval
-from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.settings import get_settings
 from tests.curation.builders import make_pdf
 from tests.services.docs import BEES_MD, TAX_MD

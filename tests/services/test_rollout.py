@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Assistant, AuditEvent, Conversation, Message, ModelVersion, Role
 from gptstudio.services import account, assistant, chat, feedback, rollout
-from gptstudio.services.errors import InvalidInput, NotFound, PermissionDenied
 
 PASSWORD = "correct horse battery"
 PASSED = {"gate": {"passed": True, "relative_gain": 0.2, "message": "20 % better."}}

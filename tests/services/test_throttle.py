@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
+from gptstudio.errors import InvalidCredentials
 from gptstudio.services import account, throttle
-from gptstudio.services.errors import InvalidCredentials
 from gptstudio.settings import get_settings
 
 PASSWORD = "correct horse battery"

@@ -11,9 +11,9 @@ import sqlalchemy
 from sqlalchemy.exc import IntegrityError
 
 from gptstudio.db import get_engine, session_scope
+from gptstudio.errors import InvalidInput
 from gptstudio.models import ModelVersion, Role, UsageEvent
 from gptstudio.services import account, assistant, usage
-from gptstudio.services.errors import InvalidInput
 
 PASSWORD = "correct horse battery"
 DAY = datetime(2026, 3, 14, tzinfo=UTC)

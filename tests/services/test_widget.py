@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Assistant, AuditEvent, Role
 from gptstudio.services import account, assistant, widget
-from gptstudio.services.errors import InvalidInput, NotFound
 from gptstudio.settings import get_settings
 
 PASSWORD = "correct horse battery"

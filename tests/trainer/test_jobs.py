@@ -16,9 +16,9 @@ import pytest
 from sqlmodel import select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Assistant, Dataset, ModelVersion, Role, TrainingJob
 from gptstudio.services import account, assistant, training
-from gptstudio.services.errors import InvalidInput, NotFound
 from gptstudio.settings import get_settings
 from tests.trainer.conftest import FACTS, chat
 
@@ -110,7 +110,7 @@ def test_bad_requests_fail_early(creator: tuple[account.UserPublic, int, int]) -
 
 
 def test_queued_job_is_cancelled_at_once(creator: tuple[account.UserPublic, int, int]) -> None:
-    from trainer.queue import huey
+    from gptstudio.jobs.queue import huey
 
     cy, _bees, dataset_id = creator
     job = training.start_job(actor=cy, dataset_id=dataset_id, overrides=SMALL)
@@ -227,7 +227,7 @@ def test_running_job_stops_within_seconds_of_cancel(
 ) -> None:
     import threading
 
-    from trainer.queue import huey
+    from gptstudio.jobs.queue import huey
 
     cy, _, dataset_id = creator
     job = training.start_job(

@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import select
 
 from gptstudio.db import session_scope
+from gptstudio.errors import PermissionDenied
 from gptstudio.models import AuditEvent, Role, Tier
 from gptstudio.services import account, assistant, training
-from gptstudio.services.errors import PermissionDenied
 from gptstudio.settings import get_settings
 from tests.trainer.test_jobs import SMALL, make_dataset
 
@@ -21,7 +21,7 @@ PASSWORD = "correct horse battery"
 def test_jobs_queue_by_tier_and_admins_go_first(
     db: str, tiny_model: Path, settings_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from trainer.queue import huey
+    from gptstudio.jobs.queue import huey
 
     settings_env.setenv("GPTSTUDIO_BASE_MODEL", str(tiny_model))
     get_settings.cache_clear()

@@ -7,7 +7,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from gptstudio.services.errors import DomainError
+from gptstudio.errors import DomainError
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
