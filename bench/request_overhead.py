@@ -111,7 +111,7 @@ def populate(users: int) -> list[str]:
     """A published assistant with a generous free plan, and ``users`` subscribers' API keys."""
     from gptstudio.db import session_scope
     from gptstudio.models import Assistant, ModelVersion, Plan, Role, User
-    from gptstudio.services import account, api_key, assistant
+    from gptstudio.services import access, account, api_key, assistant
 
     account.register(email="root@example.com", password="correct horse battery")
     cy = account.register(email="cy@example.com", password="correct horse battery",
@@ -132,7 +132,7 @@ def populate(users: int) -> list[str]:
         session.add_all(people)
     keys = []
     for person in people:
-        raw, _ = api_key.create_key(actor=account.public(person), name="bench", scopes=["chat"])
+        raw, _ = api_key.create_key(actor=access.public(person), name="bench", scopes=["chat"])
         keys.append(raw)
     return keys
 

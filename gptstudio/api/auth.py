@@ -9,17 +9,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from gptstudio.errors import DomainError
-from gptstudio.services import account, mfa, oidc
+from gptstudio.services import access, account, mfa, oidc
 from gptstudio.settings import get_settings
 
 router = APIRouter(prefix="/auth/oidc")
 STATE_COOKIE = "gptstudio_oidc"
 
 
-def _client(request: Request) -> account.Client:
+def _client(request: Request) -> access.Client:
     forwarded = request.headers.get("x-forwarded-for", "")
     ip = forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
-    return account.Client(ip=ip, user_agent=request.headers.get("user-agent", ""))
+    return access.Client(ip=ip, user_agent=request.headers.get("user-agent", ""))
 
 
 def _to_login(**params: str) -> RedirectResponse:

@@ -1,20 +1,17 @@
 """Accounts: registration, password login (with MFA step-up and lockout), server-side sessions,
 password reset and e-mail verification, and roles.
 
-Every other service takes the acting user (``actor``) and calls :func:`authorize`; this is the one
-place where roles are checked, for pages, Reflex events and HTTP routes alike.
+Role checks live in :mod:`gptstudio.services.access`; password and token hashing in
+:mod:`gptstudio.services.crypto`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -27,17 +24,22 @@ from gptstudio.errors import (
     InvalidCredentials,
     InvalidInput,
     NotFound,
-    PermissionDenied,
     SessionExpired,
 )
 from gptstudio.models import ActionToken, Role, Tier, User, UserSession
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit, crypto, throttle
+from gptstudio.services.access import Client, authorize, public
+from gptstudio.services.crypto import (
+    hash_password,
+    hash_token,
+    password_matches,
+    password_needs_rehash,
+)
 from gptstudio.settings import get_settings
 
-_hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so both paths cost one argon2 hash.
-_DUMMY_HASH = _hasher.hash("gptstudio-no-such-user")
+_DUMMY_HASH = hash_password("gptstudio-no-such-user")
 _SEEN_REFRESH = timedelta(minutes=1)
 MFA_TICKET_SECONDS = 300
 RESET_HOURS = 1
@@ -55,29 +57,12 @@ SESSION_COOKIE = "gptstudio_session"
 
 
 @dataclass(frozen=True)
-class Client:
-    """Where a request came from, for sessions and the audit log."""
-
-    ip: str = ""
-    user_agent: str = ""
-
-
-@dataclass(frozen=True)
 class LoginResult:
     """Either a session (``token``) or, for MFA accounts, a ticket for the second step."""
 
     user: UserPublic
     token: str = ""
     mfa_ticket: str = ""
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a bearer secret (session token, API key, mailed token): its SHA-256."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
 
 
 def normalize_email(email: str) -> str:
@@ -102,20 +87,6 @@ def check_password_strength(password: str, *, email: str = "") -> None:
         raise InvalidInput("The password must not contain your e-mail address.")
 
 
-def public(user: User) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
-
-
-def password_matches(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-# --- registration and e-mail verification -------------------------------------------------
-
-
 def register(
     *,
     email: str,
@@ -132,7 +103,7 @@ def register(
     try:
         with session_scope() as session:
             user = create_user(
-                session, email=email, password_hash=_hasher.hash(password),
+                session, email=email, password_hash=hash_password(password),
                 display_name=display_name, role=role, client=client,
             )  # fmt: skip
             link = _mailed_link(session, user, purpose="verify", hours=VERIFY_HOURS)
@@ -301,7 +272,7 @@ def change_password(
 
 
 def _set_password(session: Session, user: User, password: str, keep_token: str = "") -> None:
-    user.password_hash = _hasher.hash(password)
+    user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
     _set_sessions_revoked(session, user, keep=hash_token(keep_token) if keep_token else "")
 
@@ -336,8 +307,8 @@ def login(
             raise wrong
         if not user.is_active:
             raise InvalidCredentials("This account is disabled. Contact the administrator.")
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(password)
+        if password_needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
         throttle.record_success(email=email, ip=client.ip)
         if user.mfa_enabled_at is not None:
             return LoginResult(user=public(user), mfa_ticket=mfa_ticket_for(user))
@@ -523,14 +494,6 @@ def _user_row(session: Session, user_id: int) -> User:
 
 
 # --- roles ----------------------------------------------------------------------------------
-
-
-def authorize(actor: UserPublic, *roles: Role) -> None:
-    """Raise :class:`PermissionDenied` unless ``actor`` has one of ``roles`` (admins pass all)."""
-    if actor.role == Role.admin or actor.role in roles:
-        return
-    needed = " or ".join(role.value for role in roles)
-    raise PermissionDenied(f"This needs a {needed} account; you are signed in as a {actor.role}.")
 
 
 def list_users(*, actor: UserPublic) -> list[UserPublic]:

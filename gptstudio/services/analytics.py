@@ -48,7 +48,7 @@ from gptstudio.models import (
 )
 from gptstudio.models.user import UserPublic
 from gptstudio.services import usage
-from gptstudio.services.account import authorize
+from gptstudio.services.access import authorize
 from gptstudio.services.entitlements import entitlement_in, month_window
 from gptstudio.services.usage import UsageDay
 from gptstudio.settings import get_settings

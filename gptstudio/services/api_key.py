@@ -16,7 +16,8 @@ from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDeni
 from gptstudio.models import ApiKey, Role, User
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
-from gptstudio.services.account import Client, hash_token, public
+from gptstudio.services.access import Client, public
+from gptstudio.services.crypto import hash_token
 
 SCOPES = ("chat", "models:read", "documents:write", "admin")
 KEY_PREFIX = "gs-"

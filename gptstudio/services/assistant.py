@@ -12,7 +12,7 @@ from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Assistant, Role
 from gptstudio.models.assistant import AssistantPublic
 from gptstudio.models.user import UserPublic
-from gptstudio.services.account import authorize
+from gptstudio.services.access import authorize
 
 
 def slugify(name: str) -> str:

@@ -13,7 +13,7 @@ from gptstudio.errors import InvalidInput
 from gptstudio.models import Assistant
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
-from gptstudio.services.account import Client
+from gptstudio.services.access import Client
 from gptstudio.services.assistant import owned_assistant
 
 MAX_NAME = 120

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from gptstudio.db import session_scope
 from gptstudio.models import AuditEvent, Role, User
 from gptstudio.models.user import UserPublic
+from gptstudio.services.access import authorize
 
 
 def record(
@@ -61,8 +62,6 @@ def list_events(
     limit: int = 200,
 ) -> list[AuditRow]:
     """The newest audit events matching the filters (admins only)."""
-    from gptstudio.services.account import authorize
-
     authorize(actor, Role.admin)
     query = (
         select(AuditEvent, User.email)

@@ -41,7 +41,7 @@ from gptstudio.models import Assistant, Invoice, Plan, StripeEvent, Subscription
 from gptstudio.models.plan import PlanPublic
 from gptstudio.models.user import Role, UserPublic
 from gptstudio.services import audit
-from gptstudio.services.account import authorize
+from gptstudio.services.access import authorize
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.services.entitlements import entitlement_in, offered_plans
 from gptstudio.settings import get_settings

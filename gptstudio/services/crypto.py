@@ -1,4 +1,5 @@
-"""Signing and encryption keyed by the app's secret key (one derived key per purpose)."""
+"""Hashing of passwords and bearer secrets, and signing and encryption keyed by the app's secret
+key (one derived key per purpose)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,39 @@ import base64
 import hashlib
 from typing import Any
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from gptstudio.errors import InvalidInput
 from gptstudio.settings import get_settings
+
+_hasher = PasswordHasher()
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a bearer secret (session token, API key, mailed token): its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    """Whether a stored hash uses older parameters than the current hasher (rehash on login)."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --- registration and e-mail verification -------------------------------------------------
 
 
 def _secret() -> str:

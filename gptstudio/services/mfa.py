@@ -15,12 +15,8 @@ from gptstudio.errors import InvalidCredentials, InvalidInput
 from gptstudio.models import AppSetting, MfaBackupCode, Role, User
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit, crypto
-from gptstudio.services.account import (
-    Client,
-    authorize,
-    hash_token,
-    password_matches,
-)
+from gptstudio.services.access import Client, authorize
+from gptstudio.services.crypto import hash_token, password_matches
 
 ISSUER = "GPT Studio"
 HOME_BY_ROLE = {Role.admin: "/admin", Role.creator: "/dashboard", Role.subscriber: "/home"}

@@ -26,7 +26,7 @@ from gptstudio.db import session_scope
 from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import OAuthIdentity, Role, User
 from gptstudio.models.user import UserPublic
-from gptstudio.services import account, audit, crypto
+from gptstudio.services import access, account, audit, crypto
 from gptstudio.settings import get_settings
 
 STATE_SECONDS = 600
@@ -243,7 +243,7 @@ async def _github_profile(provider: Provider, client: AsyncOAuth2Client) -> Prof
 
 
 def sign_in(
-    profile: Profile, *, client: account.Client = account.Client(), previous_token: str = ""
+    profile: Profile, *, client: access.Client = access.Client(), previous_token: str = ""
 ) -> SignInOutcome:
     """Open a session for a linked identity, create an account, or ask for the password first."""
     with session_scope() as session:
@@ -268,7 +268,7 @@ def sign_in(
                 return SignInOutcome(link_ticket=_link_ticket(profile, existing))
             user = account.create_user(
                 session, email=email,
-                password_hash=account.hash_password(secrets.token_urlsafe(32)),
+                password_hash=crypto.hash_password(secrets.token_urlsafe(32)),
                 display_name=profile.name, role=Role.subscriber, client=client,
                 verified=profile.email_verified,
             )  # fmt: skip
@@ -276,12 +276,12 @@ def sign_in(
         if not user.is_active:
             raise SignInFailed("This account is disabled. Contact the administrator.")
         if user.mfa_enabled_at is not None:
-            return SignInOutcome(mfa_ticket=account.mfa_ticket_for(user), user=account.public(user))
+            return SignInOutcome(mfa_ticket=account.mfa_ticket_for(user), user=access.public(user))
         token = account.open_session(session, user, client=client, previous_token=previous_token)
-        return SignInOutcome(token=token, user=account.public(user))
+        return SignInOutcome(token=token, user=access.public(user))
 
 
-def _link(session: Session, user: User, profile: Profile, client: account.Client) -> None:
+def _link(session: Session, user: User, profile: Profile, client: access.Client) -> None:
     assert user.id is not None
     session.add(
         OAuthIdentity(
@@ -310,7 +310,7 @@ def read_link_ticket(ticket: str) -> PendingLink:
     )  # fmt: skip
 
 
-def link_after_password(*, ticket: str, user: UserPublic, client: account.Client) -> None:
+def link_after_password(*, ticket: str, user: UserPublic, client: access.Client) -> None:
     """Link the pending identity now that the password of its account was proven."""
     pending = read_link_ticket(ticket)
     if pending.user_id != user.id:

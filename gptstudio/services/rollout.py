@@ -23,7 +23,7 @@ from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
-from gptstudio.services.account import Client
+from gptstudio.services.access import Client
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.services.training import gate_of
 

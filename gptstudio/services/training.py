@@ -24,7 +24,7 @@ from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import Assistant, Dataset, ModelVersion, Role, Tier, TrainingJob
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
-from gptstudio.services.account import Client
+from gptstudio.services.access import Client
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.settings import get_settings
 

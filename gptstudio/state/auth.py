@@ -17,7 +17,7 @@ from reflex.event import EventSpec
 from gptstudio.errors import DomainError, SessionExpired
 from gptstudio.models import Role
 from gptstudio.models.user import UserPublic
-from gptstudio.services import account, mfa
+from gptstudio.services import access, account, mfa
 
 
 class AuthState(rx.State):
@@ -40,11 +40,11 @@ class AuthState(rx.State):
     def home_path(self) -> str:
         return mfa.HOME_BY_ROLE.get(Role(self.role), "/home") if self.role else "/login"
 
-    def _client(self) -> account.Client:
+    def _client(self) -> access.Client:
         headers = self.router.headers
         forwarded = headers.raw_headers.get("x-forwarded-for", "")
         ip = forwarded.split(",")[0].strip() or self.router.session.client_ip
-        return account.Client(ip=ip, user_agent=headers.user_agent)
+        return access.Client(ip=ip, user_agent=headers.user_agent)
 
     def home_for(self, user: UserPublic) -> str:
         """Where a user lands after logging in: set up MFA first if policy requires it."""

@@ -38,7 +38,7 @@ from gptstudio.models import (
     UsageEvent,
     User,
 )
-from gptstudio.services import account, api_key, chat, quota, usage
+from gptstudio.services import access, account, api_key, chat, quota, usage
 from gptstudio.settings import get_settings
 from tests.api.test_chat import served_model  # noqa: F401  (the real engine, module-scoped)
 from tests.factories import publish_assistant
@@ -499,7 +499,7 @@ def test_a_split_sends_callers_to_the_candidate_and_a_rollback_brings_them_back(
                           metrics={"gate": {"passed": True}})  # fmt: skip
         session.add(v2)
         session.flush()
-        owner, v2_id = account.public(creator), v2.id or 0
+        owner, v2_id = access.public(creator), v2.id or 0
     rollout.set_split(
         actor=owner, assistant_id=studio.assistant_id, candidate_version_id=v2_id, percent=100,
         override_reason="Trying the second version on everyone.",

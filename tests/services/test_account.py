@@ -18,7 +18,7 @@ from gptstudio.errors import (
     SessionExpired,
 )
 from gptstudio.models import AuditEvent, Role, User, UserSession
-from gptstudio.services import account
+from gptstudio.services import access, account, crypto
 
 PASSWORD = "correct horse battery"
 
@@ -88,13 +88,13 @@ def test_invalid_email_is_refused(db: str) -> None:
 def test_login_opens_a_session_that_resolves_to_the_user(db: str) -> None:
     account.register(email="ada@example.com", password=PASSWORD)
     result = account.login(
-        email="ada@example.com", password=PASSWORD, client=account.Client("10.0.0.1", "pytest")
+        email="ada@example.com", password=PASSWORD, client=access.Client("10.0.0.1", "pytest")
     )
     token = result.token
     assert account.user_for_session(token=token) == result.user
     with session_scope() as session:
         stored = session.exec(select(UserSession)).one()
-    assert stored.token_hash == account.hash_token(token) != token
+    assert stored.token_hash == crypto.hash_token(token) != token
     assert (stored.ip, stored.user_agent) == ("10.0.0.1", "pytest")
 
 
@@ -160,10 +160,10 @@ def test_disabled_account_cannot_log_in_or_use_its_session(db: str) -> None:
 def test_authorize_checks_roles_and_admin_passes_everything(db: str) -> None:
     admin = account.register(email="ada@example.com", password=PASSWORD)
     subscriber = account.register(email="sue@example.com", password=PASSWORD)
-    account.authorize(admin, Role.creator)
-    account.authorize(subscriber, Role.subscriber)
+    access.authorize(admin, Role.creator)
+    access.authorize(subscriber, Role.subscriber)
     with pytest.raises(PermissionDenied, match="needs a creator account"):
-        account.authorize(subscriber, Role.creator)
+        access.authorize(subscriber, Role.creator)
 
 
 def test_only_admins_list_users_and_change_roles(db: str) -> None:

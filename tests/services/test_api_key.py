@@ -10,7 +10,7 @@ from sqlmodel import select
 from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import ApiKey, Role
-from gptstudio.services import account, api_key
+from gptstudio.services import account, api_key, crypto
 
 PASSWORD = "correct horse battery"
 
@@ -30,7 +30,7 @@ def test_key_is_shown_once_and_stored_as_a_hash(
     assert raw.startswith("gs-") and info.prefix == raw[:10]
     with session_scope() as session:
         stored = session.exec(select(ApiKey)).one()
-    assert stored.key_hash == account.hash_token(raw) and raw not in stored.key_hash
+    assert stored.key_hash == crypto.hash_token(raw) and raw not in stored.key_hash
     assert api_key.authenticate(raw_key=raw, scope="chat").id == sue.id
     assert api_key.list_keys(actor=sue)[0].last_used_at is not None
 

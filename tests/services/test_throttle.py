@@ -9,14 +9,14 @@ import pytest
 import redis
 
 from gptstudio.errors import InvalidCredentials
-from gptstudio.services import account, throttle
+from gptstudio.services import access, account, throttle
 from gptstudio.settings import get_settings
 
 PASSWORD = "correct horse battery"
-ALICE = account.Client(ip="203.0.113.7", user_agent="pytest")
+ALICE = access.Client(ip="203.0.113.7", user_agent="pytest")
 
 
-def fail_times(email: str, n: int, client: account.Client = ALICE) -> None:
+def fail_times(email: str, n: int, client: access.Client = ALICE) -> None:
     for _ in range(n):
         with pytest.raises(InvalidCredentials):
             account.login(email=email, password="wrong password!", client=client)
@@ -41,7 +41,7 @@ def test_account_locks_after_threshold_even_for_the_right_password(
     assert 0 < locked.value.retry_after <= 30
     # Another address is locked out of this account too (per-account counter).
     with pytest.raises(throttle.LockedOut):
-        account.login(email="ada@example.com", password=PASSWORD, client=account.Client("1.2.3.4"))
+        account.login(email="ada@example.com", password=PASSWORD, client=access.Client("1.2.3.4"))
     if backend == "redis":
         assert redis.Redis.from_url(get_settings().redis_url).exists(
             "gptstudio:lock:account:ada@example.com"

@@ -138,9 +138,9 @@ def test_a_killed_worker_is_resumed_by_the_next_one(
     config = {**SMALL, "max_steps": 40, "checkpoint_interval": 5}
     enqueue = (
         "from gptstudio.db import session_scope; from gptstudio.models import User; "
-        "from gptstudio.services import account, training; "
+        "from gptstudio.services import access, account, training; "
         "s = session_scope().__enter__(); "
-        f"actor = account.public(s.get(User, {cy.id})); "
+        f"actor = access.public(s.get(User, {cy.id})); "
         f"job = training.start_job(actor=actor, dataset_id={dataset_id}, overrides={config!r}); "
         "print(job.id)"
     )
