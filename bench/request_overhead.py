@@ -144,12 +144,13 @@ def unchecked_app() -> Any:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
-    from gptstudio import api
+    from gptstudio import api, cache
     from gptstudio.api.chat import ChatCompletionIn, _collect, _params
     from gptstudio.api.errors import domain_error_handler, validation_error_handler
     from gptstudio.errors import DomainError
     from gptstudio.services import chat
 
+    cache.install()  # as create_api() does: the same cached lookups on both sides
     router = APIRouter(prefix="/v1")
 
     @router.post("/chat/completions")
@@ -165,7 +166,7 @@ def unchecked_app() -> Any:
         return JSONResponse(await _collect(first, chunks, body.model, context))
 
     app = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    for module in (api.ops, api.auth, api.models, api.documents, None, api.billing, api.widget):
+    for module in (api.ops, api.auth, api.model_list, api.documents, None, api.billing, api.widget):
         app.include_router(router if module is None else module.router)
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

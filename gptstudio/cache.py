@@ -17,6 +17,13 @@ session events catch it) moves the generation on:
 An entry also lives at most ``GPTSTUDIO_CACHE_SECONDS`` (0 turns caching off) and never past
 its own deadline (an entitlement ends with its period or grace window). Bulk Core statements
 (``UPDATE``/``DELETE`` without the ORM) bypass the session events: call :func:`invalidate`.
+
+A process takes part by calling :func:`install` where it starts (``gptstudio.api.create_api``
+for the web and API processes, the worker's start-up hook, the tests' ``conftest``): it adds the
+session events that announce this process's commits, and turns lookups on (the first one starts
+the ``LISTEN`` thread on PostgreSQL). A process that never installs caches nothing, so it can
+never serve a row its own commits have changed; but its commits are not announced either, so
+every process that writes the watched tables through the ORM must install.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
+from gptstudio.db import engine_for
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -191,7 +199,10 @@ os.register_at_fork(after_in_child=_after_fork)
 
 
 def generation(url: str | None = None) -> Hashable | None:
-    """The current generation of the database (the configured one by default)."""
+    """The current generation of the database (the configured one by default); ``None`` (do
+    not cache) until :func:`install` is called: this process's commits would go unseen."""
+    if not _installed:
+        return None
     return _database(url or get_settings().database_url).token()
 
 
@@ -201,8 +212,6 @@ def invalidate(url: str | None = None) -> None:
     state = _database(url or get_settings().database_url)
     state.local += 1
     if state.postgres:
-        from gptstudio.db import engine_for
-
         with engine_for(state.url).begin() as connection:
             connection.exec_driver_sql(f"NOTIFY {CHANNEL}, '{PROCESS}'")
     state.announce()
@@ -237,7 +246,6 @@ def _changes_watched(session: Session) -> bool:
     return False
 
 
-@event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _context: Any) -> None:
     if session.info.get(_FLAG) or not _changes_watched(session):
         return
@@ -248,7 +256,6 @@ def _after_flush(session: Session, _context: Any) -> None:
         connection.exec_driver_sql(f"NOTIFY {CHANNEL}, '{PROCESS}'")
 
 
-@event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if not session.info.pop(_FLAG, False):
         return
@@ -260,9 +267,27 @@ def _after_commit(session: Session) -> None:
     state.announce()
 
 
-@event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, _previous: Any) -> None:
     session.info.pop(_FLAG, None)
+
+
+_HOOKS = (
+    ("after_flush", _after_flush),
+    ("after_commit", _after_commit),
+    ("after_soft_rollback", _after_rollback),
+)
+_installed = False
+
+
+def install() -> None:
+    """Make this process take part: announce its commits to the watched tables (to itself and
+    to the other processes) and use the caches. Idempotent; call it once where a process
+    starts, before it serves or writes anything."""
+    global _installed
+    for name, hook in _HOOKS:
+        if not event.contains(Session, name, hook):
+            event.listen(Session, name, hook)
+    _installed = True
 
 
 # --- caches --------------------------------------------------------------------------------

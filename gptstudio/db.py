@@ -14,7 +14,6 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, SQLModel, create_engine
 
-from gptstudio import cache  # noqa: F401  (registers the session hooks that drop caches)
 from gptstudio.settings import get_settings
 
 # Stable constraint names, so that Alembic can alter them later (SQLite batch mode needs names).

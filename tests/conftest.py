@@ -34,6 +34,11 @@ from gptstudio.settings import get_settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests' process takes part in the request-path caches, as the app's processes do."""
+    cache.install()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last: they are the slowest, and nothing after them shares their loop."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -69,6 +69,15 @@ def resume_stale_jobs_task() -> None:
 
 
 @huey.on_startup()
+def _install_cache() -> None:
+    """A worker takes part in the request-path caches: its commits (subscriptions, plans, …)
+    reach every web process's cache (see gptstudio.cache)."""
+    from gptstudio import cache
+
+    cache.install()
+
+
+@huey.on_startup()
 def _resume_on_startup() -> None:
     from gptstudio.services.training import resume_stale_jobs
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gptstudio import cache
 from gptstudio.api import auth, billing, chat, documents, model_list, ops, widget
 from gptstudio.api.errors import domain_error_handler, error_body, validation_error_handler
 from gptstudio.errors import DomainError
@@ -110,7 +111,9 @@ class OriginCheckMiddleware:
 
 
 def create_api() -> FastAPI:
-    """The FastAPI app Reflex mounts itself into."""
+    """The FastAPI app Reflex mounts itself into. Every process that serves it (the Reflex
+    backend, a uvicorn worker) takes part in the request-path caches."""
+    cache.install()
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
     for module in (ops, auth, model_list, documents, chat, billing, widget):
         api.include_router(module.router)

@@ -47,9 +47,11 @@ def listening() -> None:
     eventually(lambda: cache.generation() is not None)
 
 
-def in_other_process(code: str) -> None:
-    """Run ``code`` in a fresh Python process on the same database (the settings' env)."""
-    prelude = "from gptstudio.db import session_scope\nfrom gptstudio.models import *\n"
+def in_other_process(code: str, *, install: bool = True) -> None:
+    """Run ``code`` in a fresh Python process of the app on the same database (the settings'
+    env); it installs the caches' hooks where it starts, as every app process does."""
+    prelude = "from gptstudio import cache\ncache.install()\n" if install else ""
+    prelude += "from gptstudio.db import session_scope\nfrom gptstudio.models import *\n"
     subprocess.run([sys.executable, "-c", prelude + code], cwd=ROOT, check=True, timeout=120)
 
 
@@ -189,3 +191,23 @@ def test_one_listener_however_many_threads_ask(sue: account.UserPublic) -> None:
     listening()
     listeners = [t for t in threading.enumerate() if t.name == "gptstudio-cache-listener"]
     assert len(listeners) == 1
+
+
+def test_a_process_that_never_installs_caches_nothing(sue: account.UserPublic) -> None:
+    """Without the hooks its own commits would go unseen: it reads the database every time."""
+    raw, info = api_key.create_key(actor=sue, name="laptop", scopes=["chat"])
+    in_other_process(
+        "from gptstudio.services import api_key\n"
+        f"assert api_key.authenticate(raw_key={raw!r}, scope='chat').id == {sue.id}\n"
+        f"assert api_key.authenticate_cached(raw_key={raw!r}, scope='chat') is None\n"
+        "from gptstudio import cache\nassert cache.generation() is None\n"
+        "with session_scope() as session:\n"
+        f"    session.get(ApiKey, {info.id}).revoked_at = __import__('gptstudio.db').db.utcnow()\n"
+        "try:\n"
+        f"    api_key.authenticate(raw_key={raw!r}, scope='chat')\n"
+        "except api_key.ApiKeyRefused:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('a revoked key was let in')\n",
+        install=False,
+    )
