@@ -48,6 +48,7 @@ from typing import Any, NotRequired, Protocol, TypedDict, Unpack, cast
 import redis
 import redis.asyncio
 
+from gptstudio import redis_client
 from gptstudio.db import utcnow
 from gptstudio.errors import DomainError, InvalidInput, RateLimited
 from gptstudio.services import usage
@@ -433,9 +434,8 @@ class RedisStore:
     the asyncio client (no thread per request); the UI's reads use the blocking one."""
 
     def __init__(self, url: str) -> None:
-        options: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
-        self.url, self.options = url, options
-        self.client = redis.Redis.from_url(url, **options)
+        self.url = url
+        self.client = redis_client.client(url)
         self._settle = self.client.register_script(_SETTLE)
         self._peek = self.client.register_script(_PEEK)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pipeline] = (
@@ -447,9 +447,7 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         found = self._async.get(loop)
         if found is None:
-            found = self._async[loop] = _Pipeline(
-                redis.asyncio.Redis.from_url(self.url, **self.options)
-            )
+            found = self._async[loop] = _Pipeline(redis_client.async_client(self.url))
         return found
 
     async def admit_async(self, ask: Ask, seed: Callable[[], int]) -> Outcome:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import redis
 
+from gptstudio import redis_client
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class LocalStore:
 
 class RedisStore:
     def __init__(self, url: str, namespace: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.client = redis_client.client(url)
         self.prefix = f"{namespace}:response-cache:"
 
     def get(self, key: str) -> str | None:

@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar, cast
 
 import redis
 
+from gptstudio import redis_client
 from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import DomainError
 from gptstudio.models import LoginThrottle
@@ -75,7 +76,7 @@ class DatabaseStore:
 
 class RedisStore:
     def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.client = redis_client.client(url)
 
     def locked_for(self, key: str) -> int:
         return max(0, int(cast(int, self.client.ttl(f"gptstudio:lock:{key}"))))
