@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 class MailNotSent(DomainError):
     status_code = 503
+    type = "server_error"
+    code = "mailnotsent"
 
 
 def send_mail(*, to: str, subject: str, body: str) -> None:

@@ -12,18 +12,17 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from gptstudio.errors import DomainError, InvalidInput, NotFound, PaymentRequired
-
-_TYPES = {401: "authentication_error", 402: "payment_required", 403: "permission_error",
-          404: "not_found_error", 429: "rate_limit_error", 503: "server_error"}  # fmt: skip
-_CODE_TYPES = {"insufficient_quota": "insufficient_quota"}
+from gptstudio.errors import DomainError, InvalidInput, PaymentRequired, type_for
 
 
-def error_body(message: str, *, status: int, code: str | None = None) -> dict[str, object]:
+def error_body(
+    message: str, *, status: int, code: str | None = None, type: str | None = None
+) -> dict[str, object]:
+    """The OpenAI error object; ``type`` defaults to the status's (:func:`type_for`)."""
     return {
         "error": {
             "message": message,
-            "type": _CODE_TYPES.get(code or "", _TYPES.get(status, "invalid_request_error")),
+            "type": type or type_for(status),
             "param": None,
             "code": code,
         }
@@ -40,19 +39,15 @@ async def validation_error_handler(_request: Request, error: Exception) -> JSONR
 
 
 async def domain_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """A domain error as its own status, type and code (``Retry-After`` and the error's own
+    headers with it; ``WWW-Authenticate`` on a 401)."""
     assert isinstance(error, DomainError)
-    code = getattr(error, "code", None) or type(error).__name__.lower()
-    if isinstance(error, NotFound) and "model" in str(error):
-        code = "model_not_found"
     message, status = str(error), error.status_code
-    if isinstance(error, InvalidInput):
-        code = "invalid_value"
-        if request.url.path.startswith("/v1/"):
-            status = 400  # the OpenAI protocol answers bad parameters with 400
-    if isinstance(error, PaymentRequired):
-        code = "payment_required"
-        if error.upgrade_url and error.upgrade_url not in message:
-            message = f"{message} Choose a plan: {error.upgrade_url}"
+    if isinstance(error, InvalidInput) and request.url.path.startswith("/v1/"):
+        status = 400  # the OpenAI protocol answers bad parameters with 400
+    upgrade_url = error.upgrade_url if isinstance(error, PaymentRequired) else ""
+    if upgrade_url and upgrade_url not in message:
+        message = f"{message} Choose a plan: {upgrade_url}"
     headers = dict(getattr(error, "headers", None) or {})
     if error.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
@@ -60,7 +55,7 @@ async def domain_error_handler(request: Request, error: Exception) -> JSONRespon
     if retry_after is not None:
         headers["Retry-After"] = str(int(retry_after))
     return JSONResponse(
-        error_body(message, status=status, code=code),
+        error_body(message, status=status, code=error.code, type=error.type),
         status_code=status,
         headers=headers or None,
     )

@@ -388,7 +388,7 @@ def user_for_session(*, token: str) -> UserPublic:
     """The user behind a live session token, or :class:`SessionExpired`."""
     expired = SessionExpired("Your session has expired. Please log in again.")
     if not token:
-        raise SessionExpired("Please log in first.")
+        raise SessionExpired("Please log in first.", reason="required")
     with session_scope() as session:
         row = session.exec(
             select(UserSession, User)
@@ -402,7 +402,9 @@ def user_for_session(*, token: str) -> UserPublic:
         if user_session.revoked_at is not None or user_session.expires_at <= now:
             raise expired
         if not user.is_active:
-            raise SessionExpired("This account is disabled. Contact the administrator.")
+            raise SessionExpired(
+                "This account is disabled. Contact the administrator.", reason="disabled"
+            )
         if now - user_session.last_seen_at > _SEEN_REFRESH:
             user_session.last_seen_at = now
         return public(user)

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from gptstudio import cache
 from gptstudio.db import session_scope, utcnow
-from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDenied
+from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDenied, type_for
 from gptstudio.models import ApiKey, Role, User
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
@@ -27,9 +27,14 @@ _LAST_USED_REFRESH = timedelta(seconds=30)
 class ApiKeyRefused(DomainError):
     """A missing, unknown, expired or revoked key (401), or one without the scope (403)."""
 
+    status_code = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
     def __init__(self, message: str, *, status_code: int = 401, code: str = "invalid_api_key"):
         super().__init__(message)
         self.status_code = status_code
+        self.type = type_for(status_code)
         self.code = code
 
 

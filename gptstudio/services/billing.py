@@ -69,16 +69,22 @@ NOT_CONFIGURED = (
 
 class BillingNotConfigured(DomainError):
     status_code = 503
+    type = "server_error"
+    code = "billingnotconfigured"
 
 
 class BillingUnavailable(DomainError):
     """Stripe refused a call or could not be reached; the message says what happened."""
 
     status_code = 502
+    type = "invalid_request_error"
+    code = "billingunavailable"
 
 
 class WebhookRejected(DomainError):
     status_code = 400
+    type = "invalid_request_error"
+    code = "webhookrejected"
 
 
 # ---------------------------------------------------------------------------- Stripe client

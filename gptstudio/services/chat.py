@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from gptstudio import cache, engine_client
 from gptstudio.db import session_scope, utcnow
-from gptstudio.errors import DomainError, InvalidInput, NotFound
+from gptstudio.errors import DomainError, InvalidInput, ModelNotFound, NotFound, type_for
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
 from gptstudio.services import quota, response_cache, retrieval, rollout, usage
@@ -42,14 +42,19 @@ MAX_MESSAGES = 200
 
 class EngineUnavailable(DomainError):
     status_code = 503
+    type = "server_error"
+    code = "engineunavailable"
 
 
 class EngineRefused(DomainError):
     """The engine answered with an error (busy, bad parameters…); its message is kept."""
 
+    code = "engine_error"
+
     def __init__(self, message: str, *, status_code: int, code: str | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.type = type_for(status_code)
         self.code = code or "engine_error"
 
 
@@ -122,14 +127,14 @@ def _load_served(slug: str, version_id: int | None) -> Served:
     with session_scope() as session:
         assistant = session.exec(select(Assistant).where(Assistant.slug == slug)).first()
         if assistant is None or not assistant.is_published:
-            raise NotFound(f"The model '{slug}' does not exist or is not published.")
+            raise ModelNotFound(f"The model '{slug}' does not exist or is not published.")
         allowed = {assistant.current_model_version_id}
         if assistant.candidate_percent > 0:
             allowed.add(assistant.candidate_model_version_id)
         wanted = version_id if version_id in allowed else assistant.current_model_version_id
         version = session.get(ModelVersion, wanted or 0)
         if version is None or not version.adapter_path:
-            raise NotFound(f"The model '{slug}' has no published version yet.")
+            raise ModelNotFound(f"The model '{slug}' has no published version yet.")
         return Served(
             assistant_id=assistant.id or 0, slug=assistant.slug,
             system_prompt=assistant.system_prompt, version_id=version.id or 0,

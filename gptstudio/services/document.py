@@ -34,6 +34,8 @@ CHUNK = 1024 * 1024
 
 class UploadRefused(DomainError):
     status_code = 413
+    type = "invalid_request_error"
+    code = "uploadrefused"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ _metadata_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 class SignInFailed(DomainError):
     status_code = 400
+    type = "invalid_request_error"
+    code = "signinfailed"
 
 
 @dataclass(frozen=True)

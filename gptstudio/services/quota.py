@@ -68,6 +68,7 @@ class QuotaUnavailable(DomainError):
     """Redis is configured but unreachable: limits cannot be checked, so nothing is granted."""
 
     status_code = 503
+    type = "server_error"
     code = "quota_unavailable"
     retry_after = RETRY_UNAVAILABLE_SECONDS
 
@@ -80,6 +81,8 @@ class QuotaUnavailable(DomainError):
 
 class QuotaExceeded(RateLimited):
     """A 429 that also carries the ``x-ratelimit-*`` headers of the refused request."""
+
+    code = "rate_limit_exceeded"  # or ``insufficient_quota``: each refusal passes its own
 
     def __init__(
         self, message: str, *, retry_after: int, code: str, upgrade_url: str,

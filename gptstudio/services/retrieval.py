@@ -81,6 +81,10 @@ Message = dict[str, str]
 class RetrievalError(DomainError):
     """The index cannot be built as asked; the message says what to do."""
 
+    status_code = 400
+    type = "invalid_request_error"
+    code = "retrievalerror"
+
 
 # --- the index on disk -----------------------------------------------------------------------
 

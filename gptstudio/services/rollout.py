@@ -19,7 +19,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.errors import InvalidInput, NotFound
+from gptstudio.errors import InvalidInput, ModelNotFound, NotFound
 from gptstudio.models import Assistant, Conversation, Message, ModelVersion
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
@@ -113,7 +113,7 @@ def get_rollout(*, actor: UserPublic, assistant_id: int) -> Rollout:
 def _version_of(session: Session, assistant: Assistant, version_id: int) -> ModelVersion:
     version = session.get(ModelVersion, version_id)
     if version is None or version.assistant_id != assistant.id:
-        raise NotFound("There is no such model version of this assistant.")
+        raise ModelNotFound("There is no such model version of this assistant.")
     return version
 
 

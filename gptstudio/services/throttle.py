@@ -27,6 +27,8 @@ IP_THRESHOLD_FACTOR = 4  # many people can share one address; lock it later than
 
 class LockedOut(DomainError):
     status_code = 429
+    type = "rate_limit_error"
+    code = "lockedout"
 
     def __init__(self, seconds: int) -> None:
         self.retry_after = seconds

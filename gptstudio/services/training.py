@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.errors import DomainError, InvalidInput, NotFound
+from gptstudio.errors import DomainError, InvalidInput, ModelNotFound, NotFound
 from gptstudio.models import Assistant, Dataset, ModelVersion, Role, Tier, TrainingJob
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit
@@ -45,6 +45,8 @@ PROGRESS_EVERY_SECONDS = 1.0
 
 class GateBlocked(DomainError):
     status_code = 409
+    type = "invalid_request_error"
+    code = "gateblocked"
 
 
 def base_models() -> list[dict[str, Any]]:
@@ -379,7 +381,7 @@ def publish(
     with session_scope() as session:
         version = session.get(ModelVersion, version_id)
         if version is None:
-            raise NotFound("There is no such model version.")
+            raise ModelNotFound("There is no such model version.")
         assistant = owned_assistant(session, actor=actor, assistant_id=version.assistant_id)
         gate = gate_of(version)
         if not gate.get("passed"):
@@ -419,7 +421,7 @@ def request_export(*, actor: UserPublic, version_id: int) -> None:
     with session_scope() as session:
         version = session.get(ModelVersion, version_id)
         if version is None:
-            raise NotFound("There is no such model version.")
+            raise ModelNotFound("There is no such model version.")
         owned_assistant(session, actor=actor, assistant_id=version.assistant_id)
     from trainer import tasks
 

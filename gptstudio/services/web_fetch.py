@@ -31,6 +31,8 @@ MAX_REDIRECTS = 5
 
 class FetchRefused(DomainError):
     status_code = 422
+    type = "invalid_request_error"
+    code = "fetchrefused"
 
 
 def check_url(url: str) -> str:

@@ -57,6 +57,7 @@ class WidgetUnavailable(DomainError):
     """The key is unknown, rotated, or the widget is off: nothing to show."""
 
     status_code = 403
+    type = "permission_error"
     code = "widget_unavailable"
 
 
@@ -68,6 +69,7 @@ class IdentityRejected(DomainError):
     """A host site's signed end-user identity that cannot be accepted (tampered, expired…)."""
 
     status_code = 401
+    type = "authentication_error"
     code = "invalid_identity"
 
 

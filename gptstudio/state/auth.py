@@ -73,7 +73,7 @@ class AuthState(rx.State):
             user = self._actor()
         except SessionExpired as error:
             self.session_token = ""
-            return _to_login(str(error), self.router.url.path)
+            return _to_login(error.reason, self.router.url.path)
         if mfa.must_enrol(user) and self.router.url.path != "/account":
             return [
                 rx.toast.warning("Your role requires two-step verification; set it up first."),
@@ -114,7 +114,8 @@ class AuthState(rx.State):
         return rx.redirect("/login?reason=signed_out")
 
 
-# Why the login page was shown, by code: the URL carries the code, never free text.
+# Why the login page was shown, by reason (a SessionExpired's, or a sign-out): the URL carries
+# the reason, never free text.
 LOGIN_NOTICES = {
     "required": "Please log in first.",
     "expired": "Your session has expired. Please log in again.",
@@ -123,8 +124,7 @@ LOGIN_NOTICES = {
 }
 
 
-def _to_login(message: str, next_path: str = "") -> list[EventSpec]:
-    reason = next((code for code, text in LOGIN_NOTICES.items() if text == message), "expired")
+def _to_login(reason: str, next_path: str = "") -> list[EventSpec]:
     query = {"reason": reason, **({"next": next_path} if next_path.startswith("/") else {})}
     return [rx.redirect(f"/login?{urlencode(query)}")]
 
@@ -132,7 +132,7 @@ def _to_login(message: str, next_path: str = "") -> list[EventSpec]:
 def handle_backend_error(exception: Exception) -> list[EventSpec]:
     """App-wide handler: domain errors become a message; an expired session goes to log in."""
     if isinstance(exception, SessionExpired):
-        return _to_login(str(exception))
+        return _to_login(exception.reason)
     if isinstance(exception, DomainError):
         return [rx.toast.error(str(exception))]
     from reflex.app import default_backend_exception_handler
