@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gptstudio.api import auth, billing, chat, documents, model_list, ops, widget
+from gptstudio.api import auth, chat, documents, model_list, ops, stripe_webhook, widget
 from gptstudio.api.errors import domain_error_handler, error_body, validation_error_handler
 from gptstudio.errors import DomainError
 
@@ -112,7 +112,7 @@ class OriginCheckMiddleware:
 def create_api() -> FastAPI:
     """The FastAPI app Reflex mounts itself into."""
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    for module in (ops, auth, model_list, documents, chat, billing, widget):
+    for module in (ops, auth, model_list, documents, chat, stripe_webhook, widget):
         api.include_router(module.router)
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
