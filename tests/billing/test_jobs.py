@@ -8,7 +8,8 @@ from sqlmodel import col, select
 
 from gptstudio.db import session_scope
 from gptstudio.jobs.billing import report_usage
-from gptstudio.models import UsageEvent
+from gptstudio.jobs.tasks import run
+from gptstudio.models import Plan, Subscription, UsageEvent
 from gptstudio.services.plan import save_plan
 from gptstudio.services.stripe_sync import meter_event_name
 from tests.billing.fake_stripe import StripeFront
@@ -53,3 +54,31 @@ def test_usage_task_runs_on_the_queue(stripe: StripeFront, run_tasks_inline: Non
     make_users()
     assert report_usage_task.call_local() == 0
     assert grace_period_task.call_local() == 0
+
+
+def test_bodies_run_by_name(stripe: StripeFront) -> None:
+    """What a task does on a worker: the bodies are registered under their job names."""
+    make_users()
+    assert run("report_usage") == 0
+    assert run("notify_grace_ended") == 0
+
+
+def test_without_stripe_key_no_usage_is_reported(db: str) -> None:
+    """A paid subscription left over after the key was removed: nothing to report to, no error."""
+    _, subscriber, assistant_id = make_users()
+    with session_scope() as session:
+        plan = Plan(assistant_id=assistant_id, key="pro", name="Pro", monthly_price_cents=1900,
+                    included_tokens=10, overage_cents_per_1k_tokens=2)  # fmt: skip
+        session.add(plan)
+        session.flush()
+        session.add(
+            Subscription(
+                user_id=subscriber.id, assistant_id=assistant_id, plan_id=plan.id, tier="pro",
+                stripe_customer_id="cus_gone", stripe_subscription_id="sub_gone",
+            )
+        )  # fmt: skip
+        session.add(UsageEvent(user_id=subscriber.id, assistant_id=assistant_id,
+                               input_tokens=50, output_tokens=50))  # fmt: skip
+    assert report_usage() == 0
+    with session_scope() as session:
+        assert session.exec(select(UsageEvent)).one().reported_at is None  # kept for later
