@@ -166,7 +166,15 @@ def unchecked_app() -> Any:
         return JSONResponse(await _collect(first, chunks, body.model, context))
 
     app = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    for module in (api.ops, api.auth, api.model_list, api.documents, None, api.billing, api.widget):
+    for module in (
+        api.ops,
+        api.auth,
+        api.model_list,
+        api.documents,
+        None,
+        api.stripe_webhook,
+        api.widget,
+    ):
         app.include_router(router if module is None else module.router)
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

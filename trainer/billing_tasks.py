@@ -15,16 +15,16 @@ from gptstudio.jobs.queue import huey
 
 @huey.periodic_task(crontab(minute="*/5"))
 def report_usage_task() -> int:
-    """Every five minutes: report unreported overage to Stripe (see services.billing)."""
-    from gptstudio.services.billing import report_usage, stripe_enabled
+    """Every five minutes: report unreported overage to Stripe (see gptstudio.jobs.billing)."""
+    from gptstudio.jobs.billing import report_usage
 
-    return report_usage() if stripe_enabled() else 0
+    return report_usage()
 
 
 @huey.periodic_task(crontab(minute="17"))
 def grace_period_task() -> int:
     """Hourly: e-mail subscribers whose failed-payment grace period has ended."""
-    from gptstudio.services.billing import notify_grace_ended
+    from gptstudio.jobs.billing import notify_grace_ended
 
     return notify_grace_ended()
 

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gptstudio import cache
-from gptstudio.api import auth, billing, chat, documents, model_list, ops, widget
+from gptstudio.api import auth, chat, documents, model_list, ops, stripe_webhook, widget
 from gptstudio.api.errors import domain_error_handler, error_body, validation_error_handler
 from gptstudio.errors import DomainError
 
@@ -115,7 +115,7 @@ def create_api() -> FastAPI:
     backend, a uvicorn worker) takes part in the request-path caches."""
     cache.install()
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    for module in (ops, auth, model_list, documents, chat, billing, widget):
+    for module in (ops, auth, model_list, documents, chat, stripe_webhook, widget):
         api.include_router(module.router)
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)

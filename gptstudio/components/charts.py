@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import reflex as rx
 
-from gptstudio.services.billing import format_money
+from gptstudio.money import format_money
 
 PALETTE = (
     "#3e63dd",

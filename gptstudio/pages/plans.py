@@ -12,8 +12,16 @@ import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button, table_header
 from gptstudio.errors import DomainError, InvalidInput
-from gptstudio.services import billing
+from gptstudio.services.plan import (
+    PlanInput,
+    PlanRow,
+    archive_plan,
+    list_plans,
+    restore_plan,
+    save_plan,
+)
 from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
+from gptstudio.stripe_client import NOT_CONFIGURED, stripe_enabled
 
 EMPTY_DRAFT = {
     "id": "", "key": "", "name": "", "monthly": "", "annual": "", "trial_days": "0",
@@ -49,7 +57,7 @@ def _amount(cents: int) -> str:
     return f"{cents / 100:.2f}" if cents else ""
 
 
-def _row(row: billing.PlanRow) -> dict[str, str]:
+def _row(row: PlanRow) -> dict[str, str]:
     p = row.plan
     return {
         "id": str(p.id), "key": p.key, "name": p.name, "currency": p.currency,
@@ -76,12 +84,12 @@ class PlansState(AssistantPageState):
         refused = self._open_assistant()
         if refused is not None:
             return refused
-        self.stripe_enabled = billing.stripe_enabled()
+        self.stripe_enabled = stripe_enabled()
         self._refresh()
         return None
 
     def _refresh(self) -> None:
-        rows = billing.list_plans(actor=self._actor(), assistant_id=self.assistant_id)
+        rows = list_plans(actor=self._actor(), assistant_id=self.assistant_id)
         self.plans = [_row(r) for r in rows]
 
     def _set_draft(self, draft: dict[str, str]) -> None:
@@ -103,7 +111,7 @@ class PlansState(AssistantPageState):
         self.error = ""
         text = {k: str(v) for k, v in form.items()}
         try:
-            data = billing.PlanInput(
+            data = PlanInput(
                 key=text.get("key", ""),
                 name=text.get("name", ""),
                 monthly_price_cents=_cents(text.get("monthly", ""), "The monthly price"),
@@ -117,7 +125,7 @@ class PlansState(AssistantPageState):
             )
             plan_id = int(self.draft["id"]) if self.draft.get("id") else None
             saved = await asyncio.to_thread(  # it syncs to Stripe: off the event loop
-                billing.save_plan, actor=self._actor(), assistant_id=self.assistant_id,
+                save_plan, actor=self._actor(), assistant_id=self.assistant_id,
                 data=data, plan_id=plan_id,
             )  # fmt: skip
         except DomainError as error:
@@ -133,7 +141,7 @@ class PlansState(AssistantPageState):
         self.error = ""
         try:
             outcome = await asyncio.to_thread(
-                billing.archive_plan, actor=self._actor(), plan_id=int(plan_id)
+                archive_plan, actor=self._actor(), plan_id=int(plan_id)
             )
         except DomainError as error:
             self.error = str(error)
@@ -148,7 +156,7 @@ class PlansState(AssistantPageState):
     async def restore(self, plan_id: str) -> Any:
         self.error = ""
         try:
-            await asyncio.to_thread(billing.restore_plan, actor=self._actor(), plan_id=int(plan_id))
+            await asyncio.to_thread(restore_plan, actor=self._actor(), plan_id=int(plan_id))
         except DomainError as error:
             self.error = str(error)
             return None
@@ -298,7 +306,7 @@ def plans_page() -> rx.Component:
         ),
         rx.cond(
             ~PlansState.stripe_enabled,
-            rx.callout(billing.NOT_CONFIGURED, icon="info", color_scheme="amber", id="no-stripe"),
+            rx.callout(NOT_CONFIGURED, icon="info", color_scheme="amber", id="no-stripe"),
         ),
         form_error(PlansState.error),
         _plans_table(),

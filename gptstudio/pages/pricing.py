@@ -13,9 +13,10 @@ import reflex as rx
 from gptstudio.components.layout import form_error, page
 from gptstudio.errors import DomainError
 from gptstudio.models.plan import PlanPublic
-from gptstudio.services import billing
-from gptstudio.services.billing import format_money
+from gptstudio.money import format_money
+from gptstudio.services import subscription
 from gptstudio.state.auth import AuthState
+from gptstudio.stripe_client import NOT_CONFIGURED
 
 WAIT_FOR_WEBHOOK_SECONDS = 60
 
@@ -91,7 +92,7 @@ class PricingState(AuthState):
         return None
 
     def _refresh(self) -> None:
-        view = billing.pricing(actor=self._actor(), assistant_id=self.assistant_id)
+        view = subscription.pricing(actor=self._actor(), assistant_id=self.assistant_id)
         self.assistant_name, self.stripe_enabled = view.assistant_name, view.stripe_enabled
         self.plans = [_plan(p) for p in view.plans]
         self.effective_plan = view.effective_plan
@@ -131,12 +132,12 @@ class PricingState(AuthState):
         try:
             if free == "yes":
                 await asyncio.to_thread(
-                    billing.subscribe_free, actor=self._actor(), plan_id=int(plan_id)
+                    subscription.subscribe_free, actor=self._actor(), plan_id=int(plan_id)
                 )
                 self._refresh()
                 return rx.toast.success("You are on the free plan.")
             url = await asyncio.to_thread(
-                billing.start_checkout, actor=self._actor(), plan_id=int(plan_id),
+                subscription.start_checkout, actor=self._actor(), plan_id=int(plan_id),
                 interval="year" if self.annual else "month",
             )  # fmt: skip
         except DomainError as error:
@@ -149,7 +150,7 @@ class PricingState(AuthState):
         self.error = ""
         try:
             url = await asyncio.to_thread(
-                billing.portal_url, actor=self._actor(), assistant_id=self.assistant_id
+                subscription.portal_url, actor=self._actor(), assistant_id=self.assistant_id
             )
         except DomainError as error:
             self.error = str(error)
@@ -262,6 +263,6 @@ def pricing_page() -> rx.Component:
         ),
         rx.cond(
             ~s.stripe_enabled,
-            rx.text(billing.NOT_CONFIGURED, size="2", color_scheme="gray", id="no-stripe"),
+            rx.text(NOT_CONFIGURED, size="2", color_scheme="gray", id="no-stripe"),
         ),
     )

@@ -12,8 +12,8 @@ import reflex as rx
 from gptstudio.components.charts import PALETTE
 from gptstudio.components.layout import page, table_header
 from gptstudio.errors import DomainError
+from gptstudio.money import format_money
 from gptstudio.services import analytics
-from gptstudio.services.billing import format_money
 from gptstudio.state.auth import AuthState
 
 DAYS = 30
