@@ -39,7 +39,7 @@ def navbar() -> rx.Component:
             ),
             rx.hstack(
                 _nav_link("Log in", "/login"),
-                rx.link(rx.button("Sign up"), href="/signup"),
+                link_button("Sign up", "/signup"),
                 spacing="4",
                 align="center",
             ),

@@ -10,7 +10,7 @@ import reflex as rx
 
 from gptstudio.components.badges import status_badge
 from gptstudio.components.layout import submit_button
-from gptstudio.pages.data.state import DataState
+from gptstudio.pages.data.state import STATUS_COLORS, DataState
 from gptstudio.services import dataset
 from gptstudio.settings import get_settings
 from gptstudio.state.errors import shows_error
@@ -63,10 +63,6 @@ class CurationState(DataState):
         return DataState.watch
 
 
-def _run_status(status: rx.Var[str]) -> rx.Component:
-    return status_badge(status, parsed="green", failed="red", done="green")
-
-
 def _settings_form() -> rx.Component:
     return rx.form(
         rx.vstack(
@@ -111,7 +107,7 @@ def _latest_run() -> rx.Component:
     return rx.vstack(
         rx.hstack(
             rx.text("Latest run: ", size="2"),
-            _run_status(DataState.run_status),
+            status_badge(DataState.run_status, **STATUS_COLORS),
             rx.text(DataState.run_step, size="2", color_scheme="gray"),
             id="run-status",
         ),

@@ -12,7 +12,7 @@ from gptstudio.components.badges import status_badge
 from gptstudio.components.layout import submit_button
 from gptstudio.components.tables import data_table
 from gptstudio.errors import DomainError
-from gptstudio.pages.data.state import DataState, size_text
+from gptstudio.pages.data.state import STATUS_COLORS, DataState, size_text
 from gptstudio.services import document, web_fetch
 from gptstudio.state.errors import shows_error
 
@@ -135,15 +135,11 @@ class DocumentsState(DataState):
         return DataState.watch
 
 
-def _document_status(status: rx.Var[str]) -> rx.Component:
-    return status_badge(status, parsed="green", failed="red", done="green")
-
-
 def _document_view(d: rx.Var[dict[str, str]]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(d["name"]),
         rx.table.cell(d["size"]),
-        rx.table.cell(_document_status(d["status"])),
+        rx.table.cell(status_badge(d["status"], **STATUS_COLORS)),
         rx.table.cell(rx.text(d["detail"], size="1")),
         rx.table.cell(
             rx.cond(

@@ -15,6 +15,8 @@ from gptstudio.state.owned_assistant import AssistantPageState
 
 WATCH_SECONDS = 30 * 60
 PAGE_SIZE = 20
+# Badge colours of a document's or a curation run's status; any other status is orange.
+STATUS_COLORS = {"parsed": "green", "failed": "red", "done": "green"}
 
 
 def size_text(n: int) -> str:

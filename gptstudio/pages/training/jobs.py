@@ -27,14 +27,14 @@ class JobsState(TrainingState):
         self._refresh()
 
 
-def job_status(status: rx.Var[str]) -> rx.Component:
+def _job_status(status: rx.Var[str]) -> rx.Component:
     return status_badge(status, succeeded="green", failed="red", cancelled="gray")
 
 
 def _job_view(j: rx.Var[dict[str, str]]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.link("#", j["id"], on_click=JobsState.select_job(j["id"]))),
-        rx.table.cell(job_status(j["status"])),
+        rx.table.cell(_job_status(j["status"])),
         rx.table.cell(j["position"]),
         rx.table.cell(rx.progress(value=j["percent"].to(int), width="8em")),
         rx.table.cell(j["step"]),
@@ -72,7 +72,7 @@ def live_card() -> rx.Component:
     return rx.card(
         rx.hstack(
             rx.heading("Job ", job["id"], size="4"),
-            job_status(job["status"]),
+            _job_status(job["status"]),
             rx.text(job["preset"], " · ", job["method"], size="2", color_scheme="gray"),
             rx.spacer(),
             rx.text(
