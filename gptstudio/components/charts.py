@@ -61,13 +61,21 @@ def pivot(
 # ---------------------------------------------------------------------------- components
 
 
-def kpi_card(label: str, value: rx.Var[str] | str, *, hint: str = "", id: str = "") -> rx.Component:
-    """A headline number with its label and, underneath, what it means."""
+def kpi_card(
+    label: rx.Var[str] | str,
+    value: rx.Var[str] | str,
+    *,
+    hint: rx.Var[str] | str = "",
+    id: rx.Var[str] | str = "",
+) -> rx.Component:
+    """A headline number with its label and, underneath, what it means; each may be a Var
+    (a card per item of a list in state)."""
+    has_hint = isinstance(hint, rx.Var) or bool(hint)
     return rx.card(
         rx.vstack(
             rx.text(label, size="2", color_scheme="gray"),
             rx.heading(value, size="6", id=id, class_name="kpi-value"),
-            *([rx.text(hint, size="1", color_scheme="gray")] if hint else []),
+            *([rx.text(hint, size="1", color_scheme="gray")] if has_hint else []),
             spacing="1",
         ),
         min_width="11em",
@@ -148,18 +156,7 @@ def admin_totals_view(
         rx.heading("Totals", size="5"),
         rx.flex(
             rx.foreach(
-                cards,
-                lambda c: rx.card(
-                    rx.vstack(
-                        rx.text(c["label"], size="2", color_scheme="gray"),
-                        rx.heading(c["value"], size="6", id=c["id"], class_name="kpi-value"),
-                        rx.text(c["hint"], size="1", color_scheme="gray"),
-                        spacing="1",
-                    ),
-                    min_width="11em",
-                    flex="1",
-                    class_name="kpi-card",
-                ),
+                cards, lambda c: kpi_card(c["label"], c["value"], hint=c["hint"], id=c["id"])
             ),
             wrap="wrap",
             spacing="3",

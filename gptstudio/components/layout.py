@@ -1,10 +1,16 @@
-"""Page chrome: the navigation bar and the centred page body."""
+"""Page chrome: the navigation bar, the centred page body, the header of a page about one
+assistant, tabs between sibling pages, and the two pieces every form has (its error callout and
+its submit button)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import reflex as rx
 
 from gptstudio.state.auth import AuthState
+from gptstudio.state.owned_assistant import AssistantPageState
 
 
 def _nav_link(label: str, href: str) -> rx.Component:
@@ -33,7 +39,7 @@ def navbar() -> rx.Component:
             ),
             rx.hstack(
                 _nav_link("Log in", "/login"),
-                rx.link(rx.button("Sign up"), href="/signup"),
+                link_button("Sign up", "/signup"),
                 spacing="4",
                 align="center",
             ),
@@ -60,6 +66,16 @@ def page(*children: rx.Component, max_width: str = "960px") -> rx.Component:
     )
 
 
+def assistant_header() -> rx.Component:
+    """The title of a page about one of the creator's assistants, with the way back."""
+    return rx.hstack(
+        rx.link("← Dashboard", href="/dashboard", size="2"),
+        rx.heading(AssistantPageState.assistant_name, size="7"),
+        align="center",
+        spacing="4",
+    )
+
+
 def form_error(message: rx.Var[str]) -> rx.Component:
     """An inline error under a form title; nothing when ``message`` is empty."""
     return rx.cond(
@@ -68,9 +84,20 @@ def form_error(message: rx.Var[str]) -> rx.Component:
     )
 
 
-def table_header(*titles: str) -> rx.Component:
-    """A table's header row with one column title per argument."""
-    return rx.table.header(rx.table.row(*[rx.table.column_header_cell(t) for t in titles]))
+def link_button(label: str, href: rx.Var[str] | str, **props: Any) -> rx.Component:
+    """A button that goes to ``href``; ``props`` style the button."""
+    return rx.link(rx.button(label, **props), href=href)
+
+
+def tabs(links: Sequence[tuple[str, str]], current: str) -> rx.Component:
+    """Buttons linking sibling pages (``(label, href)`` pairs); the one at ``current`` is solid."""
+    return rx.hstack(
+        *[
+            link_button(label, href, variant="solid" if href == current else "soft")
+            for label, href in links
+        ],
+        spacing="2",
+    )
 
 
 def submit_button(

@@ -1,4 +1,11 @@
-"""One module per page; importing this package registers every page on the app."""
+"""The pages; importing this package registers every route on the app.
+
+A page with one card or form is a module (state, components and the ``@rx.page``); a page with
+several cards is a package whose ``state.py`` holds what every card shows, with one module per
+card (its substate beside its components) and ``page.py`` putting them together (``data``,
+``training``, ``assistant_settings``); ``account`` and ``admin`` are packages of one module per
+tab. Shared states live in :mod:`gptstudio.state`, shared components in
+:mod:`gptstudio.components`."""
 
 from gptstudio.pages import (
     account,

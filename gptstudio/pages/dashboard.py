@@ -6,22 +6,10 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page, submit_button
-from gptstudio.models.assistant import AssistantPublic
+from gptstudio.components.assistant_card import assistant_card, assistant_row
+from gptstudio.components.layout import form_error, link_button, page, submit_button
 from gptstudio.services import assistant
 from gptstudio.state.auth import AuthState
-
-
-def assistant_row(item: AssistantPublic) -> dict[str, str]:
-    """What a card shows of an assistant."""
-    return {
-        "id": str(item.id),
-        "name": item.name,
-        "slug": item.slug,
-        "description": item.description or "No description yet.",
-        "status": "published" if item.is_published else "draft",
-        "created": item.created_at.strftime("%Y-%m-%d"),
-    }
 
 
 class DashboardState(AuthState):
@@ -60,42 +48,30 @@ class DashboardState(AuthState):
         return rx.toast.success(f"Assistant “{created.name}” created.")
 
 
+# The creator's pages about one assistant, linked from its card.
+ASSISTANT_PAGES = (
+    ("Documents and data", "/assistant/data"),
+    ("Training", "/assistant/training"),
+    ("Settings", "/assistant/settings"),
+    ("Plans", "/assistant/plans"),
+    ("Widget", "/assistant/widget"),
+)
+
+
 def _card(item: rx.Var[dict[str, str]]) -> rx.Component:
-    return rx.card(
-        rx.hstack(
-            rx.heading(item["name"], size="4"),
-            rx.spacer(),
-            rx.badge(item["status"]),
-        ),
-        rx.text(item["description"], color_scheme="gray", size="2"),
-        rx.hstack(
+    return assistant_card(
+        item,
+        title=rx.hstack(rx.heading(item["name"], size="4"), rx.spacer(), rx.badge(item["status"])),
+        footer=rx.hstack(
             rx.text("Created ", item["created"], size="1", color_scheme="gray"),
             rx.spacer(),
-            rx.link(
-                rx.button("Documents and data", size="1", variant="soft"),
-                href="/assistant/data?id=" + item["id"],
-            ),
-            rx.link(
-                rx.button("Training", size="1", variant="soft"),
-                href="/assistant/training?id=" + item["id"],
-            ),
-            rx.link(
-                rx.button("Settings", size="1", variant="soft"),
-                href="/assistant/settings?id=" + item["id"],
-            ),
-            rx.link(
-                rx.button("Plans", size="1", variant="soft"),
-                href="/assistant/plans?id=" + item["id"],
-            ),
-            rx.link(
-                rx.button("Widget", size="1", variant="soft"),
-                href="/assistant/widget?id=" + item["id"],
-            ),
+            *[
+                link_button(label, f"{path}?id=" + item["id"], size="1", variant="soft")
+                for label, path in ASSISTANT_PAGES
+            ],
             wrap="wrap",
             width="100%",
         ),
-        width="100%",
-        class_name="assistant-card",
     )
 
 

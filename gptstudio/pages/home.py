@@ -6,8 +6,8 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import page
-from gptstudio.pages.dashboard import assistant_row
+from gptstudio.components.assistant_card import assistant_card, assistant_row
+from gptstudio.components.layout import link_button, page
 from gptstudio.services import assistant
 from gptstudio.state.auth import AuthState
 
@@ -25,18 +25,12 @@ class HomeState(AuthState):
 
 
 def _card(item: rx.Var[dict[str, str]]) -> rx.Component:
-    return rx.card(
-        rx.heading(item["name"], size="4"),
-        rx.text(item["description"], color_scheme="gray", size="2"),
-        rx.hstack(
-            rx.link(rx.button("Chat", size="1"), href="/chat?assistant=" + item["slug"]),
-            rx.link(
-                rx.button("Plans", size="1", variant="soft"),
-                href="/pricing?assistant=" + item["id"],
-            ),
+    return assistant_card(
+        item,
+        footer=rx.hstack(
+            link_button("Chat", "/chat?assistant=" + item["slug"], size="1"),
+            link_button("Plans", "/pricing?assistant=" + item["id"], size="1", variant="soft"),
         ),
-        width="100%",
-        class_name="assistant-card",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from gptstudio.components.layout import page
+from gptstudio.components.layout import link_button, page
 from gptstudio.state.auth import AuthState
 
 FEATURES = [
@@ -29,10 +29,10 @@ def landing() -> rx.Component:
         ),
         rx.cond(
             AuthState.signed_in,
-            rx.link(rx.button("Go to your dashboard", size="3"), href=AuthState.home_path),
+            link_button("Go to your dashboard", AuthState.home_path, size="3"),
             rx.hstack(
-                rx.link(rx.button("Create an account", size="3"), href="/signup"),
-                rx.link(rx.button("Log in", size="3", variant="outline"), href="/login"),
+                link_button("Create an account", "/signup", size="3"),
+                link_button("Log in", "/login", size="3", variant="outline"),
             ),
         ),
         rx.flex(*[_feature(t, b) for t, b in FEATURES], spacing="4", wrap="wrap"),

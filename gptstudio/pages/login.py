@@ -9,10 +9,11 @@ from urllib.parse import urlencode
 
 import reflex as rx
 
+from gptstudio.components.forms import labelled_input
 from gptstudio.components.layout import form_error, page, submit_button
-from gptstudio.errors import DomainError
 from gptstudio.services import account, oidc
 from gptstudio.state.auth import LOGIN_NOTICES, AuthState
+from gptstudio.state.errors import shows_error
 
 
 class LoginState(AuthState):
@@ -25,20 +26,18 @@ class LoginState(AuthState):
     _link_ticket: str = ""
 
     @rx.event
+    @shows_error
     def on_load(self) -> None:
         params = self.router.url.query_parameters
         self.error, self.mfa_step, self._mfa_ticket = "", False, params.get("mfa", "")
         self.notice = LOGIN_NOTICES.get(params.get("reason", ""), "")
         self.providers = [{"name": p.name, "label": p.label} for p in oidc.enabled_providers()]
-        self._link_ticket, self.link_email, self.link_provider = params.get("link", ""), "", ""
+        self._link_ticket, self.link_email, self.link_provider = "", "", ""
         if self._mfa_ticket:
             self.mfa_step = True
-        if self._link_ticket:
-            try:
-                pending = oidc.read_link_ticket(self._link_ticket)
-            except DomainError as error:
-                self.error, self._link_ticket = str(error), ""
-                return
+        if params.get("link"):  # kept only once it reads as a valid ticket
+            pending = oidc.read_link_ticket(params["link"])
+            self._link_ticket = params["link"]
             self.link_email, self.link_provider = pending.email, pending.provider_label
         if params.get("error"):
             self.error = params["error"][:300]
@@ -52,23 +51,20 @@ class LoginState(AuthState):
         return rx.redirect(next_path if safe_next else self.home_for(result.user))
 
     @rx.event
+    @shows_error
     def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
-        try:
-            result = account.login(
-                email=str(form.get("email", "")),
-                password=str(form.get("password", "")),
-                client=self._client(),
-                previous_token=self.session_token,
+        result = account.login(
+            email=str(form.get("email", "")),
+            password=str(form.get("password", "")),
+            client=self._client(),
+            previous_token=self.session_token,
+        )
+        if self._link_ticket:
+            oidc.link_after_password(
+                ticket=self._link_ticket, user=result.user, client=self._client()
             )
-            if self._link_ticket:
-                oidc.link_after_password(
-                    ticket=self._link_ticket, user=result.user, client=self._client()
-                )
-                self._link_ticket, self.link_email = "", ""
-        except DomainError as error:
-            self.error = str(error)
-            return None
+            self._link_ticket, self.link_email = "", ""
         if result.mfa_ticket:
             self._mfa_ticket, self.mfa_step = result.mfa_ticket, True
             return None
@@ -84,28 +80,16 @@ class LoginState(AuthState):
         return rx.call_script(f"window.location.assign({url})")
 
     @rx.event
+    @shows_error
     def submit_code(self, form: dict[str, Any]) -> Any:
         self.error = ""
-        try:
-            result = account.complete_mfa_login(
-                ticket=self._mfa_ticket,
-                code=str(form.get("code", "")),
-                client=self._client(),
-                previous_token=self.session_token,
-            )
-        except DomainError as error:
-            self.error = str(error)
-            return None
+        result = account.complete_mfa_login(
+            ticket=self._mfa_ticket,
+            code=str(form.get("code", "")),
+            client=self._client(),
+            previous_token=self.session_token,
+        )
         return self._signed_in(result)
-
-
-def _field(label: str, **props: Any) -> rx.Component:
-    return rx.vstack(
-        rx.text(label, as_="label", size="2", weight="medium"),
-        rx.input(width="100%", **props),
-        spacing="1",
-        width="100%",
-    )
 
 
 def _password_form() -> rx.Component:
@@ -124,8 +108,10 @@ def _password_form() -> rx.Component:
                     id="link-notice",
                 ),
             ),
-            _field("E-mail", name="email", type="email", required=True, id="email"),
-            _field("Password", name="password", type="password", required=True, id="password"),
+            labelled_input("E-mail", name="email", type="email", required=True, id="email"),
+            labelled_input(
+                "Password", name="password", type="password", required=True, id="password"
+            ),
             submit_button("Log in", width="100%", id="submit"),
             rx.hstack(
                 rx.link("Forgot your password?", href="/forgot", size="2"),
@@ -158,7 +144,7 @@ def _code_form() -> rx.Component:
     return rx.form(
         rx.vstack(
             rx.text("Enter the 6-digit code from your authenticator app, or a backup code."),
-            _field(
+            labelled_input(
                 "Code",
                 name="code",
                 required=True,

@@ -6,10 +6,11 @@ from typing import Any
 
 import reflex as rx
 
+from gptstudio.components.forms import password_input
 from gptstudio.components.layout import form_error, page, submit_button
-from gptstudio.errors import DomainError
 from gptstudio.services import account
 from gptstudio.state.auth import AuthState
+from gptstudio.state.errors import shows_error
 
 SENT = (
     "If an account exists for that e-mail, we sent it a link to choose a new password. "
@@ -26,31 +27,25 @@ class PasswordState(AuthState):
         self.error, self.done = "", ""
 
     @rx.event
+    @shows_error  # e.g. the mail server is down: say so, nothing is lost
     def request_reset(self, form: dict[str, Any]) -> None:
         self.error = ""
-        try:
-            account.request_password_reset(email=str(form.get("email", "")), client=self._client())
-        except DomainError as error:  # e.g. the mail server is down: say so, nothing is lost
-            self.error = str(error)
-            return
+        account.request_password_reset(email=str(form.get("email", "")), client=self._client())
         self.done = SENT
 
     @rx.event
+    @shows_error
     def set_new_password(self, form: dict[str, Any]) -> Any:
         self.error = ""
         password = str(form.get("password", ""))
         if password != str(form.get("confirm", "")):
             self.error = "The two passwords do not match."
             return None
-        try:
-            user = account.reset_password(
-                token=self.router.url.query_parameters.get("token", ""),
-                new_password=password,
-                client=self._client(),
-            )
-        except DomainError as error:
-            self.error = str(error)
-            return None
+        user = account.reset_password(
+            token=self.router.url.query_parameters.get("token", ""),
+            new_password=password,
+            client=self._client(),
+        )
         self.session_token = ""
         return [
             rx.toast.success(f"Password changed for {user.email}. Log in with the new one."),
@@ -63,15 +58,12 @@ class VerifyState(AuthState):
     done: str = ""
 
     @rx.event
+    @shows_error
     def verify(self) -> None:
         self.error, self.done = "", ""
-        try:
-            user = account.verify_email(
-                token=self.router.url.query_parameters.get("token", ""), client=self._client()
-            )
-        except DomainError as error:
-            self.error = str(error)
-            return
+        user = account.verify_email(
+            token=self.router.url.query_parameters.get("token", ""), client=self._client()
+        )
         self.done = f"Thank you: {user.email} is confirmed."
 
 
@@ -120,22 +112,13 @@ def reset() -> rx.Component:
         form_error(PasswordState.error),
         rx.form(
             rx.vstack(
-                rx.input(
-                    name="password",
-                    type="password",
-                    required=True,
+                password_input(
+                    "password",
                     id="password",
                     placeholder="New password (10+ characters)",
                     width="100%",
                 ),
-                rx.input(
-                    name="confirm",
-                    type="password",
-                    required=True,
-                    id="confirm",
-                    placeholder="Repeat it",
-                    width="100%",
-                ),
+                password_input("confirm", id="confirm", placeholder="Repeat it", width="100%"),
                 submit_button("Set password", width="100%", id="submit"),
                 spacing="3",
             ),

@@ -10,8 +10,9 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page, submit_button, table_header
-from gptstudio.errors import DomainError, InvalidInput
+from gptstudio.components.layout import assistant_header, form_error, page, submit_button
+from gptstudio.components.tables import data_table
+from gptstudio.errors import InvalidInput
 from gptstudio.services.plan import (
     PlanInput,
     PlanRow,
@@ -20,7 +21,8 @@ from gptstudio.services.plan import (
     restore_plan,
     save_plan,
 )
-from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
+from gptstudio.state.errors import shows_error
+from gptstudio.state.owned_assistant import AssistantPageState
 from gptstudio.stripe_client import NOT_CONFIGURED, stripe_enabled
 
 EMPTY_DRAFT = {
@@ -107,6 +109,7 @@ class PlansState(AssistantPageState):
         self._set_draft(dict(EMPTY_DRAFT))
 
     @rx.event
+    @shows_error
     async def save(self, form: dict[str, Any]) -> Any:
         self.error = ""
         text = {k: str(v) for k, v in form.items()}
@@ -128,24 +131,19 @@ class PlansState(AssistantPageState):
                 save_plan, actor=self._actor(), assistant_id=self.assistant_id,
                 data=data, plan_id=plan_id,
             )  # fmt: skip
-        except DomainError as error:
-            self.error = str(error)
+        finally:
             self._refresh()
-            return None
-        self._refresh()
         self._set_draft(dict(EMPTY_DRAFT))
         return rx.toast.success(f"Plan {saved.plan.name} saved. {saved.sync_status}.")
 
     @rx.event
+    @shows_error
     async def archive(self, plan_id: str) -> Any:
         self.error = ""
         try:
             outcome = await asyncio.to_thread(
                 archive_plan, actor=self._actor(), plan_id=int(plan_id)
             )
-        except DomainError as error:
-            self.error = str(error)
-            return None
         finally:
             self._refresh()
         if outcome == "archived":
@@ -153,13 +151,11 @@ class PlansState(AssistantPageState):
         return rx.toast.info("Deleted (nobody had subscribed to it).")
 
     @rx.event
+    @shows_error
     async def restore(self, plan_id: str) -> Any:
         self.error = ""
         try:
             await asyncio.to_thread(restore_plan, actor=self._actor(), plan_id=int(plan_id))
-        except DomainError as error:
-            self.error = str(error)
-            return None
         finally:
             self._refresh()
         return rx.toast.success("The plan is on sale again.")
@@ -280,11 +276,7 @@ def _plans_table() -> rx.Component:
         rx.heading("Tiers", size="4"),
         rx.cond(
             PlansState.plans.length() > 0,
-            rx.table.root(
-                table_header(*headers),
-                rx.table.body(rx.foreach(PlansState.plans, _plan_row)),
-                width="100%",
-            ),
+            data_table(PlansState.plans, _plan_row, headers=headers),
             rx.text(
                 "No tiers yet: the assistant is open to every signed-in user. Add a free tier "
                 "and paid tiers to sell it.",

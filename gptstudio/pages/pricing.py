@@ -16,6 +16,7 @@ from gptstudio.models.plan import PlanPublic
 from gptstudio.money import format_money
 from gptstudio.services import subscription
 from gptstudio.state.auth import AuthState
+from gptstudio.state.errors import shows_error
 from gptstudio.stripe_client import NOT_CONFIGURED
 
 WAIT_FOR_WEBHOOK_SECONDS = 60
@@ -127,34 +128,28 @@ class PricingState(AuthState):
 
     # Stripe calls run in a thread: a slow Stripe must not stall the event loop (every user's UI).
     @rx.event
+    @shows_error
     async def subscribe(self, plan_id: str, free: str) -> Any:
         self.error = ""
-        try:
-            if free == "yes":
-                await asyncio.to_thread(
-                    subscription.subscribe_free, actor=self._actor(), plan_id=int(plan_id)
-                )
-                self._refresh()
-                return rx.toast.success("You are on the free plan.")
-            url = await asyncio.to_thread(
-                subscription.start_checkout, actor=self._actor(), plan_id=int(plan_id),
-                interval="year" if self.annual else "month",
-            )  # fmt: skip
-        except DomainError as error:
-            self.error = str(error)
-            return None
+        if free == "yes":
+            await asyncio.to_thread(
+                subscription.subscribe_free, actor=self._actor(), plan_id=int(plan_id)
+            )
+            self._refresh()
+            return rx.toast.success("You are on the free plan.")
+        url = await asyncio.to_thread(
+            subscription.start_checkout, actor=self._actor(), plan_id=int(plan_id),
+            interval="year" if self.annual else "month",
+        )  # fmt: skip
         return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
     @rx.event
+    @shows_error
     async def manage(self) -> Any:
         self.error = ""
-        try:
-            url = await asyncio.to_thread(
-                subscription.portal_url, actor=self._actor(), assistant_id=self.assistant_id
-            )
-        except DomainError as error:
-            self.error = str(error)
-            return None
+        url = await asyncio.to_thread(
+            subscription.portal_url, actor=self._actor(), assistant_id=self.assistant_id
+        )
         return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
 

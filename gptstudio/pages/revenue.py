@@ -1,6 +1,5 @@
 """The creator's revenue page (/revenue): subscribers, MRR, churn and ARPU, revenue over time
-and per assistant, usage per assistant and per model version. Also the admin totals section
-that the admin page shows (:func:`admin_totals_section`)."""
+and per assistant, usage per assistant and per model version."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.charts import (
-    admin_totals_view,
     chart_card,
     kpi_card,
     money_text,
@@ -18,10 +16,10 @@ from gptstudio.components.charts import (
     series_chart,
 )
 from gptstudio.components.layout import page
-from gptstudio.errors import DomainError
 from gptstudio.models import Role
 from gptstudio.services import analytics
 from gptstudio.state.auth import AuthState
+from gptstudio.state.errors import toasts_error
 
 WINDOWS = ["30", "90", "365"]
 NO_VERSION = "none"
@@ -51,24 +49,21 @@ class RevenueState(AuthState):
     version_series: list[dict[str, str]] = []
     usage_versions: list[dict[str, Any]] = []
 
+    # A refusal (the session ended or the role changed meanwhile) is said in a toast.
     @rx.event
+    @toasts_error
     def load(self) -> Any:
         refused = self._guard(Role.creator)
         if refused is not None:
             return refused
-        return self._refresh_or_say()
+        self._refresh()
+        return None
 
     @rx.event
-    def set_window(self, window: str) -> Any:
+    @toasts_error
+    def set_window(self, window: str) -> None:
         self.window = window if window in WINDOWS else "90"
-        return self._refresh_or_say()
-
-    def _refresh_or_say(self) -> Any:
-        try:
-            self._refresh()
-        except DomainError as error:  # e.g. the session ended or the role changed meanwhile
-            return rx.toast.error(str(error))
-        return None
+        self._refresh()
 
     def _refresh(self) -> None:
         m = analytics.creator_metrics(actor=self._actor(), days=int(self.window))
@@ -225,89 +220,4 @@ def revenue_page() -> rx.Component:
             ),
         ),
         max_width="1200px",
-    )
-
-
-# ---------------------------------------------------------------------------- admin totals
-
-
-def _breakdown(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {key.replace('_', ' ')}" for key, n in counts.items()) or "none"
-
-
-def admin_cards(totals: analytics.AdminTotals) -> list[dict[str, str]]:
-    subscriptions = totals.subscriptions_by_status
-    return [
-        {
-            "label": "Users",
-            "value": str(sum(totals.users_by_role.values())),
-            "hint": _breakdown(totals.users_by_role),
-            "id": "total-users",
-        },
-        {
-            "label": "Assistants",
-            "value": str(totals.assistants),
-            "hint": f"{totals.published} published",
-            "id": "total-assistants",
-        },
-        {
-            "label": "Subscriptions",
-            "value": str(sum(subscriptions.values())),
-            "hint": _breakdown(subscriptions),
-            "id": "total-subscriptions",
-        },
-        {
-            "label": "Revenue (30 days)",
-            "value": money_text(totals.revenue_30d_cents),
-            "hint": "paid minus refunded",
-            "id": "total-revenue",
-        },
-        {
-            "label": "Tokens (30 days)",
-            "value": f"{totals.tokens_30d:,}",
-            "hint": "input + output",
-            "id": "total-tokens",
-        },
-        {
-            "label": "Training jobs",
-            "value": str(sum(totals.training_jobs_by_status.values())),
-            "hint": _breakdown(totals.training_jobs_by_status),
-            "id": "total-jobs",
-        },
-    ]
-
-
-class AdminTotalsState(AuthState):
-    cards: list[dict[str, str]] = []
-    days: list[dict[str, Any]] = []
-    currencies: list[dict[str, str]] = []
-
-    @rx.event
-    def load(self) -> None:
-        """Loaded when the section mounts; the admin page itself checks the role and
-        redirects, so a refusal here only leaves the section empty."""
-        try:
-            totals = analytics.admin_totals(actor=self._actor())
-        except DomainError:
-            return
-        self.cards = admin_cards(totals)
-        currencies = sorted({c for d in totals.days for c in d.revenue_cents})
-        self.currencies = series({c: c.upper() for c in currencies})
-        self.days = [
-            {"day": d.day.strftime("%m-%d"), "tokens": d.tokens}
-            | {c: d.revenue_cents.get(c, 0) / 100 for c in currencies}
-            for d in totals.days
-        ]
-
-
-def admin_totals_section() -> rx.Component:
-    """Installation totals (cards and charts) for the admin page."""
-    return rx.box(
-        admin_totals_view(
-            cards=AdminTotalsState.cards,
-            days=AdminTotalsState.days,
-            currencies=AdminTotalsState.currencies,
-        ),
-        on_mount=AdminTotalsState.load,
-        width="100%",
     )

@@ -6,11 +6,12 @@ from typing import Any
 
 import reflex as rx
 
+from gptstudio.components.forms import password_input
 from gptstudio.components.layout import form_error, page, submit_button
-from gptstudio.errors import DomainError
 from gptstudio.models import Role
 from gptstudio.services import account
 from gptstudio.state.auth import AuthState
+from gptstudio.state.errors import shows_error
 
 
 class SignupState(AuthState):
@@ -21,6 +22,7 @@ class SignupState(AuthState):
         self.error = ""
 
     @rx.event
+    @shows_error
     def submit(self, form: dict[str, Any]) -> Any:
         self.error = ""
         password = str(form.get("password", ""))
@@ -29,22 +31,22 @@ class SignupState(AuthState):
             return None
         try:
             role = Role(str(form.get("account_type") or Role.subscriber.value))
-            account.register(
-                email=str(form.get("email", "")),
-                password=password,
-                display_name=str(form.get("display_name", "")),
-                role=role if role in account.SELF_SERVICE_ROLES else Role.subscriber,
-                client=self._client(),
-            )
-            result = account.login(
-                email=str(form.get("email", "")),
-                password=password,
-                client=self._client(),
-                previous_token=self.session_token,
-            )
-        except (DomainError, ValueError) as error:
+        except ValueError as error:  # not one of the offered choices: a forged form
             self.error = str(error)
             return None
+        account.register(
+            email=str(form.get("email", "")),
+            password=password,
+            display_name=str(form.get("display_name", "")),
+            role=role if role in account.SELF_SERVICE_ROLES else Role.subscriber,
+            client=self._client(),
+        )
+        result = account.login(
+            email=str(form.get("email", "")),
+            password=password,
+            client=self._client(),
+            previous_token=self.session_token,
+        )
         self.session_token = result.token
         self._remember(result.user)
         return [
@@ -69,21 +71,9 @@ def signup() -> rx.Component:
                     rx.text("Name", as_="label", size="2", weight="medium"),
                     rx.input(name="display_name", id="display_name", width="100%"),
                     rx.text("Password (at least 10 characters)", as_="label", size="2"),
-                    rx.input(
-                        name="password",
-                        type="password",
-                        required=True,
-                        id="password",
-                        width="100%",
-                    ),
+                    password_input("password", id="password", width="100%"),
                     rx.text("Repeat the password", as_="label", size="2"),
-                    rx.input(
-                        name="confirm",
-                        type="password",
-                        required=True,
-                        id="confirm",
-                        width="100%",
-                    ),
+                    password_input("confirm", id="confirm", width="100%"),
                     rx.text("I want to", as_="label", size="2", weight="medium"),
                     rx.radio_group.root(
                         rx.vstack(

@@ -10,11 +10,12 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.charts import PALETTE
-from gptstudio.components.layout import page, table_header
-from gptstudio.errors import DomainError
+from gptstudio.components.layout import page
+from gptstudio.components.tables import data_table
 from gptstudio.money import format_money
 from gptstudio.services import analytics
 from gptstudio.state.auth import AuthState
+from gptstudio.state.errors import toasts_error
 
 DAYS = 30
 USAGE_SERIES = (
@@ -88,16 +89,14 @@ class UsageState(AuthState):
     invoices: list[dict[str, str]] = []
 
     @rx.event
+    @toasts_error
     def load(self) -> Any:
         refused = self._guard()
         if refused is not None:
             return refused
-        try:
-            actor = self._actor()
-            usage = analytics.subscriber_usage(actor=actor, days=DAYS)
-            invoices = analytics.subscriber_invoices(actor=actor)
-        except DomainError as error:
-            return rx.toast.error(str(error))
+        actor = self._actor()
+        usage = analytics.subscriber_usage(actor=actor, days=DAYS)
+        invoices = analytics.subscriber_invoices(actor=actor)
         self.cards = [usage_card(u) for u in usage]
         self.invoices = [invoice_row(i) for i in invoices]
         return None
@@ -175,29 +174,28 @@ def _usage(card: rx.Var[UsageCard]) -> rx.Component:
     )
 
 
-def _invoices() -> rx.Component:
-    return rx.table.root(
-        table_header("Date", "Assistant", "Amount", "Status", "Invoice"),
-        rx.table.body(
-            rx.foreach(
-                UsageState.invoices,
-                lambda row: rx.table.row(
-                    rx.table.cell(row["date"]),
-                    rx.table.cell(row["assistant"]),
-                    rx.table.cell(row["amount"]),
-                    rx.table.cell(rx.badge(row["status"])),
-                    rx.table.cell(
-                        rx.cond(
-                            row["url"] != "",
-                            rx.link("View", href=row["url"], is_external=True),
-                            rx.text("—"),
-                        )
-                    ),
-                    class_name="invoice-row",
-                ),
+def _invoice_row(row: rx.Var[dict[str, str]]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row["date"]),
+        rx.table.cell(row["assistant"]),
+        rx.table.cell(row["amount"]),
+        rx.table.cell(rx.badge(row["status"])),
+        rx.table.cell(
+            rx.cond(
+                row["url"] != "",
+                rx.link("View", href=row["url"], is_external=True),
+                rx.text("—"),
             )
         ),
-        width="100%",
+        class_name="invoice-row",
+    )
+
+
+def _invoices() -> rx.Component:
+    return data_table(
+        UsageState.invoices,
+        _invoice_row,
+        headers=("Date", "Assistant", "Amount", "Status", "Invoice"),
     )
 
 

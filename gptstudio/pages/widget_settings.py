@@ -9,11 +9,12 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import form_error, page, submit_button
-from gptstudio.errors import DomainError
+from gptstudio.components.code import code_block, copyable_code, secret_callout
+from gptstudio.components.layout import assistant_header, form_error, page, submit_button
 from gptstudio.services import widget
 from gptstudio.settings import get_settings
-from gptstudio.state.owned_assistant import AssistantPageState, assistant_header
+from gptstudio.state.errors import shows_error
+from gptstudio.state.owned_assistant import AssistantPageState
 
 PYTHON_SNIPPET = """import hashlib, hmac, os, time
 
@@ -60,6 +61,7 @@ class WidgetSettingsState(AssistantPageState):
         )
 
     @rx.event
+    @shows_error
     def load(self) -> Any:
         refused = self._open_assistant()
         if refused is not None:
@@ -67,7 +69,7 @@ class WidgetSettingsState(AssistantPageState):
         settings = get_settings()
         self.app_url, self.max_age = settings.base_url, settings.widget_identity_max_age_seconds
         self.secret = ""
-        self._run(lambda: widget.get_config(**self._target()))
+        self._show(widget.get_config(**self._target()))
         return None
 
     def _target(self) -> dict[str, Any]:
@@ -80,54 +82,41 @@ class WidgetSettingsState(AssistantPageState):
         self.origins_text = "\n".join(config.origins)
         self.error = ""
 
-    def _run(self, action: Any) -> Any:
-        try:
-            self._show(action())
-        except DomainError as error:
-            self.error = str(error)
-            return False
-        return True
-
     @rx.event
     def set_origins_text(self, value: str) -> None:
         self.origins_text = value
 
     @rx.event
+    @shows_error
     def toggle(self, on: bool) -> Any:
-        if self._run(lambda: widget.set_enabled(**self._target(), enabled=on)):
-            return rx.toast.success("The widget is on." if on else "The widget is off.")
-        return None
+        self._show(widget.set_enabled(**self._target(), enabled=on))
+        return rx.toast.success("The widget is on." if on else "The widget is off.")
 
     @rx.event
+    @shows_error  # what was typed stays in the box, to be fixed
     def save_origins(self, form: dict[str, Any]) -> Any:
         text = str(form.get("origins", self.origins_text))
         self.origins_text = text
-        if self._run(lambda: widget.set_origins(**self._target(), origins=text)):
-            return rx.toast.success(f"{len(self.origins)} allowed origin(s) saved.")
-        return None  # what was typed stays in the box, to be fixed
+        self._show(widget.set_origins(**self._target(), origins=text))
+        return rx.toast.success(f"{len(self.origins)} allowed origin(s) saved.")
 
     @rx.event
+    @shows_error
     def rotate_key(self) -> Any:
-        if self._run(lambda: widget.rotate_key(**self._target())):
-            return rx.toast.warning("New key: update the <script> tag on your site.")
-        return None
+        self._show(widget.rotate_key(**self._target()))
+        return rx.toast.warning("New key: update the <script> tag on your site.")
 
     @rx.event
+    @shows_error
     def rotate_secret(self) -> Any:
-        try:
-            self.secret = widget.rotate_secret(**self._target())
-            self._show(widget.get_config(**self._target()))
-        except DomainError as error:
-            self.error = str(error)
-            return None
+        self.secret = widget.rotate_secret(**self._target())
+        self._show(widget.get_config(**self._target()))
         return rx.toast.warning("New secret: identities signed with the old one are refused.")
 
     @rx.event
+    @shows_error
     def reveal_secret(self) -> None:
-        try:
-            self.secret = widget.reveal_secret(**self._target())
-        except DomainError as error:
-            self.error = str(error)
+        self.secret = widget.reveal_secret(**self._target())
 
     @rx.event
     def hide_secret(self) -> None:
@@ -200,31 +189,6 @@ def _origins_card() -> rx.Component:
     )
 
 
-def _pre(text: rx.Var[str] | str, id_: str) -> rx.Component:
-    return rx.el.pre(
-        text,
-        id=id_,
-        white_space="pre-wrap",
-        word_break="break-all",
-        font_family="var(--code-font-family)",
-        font_size="13px",
-        background="var(--gray-3)",
-        padding="0.75em",
-        border_radius="6px",
-        margin="0",
-        width="100%",
-    )
-
-
-def _code(text: rx.Var[str] | str, id_: str) -> rx.Component:
-    return rx.hstack(
-        _pre(text, id_),
-        rx.button(rx.icon("copy"), size="1", variant="soft", on_click=rx.set_clipboard(text)),
-        align="start",
-        width="100%",
-    )
-
-
 def _embed_card() -> rx.Component:
     s = WidgetSettingsState
     return rx.card(
@@ -244,7 +208,7 @@ def _embed_card() -> rx.Component:
                 align="center",
             ),
             rx.text("Paste this before </body> on every page that should show the chat:", size="2"),
-            _code(s.script_tag, "script-tag"),
+            copyable_code(s.script_tag, "script-tag"),
             spacing="3",
             width="100%",
         ),
@@ -281,28 +245,18 @@ def _identity_card() -> rx.Component:
             ),
             rx.cond(
                 s.secret != "",
-                rx.callout.root(
-                    rx.vstack(
-                        rx.text("Your widget secret. Keep it on your server only."),
-                        rx.hstack(
-                            rx.code(s.secret, id="widget-secret"),
-                            rx.button(
-                                rx.icon("copy"),
-                                size="1",
-                                variant="soft",
-                                on_click=rx.set_clipboard(s.secret),
-                            ),
-                            rx.button("Hide", size="1", variant="soft", on_click=s.hide_secret),
-                        ),
-                    ),
-                    color_scheme="green",
+                secret_callout(
+                    "Your widget secret. Keep it on your server only.",
+                    s.secret,
+                    id_="widget-secret",
+                    actions=(rx.button("Hide", size="1", variant="soft", on_click=s.hide_secret),),
                 ),
             ),
-            _code(s.signed_tag, "signed-tag"),
+            copyable_code(s.signed_tag, "signed-tag"),
             rx.text("Python", weight="medium", size="2"),
-            _pre(PYTHON_SNIPPET, "python-snippet"),
+            code_block(PYTHON_SNIPPET, "python-snippet"),
             rx.text("Node.js", weight="medium", size="2"),
-            _pre(NODE_SNIPPET, "node-snippet"),
+            code_block(NODE_SNIPPET, "node-snippet"),
             spacing="3",
             width="100%",
         ),

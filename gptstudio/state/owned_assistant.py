@@ -29,12 +29,3 @@ class AssistantPageState(AuthState):
             return [rx.toast.error("There is no such assistant."), rx.redirect("/dashboard")]
         self.assistant_name, self.error = found.name, ""
         return None
-
-
-def assistant_header() -> rx.Component:
-    return rx.hstack(
-        rx.link("← Dashboard", href="/dashboard", size="2"),
-        rx.heading(AssistantPageState.assistant_name, size="7"),
-        align="center",
-        spacing="4",
-    )

@@ -1,4 +1,5 @@
-"""The admin page: every user and their role."""
+"""The admin page (``/admin``): installation totals, the two-step verification policy, and every
+user with their role and tier."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.components.layout import page, submit_button, table_header
+from gptstudio.components.layout import page
+from gptstudio.components.tables import data_table
 from gptstudio.models import Role, Tier
-from gptstudio.pages.revenue import admin_totals_section
-from gptstudio.services import account, audit, mfa
+from gptstudio.pages.admin.header import admin_header
+from gptstudio.pages.admin.totals import admin_totals_section
+from gptstudio.services import account, mfa
 from gptstudio.state.auth import AuthState
 
 ROLES = [role.value for role in Role]
@@ -96,16 +99,6 @@ def _row(user: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-def admin_tabs(current: str) -> rx.Component:
-    return rx.hstack(
-        *[
-            rx.link(rx.button(label, variant="solid" if href == current else "soft"), href=href)
-            for label, href in (("Users", "/admin"), ("Audit log", "/admin/audit"))
-        ],
-        spacing="2",
-    )
-
-
 def _policy() -> rx.Component:
     return rx.card(
         rx.heading("Two-step verification policy", size="4"),
@@ -131,96 +124,12 @@ def _policy() -> rx.Component:
 @rx.page(route="/admin", title="Admin · GPT Studio", on_load=AdminState.load)
 def admin() -> rx.Component:
     return page(
-        rx.heading("Administration", size="7"),
-        admin_tabs("/admin"),
+        *admin_header("/admin"),
         admin_totals_section(),
         _policy(),
-        rx.table.root(
-            table_header("E-mail", "Name", "Role", "Tier (training priority)", "Joined"),
-            rx.table.body(rx.foreach(AdminState.users, _row)),
-            width="100%",
+        data_table(
+            AdminState.users,
+            _row,
+            headers=("E-mail", "Name", "Role", "Tier (training priority)", "Joined"),
         ),
-    )
-
-
-class AuditState(AuthState):
-    events: list[dict[str, str]] = []
-    action: str = ""
-    actor_email: str = ""
-
-    @rx.event
-    def load(self) -> Any:
-        refused = self._guard(Role.admin)
-        if refused is not None:
-            return refused
-        self._reload()
-        return None
-
-    def _reload(self) -> None:
-        rows = audit.list_events(
-            actor=self._actor(), action=self.action, actor_email=self.actor_email
-        )
-        self.events = [
-            {
-                "time": r.time,
-                "action": r.action,
-                "actor": r.actor or "—",
-                "target": r.target,
-                "ip": r.ip,
-                "agent": r.user_agent[:60],
-                "detail": r.detail,
-            }
-            for r in rows
-        ]
-
-    @rx.event
-    def filter(self, form: dict[str, Any]) -> None:
-        self.action = str(form.get("action", "")).strip()
-        self.actor_email = str(form.get("actor_email", "")).strip()
-        self._reload()
-
-
-def _event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
-    return rx.table.row(
-        *[rx.table.cell(row[key]) for key in ("time", "action", "actor", "target", "ip", "agent")],
-        rx.table.cell(rx.code(row["detail"])),
-        class_name="audit-row",
-    )
-
-
-@rx.page(route="/admin/audit", title="Audit log · GPT Studio", on_load=AuditState.load)
-def audit_log() -> rx.Component:
-    return page(
-        rx.heading("Administration", size="7"),
-        admin_tabs("/admin/audit"),
-        rx.form(
-            rx.hstack(
-                rx.select(
-                    [
-                        "login",
-                        "login.failed",
-                        "mfa",
-                        "api_key",
-                        "user",
-                        "password",
-                        "session",
-                        "oauth",
-                    ],
-                    name="action",
-                    placeholder="Any action",
-                    id="audit-action",
-                ),
-                rx.input(name="actor_email", placeholder="Actor e-mail contains", id="audit-actor"),
-                submit_button("Filter", id="audit-filter"),
-            ),
-            on_submit=AuditState.filter,
-            reset_on_submit=False,
-        ),
-        rx.table.root(
-            table_header("Time (UTC)", "Action", "Actor", "Target", "IP", "Agent", "Detail"),
-            rx.table.body(rx.foreach(AuditState.events, _event_row)),
-            width="100%",
-            size="1",
-        ),
-        max_width="1200px",
     )

@@ -1,0 +1,12 @@
+"""The admin's pages, one module per route (each with its state):
+
+- ``users.py`` (``/admin``): installation totals, the two-step verification policy, and every
+  user with their role and tier;
+- ``totals.py``: the totals section of ``/admin`` (cards and charts), loaded when it mounts;
+- ``audit.py`` (``/admin/audit``): the audit log, filtered by action and actor;
+- ``header.py``: the heading and tabs both pages open with.
+"""
+
+from gptstudio.pages.admin import audit, users
+
+__all__ = ["audit", "users"]

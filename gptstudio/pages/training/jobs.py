@@ -1,0 +1,102 @@
+"""The jobs card (every job: status, queue position, progress, loss, speed, ETA; cancel one) and
+the live card of the selected job (progress, error, loss chart). :class:`JobsState` selects and
+cancels jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from gptstudio.components.badges import status_badge
+from gptstudio.components.tables import data_table
+from gptstudio.pages.training.state import TrainingState
+from gptstudio.services import training
+
+
+class JobsState(TrainingState):
+    @rx.event
+    def cancel(self, job_id: str) -> Any:
+        training.cancel_job(actor=self._actor(), job_id=int(job_id), client=self._client())
+        self._refresh()
+        return rx.toast.info("Cancelling: the job stops after its current step.")
+
+    @rx.event
+    def select_job(self, job_id: str) -> None:
+        self.selected_job = job_id
+        self._refresh()
+
+
+def _job_status(status: rx.Var[str]) -> rx.Component:
+    return status_badge(status, succeeded="green", failed="red", cancelled="gray")
+
+
+def _job_view(j: rx.Var[dict[str, str]]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.link("#", j["id"], on_click=JobsState.select_job(j["id"]))),
+        rx.table.cell(_job_status(j["status"])),
+        rx.table.cell(j["position"]),
+        rx.table.cell(rx.progress(value=j["percent"].to(int), width="8em")),
+        rx.table.cell(j["step"]),
+        rx.table.cell(j["loss"]),
+        rx.table.cell(j["speed"]),
+        rx.table.cell(j["eta"]),
+        rx.table.cell(
+            rx.cond(
+                (j["status"] == "queued") | (j["status"] == "running"),
+                rx.button(
+                    "Cancel",
+                    size="1",
+                    color_scheme="red",
+                    variant="soft",
+                    on_click=JobsState.cancel(j["id"]),
+                    class_name="job-cancel",
+                ),
+            )
+        ),
+        class_name="job-row",
+    )
+
+
+def jobs_card() -> rx.Component:
+    headers = ("Job", "Status", "Queue", "Progress", "Step", "Loss", "Tokens/s", "ETA", "")
+    return rx.card(
+        rx.heading("Jobs", size="4"),
+        data_table(TrainingState.jobs, _job_view, headers=headers),
+        width="100%",
+    )
+
+
+def live_card() -> rx.Component:
+    job = TrainingState.current
+    return rx.card(
+        rx.hstack(
+            rx.heading("Job ", job["id"], size="4"),
+            _job_status(job["status"]),
+            rx.text(job["preset"], " · ", job["method"], size="2", color_scheme="gray"),
+            rx.spacer(),
+            rx.text(
+                "lr ", job["lr"], " · ", job["speed"], " tokens/s · ETA ", job["eta"], size="2"
+            ),
+            width="100%",
+            align="center",
+        ),
+        rx.progress(value=job["percent"].to(int), width="100%", id="job-progress"),
+        rx.cond(job["error"] != "", rx.callout(job["error"], color_scheme="red", id="job-error")),
+        rx.recharts.line_chart(
+            rx.recharts.line(data_key="loss", stroke="#3e63dd", dot=False, name="training loss"),
+            rx.recharts.line(
+                data_key="eval_loss", stroke="#e5484d", name="eval loss", connect_nulls=True
+            ),
+            rx.recharts.x_axis(data_key="step"),
+            rx.recharts.y_axis(),
+            rx.recharts.legend(),
+            rx.recharts.cartesian_grid(stroke_dasharray="3 3"),
+            rx.recharts.graphing_tooltip(),
+            data=TrainingState.chart,
+            width="100%",
+            height=280,
+            id="loss-chart",
+        ),
+        width="100%",
+    )

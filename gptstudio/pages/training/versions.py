@@ -1,0 +1,123 @@
+"""The model versions card (perplexity before and after, the knowledge-gain gate, QA scores;
+samples, export, publish, with a reason to publish despite the gate) and the base-vs-tuned
+answers of one version. :class:`VersionsState` holds the handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from gptstudio.components.layout import submit_button
+from gptstudio.components.tables import data_table
+from gptstudio.pages.training.state import TrainingState
+from gptstudio.services import training
+from gptstudio.state.errors import shows_error
+
+
+class VersionsState(TrainingState):
+    @rx.event
+    def show_samples(self, version_id: str) -> None:
+        self.sample_version = version_id
+        self._refresh()
+
+    @rx.event
+    @shows_error
+    def publish(self, form: dict[str, Any]) -> Any:
+        self.error = ""
+        published = training.publish(
+            actor=self._actor(),
+            version_id=int(str(form.get("version_id", "0"))),
+            override_reason=str(form.get("reason", "")),
+            client=self._client(),
+        )
+        self._refresh()
+        return rx.toast.success(f"Version {published.version} is live.")
+
+    @rx.event
+    def export(self, version_id: str) -> Any:
+        training.request_export(actor=self._actor(), version_id=int(version_id))
+        return rx.toast.info("Exporting a merged model; its folder appears here when done.")
+
+
+def _version_view(v: rx.Var[dict[str, str]]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell("v", v["version"]),
+        rx.table.cell(rx.badge(v["status"])),
+        rx.table.cell(v["base_ppl"]),
+        rx.table.cell(v["tuned_ppl"]),
+        rx.table.cell(v["gain"]),
+        rx.table.cell(
+            rx.badge(v["passed"], color_scheme=rx.cond(v["passed"] == "yes", "green", "red")),
+            rx.text(v["message"], size="1", color_scheme="gray", max_width="22em"),
+        ),
+        rx.table.cell(rx.text(v["qa"], size="1")),
+        rx.table.cell(
+            rx.hstack(
+                rx.button(
+                    "Samples",
+                    size="1",
+                    variant="soft",
+                    on_click=VersionsState.show_samples(v["id"]),
+                ),
+                rx.button(
+                    "Export", size="1", variant="soft", on_click=VersionsState.export(v["id"])
+                ),
+                rx.cond(v["export"] != "", rx.code(v["export"])),
+            )
+        ),
+        class_name="version-row",
+    )
+
+
+def versions_card() -> rx.Component:
+    return rx.card(
+        rx.heading("Model versions", size="4"),
+        data_table(
+            TrainingState.versions,
+            _version_view,
+            headers=("Version", "Status", "Base ppl", "Tuned ppl", "Gain", "Gate", "QA", ""),
+        ),
+        rx.form(
+            rx.hstack(
+                rx.select(
+                    TrainingState.versions.foreach(lambda v: v["id"]),
+                    name="version_id",
+                    placeholder="version id",
+                    id="publish-version",
+                ),
+                rx.input(
+                    name="reason",
+                    placeholder="Reason to publish despite the gate (optional)",
+                    width="24em",
+                    id="publish-reason",
+                ),
+                submit_button("Publish", id="publish"),
+                align="center",
+            ),
+            on_submit=VersionsState.publish,
+        ),
+        width="100%",
+    )
+
+
+def _sample_view(s: rx.Var[dict[str, str]]) -> rx.Component:
+    return rx.table.row(
+        *[
+            rx.table.cell(rx.text(s[k], size="1"))
+            for k in ("question", "reference", "base_answer", "tuned_answer")
+        ],
+        class_name="sample-row",
+    )
+
+
+def samples_card() -> rx.Component:
+    return rx.card(
+        rx.heading("Base vs tuned answers", size="4"),
+        data_table(
+            TrainingState.samples,
+            _sample_view,
+            headers=("Question", "Reference", "Base model", "Tuned model"),
+        ),
+        width="100%",
+    )
