@@ -818,7 +818,7 @@ def _mail(*, to: str, subject: str, body: str) -> None:
         send_mail(to=to, subject=subject, body=body)
     except MailNotSent as error:
         log.warning("billing mail to %s not sent (%s); queued to try again", to, error)
-        from trainer.billing_tasks import send_mail_task
+        from gptstudio.jobs.tasks import send_mail_task
 
         send_mail_task(to, subject, body)
 

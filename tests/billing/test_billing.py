@@ -360,7 +360,7 @@ def test_failed_payment_dunning_then_free_tier(
 def test_a_mail_server_down_neither_undoes_the_event_nor_drops_the_mail(
     stripe: StripeFront, api: TestClient, mailbox: Mailbox, settings_env: pytest.MonkeyPatch
 ) -> None:
-    from gptstudio.jobs.queue import huey
+    from gptstudio.jobs.worker import huey  # as a worker has it: with every job body loaded
 
     creator, subscriber, assistant_id = _users()
     billing.save_plan(actor=creator, assistant_id=assistant_id, data=FREE)
@@ -488,7 +488,7 @@ def test_usage_reporting_is_idempotent(stripe: StripeFront, api: TestClient) -> 
 
 
 def test_usage_task_runs_on_the_queue(stripe: StripeFront, run_tasks_inline: None) -> None:
-    from trainer.billing_tasks import grace_period_task, report_usage_task
+    from gptstudio.jobs.tasks import grace_period_task, report_usage_task
 
     _users()
     assert report_usage_task.call_local() == 0
