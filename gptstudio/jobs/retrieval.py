@@ -25,6 +25,8 @@ from gptstudio.curation.chunking import Chunk
 from gptstudio.curation.errors import CurationError
 from gptstudio.curation.snapshot import from_chunks_jsonl
 from gptstudio.db import session_scope, utcnow
+from gptstudio.jobs.curation import curation_options
+from gptstudio.jobs.documents import parse_file
 from gptstudio.jobs.tasks import body
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.services.dataset import CHUNKS_FILE, CurationSettings
@@ -142,8 +144,6 @@ def _reproduced_chunks(
     """The kept chunks of the run behind a snapshot without ``chunks.jsonl``, produced again; and
     notes on how faithful the reproduction is."""
     from gptstudio.curation.pipeline import curate
-    from gptstudio.jobs.curation import curation_options
-    from gptstudio.jobs.documents import parse_file
 
     with session_scope() as session:
         run = session.get(CurationRun, dataset.curation_run_id or 0)

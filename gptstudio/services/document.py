@@ -26,6 +26,7 @@ from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDeni
 from gptstudio.models import Assistant, Document
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
+from gptstudio.services.retrieval import indexed_documents
 from gptstudio.settings import get_settings
 
 CHUNK = 1024 * 1024
@@ -284,8 +285,6 @@ def cited_source(*, actor: UserPublic, document_id: int) -> Source:
     of a published assistant with retrieval on can cite; any other document only its owner (and
     admins). PDFs open in the browser (at the cited page); other files download, so an uploaded
     HTML page never runs on this site."""
-    from gptstudio.services.retrieval import indexed_documents
-
     with session_scope() as session:
         row = session.get(Document, document_id)
         if row is None or not row.storage_path:
