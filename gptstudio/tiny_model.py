@@ -4,7 +4,7 @@
     python -m gptstudio.tiny_model --if-unconfigured   # what `make run` calls: nothing to do
                                                        # when GPTSTUDIO_BASE_MODEL names another
 
-The model itself is :mod:`trainer.tiny` (torch), imported only when there is one to build.
+The model itself is :mod:`trainer.tiny`; this module only decides where, and whether, to build it.
 """
 
 from __future__ import annotations
