@@ -3,8 +3,6 @@
 Offline and in seconds. Tests and the offline demo use it; real users name any hub id or path.
 
     python -m trainer.tiny OUTPUT_DIR [--force]
-
-GPT Studio builds it where its settings expect it with ``python -m gptstudio.tiny_model``.
 """
 
 from __future__ import annotations
