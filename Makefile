@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(BIN):$(PATH)
 .PHONY: run test install install-dev lint typecheck unit e2e migrate tiny-model chromium bench clean
 
 run: install $(BUN) ## install, migrate, build the tiny model if needed, start worker + app
-	$(BIN)/python -m trainer.tiny --if-unconfigured
+	$(BIN)/python -m gptstudio.tiny_model --if-unconfigured
 	$(BIN)/python -m gptstudio.run
 
 test: install-dev $(BUN) chromium lint typecheck ## lint, type checks, unit/integration and browser tests
@@ -54,7 +54,7 @@ migrate: install
 	$(BIN)/alembic upgrade head
 
 tiny-model: install
-	$(BIN)/python -m trainer.tiny
+	$(BIN)/python -m gptstudio.tiny_model
 
 bench: install-dev ## CPU benchmarks; bench/train_gpu.py runs on a GPU host only
 	for script in bench/dedupe.py bench/train_throughput.py; do $(BIN)/python $$script || exit 1; done

@@ -10,7 +10,7 @@ Both sides train the same LoRA (same rank, targets, learning rate) on the tiny l
 way (chat template, loss on assistant tokens). Example lengths are long-tailed like real
 curated data: most answers are a sentence or two, one in five runs to a few hundred tokens.
 
-* project: ``trainer.train.train`` with packing (best-fit rows of ``--row`` tokens, positions
+* project: ``trainer.launch.train`` with packing (best-fit rows of ``--row`` tokens, positions
   restarting per example so no example attends to another);
 * baseline: ``transformers.Trainer`` with a collator that pads every batch of ``--batch``
   examples to its longest example (attention mask, -100 labels on padding).
@@ -59,7 +59,7 @@ def make_records(n: int, seed: int) -> list[dict[str, Any]]:
 def project_throughput(model_dir: Path, records: list[dict[str, Any]], args: Any) -> float:
     """Non-pad tokens per second of the project's packed training loop."""
     from trainer.config import JobConfig
-    from trainer.train import train
+    from trainer.launch import train
 
     config = JobConfig(
         base_model=str(model_dir),

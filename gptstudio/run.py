@@ -38,7 +38,7 @@ def migrate() -> None:
 
 def worker_command() -> list[str]:
     """A Huey consumer for the training queue (one worker: jobs own the accelerator)."""
-    return [sys.executable, "-m", "huey.bin.huey_consumer", "trainer.tasks.huey", "-w", "1"]
+    return [sys.executable, "-m", "huey.bin.huey_consumer", "gptstudio.jobs.worker.huey", "-w", "1"]
 
 
 def engine_command() -> list[str]:

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
 
     @property
     def tiny_model_dir(self) -> Path:
-        """Where ``python -m trainer.tiny`` writes the tiny local base model."""
+        """Where ``python -m gptstudio.tiny_model`` writes the tiny local base model."""
         return self.data_dir / "models" / "tiny-llama"
 
     @property

@@ -228,8 +228,9 @@ def oidc_provider() -> Iterator[str]:
 
 @pytest.fixture
 def run_tasks_inline() -> Iterator[None]:
-    """Huey's immediate mode: enqueued tasks run at once, in this process (in-memory queue)."""
-    from gptstudio.jobs.queue import huey
+    """Huey's immediate mode: enqueued tasks run at once, in this process (in-memory queue), with
+    every job body loaded as in a worker."""
+    from gptstudio.jobs.worker import huey
 
     huey.immediate = True
     yield

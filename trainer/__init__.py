@@ -1,1 +1,3 @@
-"""Everything that needs torch for training; reached from the web process only through the queue."""
+"""A torch library for fine-tuning (config, launch, train, distributed, evaluate, checkpoint,
+merge, the tiny model). It imports nothing from gptstudio, which reaches it through its queue
+jobs (gptstudio/jobs)."""

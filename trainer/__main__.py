@@ -124,7 +124,7 @@ def stop_on_signals() -> list[bool]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trainer.train import train
+    from trainer.launch import train
 
     config = job_config(args)
     print(f"preset {config.preset}, method {config.method}; config: {config.to_json()}")

@@ -1,6 +1,6 @@
 """Data-parallel training: one process per GPU (or per CPU share, on gloo), run by accelerate.
 
-:func:`trainer.train.train` calls :func:`launch` when a run needs more than one process
+:func:`trainer.launch.train` calls :func:`launch` when a run needs more than one process
 (:func:`resolve_processes`: ``num_processes``, 0 meaning one per visible GPU). The caller's
 process stays the coordinator; it starts the ranks as ``python -m trainer.distributed SPEC``
 subprocesses (like ``torchrun`` does, but from Python so that the caller's callbacks keep
@@ -45,9 +45,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from trainer import checkpoint as ckpt
 from trainer import errors
 from trainer.config import JobConfig
 from trainer.errors import CheckpointError, DeviceError, TrainingError
+from trainer.modeling import pick_hardware
+from trainer.train import (
+    CHECKPOINTS_DIR,
+    Parallel,
+    TrainResult,
+    check_output_dir,
+    check_processes,
+    load_splits,
+    main,
+    setup,
+)
 
 logger = logging.getLogger(__name__)
 CHANNEL_ENV, PARENT_ENV = "GPTSTUDIO_TRAINER_CHANNEL", "GPTSTUDIO_TRAINER_PARENT"
@@ -68,9 +80,6 @@ def visible_gpus() -> int:
 
 def saved_processes(output: Path) -> int | None:
     """How many processes wrote the newest checkpoint in ``output`` (None: no checkpoint)."""
-    from trainer import checkpoint as ckpt
-    from trainer.train import CHECKPOINTS_DIR
-
     latest = ckpt.latest_checkpoint(output / CHECKPOINTS_DIR)
     if latest is None:
         return None
@@ -88,8 +97,6 @@ def resolve_processes(config: JobConfig, output: Path, *, resume: bool) -> int:
     saved = saved_processes(output) if resume else None
     wanted = config.num_processes or saved or max(1, gpus)
     if saved is not None and saved != wanted:
-        from trainer.train import check_processes
-
         check_processes(output, saved, wanted)
     if gpus and wanted > gpus:
         where = f"the checkpoint in {output} was written by {wanted} processes; " if saved else ""
@@ -113,11 +120,8 @@ def launch(
     resume: bool = False,
     on_progress: Any = None,
     should_stop: Any = None,
-) -> Any:
+) -> TrainResult:
     """Run the job on ``processes`` ranks and return rank 0's :class:`TrainResult`."""
-    from trainer.modeling import pick_hardware
-    from trainer.train import TrainResult, check_output_dir, load_splits
-
     # The cheap checks fail here, before any process starts, with the single-process messages.
     check_output_dir(output_dir, resume=resume)
     load_splits(config, dataset, eval_dataset)
@@ -340,9 +344,6 @@ def run_rank(spec: dict[str, Any], stop: threading.Event, send: Any) -> dict[str
     import torch.distributed as dist
     from accelerate import Accelerator
     from accelerate.utils import InitProcessGroupKwargs
-
-    from trainer.modeling import pick_hardware
-    from trainer.train import Parallel, main, setup
 
     rank, processes = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])

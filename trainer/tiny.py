@@ -2,7 +2,7 @@
 
 Offline and in seconds. Tests and the offline demo use it; real users name any hub id or path.
 
-    python -m trainer.tiny [OUTPUT_DIR]     # default: data/models/tiny-llama
+    python -m trainer.tiny OUTPUT_DIR [--force]
 """
 
 from __future__ import annotations
@@ -88,20 +88,10 @@ def is_built(path: str | Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from gptstudio.settings import get_settings
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output_dir", nargs="?", default=str(get_settings().tiny_model_dir))
+    parser.add_argument("output_dir", help="the folder to write the model and tokenizer to")
     parser.add_argument("--force", action="store_true", help="rebuild even if it exists")
-    parser.add_argument(
-        "--if-unconfigured",
-        action="store_true",
-        help="do nothing when GPTSTUDIO_BASE_MODEL names another base model",
-    )
     args = parser.parse_args(argv)
-    if args.if_unconfigured and get_settings().base_model:
-        print(f"base model configured: {get_settings().base_model}")
-        return
     if is_built(args.output_dir) and not args.force:
         print(f"tiny model already at {args.output_dir}")
         return

@@ -1,4 +1,5 @@
-"""Fine-tune a base model with LoRA or QLoRA: ``train`` (setup) → ``main`` → ``fit`` → ``validate``.
+"""Fine-tune a base model with LoRA or QLoRA: :func:`setup` → :func:`main` → :func:`fit` →
+:func:`validate`, in one process (the entry point is :func:`trainer.launch.train`).
 
 A plain PyTorch loop rather than ``transformers.Trainer``, so that packing, cancellation and
 checkpoints are ours: :func:`setup` checks every input and fails early with a message saying
@@ -16,7 +17,7 @@ What a run leaves in ``output_dir``::
                              output, tokenizer, job_config.json, training_report.json
 
 One process trains on one device (``cuda:0`` or the CPU) unless ``num_processes`` (0: one per
-visible GPU) asks for more: then :mod:`trainer.distributed` launches one process per GPU (or
+visible GPU) asks for more: then :mod:`trainer.distributed` starts one process per GPU (or
 per share of the CPU, on gloo) that runs this same code with a :class:`Parallel` context. A step
 then takes ``gradient_accumulation`` micro-batches per process, in the single-process order: the
 step's micro-batches are dealt out round-robin, so N processes train exactly like one process with
@@ -182,51 +183,6 @@ class Run:
     def micro_batches_per_step(self) -> int:
         """Micro-batches of the plan one optimizer step consumes, over all processes."""
         return self.config.gradient_accumulation * self.processes
-
-
-def train(
-    config: JobConfig,
-    *,
-    dataset: DatasetSource,
-    output_dir: str | Path,
-    eval_dataset: DatasetSource | None = None,
-    resume: bool = False,
-    on_progress: ProgressCallback | None = None,
-    should_stop: StopCallback | None = None,
-) -> TrainResult:
-    """Fine-tune ``config.base_model`` on ``dataset`` (chat JSONL path or records).
-
-    ``resume=True`` continues from the newest checkpoint in ``output_dir`` (or starts fresh if
-    there is none; or returns the finished result if the adapter is already there).
-    Raises a :class:`~trainer.errors.TrainingError` subclass for every input it refuses.
-    """
-    output = Path(output_dir)
-    if resume and (output / ADAPTER_DIR / REPORT_FILE).is_file():
-        return finished_result(output)
-    from trainer import distributed
-
-    processes = distributed.resolve_processes(config, output, resume=resume)
-    if processes > 1:
-        return distributed.launch(
-            config,
-            processes=processes,
-            dataset=dataset,
-            output_dir=output,
-            eval_dataset=eval_dataset,
-            resume=resume,
-            on_progress=on_progress,
-            should_stop=should_stop,
-        )
-    run = setup(
-        config,
-        dataset=dataset,
-        output_dir=output,
-        eval_dataset=eval_dataset,
-        resume=resume,
-        on_progress=on_progress,
-        should_stop=should_stop,
-    )
-    return main(run, resume=resume)
 
 
 def finished_result(output: Path) -> TrainResult:

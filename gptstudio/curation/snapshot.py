@@ -1,4 +1,5 @@
-"""Dataset snapshots: a content hash, chat-format JSONL export, and diffs between versions.
+"""Dataset snapshots: a content hash, chat-format JSONL export, the curated chunks as JSONL (what
+a retrieval index is built from), and diffs between versions.
 
 The hash covers the examples (sorted by id, so order does not matter) and the parameters that
 produced them, through canonical JSON: the same examples and settings always hash the same, on
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gptstudio.curation.chunking import Chunk
 from gptstudio.curation.errors import InvalidParameterError
 from gptstudio.curation.examples import Example, ExampleKind, Message, Provenance, Role
 from gptstudio.curation.hashing import canonical_json, sha256_hex
@@ -71,6 +73,43 @@ def from_chat_jsonl(*, text: str) -> tuple[Example, ...]:
             ) from error
         examples.append(example)
     return tuple(examples)
+
+
+def chunk_record(*, chunk: Chunk) -> dict[str, Any]:
+    """The JSONL record of one curated chunk: its id, text, provenance and place in its section."""
+    return {
+        "id": chunk.chunk_id,
+        "text": chunk.text,
+        "source": chunk.source.to_json(),
+        "part": chunk.part,
+    }
+
+
+def to_chunks_jsonl(*, chunks: Iterable[Chunk]) -> str:
+    """One chunk record per line, UTF-8 text, newline-terminated."""
+    return "".join(
+        json.dumps(chunk_record(chunk=chunk), ensure_ascii=False) + "\n" for chunk in chunks
+    )
+
+
+def from_chunks_jsonl(*, text: str) -> tuple[Chunk, ...]:
+    """Chunks back from :func:`to_chunks_jsonl` output."""
+    chunks = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            chunk = Chunk(
+                chunk_id=str(record["id"]),
+                text=str(record["text"]),
+                source=_provenance(record["source"]),
+                part=int(record["part"]),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise InvalidParameterError(f"Line {number} is not a chunk record: {error}.") from error
+        chunks.append(chunk)
+    return tuple(chunks)
 
 
 def dataset_hash(*, examples: Iterable[Example], parameters: Mapping[str, Any]) -> str:

@@ -1,3 +1,3 @@
-"""The job queue: the Huey instance (``queue``), the task definitions that services enqueue, and
-one module per job body that a worker runs (document parsing, curation runs, training runs,
-retrieval indexes, billing's periodic jobs)."""
+"""The job queue: the Huey instance (``queue``), the task definitions that services enqueue
+(``tasks``), one module per job body that a worker runs (``documents``, ``curation``,
+``training``, ``retrieval``, ``billing``, ``mail``), and ``worker``, what a consumer loads."""

@@ -1,6 +1,6 @@
 """The Huey instance, and nothing else: RedisHuey when a Redis URL is set, else SqliteHuey.
 
-Run a worker with ``huey_consumer trainer.tasks.huey`` (``make run`` starts one for you).
+Run a worker with ``huey_consumer gptstudio.jobs.worker.huey`` (``make run`` starts one for you).
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """Curation runs, the creator's overrides, and immutable, versioned dataset snapshots.
 
-A run (a queue task) parses an assistant's documents again, runs the pure pipeline of
-:mod:`gptstudio.curation.pipeline` and stores its result as JSON. The creator previews the
-examples, edits or drops some, keeps duplicates the run dropped, and snapshots: a dataset version
-is written once (train/validation/test JSONL in chat format, a manifest with the parameters and
-counts at each step, a content hash) and never changed afterwards.
+A run (a queue job, :mod:`gptstudio.jobs.curation`) parses an assistant's documents again, runs
+the pure pipeline of :mod:`gptstudio.curation.pipeline` and stores its result as JSON. The
+creator previews the examples, edits or drops some, keeps duplicates the run dropped, and
+snapshots: a dataset version is written once (train/validation/test JSONL in chat format, the
+run's curated chunks, a manifest with the parameters and counts at each step, a content hash)
+and never changed afterwards.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections import Counter
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,17 +19,16 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from gptstudio.curation.errors import CurationError
 from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.document import column_choice
 from gptstudio.settings import get_settings
 
-log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
+CHUNKS_FILE = "chunks.jsonl"
+"""The curated chunks a snapshot keeps beside its splits: the retrieval index is built from them."""
 PII_CATEGORIES = ("email", "phone", "card", "iban", "ip_address", "national_id")
 
 
@@ -110,9 +109,9 @@ def start_curation(
         session.add(run)
         session.flush()
         run_id = run.id
-    from trainer import tasks
+    from gptstudio.jobs.tasks import run_curation_task
 
-    tasks.run_curation_task(run_id)
+    run_curation_task(run_id)
     with session_scope() as session:
         stored = session.get(CurationRun, run_id)
         assert stored is not None
@@ -137,182 +136,10 @@ def run_result(run: CurationRun) -> dict[str, Any]:
     return data
 
 
-def _set_progress(run_id: int, **fields: Any) -> None:
-    with session_scope() as session:
-        run = session.get(CurationRun, run_id)
-        if run is not None:
-            for name, value in fields.items():
-                setattr(run, name, value)
-
-
-def execute_run(run_id: int) -> None:
-    """Worker side: parse, curate, store. Any failure ends as a ``failed`` run with a reason."""
-    try:
-        _execute(run_id)
-    except CurationError as error:
-        _set_progress(run_id, status="failed", error=str(error), finished_at=utcnow())
-    except Exception as error:
-        log.exception("curation run %s failed", run_id)
-        message = f"The run failed unexpectedly ({type(error).__name__}: {error})."
-        _set_progress(run_id, status="failed", error=message[:2000], finished_at=utcnow())
-
-
-def _execute(run_id: int) -> None:
-    from gptstudio.curation.parsers import ParseLimits, parse_document
-
-    with session_scope() as session:
-        run = session.get(CurationRun, run_id)
-        if run is None:
-            return
-        run.status = "running"
-        assistant_id, settings = run.assistant_id, CurationSettings.from_json(run.options)
-        documents = session.exec(
-            select(Document).where(
-                Document.assistant_id == assistant_id, Document.status == "parsed"
-            )
-        ).all()
-        sources = [(str(d.id), d.filename, d.storage_path, d.columns) for d in documents]
-        keep = frozenset(
-            session.exec(
-                select(ExampleOverride.example_id).where(
-                    ExampleOverride.assistant_id == assistant_id, ExampleOverride.action == "keep"
-                )
-            ).all()
-        )
-    limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
-    parsed = []
-    for done, (document_id, name, stored, columns) in enumerate(sources):
-        _set_progress(run_id, progress={"step": "reading", "done": done, "total": len(sources)})
-        data = Path(stored).read_bytes()
-        parsed.append(
-            parse_document(
-                data=data,
-                filename=name,
-                document_id=document_id,
-                limits=limits,
-                columns=column_choice(columns),
-            )
-        )
-    _set_progress(run_id, progress={"step": "curating", "done": 0, "total": 1})
-    result = _curate(parsed, settings, keep)
-    folder = get_settings().artifacts_dir / "curation" / str(assistant_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"run-{run_id}.json"
-    path.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
-    _set_progress(
-        run_id, status="done", result_path=str(path), counts=result["counts"],
-        progress={"step": "done", "done": 1, "total": 1}, finished_at=utcnow(),
-    )  # fmt: skip
-
-
-def _semantic_duplicates(run: Any, keep: frozenset[str]) -> Any:
-    """Paraphrased examples (MiniLM cosine similarity), after exact and near dedupe."""
-    from gptstudio.curation.semantic import find_semantic_duplicates
-
-    texts = {e.example_id: e.text for items in run.splits.values() for e in items}
-    return find_semantic_duplicates(texts=texts, keep=keep)
-
-
-def curation_options(settings: CurationSettings, keep: frozenset[str]) -> Any:
-    """The pipeline's options for a run with these settings and the creator's keep decisions
-    (also what the retrieval index reproduces a run's chunks with)."""
-    from gptstudio.curation.dedupe import DedupeOptions
-    from gptstudio.curation.pii import PiiCategory, PiiOptions
-    from gptstudio.curation.pipeline import CurationOptions
-
-    return CurationOptions(
-        pii=PiiOptions(categories=frozenset(PiiCategory(c) for c in settings.pii_categories)),
-        scrub_pii=bool(settings.pii_categories),
-        dedupe=DedupeOptions(threshold=settings.near_duplicate_threshold),
-        seed=settings.seed,
-        keep=keep,
-    )
-
-
-def _curate(parsed: list[Any], settings: CurationSettings, keep: frozenset[str]) -> dict[str, Any]:
-    from gptstudio.curation.chunking import chunk_document
-    from gptstudio.curation.pipeline import curate
-    from gptstudio.curation.snapshot import example_record
-
-    options = curation_options(settings, keep)
-    generator = None
-    if settings.model_qa:
-        from gptstudio.services.qa_generation import ChatModelQA
-
-        generator = ChatModelQA.from_settings()
-    run = curate(documents=parsed, options=options, generator=generator)
-    names = {d.document_id: d.filename for d in parsed}
-    # Chunk again to show the text of dropped duplicates too (the run keeps only kept chunks).
-    texts = {
-        chunk.chunk_id: chunk.text
-        for cleaned in run.documents
-        for chunk in chunk_document(document=cleaned, options=options.chunking)
-    }
-    everything = {e.example_id: e for e in run.synthesis.examples}
-    for document in parsed:
-        everything.update({e.example_id: e for e in document.examples})
-    texts.update({i: e.text for i, e in everything.items()})
-    semantic = _semantic_duplicates(run, keep) if settings.semantic_dedupe else None
-    gone = set(semantic.dropped) if semantic else set()
-    examples = [
-        {**example_record(example=e), "split": split.value}
-        for split, items in run.splits.items()
-        for e in items
-        if e.example_id not in gone
-    ]
-    clusters = [
-        {
-            "kind": cluster.kind.value,
-            "members": [{"id": m, "text": texts.get(m, "")[:300]} for m in cluster.members],
-            "kept": list(cluster.kept),
-            "dropped": list(cluster.dropped),
-        }
-        for cluster in (
-            *run.chunk_duplicates.clusters,
-            *run.example_duplicates.clusters,
-            *(semantic.clusters if semantic else ()),
-        )
-    ]
-    reports = {
-        document_id: {
-            "filename": names.get(document_id, document_id),
-            "what_was_done": report.cleaning.describe(),
-            "pii": {k.value: v for k, v in report.pii.items() if v},
-            "chunks": report.chunks,
-        }
-        for document_id, report in run.reports.items()
-    }
-    counts = {
-        "documents": len(parsed),
-        "chunks_kept": len(run.chunks),
-        "quality_dropped": {k.value: v for k, v in run.chunk_quality.counts.items() if v},
-        "duplicates_dropped": {
-            k.value: v
-            for k, v in (
-                Counter(run.chunk_duplicates.counts)
-                + Counter(run.example_duplicates.counts)
-                + Counter(semantic.counts if semantic else {})
-            ).items()
-        },
-        "examples": {k.value: v for k, v in run.synthesis.counts.items() if v},
-        "imported_examples": sum(len(d.examples) for d in parsed),
-        "splits": dict(Counter(e["split"] for e in examples)),
-        "pii_replaced": dict(sum((Counter(r["pii"]) for r in reports.values()), Counter())),
-    }
-    if generator is not None:
-        counts["model_qa"] = {
-            "calls": generator.calls,
-            "rejected": run.synthesis.rejected_generated,
-            "failed_calls": len(generator.failures),
-        }
-    return {
-        "examples": examples,
-        "clusters": clusters,
-        "reports": reports,
-        "counts": counts,
-        "snapshot_hash": run.snapshot_hash,
-        "settings": settings.to_json(),
-    }
+def run_chunks_path(result_path: str | Path) -> Path:
+    """Where a run keeps the chunks it kept (JSONL), beside its result; runs from before this
+    file existed have none."""
+    return Path(result_path).with_suffix(".chunks.jsonl")
 
 
 # --- overrides ----------------------------------------------------------------------------
@@ -411,6 +238,9 @@ def snapshot(*, actor: UserPublic, assistant_id: int) -> Dataset:
         folder.mkdir(parents=True, exist_ok=False)
         for name in SPLITS:
             (folder / f"{name}.jsonl").write_text(texts[name], encoding="utf-8")
+        chunks = run_chunks_path(run.result_path)
+        if chunks.is_file():
+            shutil.copyfile(chunks, folder / CHUNKS_FILE)
         counts = {**result["counts"], "splits": {k: len(v) for k, v in by_split.items()},
                   "edited": sum(1 for e in examples if e.get("edited")),
                   "dropped_by_creator": len(result["examples"]) - len(examples)}  # fmt: skip

@@ -1,14 +1,14 @@
 """Documents: streamed uploads with a per-creator quota, parsing on a worker, per-file status.
 
 Uploads are written to disk in chunks (never whole in memory) under the artifacts folder; the
-bytes are parsed by a queue task with the pure :mod:`gptstudio.curation.parsers`, and every
-problem ends as a ``failed`` document whose ``error`` tells the creator what to fix.
+bytes are parsed by a queue job (:mod:`gptstudio.jobs.documents`) with the pure
+:mod:`gptstudio.curation.parsers`, and every problem ends as a ``failed`` document whose
+``error`` tells the creator what to fix.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,16 +19,16 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gptstudio.curation.errors import ColumnChoiceError, CurationError, InvalidParameterError
+from gptstudio.curation.errors import CurationError, InvalidParameterError
 from gptstudio.curation.filenames import safe_filename
 from gptstudio.db import session_scope
 from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Assistant, Document
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
+from gptstudio.services.retrieval import indexed_documents
 from gptstudio.settings import get_settings
 
-log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 
 
@@ -226,9 +226,9 @@ def record_failure(
 
 
 def _enqueue_parse(document_id: int) -> None:
-    from trainer import tasks
+    from gptstudio.jobs.tasks import parse_document_task
 
-    tasks.parse_document_task(document_id)
+    parse_document_task(document_id)
 
 
 def list_documents(*, actor: UserPublic, assistant_id: int) -> list[DocumentInfo]:
@@ -287,8 +287,6 @@ def cited_source(*, actor: UserPublic, document_id: int) -> Source:
     of a published assistant with retrieval on can cite; any other document only its owner (and
     admins). PDFs open in the browser (at the cited page); other files download, so an uploaded
     HTML page never runs on this site."""
-    from gptstudio.services.retrieval import indexed_documents
-
     with session_scope() as session:
         row = session.get(Document, document_id)
         if row is None or not row.storage_path:
@@ -329,56 +327,3 @@ def storage_summary(*, actor: UserPublic) -> tuple[int, int]:
     with session_scope() as session:
         used = used_bytes(session, actor.id)
     return used, get_settings().storage_quota_mb * 1024 * 1024
-
-
-def parse_stored(document_id: int) -> None:
-    """Worker side: parse a stored upload and record the outcome on the document."""
-    from gptstudio.curation.parsers import ParseLimits, parse_document
-
-    with session_scope() as session:
-        document = session.get(Document, document_id)
-        if document is None:
-            return  # deleted before the worker got to it
-        document.status = "parsing"
-        path, name, columns = Path(document.storage_path), document.filename, document.columns
-    limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
-    status, error, report = "failed", "", {}
-    try:
-        parsed = parse_document(
-            data=path.read_bytes(), filename=name, document_id=str(document_id), limits=limits,
-            columns=column_choice(columns),
-        )  # fmt: skip
-        status, report = "parsed", parse_report(parsed)
-    except ColumnChoiceError as failure:
-        error, report = str(failure), {"columns": list(failure.columns)}
-    except (CurationError, InvalidInput) as failure:
-        error = str(failure)
-    except OSError as failure:
-        error = f"The stored file cannot be read ({failure.strerror}); upload it again."
-    except Exception as failure:
-        log.exception("parsing document %s failed", document_id)
-        error = f"This file could not be read ({type(failure).__name__}); try another format."
-    with session_scope() as session:
-        document = session.get(Document, document_id)
-        if document is not None:
-            document.status, document.error, document.report = status, error, report
-            document.content_type = str(report.get("file_type", document.content_type))
-
-
-def parse_report(parsed: Any) -> dict[str, Any]:
-    """What the document page shows about a parse."""
-    report = parsed.report
-    return {
-        "file_type": report.file_type.value,
-        "declared_type": report.declared_type.value if report.declared_type else None,
-        "extension_mismatch": report.extension_mismatch,
-        "encoding": report.encoding,
-        "pages": report.pages,
-        "records": report.records,
-        "sections": len(parsed.sections),
-        "examples": len(parsed.examples),
-        "characters": sum(len(s.text) for s in parsed.sections),
-        "notes": list(report.notes),
-        "columns": list(report.columns),
-        "column_choice": report.column_choice,
-    }

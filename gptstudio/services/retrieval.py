@@ -1,9 +1,8 @@
 """Retrieval with citations (RAG): an assistant's curated chunks, searched for every question.
 
-**Building** (a queue task, :func:`build_index`): the chunks of the curation run behind the
-assistant's latest dataset version are produced again (the pipeline is pure, so the same
-documents and settings give the same cleaned, PII-scrubbed, quality-filtered, deduplicated
-chunks; the run's snapshot hash is compared to prove it), embedded with MiniLM
+**Building** (a queue job, :mod:`gptstudio.jobs.retrieval`): the curated chunks of the
+assistant's latest dataset version (the ``chunks.jsonl`` its snapshot keeps: cleaned,
+PII-scrubbed, quality-filtered, deduplicated) are embedded with MiniLM
 (``gptstudio.curation.semantic.minilm_encoder``, the model the engine's ``/v1/embeddings``
 serves) and written as one file, ``<artifacts>/assistants/<id>/retrieval/index.npz``: unit
 vectors, one JSON line of provenance per chunk (document id, file name, page, section, character
@@ -55,7 +54,7 @@ from sqlmodel import col, select
 from gptstudio import engine_client
 from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import DomainError, InvalidInput
-from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
+from gptstudio.models import Dataset
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.settings import get_settings
@@ -114,7 +113,7 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _write_status(assistant_id: int, status: dict[str, Any]) -> None:
+def write_status(assistant_id: int, status: dict[str, Any]) -> None:
     text = json.dumps(status, ensure_ascii=False)
 
     def write(target: Path) -> None:
@@ -123,12 +122,17 @@ def _write_status(assistant_id: int, status: dict[str, Any]) -> None:
     _write_atomically(_status_path(assistant_id), write)
 
 
-def _read_status(assistant_id: int) -> dict[str, Any]:
+def read_status(assistant_id: int) -> dict[str, Any]:
     try:
         status: dict[str, Any] = json.loads(_status_path(assistant_id).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return {}
     return status
+
+
+def clear_status(assistant_id: int) -> None:
+    """Forget the last build's progress and failure (a build just succeeded)."""
+    _status_path(assistant_id).unlink(missing_ok=True)
 
 
 def _bytes_array(text: str) -> npt.NDArray[np.uint8]:
@@ -163,6 +167,12 @@ class LoadedIndex:
     manifest: dict[str, Any]
 
 
+def unit_vectors(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Each row scaled to length 1 (the index and the queries: cosine is a dot product)."""
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
 def read_index(path: Path) -> LoadedIndex:
     with np.load(path, allow_pickle=False) as data:
         vectors = np.asarray(data["vectors"], dtype=np.float32)
@@ -172,182 +182,6 @@ def read_index(path: Path) -> LoadedIndex:
     if len(rows) != len(vectors):
         raise ValueError(f"{path} holds {len(vectors)} vectors but {len(rows)} rows")
     return LoadedIndex(vectors=vectors, rows=rows, manifest=manifest)
-
-
-# --- building (worker) -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Source:
-    dataset: Dataset
-    run: CurationRun
-    documents: list[Document]
-    keep: frozenset[str]
-
-
-def _latest_dataset(assistant_id: int) -> Dataset | None:
-    with session_scope() as session:
-        return session.exec(
-            select(Dataset)
-            .where(Dataset.assistant_id == assistant_id)
-            .order_by(col(Dataset.version).desc())
-        ).first()
-
-
-def _load_source(assistant_id: int) -> _Source:
-    dataset = _latest_dataset(assistant_id)
-    if dataset is None:
-        raise RetrievalError("Snapshot a dataset first: the index is built from its passages.")
-    with session_scope() as session:
-        run = session.get(CurationRun, dataset.curation_run_id or 0)
-        if run is None or run.status != "done" or not run.result_path:
-            raise RetrievalError(
-                f"Dataset version {dataset.version} has no finished curation run to take "
-                "passages from; run the curation and snapshot again."
-            )
-        documents = session.exec(
-            select(Document).where(
-                Document.assistant_id == assistant_id, Document.status == "parsed"
-            )
-        ).all()
-        keep = session.exec(
-            select(ExampleOverride.example_id).where(
-                ExampleOverride.assistant_id == assistant_id, ExampleOverride.action == "keep"
-            )
-        ).all()
-    return _Source(dataset, run, list(documents), frozenset(keep))
-
-
-def _curated_chunks(source: _Source) -> tuple[list[Any], dict[str, Any]]:
-    """The run's kept chunks, produced again; and notes on how faithful the reproduction is."""
-    from gptstudio.curation.parsers import ParseLimits, parse_document
-    from gptstudio.curation.pipeline import curate
-    from gptstudio.services.dataset import CurationSettings, curation_options
-    from gptstudio.services.document import column_choice
-
-    try:
-        result = json.loads(Path(source.run.result_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise RetrievalError(
-            f"The result of curation run {source.run.id} cannot be read ({error}); run the "
-            "curation and snapshot again."
-        ) from error
-    wanted = set(result.get("reports", {}))
-    present = [d for d in source.documents if str(d.id) in wanted]
-    missing = sorted(wanted - {str(d.id) for d in present})
-    limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
-    parsed = [
-        parse_document(
-            data=Path(d.storage_path).read_bytes(), filename=d.filename, document_id=str(d.id),
-            limits=limits, columns=column_choice(d.columns),
-        )
-        for d in present
-    ]  # fmt: skip
-    if not parsed:
-        raise RetrievalError("The documents of this dataset version are gone; upload them again.")
-    settings = CurationSettings.from_json(source.run.options)
-    run = curate(documents=parsed, options=curation_options(settings, source.keep))
-    reproduced = run.snapshot_hash == result.get("snapshot_hash")
-    if not reproduced:
-        log.warning(
-            "index of assistant %s: the chunks of run %s could not be reproduced exactly "
-            "(documents missing: %s, or the creator's keep decisions changed)",
-            source.dataset.assistant_id, source.run.id, missing or "none",
-        )  # fmt: skip
-    return list(run.chunks), {"reproduced": reproduced, "missing_documents": missing}
-
-
-def _row(chunk: Any, document: Document) -> dict[str, Any]:
-    source = chunk.source
-    return {
-        "chunk_id": chunk.chunk_id,
-        "document_id": document.id,
-        "filename": document.filename,
-        "source_url": document.source_url,
-        "page": source.page,
-        "section": " > ".join(source.heading_path),
-        "row": source.row,
-        "char_start": source.char_start,
-        "char_end": source.char_end,
-        "text": chunk.text,
-    }
-
-
-def _embed_rows(rows: list[dict[str, Any]]) -> npt.NDArray[np.float32]:
-    """Unit vectors of each chunk (its section heading first, as context), with MiniLM."""
-    from gptstudio.curation.semantic import minilm_encoder
-
-    texts = [f"{r['section']}\n{r['text']}" if r["section"] else r["text"] for r in rows]
-    return _unit(np.asarray(minilm_encoder()(texts), dtype=np.float32))
-
-
-def _unit(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def _content_hash(dataset: Dataset, rows: list[dict[str, Any]]) -> str:
-    from gptstudio.curation.hashing import sha256_hex
-
-    return sha256_hex(value={"model": MODEL_ID, "dataset": dataset.content_hash, "rows": rows})
-
-
-def _progress(assistant_id: int, dataset: Dataset | None, step: str) -> None:
-    status = _read_status(assistant_id)
-    status.update(state="building", step=step, updated_at=utcnow().isoformat())
-    if dataset is not None:
-        status.update(dataset_id=dataset.id, dataset_version=dataset.version)
-    _write_status(assistant_id, status)
-
-
-def build_index(assistant_id: int) -> IndexStatus:
-    """Worker side: embed the latest dataset version's curated chunks into the assistant's index.
-
-    Never raises for a bad input: a failed build is recorded (``index_status().error``) and the
-    previous index, if any, stays in use.
-    """
-    try:
-        _build(assistant_id)
-    except RetrievalError as error:
-        _fail(assistant_id, str(error))
-    except Exception as error:
-        log.exception("building the retrieval index of assistant %s failed", assistant_id)
-        _fail(assistant_id, f"The index build failed unexpectedly ({type(error).__name__}).")
-    return _status(assistant_id)
-
-
-def _fail(assistant_id: int, message: str) -> None:
-    status = _read_status(assistant_id)
-    status.update(state="failed", error=message[:2000], updated_at=utcnow().isoformat())
-    _write_status(assistant_id, status)
-
-
-def _build(assistant_id: int) -> None:
-    from gptstudio.curation.errors import CurationError
-
-    _progress(assistant_id, None, "reading documents")
-    source = _load_source(assistant_id)
-    _progress(assistant_id, source.dataset, "curating")
-    try:
-        chunks, notes = _curated_chunks(source)
-    except CurationError as error:
-        raise RetrievalError(f"The documents could not be read again: {error}") from error
-    documents = {str(d.id): d for d in source.documents}
-    rows = [_row(chunk, documents[chunk.source.document_id]) for chunk in chunks]
-    if not rows:
-        raise RetrievalError("The dataset's documents hold no passages to index.")
-    _progress(assistant_id, source.dataset, f"embedding {len(rows)} passages")
-    vectors = _embed_rows(rows)
-    manifest = {
-        "format": INDEX_FORMAT, "assistant_id": assistant_id, "dataset_id": source.dataset.id,
-        "dataset_version": source.dataset.version, "dataset_hash": source.dataset.content_hash,
-        "curation_run_id": source.run.id, "content_hash": _content_hash(source.dataset, rows),
-        "model": MODEL_ID, "dimensions": int(vectors.shape[1]), "chunks": len(rows),
-        "built_at": utcnow().isoformat(), **notes,
-    }  # fmt: skip
-    write_index(index_path(assistant_id), vectors=vectors, rows=rows, manifest=manifest)
-    _status_path(assistant_id).unlink(missing_ok=True)
-    log.info("retrieval index of assistant %s: %d passages", assistant_id, len(rows))
 
 
 # --- status and requests (creator) -----------------------------------------------------------
@@ -386,6 +220,16 @@ class IndexStatus:
         return {**data, "outdated": self.outdated}
 
 
+def latest_dataset(assistant_id: int) -> Dataset | None:
+    """The assistant's newest dataset version: what the index should be built from."""
+    with session_scope() as session:
+        return session.exec(
+            select(Dataset)
+            .where(Dataset.assistant_id == assistant_id)
+            .order_by(col(Dataset.version).desc())
+        ).first()
+
+
 def _manifest(assistant_id: int) -> dict[str, Any] | None:
     try:
         with np.load(index_path(assistant_id), allow_pickle=False) as data:
@@ -404,9 +248,9 @@ def _is_stale(status: dict[str, Any]) -> bool:
 
 
 def _status(assistant_id: int) -> IndexStatus:
-    status = _read_status(assistant_id)
+    status = read_status(assistant_id)
     manifest = _manifest(assistant_id)
-    latest = _latest_dataset(assistant_id)
+    latest = latest_dataset(assistant_id)
     newest = latest.version if latest else None
     error = str(status.get("error", "")) if status.get("state") == "failed" else ""
     if status.get("state") == "building":
@@ -438,20 +282,20 @@ def request_build(*, actor: UserPublic, assistant_id: int) -> IndexStatus:
     """Queue a (re)build of the index from the latest dataset version (owner or admin only)."""
     with session_scope() as session:
         owned_assistant(session, actor=actor, assistant_id=assistant_id)
-    latest = _latest_dataset(assistant_id)
+    latest = latest_dataset(assistant_id)
     if latest is None:
         raise InvalidInput(
             "Snapshot a dataset first: the sources index is built from the latest dataset version."
         )
-    current = _read_status(assistant_id)
+    current = read_status(assistant_id)
     if current.get("state") == "building" and not _is_stale(current):
         raise InvalidInput("The sources index is already being built; wait for it to finish.")
-    _write_status(
+    write_status(
         assistant_id,
         {"state": "building", "step": "queued", "dataset_id": latest.id,
          "dataset_version": latest.version, "updated_at": utcnow().isoformat()},
     )  # fmt: skip
-    from trainer.retrieval_tasks import build_retrieval_index_task
+    from gptstudio.jobs.tasks import build_retrieval_index_task
 
     build_retrieval_index_task(assistant_id)
     return _status(assistant_id)
@@ -558,7 +402,7 @@ async def embed_query(text: str) -> npt.NDArray[np.float32]:
         response = await client.post("/v1/embeddings", json=body)
         response.raise_for_status()
         vector = response.json()["data"][0]["embedding"]
-    return _unit(np.asarray(vector, dtype=np.float32))
+    return unit_vectors(np.asarray(vector, dtype=np.float32))
 
 
 def top_k(

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import DomainError
+from gptstudio.jobs.tasks import send_mail_task
 from gptstudio.mail import MailNotSent, send_mail
 from gptstudio.models import Assistant, Invoice, Plan, StripeEvent, Subscription, User
 from gptstudio.money import format_money
@@ -139,8 +140,6 @@ def _mail(*, to: str, subject: str, body: str) -> None:
         send_mail(to=to, subject=subject, body=body)
     except MailNotSent as error:
         log.warning("billing mail to %s not sent (%s); queued to try again", to, error)
-        from trainer.billing_tasks import send_mail_task
-
         send_mail_task(to, subject, body)
 
 

@@ -49,7 +49,7 @@ def test_usage_reporting_is_idempotent(stripe: StripeFront, api: TestClient) -> 
 
 
 def test_usage_task_runs_on_the_queue(stripe: StripeFront, run_tasks_inline: None) -> None:
-    from trainer.billing_tasks import grace_period_task, report_usage_task
+    from gptstudio.jobs.tasks import grace_period_task, report_usage_task
 
     make_users()
     assert report_usage_task.call_local() == 0

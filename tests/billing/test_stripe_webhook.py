@@ -190,7 +190,7 @@ def test_failed_payment_dunning_then_free_tier(
 def test_a_mail_server_down_neither_undoes_the_event_nor_drops_the_mail(
     stripe: StripeFront, api: TestClient, mailbox: Mailbox, settings_env: pytest.MonkeyPatch
 ) -> None:
-    from gptstudio.jobs.queue import huey
+    from gptstudio.jobs.worker import huey  # as a worker has it: with every job body loaded
 
     creator, subscriber, assistant_id = make_users()
     save_plan(actor=creator, assistant_id=assistant_id, data=FREE)

@@ -1,4 +1,4 @@
-"""Snapshot hash, chat JSONL export and diffs by stable example id."""
+"""Snapshot hash, chat JSONL export, curated chunks as JSONL and diffs by stable example id."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from gptstudio.curation.chunking import Chunk
 from gptstudio.curation.dedupe import DedupeOptions
 from gptstudio.curation.errors import InvalidParameterError
 from gptstudio.curation.examples import (
@@ -21,7 +22,9 @@ from gptstudio.curation.snapshot import (
     dataset_hash,
     diff_examples,
     from_chat_jsonl,
+    from_chunks_jsonl,
     to_chat_jsonl,
+    to_chunks_jsonl,
 )
 
 SOURCE = Provenance(document_id="doc", page=3, heading_path=("Soil",), char_start=10, char_end=60)
@@ -59,6 +62,20 @@ def test_jsonl_round_trips() -> None:
     assert from_chat_jsonl(text=to_chat_jsonl(examples=[FIRST, SECOND])) == (FIRST, SECOND)
     with pytest.raises(InvalidParameterError, match="Line 1"):
         from_chat_jsonl(text='{"messages": []}\n')
+
+
+def test_chunks_round_trip_with_their_provenance() -> None:
+    chunks = (
+        Chunk(chunk_id="c1", text="Soil pH measures acidity. Été 🐝", source=SOURCE, part=0),
+        Chunk(chunk_id="c2", text="Row text", source=Provenance(document_id="7", row=3), part=2),
+    )
+    text = to_chunks_jsonl(chunks=chunks)
+    assert json.loads(text.splitlines()[1]) == {
+        "id": "c2", "text": "Row text", "source": {"document_id": "7", "row": 3}, "part": 2,
+    }  # fmt: skip
+    assert from_chunks_jsonl(text=text + "\n") == chunks
+    with pytest.raises(InvalidParameterError, match="Line 2 is not a chunk record"):
+        from_chunks_jsonl(text=text.splitlines()[0] + '\n{"id": "c3"}\n')
 
 
 def test_hash_ignores_order_but_not_content_or_parameters() -> None:

@@ -1,4 +1,5 @@
-"""Curation runs, overrides and versioned snapshots, from real uploads through the pipeline."""
+"""Curation runs, overrides and versioned snapshots, from real uploads through the pipeline (what
+a run finds: tests/jobs/test_curation.py)."""
 
 from __future__ import annotations
 
@@ -30,28 +31,6 @@ def curated(db: str, run_tasks_inline: None) -> tuple[account.UserPublic, int]:
     return cy, bees
 
 
-def test_run_reports_every_step_and_every_example_traces_to_its_source(
-    curated: tuple[account.UserPublic, int],
-) -> None:
-    cy, bees = curated
-    run = dataset.latest_run(actor=cy, assistant_id=bees)
-    assert run is not None and run.status == "done", run.error if run else None
-    result = dataset.run_result(run)
-    counts = result["counts"]
-    assert counts["documents"] == 4
-    assert counts["duplicates_dropped"]  # the copy of bees.md
-    assert counts["imported_examples"] == 1
-    assert counts["pii_replaced"] == {"email": 2, "phone": 2}  # one of each per bees copy
-    assert sum(counts["splits"].values()) == len(result["examples"]) > 3
-    for example in result["examples"]:
-        assert example["source"]["document_id"]
-        assert example["split"] in dataset.SPLITS
-    everything = json.dumps(result["examples"])
-    assert "keeper@example.com" not in everything and "[EMAIL]" in everything
-    assert any(c["kind"] == "exact" for c in result["clusters"])
-    assert {r["filename"] for r in result["reports"].values()} >= {"bees.md", "tax.md"}
-
-
 def test_snapshot_is_versioned_immutable_and_diffable(
     curated: tuple[account.UserPublic, int],
 ) -> None:
@@ -65,6 +44,10 @@ def test_snapshot_is_versioned_immutable_and_diffable(
     assert record["messages"][-1]["role"] == "assistant"
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["content_hash"] == first.content_hash
+    run = dataset.latest_run(actor=cy, assistant_id=bees)
+    assert run is not None  # the run's curated chunks, kept beside the splits for retrieval
+    chunks = (folder / dataset.CHUNKS_FILE).read_text()
+    assert chunks and chunks == dataset.run_chunks_path(run.result_path).read_text()
     with pytest.raises(InvalidInput, match="Nothing changed since version 1"):
         dataset.snapshot(actor=cy, assistant_id=bees)
 
@@ -132,25 +115,3 @@ def test_bad_requests_are_refused(curated: tuple[account.UserPublic, int]) -> No
         dataset.dataset_file(actor=other, dataset_id=first.id or 0, split="train")
     with pytest.raises(NotFound):
         dataset.dataset_file(actor=cy, dataset_id=first.id or 0, split="../../etc")
-
-
-@pytest.mark.slow
-def test_semantic_dedupe_removes_paraphrases(db: str, run_tasks_inline: None) -> None:
-    account.register(email="root@example.com", password=PASSWORD)
-    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
-    bees = assistant.create_assistant(actor=cy, name="Bees").id
-    pairs = [
-        ("How often should I check for varroa mites?", "Check for varroa every month."),
-        ("How frequently should varroa mites be checked?", "Check for varroa each month."),
-        ("When is honey harvested?", "Honey is harvested in late summer."),
-    ]
-    upload(cy, bees, "qa.jsonl", chat_jsonl(pairs))
-    dataset.start_curation(
-        actor=cy, assistant_id=bees, settings=dataset.CurationSettings(semantic_dedupe=True)
-    )
-    run = dataset.latest_run(actor=cy, assistant_id=bees)
-    assert run is not None and run.status == "done", run.error if run else None
-    result = dataset.run_result(run)
-    assert result["counts"]["duplicates_dropped"].get("semantic") == 1
-    assert len(result["examples"]) == 2
-    assert any(c["kind"] == "semantic" for c in result["clusters"])

@@ -1,5 +1,6 @@
-"""Uploads: streamed to disk within the size limit and quota, parsed on the queue, per-file
-status with a clear error; another creator's assistant is out of reach."""
+"""Uploads: streamed to disk within the size limit and quota, parsed on the queue (what a parse
+finds: tests/jobs/test_documents.py), per-file status; another creator's assistant is out of
+reach."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gptstudio.errors import InvalidInput, NotFound
+from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Role
 from gptstudio.services import account, assistant, document
 from gptstudio.settings import get_settings
-from tests.curation.builders import encrypt_pdf, make_pdf
 from tests.services.docs import BEES_MD
 
 PASSWORD = "correct horse battery"
@@ -50,35 +50,6 @@ def test_upload_is_stored_and_parsed(creator: tuple[account.UserPublic, int]) ->
     assert listed.status == "parsed" and listed.error == ""
     assert listed.report["file_type"] == "markdown"
     assert listed.report["sections"] >= 3
-
-
-def test_pdf_keeps_pages_and_a_lying_extension_is_reported(
-    creator: tuple[account.UserPublic, int],
-) -> None:
-    cy, bees = creator
-    upload(cy, bees, "notes.txt", make_pdf([["Page one about hives."], ["Page two, mites."]]))
-    (listed,) = document.list_documents(actor=cy, assistant_id=bees)
-    assert listed.status == "parsed"
-    assert listed.report["file_type"] == "pdf" and listed.report["pages"] == 2
-    assert listed.report["extension_mismatch"] is True
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "message"),
-    [
-        ("locked.pdf", encrypt_pdf(make_pdf([["secret"]]), user_password="pw"), "password"),
-        ("broken.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 50, "PDF"),
-        ("junk.bin", bytes(range(256)) * 40, "not"),
-    ],
-)
-def test_bad_files_fail_with_a_reason(
-    creator: tuple[account.UserPublic, int], name: str, data: bytes, message: str
-) -> None:
-    cy, bees = creator
-    upload(cy, bees, name, data)
-    (listed,) = document.list_documents(actor=cy, assistant_id=bees)
-    assert listed.status == "failed"
-    assert message.lower() in listed.error.lower()
 
 
 def test_limits_refuse_and_keep_nothing(
@@ -121,7 +92,7 @@ def test_other_creators_cannot_upload_or_list(creator: tuple[account.UserPublic,
     (doc,) = document.list_documents(actor=cy, assistant_id=bees)
     with pytest.raises(NotFound):
         document.delete_document(actor=other, document_id=doc.id)
-    with pytest.raises(account.PermissionDenied):
+    with pytest.raises(PermissionDenied):
         document.list_documents(actor=sue, assistant_id=bees)
     document.delete_document(actor=cy, document_id=doc.id)
     assert document.list_documents(actor=cy, assistant_id=bees) == []
@@ -132,38 +103,6 @@ AMBIGUOUS_CSV = (
     "1,How often should a hive be inspected in spring?,Every seven to ten days in spring.,Ann\n"
     "2,What does a queen excluder do?,It keeps the queen out of the honey supers.,Bo\n"
 )
-
-
-def test_unguessable_columns_fail_listing_them_and_a_choice_reparses(
-    creator: tuple[account.UserPublic, int],
-) -> None:
-    cy, bees = creator
-    stored = upload(cy, bees, "tickets.csv", AMBIGUOUS_CSV.encode())
-    (failed,) = document.list_documents(actor=cy, assistant_id=bees)
-    assert failed.status == "failed" and "Choose which column" in failed.error
-    assert failed.report["columns"] == ["ticket", "asked", "answered", "agent"]
-    assert failed.is_tabular
-
-    with pytest.raises(InvalidInput, match="not in the file"):
-        document.choose_columns(
-            actor=cy, document_id=stored.id, columns={"instruction": "asked", "response": "nope"}
-        )
-    with pytest.raises(InvalidInput, match="both an instruction and a response"):
-        document.choose_columns(actor=cy, document_id=stored.id, columns={"instruction": "asked"})
-
-    document.choose_columns(
-        actor=cy, document_id=stored.id, columns={"instruction": "asked", "response": "answered"}
-    )
-    (parsed,) = document.list_documents(actor=cy, assistant_id=bees)
-    assert parsed.status == "parsed", parsed.error
-    assert parsed.report["examples"] == 2
-    assert parsed.report["column_choice"] == {"instruction": "asked", "response": "answered"}
-    assert parsed.columns == {"instruction": "asked", "response": "answered"}
-
-    # Read as plain text instead: every row's chosen column becomes a section.
-    document.choose_columns(actor=cy, document_id=stored.id, columns={"text": "answered"})
-    (as_text,) = document.list_documents(actor=cy, assistant_id=bees)
-    assert as_text.report["sections"] >= 1 and as_text.report["examples"] == 0
 
 
 def test_columns_only_for_tables_and_only_by_the_owner(

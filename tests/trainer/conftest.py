@@ -83,8 +83,8 @@ def facts_file(tmp_path_factory: pytest.TempPathFactory, facts: list[dict[str, A
 def trained(
     tiny_model: Path, facts: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    """A finished 30-step LoRA run on the facts (the result of ``trainer.train.train``)."""
-    from trainer.train import train
+    """A finished 30-step LoRA run on the facts (the result of ``trainer.launch.train``)."""
+    from trainer.launch import train
 
     config = small_config(tiny_model, max_steps=30, dropout=0.0)
     return train(config, dataset=facts, output_dir=tmp_path_factory.mktemp("run") / "out")

@@ -20,7 +20,8 @@ from tests.trainer.conftest import small_config
 from tests.trainer.test_resume import trainer_process, wait_for_checkpoint
 from trainer.checkpoint import list_checkpoints
 from trainer.errors import BaseModelError, CheckpointError, ConfigError, DeviceError
-from trainer.train import ADAPTER_DIR, CHECKPOINTS_DIR, REPORT_FILE, train
+from trainer.launch import train
+from trainer.train import ADAPTER_DIR, CHECKPOINTS_DIR, REPORT_FILE
 
 STEPS = 8
 

@@ -13,7 +13,7 @@ from gptstudio.errors import PermissionDenied
 from gptstudio.models import AuditEvent, Role, Tier
 from gptstudio.services import account, assistant, training
 from gptstudio.settings import get_settings
-from tests.trainer.test_jobs import SMALL, make_dataset
+from tests.jobs.test_training import SMALL, make_dataset
 
 PASSWORD = "correct horse battery"
 

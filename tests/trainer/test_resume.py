@@ -62,7 +62,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
     tiny_model: Path, facts_file: Path, tmp_path: Path
 ) -> None:
     from trainer.__main__ import build_parser, job_config
-    from trainer.train import train
+    from trainer.launch import train
 
     killed_dir = tmp_path / "killed"
     process = trainer_process(cli_args(facts_file, tiny_model, killed_dir))
@@ -95,7 +95,7 @@ def test_cancel_then_resume_in_process_matches(
     tiny_model: Path, facts: list[dict[str, Any]], tmp_path: Path, method: str, accumulation: int
 ) -> None:
     from tests.trainer.conftest import small_config
-    from trainer.train import train
+    from trainer.launch import train
 
     config = small_config(
         tiny_model,

@@ -48,10 +48,8 @@ def test_build_is_deterministic(tiny: Path, tmp_path: Path) -> None:
     assert (again / "model.safetensors").read_bytes() == (tiny / "model.safetensors").read_bytes()
 
 
-def test_command_skips_when_another_base_model_is_configured(
-    settings_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    settings_env.setenv("GPTSTUDIO_BASE_MODEL", "some/hub-model")
-    main(["--if-unconfigured", str(tmp_path / "never")])
-    assert "base model configured: some/hub-model" in capsys.readouterr().out
-    assert not (tmp_path / "never").exists()
+def test_command_leaves_a_built_model_alone(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (tiny / "model.safetensors").stat().st_mtime_ns
+    main([str(tiny)])
+    assert f"tiny model already at {tiny}" in capsys.readouterr().out
+    assert (tiny / "model.safetensors").stat().st_mtime_ns == before

@@ -18,7 +18,8 @@ from trainer.errors import (
     DeviceError,
     OutOfMemoryError,
 )
-from trainer.train import ADAPTER_DIR, CHECKPOINTS_DIR, NO_EVAL_NOTE, REPORT_FILE, train
+from trainer.launch import train
+from trainer.train import ADAPTER_DIR, CHECKPOINTS_DIR, NO_EVAL_NOTE, REPORT_FILE
 
 
 def test_lora_lowers_the_training_loss(trained: Any) -> None:

@@ -15,7 +15,9 @@ import pytest
 from gptstudio.run import worker_command
 
 ROOT = Path(__file__).resolve().parents[2]
-ENQUEUE = "from trainer.tasks import ping; print(ping('hello').get(blocking=True, timeout=60))"
+ENQUEUE = (
+    "from gptstudio.jobs.tasks import ping; print(ping('hello').get(blocking=True, timeout=60))"
+)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

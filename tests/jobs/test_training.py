@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput, NotFound
+from gptstudio.jobs.training import run_job
 from gptstudio.models import Assistant, Dataset, ModelVersion, Role, TrainingJob
 from gptstudio.services import account, assistant, training
 from gptstudio.settings import get_settings
@@ -181,7 +182,7 @@ def test_a_killed_worker_is_resumed_by_the_next_one(
     assert finished.progress.get("resumed_from_worker")
 
     from trainer.config import JobConfig
-    from trainer.train import train
+    from trainer.launch import train
 
     folder = Path(make_dataset_path(dataset_id))
     records = [
@@ -196,7 +197,7 @@ def test_a_killed_worker_is_resumed_by_the_next_one(
 
 
 def worker() -> list[str]:
-    return [sys.executable, "-m", "huey.bin.huey_consumer", "trainer.tasks.huey", "-w", "1"]
+    return [sys.executable, "-m", "huey.bin.huey_consumer", "gptstudio.jobs.worker.huey", "-w", "1"]
 
 
 def job_row(job_id: int) -> TrainingJob:
@@ -234,7 +235,7 @@ def test_running_job_stops_within_seconds_of_cancel(
         actor=cy, dataset_id=dataset_id, overrides={**SMALL, "max_steps": 2000}
     )
     huey.flush()  # this test runs the job itself, in a thread, like a worker would
-    worker = threading.Thread(target=training.run_job, args=(job.id,))
+    worker = threading.Thread(target=run_job, args=(job.id,))
     worker.start()
     deadline = time.monotonic() + 120
     while not job_row(job.id or 0).history:

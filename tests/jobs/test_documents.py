@@ -1,0 +1,99 @@
+"""The parse job, from real uploads: pages and the real file type in the report, a reason for
+every file that cannot be read, the creator's column choice, and a stored file that is gone."""
+
+from __future__ import annotations
+
+import pytest
+
+from gptstudio.errors import InvalidInput
+from gptstudio.jobs.documents import parse_stored
+from gptstudio.models import Role
+from gptstudio.services import account, assistant, document
+from gptstudio.settings import get_settings
+from tests.curation.builders import encrypt_pdf, make_pdf
+from tests.services.docs import BEES_MD
+from tests.services.test_document import AMBIGUOUS_CSV, PASSWORD, upload
+
+
+@pytest.fixture
+def creator(db: str, run_tasks_inline: None) -> tuple[account.UserPublic, int]:
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    return cy, assistant.create_assistant(actor=cy, name="Bees").id
+
+
+def test_pdf_keeps_pages_and_a_lying_extension_is_reported(
+    creator: tuple[account.UserPublic, int],
+) -> None:
+    cy, bees = creator
+    upload(cy, bees, "notes.txt", make_pdf([["Page one about hives."], ["Page two, mites."]]))
+    (listed,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert listed.status == "parsed"
+    assert listed.report["file_type"] == "pdf" and listed.report["pages"] == 2
+    assert listed.report["extension_mismatch"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("locked.pdf", encrypt_pdf(make_pdf([["secret"]]), user_password="pw"), "password"),
+        ("broken.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 50, "PDF"),
+        ("junk.bin", bytes(range(256)) * 40, "not"),
+    ],
+)
+def test_bad_files_fail_with_a_reason(
+    creator: tuple[account.UserPublic, int], name: str, data: bytes, message: str
+) -> None:
+    cy, bees = creator
+    upload(cy, bees, name, data)
+    (listed,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert listed.status == "failed"
+    assert message.lower() in listed.error.lower()
+
+
+def test_unguessable_columns_fail_listing_them_and_a_choice_reparses(
+    creator: tuple[account.UserPublic, int],
+) -> None:
+    cy, bees = creator
+    stored = upload(cy, bees, "tickets.csv", AMBIGUOUS_CSV.encode())
+    (failed,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert failed.status == "failed" and "Choose which column" in failed.error
+    assert failed.report["columns"] == ["ticket", "asked", "answered", "agent"]
+    assert failed.is_tabular
+
+    with pytest.raises(InvalidInput, match="not in the file"):
+        document.choose_columns(
+            actor=cy, document_id=stored.id, columns={"instruction": "asked", "response": "nope"}
+        )
+    with pytest.raises(InvalidInput, match="both an instruction and a response"):
+        document.choose_columns(actor=cy, document_id=stored.id, columns={"instruction": "asked"})
+
+    document.choose_columns(
+        actor=cy, document_id=stored.id, columns={"instruction": "asked", "response": "answered"}
+    )
+    (parsed,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert parsed.status == "parsed", parsed.error
+    assert parsed.report["examples"] == 2
+    assert parsed.report["column_choice"] == {"instruction": "asked", "response": "answered"}
+    assert parsed.columns == {"instruction": "asked", "response": "answered"}
+
+    # Read as plain text instead: every row's chosen column becomes a section.
+    document.choose_columns(actor=cy, document_id=stored.id, columns={"text": "answered"})
+    (as_text,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert as_text.report["sections"] >= 1 and as_text.report["examples"] == 0
+
+
+def test_a_stored_file_that_is_gone_fails_with_what_to_do(
+    creator: tuple[account.UserPublic, int],
+) -> None:
+    cy, bees = creator
+    stored = upload(cy, bees, "bees.md", BEES_MD.encode())
+    folder = get_settings().artifacts_dir / "documents" / str(bees)
+    (folder / f"{stored.id}-bees.md").unlink()
+    parse_stored(stored.id)  # a retry of the job, after the file was lost
+    (listed,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert listed.status == "failed"
+    assert "cannot be read" in listed.error and "upload it again" in listed.error
+    document.delete_document(actor=cy, document_id=stored.id)
+    parse_stored(stored.id)  # deleted before a worker got to it: nothing to do
+    assert document.list_documents(actor=cy, assistant_id=bees) == []
