@@ -14,6 +14,7 @@ from gptstudio.settings import get_settings
 
 router = APIRouter(prefix="/auth/oidc")
 STATE_COOKIE = "gptstudio_oidc"
+LINK_COOKIE = "gptstudio_oidc_link"
 
 
 def _client(request: Request) -> access.Client:
