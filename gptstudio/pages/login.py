@@ -30,7 +30,13 @@ class LoginState(AuthState):
         self.error, self.mfa_step, self._mfa_ticket = "", False, params.get("mfa", "")
         self.notice = LOGIN_NOTICES.get(params.get("reason", ""), "")
         self.providers = [{"name": p.name, "label": p.label} for p in oidc.enabled_providers()]
-        self._link_ticket, self.link_email, self.link_provider = params.get("link", ""), "", ""
+        # After a single sign-on whose e-mail has an account: the ticket is in a short-lived
+        # HttpOnly cookie (never in the URL), which this server-side handler can read.
+        cookie = oidc.link_ticket_from(self.router.headers.cookie)
+        self._link_ticket = cookie if params.get("sso") == "link" else ""
+        self.link_email, self.link_provider = "", ""
+        if params.get("sso") == "link" and not cookie:
+            self.error = "The request to link your single sign-on expired; start it again."
         if self._mfa_ticket:
             self.mfa_step = True
         if self._link_ticket:

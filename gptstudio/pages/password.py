@@ -47,6 +47,7 @@ class PasswordState(AuthState):
                 token=self.router.url.query_parameters.get("token", ""),
                 new_password=password,
                 client=self._client(),
+                keep_sso_links=bool(form.get("keep_sso")),
             )
         except DomainError as error:
             self.error = str(error)
@@ -135,6 +136,12 @@ def reset() -> rx.Component:
                     id="confirm",
                     placeholder="Repeat it",
                     width="100%",
+                ),
+                rx.checkbox(
+                    "Keep my single sign-on logins (only if I linked them myself)",
+                    name="keep_sso",
+                    id="keep-sso",
+                    size="1",
                 ),
                 submit_button("Set password", width="100%", id="submit"),
                 spacing="3",

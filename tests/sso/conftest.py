@@ -58,12 +58,18 @@ class Browser:
         answer = self.web.post(
             str(page.url.join(action.group(1))), data={"sub": subject}, follow_redirects=False
         )
-        while answer.is_redirect:
+        while answer.is_redirect or "document.forms[0].submit()" in answer.text:
+            if not answer.is_redirect:  # the provider ends the previous user's session first:
+                form = re.search(r'<form method="post" action="([^"]+)"', answer.text)
+                assert form, answer.text
+                fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', answer.text))
+                answer = self.web.post(form.group(1), data=fields, follow_redirects=False)
+                continue
             location = str(answer.url.join(answer.headers["location"]))
             if location.startswith(PUBLIC_URL):
                 return location
             answer = self.web.get(location, follow_redirects=False)
-        raise AssertionError(f"the provider did not send us back: {answer.status_code} {answer.text}")
+        raise AssertionError(f"the provider kept us: {answer.status_code} {answer.text}")
 
     def callback(self, url: str) -> httpx.Response:
         parts = urlsplit(url)

@@ -60,20 +60,19 @@ def oidc_provider(port: int, redirect_uris: list[str]) -> Iterator[RunningProvid
         "OIDC_USERS": json.dumps(USERS),
         "NODE_ENV": "test",
     }
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(["node", str(SCRIPT)], env=env, stdout=log, stderr=log)
-    running = RunningProvider(issuer=f"http://127.0.0.1:{port}", process=process)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            log.seek(0)
-            output = log.read().decode(errors="replace")
-            if "listening" in output:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"oidc-provider did not start: {output[-3000:]}")
-            time.sleep(0.05)
-        yield running
-    finally:
-        running.stop()
-        log.close()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(["node", str(SCRIPT)], env=env, stdout=log, stderr=log)
+        running = RunningProvider(issuer=f"http://127.0.0.1:{port}", process=process)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                log.seek(0)
+                output = log.read().decode(errors="replace")
+                if "listening" in output:
+                    break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"oidc-provider did not start: {output[-3000:]}")
+                time.sleep(0.05)
+            yield running
+        finally:
+            running.stop()

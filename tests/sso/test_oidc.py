@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func
 from sqlmodel import select
 
 from gptstudio.api import create_api
@@ -207,9 +206,7 @@ def test_the_admin_email_setting_names_the_admin(
     ]
 
 
-def test_a_password_reset_drops_sso_links_unless_kept(
-    browser: Browser, mailbox: object
-) -> None:
+def test_a_password_reset_drops_sso_links_unless_kept(browser: Browser, mailbox: object) -> None:
     from tests.conftest import Mailbox
 
     assert isinstance(mailbox, Mailbox)
