@@ -42,8 +42,10 @@ REACH_TIMEOUT = 3.0  # seconds the provider has to answer before a browser is se
 HTTP_TIMEOUT = 10.0
 VERIFIER_BYTES = 48  # a 64-character PKCE verifier (RFC 7636: 43 to 128)
 _metadata_cache: dict[str, tuple[float, dict[str, Any]]] = {}
-# Tests route the Google and GitHub presets (fixed public URLs) to fakes through this.
+# Tests route the Google and GitHub presets (fixed public URLs) to fakes through these: one for
+# httpx, one for the OAuth client (authlib builds it on its fork of httpx, ``httpx2``).
 _transport: httpx.AsyncBaseTransport | None = None
+_oauth_transport: Any = None
 log = logging.getLogger(__name__)
 
 
@@ -195,7 +197,7 @@ def _client(provider: Provider) -> AsyncOAuth2Client:
         redirect_uri=redirect_uri(provider),
         code_challenge_method="S256",
         timeout=HTTP_TIMEOUT,
-        transport=_transport,
+        transport=_oauth_transport,
     )
 
 
