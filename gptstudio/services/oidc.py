@@ -316,7 +316,11 @@ async def _with_userinfo(
         raise SignInFailed(
             f"{provider.label} answered with another user's details; sign-in refused."
         )
-    return {**info, **claims}
+    # The e-mail and whether it is verified come as a pair from one answer, never mixed.
+    return {
+        **info, **claims,
+        "email": info.get("email") or "", "email_verified": info.get("email_verified", False),
+    }  # fmt: skip
 
 
 def _is_true(value: object) -> bool:
