@@ -155,7 +155,7 @@ def same_issuer(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
-async def _metadata(provider: Provider) -> dict[str, Any]:
+async def _metadata(provider: Provider, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
     """The provider's discovery document (cached for ``METADATA_SECONDS``); its ``issuer``
     must be the configured one (OpenID Connect Discovery 4.3)."""
     cached = _metadata_cache.get(provider.issuer)
@@ -163,7 +163,7 @@ async def _metadata(provider: Provider) -> dict[str, Any]:
         return cached[1]
     url = f"{provider.issuer}/.well-known/openid-configuration"
     try:
-        async with _http() as client:
+        async with _http(timeout) as client:
             response = await client.get(url)
             response.raise_for_status()
             metadata: dict[str, Any] = response.json()
@@ -183,7 +183,7 @@ async def _check_reachable(provider: Provider, endpoint: str) -> None:
     refused connection or a timeout is reported now, instead of on the browser's error page."""
     try:
         async with _http(REACH_TIMEOUT) as client:
-            await client.get(endpoint)
+            await client.head(endpoint)
     except httpx.HTTPError as error:
         _metadata_cache.pop(provider.issuer, None)
         raise _unreachable(provider, error) from None
@@ -213,7 +213,7 @@ async def begin(provider: Provider, *, next_path: str = "") -> tuple[str, str]:
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     verifier = secrets.token_urlsafe(VERIFIER_BYTES)
     if provider.issuer:
-        endpoint = str((await _metadata(provider))["authorization_endpoint"])
+        endpoint = str((await _metadata(provider, REACH_TIMEOUT))["authorization_endpoint"])
     else:
         endpoint = provider.authorize_url
     await _check_reachable(provider, endpoint)
