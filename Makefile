@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 TOOLS := .tools
 BUN := $(TOOLS)/node_modules/.bin/bun
+# panva's certified OpenID provider, which the single sign-on tests start (tests/sso/provider.mjs);
+# a prefix of its own, so that npm never prunes bun (installed --no-save) or the other way round.
+OIDC_PROVIDER := $(TOOLS)/oidc/node_modules/oidc-provider/package.json
 
 export REFLEX_USE_SYSTEM_BUN := 1
 export REFLEX_TELEMETRY_ENABLED := false
@@ -18,7 +21,7 @@ run: install $(BUN) ## install, migrate, build the tiny model if needed, start w
 	$(BIN)/python -m gptstudio.tiny_model --if-unconfigured
 	$(BIN)/python -m gptstudio.run
 
-test: install-dev $(BUN) chromium lint typecheck ## lint, type checks, unit/integration and browser tests
+test: install-dev $(BUN) $(OIDC_PROVIDER) chromium lint typecheck ## lint, type checks, unit/integration and browser tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
@@ -37,6 +40,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 
 $(BUN):
 	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund bun@1.4.4
+
+$(OIDC_PROVIDER):
+	npm install --prefix $(TOOLS)/oidc --no-save --no-audit --no-fund oidc-provider@9.13.3
 
 chromium:
 	@command -v chromium >/dev/null || { \

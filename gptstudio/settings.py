@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     mail_from: str = "GPT Studio <no-reply@localhost>"
+    admin_email: str = Field(
+        "", description="e-mail of the admin account once verified; empty: the first account"
+    )
     # OpenID Connect / OAuth login providers; each is on when its client id is set.
     oidc_issuer: str = Field("", description="issuer URL of a generic OpenID Connect provider")
     oidc_name: str = "Single sign-on"

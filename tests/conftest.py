@@ -209,23 +209,6 @@ def mailbox(smtp_server: Mailbox, settings_env: pytest.MonkeyPatch) -> Mailbox:
     return smtp_server
 
 
-OIDC_USERS = {
-    "oidc-alice": {"email": "alice@example.com", "email_verified": True, "name": "Alice"},
-    "oidc-liar": {"email": "ada@example.com", "email_verified": False, "name": "Not Ada"},
-    "oidc-ada": {"email": "ada@example.com", "email_verified": True, "name": "Ada"},
-}
-
-
-@pytest.fixture(scope="session")
-def oidc_provider() -> Iterator[str]:
-    """A real OpenID Connect provider (oidc-provider-mock) on localhost; yields its issuer URL."""
-    from oidc_provider_mock import User, run_server_in_thread
-
-    users = [User(sub=sub, claims=claims) for sub, claims in OIDC_USERS.items()]
-    with run_server_in_thread(require_nonce=True, user_claims=users) as server:
-        yield f"http://localhost:{server.server_port}"
-
-
 @pytest.fixture
 def run_tasks_inline() -> Iterator[None]:
     """Huey's immediate mode: enqueued tasks run at once, in this process (in-memory queue), with

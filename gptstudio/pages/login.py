@@ -11,6 +11,7 @@ import reflex as rx
 
 from gptstudio.components.forms import labelled_input
 from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.errors import DomainError
 from gptstudio.services import account, oidc
 from gptstudio.state.auth import LOGIN_NOTICES, AuthState
 from gptstudio.state.errors import shows_error
@@ -32,12 +33,21 @@ class LoginState(AuthState):
         self.error, self.mfa_step, self._mfa_ticket = "", False, params.get("mfa", "")
         self.notice = LOGIN_NOTICES.get(params.get("reason", ""), "")
         self.providers = [{"name": p.name, "label": p.label} for p in oidc.enabled_providers()]
-        self._link_ticket, self.link_email, self.link_provider = "", "", ""
+        # After a single sign-on whose e-mail has an account: the ticket is in a short-lived
+        # HttpOnly cookie (never in the URL), which this server-side handler can read.
+        cookie = oidc.link_ticket_from(self.router.headers.cookie)
+        self._link_ticket = cookie if params.get("sso") == "link" else ""
+        self.link_email, self.link_provider = "", ""
+        if params.get("sso") == "link" and not cookie:
+            self.error = "The request to link your single sign-on expired; start it again."
         if self._mfa_ticket:
             self.mfa_step = True
-        if params.get("link"):  # kept only once it reads as a valid ticket
-            pending = oidc.read_link_ticket(params["link"])
-            self._link_ticket = params["link"]
+        if self._link_ticket:
+            try:
+                pending = oidc.read_link_ticket(self._link_ticket)
+            except DomainError as error:
+                self.error, self._link_ticket = str(error), ""
+                return
             self.link_email, self.link_provider = pending.email, pending.provider_label
         if params.get("error"):
             self.error = params["error"][:300]

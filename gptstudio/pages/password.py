@@ -45,6 +45,7 @@ class PasswordState(AuthState):
             token=self.router.url.query_parameters.get("token", ""),
             new_password=password,
             client=self._client(),
+            keep_sso_links=bool(form.get("keep_sso")),
         )
         self.session_token = ""
         return [
@@ -119,6 +120,12 @@ def reset() -> rx.Component:
                     width="100%",
                 ),
                 password_input("confirm", id="confirm", placeholder="Repeat it", width="100%"),
+                rx.checkbox(
+                    "Keep my single sign-on logins (only if I linked them myself)",
+                    name="keep_sso",
+                    id="keep-sso",
+                    size="1",
+                ),
                 submit_button("Set password", width="100%", id="submit"),
                 spacing="3",
             ),

@@ -26,7 +26,7 @@ from gptstudio.errors import (
     NotFound,
     SessionExpired,
 )
-from gptstudio.models import ActionToken, Role, Tier, User, UserSession
+from gptstudio.models import ActionToken, OAuthIdentity, Role, Tier, User, UserSession
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit, crypto, throttle
 from gptstudio.services.access import Client, authorize, public
@@ -144,15 +144,19 @@ def create_user(
     client: Client,
     verified: bool = False,
 ) -> User:
-    """Insert a user in ``session``; the first user of the installation becomes the admin."""
+    """Insert a user in ``session``; the admin is the account of ``GPTSTUDIO_ADMIN_EMAIL`` once
+    its e-mail is verified or, without that setting, the first user of the installation."""
     if session.exec(select(User.id).where(User.email == email)).first() is not None:
         raise EmailTaken("An account with this e-mail already exists. Log in instead.")
-    first = session.exec(select(func.count()).select_from(User)).one() == 0
+    if get_settings().admin_email:
+        admin = verified and _is_named_admin(email)
+    else:
+        admin = session.exec(select(func.count()).select_from(User)).one() == 0
     user = User(
         email=email,
         password_hash=password_hash,
         display_name=display_name.strip()[:120] or email.split("@")[0],
-        role=(Role.admin if first else role).value,
+        role=(Role.admin if admin else role).value,
         email_verified_at=utcnow() if verified else None,
     )
     session.add(user)
@@ -162,6 +166,17 @@ def create_user(
         ip=client.ip, user_agent=client.user_agent, detail={"role": user.role},
     )  # fmt: skip
     return user
+
+
+def _is_named_admin(email: str) -> bool:
+    return email.lower() == get_settings().admin_email.strip().lower()
+
+
+def _verified(user: User) -> None:
+    """Mark the e-mail verified; the account named by ``GPTSTUDIO_ADMIN_EMAIL`` becomes admin."""
+    user.email_verified_at = user.email_verified_at or utcnow()
+    if get_settings().admin_email and _is_named_admin(user.email):
+        user.role = Role.admin.value
 
 
 def _mailed_link(session: Session, user: User, *, purpose: str, hours: int) -> str:
@@ -204,7 +219,7 @@ def verify_email(*, token: str, client: Client = Client()) -> UserPublic:
         user = _redeem(
             session, token, purpose="verify", hours=VERIFY_HOURS, what="verification link"
         )
-        user.email_verified_at = user.email_verified_at or utcnow()
+        _verified(user)
         audit.record(
             session, action="user.email_verified", actor_id=user.id, target=f"user:{user.id}",
             ip=client.ip, user_agent=client.user_agent,
@@ -239,16 +254,24 @@ def request_password_reset(*, email: str, client: Client = Client()) -> None:
     )
 
 
-def reset_password(*, token: str, new_password: str, client: Client = Client()) -> UserPublic:
-    """Set a new password from a reset link; every session of the account is ended."""
+def reset_password(
+    *, token: str, new_password: str, client: Client = Client(), keep_sso_links: bool = False
+) -> UserPublic:
+    """Set a new password from a reset link; every session of the account is ended, and its
+    single sign-on links are dropped unless the user keeps them (whoever linked a provider
+    account to this address must not keep signing in after the owner takes it back)."""
     with session_scope() as session:
         user = _redeem(session, token, purpose="reset", hours=RESET_HOURS, what="reset link")
         check_password_strength(new_password, email=user.email)
         _set_password(session, user, new_password)
-        user.email_verified_at = user.email_verified_at or utcnow()  # they read the mail
+        _verified(user)  # they read the mail
+        links = session.exec(select(OAuthIdentity).where(OAuthIdentity.user_id == user.id)).all()
+        for link in [] if keep_sso_links else links:
+            session.delete(link)
         audit.record(
             session, action="password.reset", actor_id=user.id, target=f"user:{user.id}",
             ip=client.ip, user_agent=client.user_agent,
+            detail={"sso_links_dropped": 0 if keep_sso_links else len(links)},
         )  # fmt: skip
         result = public(user)
     throttle.record_success(email=result.email, ip="")

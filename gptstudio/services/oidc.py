@@ -1,17 +1,23 @@
 """Single sign-on with OpenID Connect (a generic provider by issuer URL, Google) and GitHub OAuth.
 
-Authorization-code flow with PKCE (S256); ``state`` and ``nonce`` are checked; ID tokens are
-validated against the provider's JWKS (issuer, audience, expiry, nonce). A provider identity is
-linked to an existing account with the same e-mail only after the user proves that account's
-password, and only when the provider says the e-mail is verified: a provider that lies about an
-e-mail cannot take an account over.
+Authorization-code flow with PKCE (S256, a 64-character verifier); ``state`` and ``nonce`` are
+checked; ID tokens are validated against the provider's JWKS (the configured issuer, audience,
+expiry, nonce). E-mail claims missing from the ID token are read from the userinfo endpoint (OIDC
+Core 5.4), whose ``sub`` must be the ID token's. Accounts are created, and linked, only from
+e-mails the provider has verified; a provider identity is linked to an existing account with the
+same e-mail only after the user proves that account's password: a provider that lies about an
+e-mail cannot take an account over. Before a browser is sent to the provider, the provider is
+checked to answer (a few seconds at most), so that a dead provider is reported on /login.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import httpx
@@ -29,9 +35,18 @@ from gptstudio.models.user import UserPublic
 from gptstudio.services import access, account, audit, crypto
 from gptstudio.settings import get_settings
 
-STATE_SECONDS = 600
-_METADATA_TTL = 3600
+STATE_SECONDS = 600  # the state cookie and the account-linking ticket
+LINK_COOKIE = "gptstudio_oidc_link"  # the account-linking ticket, HttpOnly, never in a URL
+METADATA_SECONDS = 300  # discovery documents are cached this long
+REACH_TIMEOUT = 3.0  # seconds the provider has to answer before a browser is sent there
+HTTP_TIMEOUT = 10.0
+VERIFIER_BYTES = 48  # a 64-character PKCE verifier (RFC 7636: 43 to 128)
 _metadata_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+# Tests route the Google and GitHub presets (fixed public URLs) to fakes through these: one for
+# httpx, one for the OAuth client (authlib builds it on its fork of httpx, ``httpx2``).
+_transport: httpx.AsyncBaseTransport | None = None
+_oauth_transport: Any = None
+log = logging.getLogger(__name__)
 
 
 class SignInFailed(DomainError):
@@ -125,21 +140,55 @@ def redirect_uri(provider: Provider) -> str:
     return f"{get_settings().base_url}/auth/oidc/{provider.name}/callback"
 
 
-async def _metadata(provider: Provider) -> dict[str, Any]:
-    """The provider's discovery document (cached for an hour)."""
+def _http(timeout: float = HTTP_TIMEOUT) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=timeout, transport=_transport)
+
+
+def _unreachable(provider: Provider, error: Exception) -> SignInFailed:
+    log.warning("sign-in provider %s unreachable: %r", provider.name, error)
+    return SignInFailed(
+        f"{provider.label} cannot be reached right now. Try again in a few minutes, "
+        "or log in with your password."
+    )
+
+
+def same_issuer(a: str, b: str) -> bool:
+    """Issuers compare equal up to a trailing slash (Authentik's end in one)."""
+    return a.rstrip("/") == b.rstrip("/")
+
+
+async def _metadata(provider: Provider, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
+    """The provider's discovery document (cached for ``METADATA_SECONDS``); its ``issuer``
+    must be the configured one (OpenID Connect Discovery 4.3)."""
     cached = _metadata_cache.get(provider.issuer)
-    if cached and time.monotonic() - cached[0] < _METADATA_TTL:
+    if cached and time.monotonic() - cached[0] < METADATA_SECONDS:
         return cached[1]
     url = f"{provider.issuer}/.well-known/openid-configuration"
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with _http(timeout) as client:
             response = await client.get(url)
             response.raise_for_status()
             metadata: dict[str, Any] = response.json()
     except (httpx.HTTPError, ValueError) as error:
-        raise SignInFailed(f"{provider.label} cannot be reached right now ({error}).") from None
+        raise _unreachable(provider, error) from None
+    if not same_issuer(str(metadata.get("issuer", "")), provider.issuer):
+        raise SignInFailed(
+            f"{provider.label} names its issuer {metadata.get('issuer')!r}, not the configured "
+            f"{provider.issuer!r}: the operator must set the issuer URL exactly."
+        )
     _metadata_cache[provider.issuer] = (time.monotonic(), metadata)
     return metadata
+
+
+async def _check_reachable(provider: Provider, endpoint: str) -> None:
+    """Any HTTP answer from the authorization endpoint within ``REACH_TIMEOUT`` will do; a
+    refused connection or a timeout is reported now, instead of on the browser's error page."""
+    try:
+        async with _http(REACH_TIMEOUT) as client:
+            await client.head(endpoint)
+    except httpx.HTTPError as error:
+        _metadata_cache.pop(provider.issuer, None)
+        raise _unreachable(provider, error) from None
 
 
 def _client(provider: Provider) -> AsyncOAuth2Client:
@@ -149,27 +198,46 @@ def _client(provider: Provider) -> AsyncOAuth2Client:
         scope=provider.scope,
         redirect_uri=redirect_uri(provider),
         code_challenge_method="S256",
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
+        transport=_oauth_transport,
     )
+
+
+def safe_next(path: str) -> str:
+    """``path`` when it is a path on this site, else empty (no open redirect)."""
+    if path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path[:500]
+    return ""
 
 
 async def begin(provider: Provider, *, next_path: str = "") -> tuple[str, str]:
     """The provider's authorization URL and the signed state to keep in a cookie until callback."""
-    state, nonce, verifier = (secrets.token_urlsafe(24) for _ in range(3))
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    verifier = secrets.token_urlsafe(VERIFIER_BYTES)
     if provider.issuer:
-        endpoint = str((await _metadata(provider))["authorization_endpoint"])
+        endpoint = str((await _metadata(provider, REACH_TIMEOUT))["authorization_endpoint"])
     else:
         endpoint = provider.authorize_url
+    await _check_reachable(provider, endpoint)
     async with _client(provider) as client:
         extra = {"nonce": nonce} if provider.issuer else {}
         url, _ = client.create_authorization_url(
             endpoint, state=state, code_verifier=verifier, **extra
         )
     cookie = crypto.sign(
-        {"p": provider.name, "s": state, "n": nonce, "v": verifier, "next": next_path},
+        {"p": provider.name, "s": state, "n": nonce, "v": verifier, "next": safe_next(next_path)},
         purpose="oidc-state",
     )
     return url, cookie
+
+
+def next_of(cookie: str) -> str:
+    """The page the sign-in started from (kept in the state cookie), or empty."""
+    try:
+        stored = crypto.unsign(cookie, purpose="oidc-state", max_age=STATE_SECONDS, what="sign-in")
+    except DomainError:
+        return ""
+    return safe_next(str(stored.get("next", "")))
 
 
 async def finish(provider: Provider, *, code: str, state: str, cookie: str) -> Profile:
@@ -179,6 +247,8 @@ async def finish(provider: Provider, *, code: str, state: str, cookie: str) -> P
         str(stored.get("s", "")), state
     ):
         raise SignInFailed("The sign-in answer does not match this browser's request; try again.")
+    if not code:
+        raise SignInFailed(f"The answer from {provider.label} carried no authorization code.")
     metadata = await _metadata(provider) if provider.issuer else {}
     async with _client(provider) as client:
         try:
@@ -197,6 +267,8 @@ async def finish(provider: Provider, *, code: str, state: str, cookie: str) -> P
             if not token.get("id_token"):
                 raise SignInFailed(f"{provider.label} returned no ID token; try again.")
             claims = await _validated_claims(provider, metadata, token["id_token"], stored)
+            if "email" not in claims or "email_verified" not in claims:
+                claims = await _with_userinfo(provider, metadata, client, claims)
             return _profile_from_claims(provider, claims)
         return await _github_profile(provider, client)
 
@@ -205,12 +277,12 @@ async def _validated_claims(
     provider: Provider, metadata: dict[str, Any], id_token: str, stored: dict[str, Any]
 ) -> dict[str, Any]:
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with _http() as client:
             keys = KeySet.import_key_set((await client.get(metadata["jwks_uri"])).json())
         decoded = jwt.decode(id_token, keys, algorithms=["RS256", "ES256", "PS256", "EdDSA"])
         jwt.JWTClaimsRegistry(
             leeway=60,
-            iss={"essential": True, "value": metadata.get("issuer", provider.issuer)},
+            iss={"essential": True},
             aud={"essential": True, "value": provider.client_id},
             sub={"essential": True},
             exp={"essential": True},
@@ -218,22 +290,62 @@ async def _validated_claims(
         ).validate(decoded.claims)
     except (JoseError, ValueError, KeyError, httpx.HTTPError) as error:
         raise SignInFailed(f"The ID token from {provider.label} is not valid ({error}).") from None
+    if not same_issuer(str(decoded.claims["iss"]), provider.issuer):
+        raise SignInFailed(
+            f"The ID token from {provider.label} was issued by {decoded.claims['iss']!r}, "
+            f"not by the configured issuer {provider.issuer!r}."
+        )
     return dict(decoded.claims)
+
+
+async def _with_userinfo(
+    provider: Provider, metadata: dict[str, Any], client: AsyncOAuth2Client, claims: dict[str, Any]
+) -> dict[str, Any]:
+    """``claims`` completed from the userinfo endpoint, where providers may put scope claims
+    (OIDC Core 5.4); the answer must be about the ID token's subject (5.3.2)."""
+    endpoint = metadata.get("userinfo_endpoint")
+    if not endpoint:
+        return claims
+    try:
+        response = await client.get(str(endpoint), headers={"Accept": "application/json"})
+        response.raise_for_status()
+        info = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise SignInFailed(
+            f"{provider.label} did not answer the request for your e-mail address ({error})."
+        ) from None
+    if not isinstance(info, dict) or str(info.get("sub", "")) != str(claims["sub"]):
+        raise SignInFailed(
+            f"{provider.label} answered with another user's details; sign-in refused."
+        )
+    # The e-mail and whether it is verified come as a pair from one answer, never mixed.
+    return {
+        **info, **claims,
+        "email": info.get("email") or "", "email_verified": info.get("email_verified", False),
+    }  # fmt: skip
+
+
+def _is_true(value: object) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 def _profile_from_claims(provider: Provider, claims: dict[str, Any]) -> Profile:
     return Profile(
         provider=provider.name,
         subject=str(claims["sub"]),
-        email=str(claims.get("email", "")),
-        email_verified=claims.get("email_verified") is True,
-        name=str(claims.get("name", "")),
+        email=str(claims.get("email") or ""),
+        email_verified=_is_true(claims.get("email_verified")),
+        name=str(claims.get("name") or ""),
     )
 
 
 async def _github_profile(provider: Provider, client: AsyncOAuth2Client) -> Profile:
-    user = (await client.get(provider.userinfo_url)).json()
-    emails = (await client.get("https://api.github.com/user/emails")).json()
+    """GitHub is not OpenID Connect: the verified e-mail comes from its e-mails API."""
+    try:
+        user = (await client.get(provider.userinfo_url)).raise_for_status().json()
+        emails = (await client.get(f"{provider.userinfo_url}/emails")).raise_for_status().json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise SignInFailed(f"{provider.label} did not share your profile ({error}).") from None
     primary = next((e for e in emails if e.get("primary") and e.get("verified")), None)
     return Profile(
         provider=provider.name,
@@ -268,11 +380,15 @@ def sign_in(
                         "the e-mail; log in with your password instead."
                     )
                 return SignInOutcome(link_ticket=_link_ticket(profile, existing))
+            if not profile.email_verified:  # else its holder would own an address not theirs
+                raise SignInFailed(
+                    f"The provider has not verified the e-mail {email}. Verify it there and "
+                    "try again, or sign up with a password."
+                )
             user = account.create_user(
                 session, email=email,
                 password_hash=crypto.hash_password(secrets.token_urlsafe(32)),
-                display_name=profile.name, role=Role.subscriber, client=client,
-                verified=profile.email_verified,
+                display_name=profile.name, role=Role.subscriber, client=client, verified=True,
             )  # fmt: skip
             _link(session, user, profile, client)
         if not user.is_active:
@@ -301,6 +417,15 @@ def _link_ticket(profile: Profile, user: User) -> str:
         {"p": profile.provider, "sub": profile.subject, "email": profile.email, "uid": user.id},
         purpose="oidc-link",
     )
+
+
+def link_ticket_from(cookie_header: str) -> str:
+    """The account-linking ticket in a request's ``Cookie`` header, or empty."""
+    cookies = SimpleCookie()
+    with contextlib.suppress(CookieError):
+        cookies.load(cookie_header)
+    morsel = cookies.get(LINK_COOKIE)
+    return morsel.value if morsel else ""
 
 
 def read_link_ticket(ticket: str) -> PendingLink:

@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.billing.conftest import WEBHOOK_SECRET, configure_webhook, start_localstripe
 from tests.billing.fake_stripe import StripeFront, serve
 from tests.conftest import Mailbox, free_port
+from tests.sso.provider import CLIENT_ID, CLIENT_SECRET, oidc_provider
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -40,11 +41,12 @@ class RunningApp:
 
 @contextlib.contextmanager
 def running_app(
-    data_dir: Path, settings: dict[str, str], *, engine: bool = True
+    data_dir: Path, settings: dict[str, str], *, engine: bool = True, port: int = 0
 ) -> Iterator[RunningApp]:
     """``python -m gptstudio.run`` as ``make run`` starts it, on embedded defaults, a fresh data
-    dir and a free port, with ``settings`` (``GPTSTUDIO_*``) on top; stopped at the end."""
-    port = free_port()
+    dir and a free port (or ``port``), with ``settings`` (``GPTSTUDIO_*``) on top; stopped at
+    the end."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
     env.update(
         GPTSTUDIO_DATA_DIR=str(data_dir),
@@ -112,12 +114,16 @@ def stripe_front() -> Iterator[StripeFront]:
 def app(
     tmp_path_factory: pytest.TempPathFactory,
     smtp_server: Mailbox,
-    oidc_provider: str,
     stripe_front: StripeFront,
 ) -> Iterator[RunningApp]:
     """The one app every browser test uses (two apps would compile into the same ``.web``
     folder and point each other's pages at the wrong server): mail to a local SMTP server,
-    single sign-on at a local OpenID provider, payments at the offline Stripe."""
+    single sign-on at a local OpenID provider (panva's oidc-provider), payments at the offline
+    Stripe."""
+    port = free_port()
+    callback = f"http://localhost:{port}/auth/oidc/oidc/callback"
+    stack = contextlib.ExitStack()
+    issuer = stack.enter_context(oidc_provider(free_port(), [callback])).issuer
     settings = {
         "GPTSTUDIO_STRIPE_SECRET_KEY": "sk_test_e2e",
         "GPTSTUDIO_STRIPE_API_BASE": stripe_front.url,
@@ -125,13 +131,14 @@ def app(
         "GPTSTUDIO_SMTP_HOST": smtp_server.host,
         "GPTSTUDIO_SMTP_PORT": str(smtp_server.port),
         "GPTSTUDIO_SMTP_SECURITY": "none",
-        "GPTSTUDIO_OIDC_ISSUER": oidc_provider,
+        "GPTSTUDIO_OIDC_ISSUER": issuer,
         "GPTSTUDIO_OIDC_NAME": "Test SSO",
-        "GPTSTUDIO_OIDC_CLIENT_ID": "gptstudio-e2e",
-        "GPTSTUDIO_OIDC_CLIENT_SECRET": "e2e-secret",
+        "GPTSTUDIO_OIDC_CLIENT_ID": CLIENT_ID,
+        "GPTSTUDIO_OIDC_CLIENT_SECRET": CLIENT_SECRET,
         "GPTSTUDIO_GATE_MARGIN": "0.99",  # a few CPU steps never gain 99 %: the gate blocks
     }
-    with running_app(tmp_path_factory.mktemp("app") / "data", settings) as running:
+    data_dir = tmp_path_factory.mktemp("app") / "data"
+    with stack, running_app(data_dir, settings, port=port) as running:
         stripe_front.webhook_url = f"{running.url}/webhooks/stripe"
         configure_webhook(stripe_front.localstripe, stripe_front.webhook_url)
         yield running

@@ -1,4 +1,4 @@
-"""Account security in a real browser: MFA login, single sign-on against a local OpenID provider
+"""Account security in a real browser: MFA login, single sign-on against panva's oidc-provider
 (new account, password-proven linking, a provider lying about e-mail), password reset by mail,
 API keys, sessions, lockout and the audit log."""
 
@@ -63,6 +63,7 @@ def test_linking_an_existing_account_needs_its_password(
     expect(page.locator("#form-error")).to_contain_text("has not verified the e-mail")
     sso(page, app, "oidc-ada")
     expect(page.locator("#link-notice")).to_contain_text("ada@example.com")
+    assert re.search(r"/login/?\?sso=link$", page.url)  # the linking ticket is a cookie
     page.fill("#email", ADMIN)
     page.fill("#password", "a wrong password")
     page.click("#submit")
