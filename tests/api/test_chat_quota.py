@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlmodel import select
 
+from engine.protocol import TextDelta
 from gptstudio.api import create_api
 from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import InvalidInput, RateLimited
@@ -38,7 +39,7 @@ from gptstudio.models import (
     UsageEvent,
     User,
 )
-from gptstudio.services import access, account, api_key, chat, quota, usage
+from gptstudio.services import access, account, api_key, completion, prompt, quota, usage
 from gptstudio.settings import get_settings
 from tests.api.test_chat import served_model  # noqa: F401  (the real engine, module-scoped)
 from tests.factories import publish_assistant
@@ -159,8 +160,8 @@ class Studio:
         self.keys[email] = (raw, person)
         return raw, person
 
-    def model(self) -> chat.Served:
-        return chat.served(slug="bee-mentor")
+    def model(self) -> completion.Served:
+        return completion.served(slug="bee-mentor")
 
 
 def publish(adapter_path: str) -> Studio:
@@ -206,8 +207,8 @@ def metered(**filters: Any) -> int:
 
 def one_request_at_most(max_tokens: int) -> int:
     """What one request may reserve: its answer plus the bound of its prompt."""
-    prompt = [{"role": "system", "content": SYSTEM_PROMPT}, *QUESTION]
-    return max_tokens + quota.prompt_bound(prompt)
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, *QUESTION]
+    return max_tokens + prompt.prompt_bound(messages)
 
 
 # --- tests ----------------------------------------------------------------------------------
@@ -311,8 +312,8 @@ def test_visitors_have_separate_quotas(studio: Studio) -> None:
     async def spend(visitor: str) -> int:
         answers = 0
         while True:
-            chunks = chat.stream_completion(
-                model=model, messages=QUESTION, params=chat.Params(max_tokens=40),
+            chunks = completion.stream_completion(
+                model=model, messages=QUESTION, params=completion.Params(max_tokens=40),
                 user_id=None, source="widget", visitor_id=visitor,
             )  # fmt: skip
             try:
@@ -336,8 +337,9 @@ def test_visitors_have_separate_quotas(studio: Studio) -> None:
     assert {(e.user_id, e.source) for e in events} == {(None, "widget")}
     assert {e.visitor_id for e in events} == {"visitor-a", "visitor-b"}
     with pytest.raises(InvalidInput, match="visitor id"):
-        asyncio.run(anext(chat.stream_completion(
-            model=model, messages=QUESTION, params=chat.Params(), user_id=None, source="widget",
+        asyncio.run(anext(completion.stream_completion(
+            model=model, messages=QUESTION, params=completion.Params(), user_id=None,
+            source="widget",
         )))  # fmt: skip
 
 
@@ -372,19 +374,19 @@ def test_a_stopped_answer_counts_what_was_generated(
     studio.plan(key="free", name="Free", included_tokens=5_000)
     _, sue = studio.user("sue@example.com")
     echo[1].state.delay = 0.02
-    context = chat.RequestContext()
+    context = completion.RequestContext()
 
     async def stop_after_three_words() -> None:
-        chunks = chat.stream_completion(
-            model=studio.model(), messages=QUESTION, params=chat.Params(max_tokens=200),
+        events = completion.stream_completion(
+            model=studio.model(), messages=QUESTION, params=completion.Params(max_tokens=200),
             user_id=sue.id, source="ui", context=context,
         )  # fmt: skip
         words = 0
-        async for chunk in chunks:
-            words += sum(1 for c in chunk["choices"] if c["delta"].get("content"))
+        async for event in events:
+            words += isinstance(event, TextDelta) and bool(event.text)
             if words == 3:
                 break
-        await chunks.aclose()  # the user pressed stop: the engine request is dropped
+        await events.aclose()  # the user pressed stop: the engine request is dropped
 
     asyncio.run(stop_after_three_words())
     with session_scope() as session:
@@ -431,7 +433,7 @@ def test_real_engine_answers_within_the_clamped_quota(
     studio.plan(key="free", name="Free", included_tokens=limit)
     key, sue = studio.user("sue@example.com")
     question = [{"role": "user", "content": "How often should I check for mites?"}]
-    bound = quota.prompt_bound([{"role": "system", "content": SYSTEM_PROMPT}, *question])
+    bound = prompt.prompt_bound([{"role": "system", "content": SYSTEM_PROMPT}, *question])
     usage.record(
         request_id="earlier", assistant_id=studio.assistant_id, model_version_id=None,
         user_id=sue.id, source="api", input_tokens=limit - bound - 5, output_tokens=0,

@@ -339,8 +339,3 @@ def test_status_for_the_ui(shop: Shop) -> None:
 def test_durations_are_written_like_openai(seconds: float, text: str) -> None:
     now = utcnow()
     assert quota.duration(now + timedelta(seconds=seconds), now) == text
-
-
-def test_prompt_bound_is_at_least_the_bytes() -> None:
-    messages = [{"role": "user", "content": "héllo 🐝"}]
-    assert quota.prompt_bound(messages) == len("héllo 🐝".encode()) + 8 + 16
