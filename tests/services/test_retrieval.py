@@ -243,7 +243,7 @@ def test_chat_puts_the_passages_in_the_prompt_and_returns_them_as_citations(
 ) -> None:
     """The one chat path (web UI, widget and API) retrieves when the assistant has it on."""
     from gptstudio.models import Assistant, ModelVersion
-    from gptstudio.services import chat
+    from gptstudio.services import completion
     from tests.engine.conftest import write_random_adapter
     from trainer.tiny import build_tiny_model
 
@@ -262,17 +262,17 @@ def test_chat_puts_the_passages_in_the_prompt_and_returns_them_as_citations(
         row.rag_enabled, row.rag_top_k = True, 2
         slug = row.slug
 
-    async def answer() -> tuple[chat.RequestContext, int]:
-        context = chat.RequestContext()
-        chunks = chat.stream_completion(
-            model=chat.served(slug=slug), messages=[{"role": "user", "content": QUESTION}],
-            params=chat.Params(temperature=0, max_tokens=4), user_id=cy.id, source="api",
+    async def answer() -> tuple[completion.RequestContext, int]:
+        context = completion.RequestContext()
+        events = completion.stream_completion(
+            model=completion.served(slug=slug), messages=[{"role": "user", "content": QUESTION}],
+            params=completion.Params(temperature=0, max_tokens=4), user_id=cy.id, source="api",
             context=context,
         )  # fmt: skip
-        return context, len([chunk async for chunk in chunks])
+        return context, len([event async for event in events])
 
-    context, chunks = asyncio.run(answer())
-    assert chunks > 0 and context.sources.warning == ""
+    context, events = asyncio.run(answer())
+    assert events > 0 and context.sources.warning == ""
     assert [p.n for p in context.sources] == [1, 2] and context.sources[0].page == 2
     cited = context.citations("The doors are cobalt blue [1].")
     assert cited[0]["label"] == "manual.pdf, page 2" and cited[0]["cited"] is True
