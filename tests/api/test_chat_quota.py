@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -58,6 +59,7 @@ def echo_engine() -> FastAPI:
     ``max_tokens`` one-token words. ``app.state.delay`` slows each token down."""
     app = FastAPI()
     app.state.delay = 0.0
+    app.state.fail_after = None  # tokens after which the answer fails (an error in the stream)
     app.state.calls = []  # the adapter each completion request asked for
     loaded: set[str] = set()
     app.state.loaded = loaded  # clear it to act out an engine restart
@@ -92,7 +94,6 @@ def echo_engine() -> FastAPI:
 async def _echo_events(
     app: FastAPI, model: str, prompt: int, answer: int, usage_asked: bool
 ) -> AsyncIterator[str]:
-    import json
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
         body = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "created": 0,
@@ -100,9 +101,15 @@ async def _echo_events(
         return f"data: {json.dumps(body)}\n\n"
 
     yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
-    for _ in range(answer):
+    for n in range(answer):
         if app.state.delay:
             await asyncio.sleep(app.state.delay)
+        if n == app.state.fail_after:
+            error = {"message": "CUDA out of memory", "type": "server_error", "param": None,
+                     "code": "generation_failed"}  # fmt: skip
+            yield f"data: {json.dumps({'error': error})}\n\n"
+            yield "data: [DONE]\n\n"
+            return
         yield chunk([{"index": 0, "delta": {"content": "echo "}, "finish_reason": None}])
     yield chunk([{"index": 0, "delta": {}, "finish_reason": "length"}])
     if usage_asked:
@@ -179,10 +186,10 @@ def studio(
     settings_env.setenv("GPTSTUDIO_ENGINE_URL", url)
     settings_env.setenv("GPTSTUDIO_REDIS_URL", redis_url)
     get_settings.cache_clear()
-    app.state.delay = 0.0
+    app.state.delay, app.state.fail_after = 0.0, None
     app.state.calls.clear()
     yield publish("/adapters/bees-1")
-    app.state.delay = 0.0
+    app.state.delay, app.state.fail_after = 0.0, None
 
 
 def client() -> httpx.AsyncClient:
@@ -397,6 +404,32 @@ def test_a_stopped_answer_counts_what_was_generated(
     state = quota.status(user_id=sue.id, assistant_id=studio.assistant_id)
     assert state.reserved == 0 and state.used == event.input_tokens + event.output_tokens
     assert context.headers()["x-ratelimit-limit-tokens"] == "5000"
+
+
+def test_an_answer_failing_midway_ends_with_an_openai_error_and_is_metered(
+    studio: Studio, echo: tuple[str, FastAPI]
+) -> None:
+    studio.plan(key="free", name="Free", included_tokens=5_000)
+    key, sue = studio.user("sue@example.com")
+    echo[1].state.fail_after = 2
+
+    async def call() -> httpx.Response:
+        async with client() as http:
+            return await ask(http, key, max_tokens=5, stream=True)
+
+    response = asyncio.run(call())
+    assert response.status_code == 200  # the answer had begun
+    data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    error = json.loads(data[-2])["error"]
+    assert error["code"] == "generation_failed" and "out of memory" in error["message"]
+    chunks = [json.loads(body) for body in data[:-2]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "echo echo "
+    with session_scope() as session:
+        event = session.exec(select(UsageEvent)).one()
+    assert event.user_id == sue.id and event.output_tokens >= 2  # what was streamed counts
+    state = quota.status(user_id=sue.id, assistant_id=studio.assistant_id)
+    assert state.reserved == 0
 
 
 def test_engine_errors_release_the_reservation(
