@@ -94,7 +94,6 @@ def echo_engine() -> FastAPI:
 async def _echo_events(
     app: FastAPI, model: str, prompt: int, answer: int, usage_asked: bool
 ) -> AsyncIterator[str]:
-
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
         body = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "created": 0,
                 "model": model, "choices": choices, **extra}  # fmt: skip
