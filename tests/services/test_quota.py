@@ -102,7 +102,7 @@ def test_concurrent_reservations_never_exceed_the_quota(shop: Shop) -> None:
     assert {e.code for e in refused} == {"insufficient_quota"}
     assert all(e.headers["x-ratelimit-remaining-tokens"] == "0" for e in refused)
     for admission in admitted:  # the answers were shorter than reserved
-        shop.spend(50, request_id=admission.hold)  # metered first, as chat.Meter does
+        shop.spend(50, request_id=admission.hold)  # metered first, as completion.Meter does
         quota.settle(admission, tokens=50)
         quota.settle(admission, tokens=50)  # a second settle is ignored
     state = quota.status(user_id=shop.sue.id, assistant_id=shop.assistant_id)
