@@ -1,9 +1,11 @@
-"""Completions: which version serves an assistant, and the checks on a request's parameters."""
+"""Completions: which version serves an assistant, the checks on a request's parameters, and a
+cached answer replayed as events."""
 
 from __future__ import annotations
 
 import pytest
 
+from engine.protocol import Finish, Start, TextDelta, Usage
 from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Role
 from gptstudio.services import account, completion
@@ -44,3 +46,13 @@ def test_parameter_checks(
     with pytest.raises(InvalidInput, match=message):
         completion.check_messages(messages)
         params.check()
+
+
+def test_a_cached_answer_replays_as_the_engine_events() -> None:
+    usage = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+    assert completion.cached_events({"content": "Cobalt blue.", "usage": usage}) == [
+        Start(),
+        TextDelta("Cobalt blue."),
+        Finish("stop", Usage(9, 3)),
+    ]
+    assert completion.cached_events({"content": "", "usage": {}}) == [Start(), Finish("stop")]
