@@ -248,12 +248,13 @@ async def widget_chat(
         key = f"user:{who.user_id}" if who.user_id else f"visitor:{who.visitor_id}"
         model = await asyncio.to_thread(completion.served_for_user, slug=target.slug, key=key)
         limit = min(DEFAULT_MAX_TOKENS, get_settings().chat_max_tokens)
-        params = completion.Params(max_tokens=min(body.max_tokens or limit, limit))  # the cap
+        params = completion.Params(max_tokens=min(body.max_tokens or limit, limit))  # widget cap
         events = completion.stream_completion(
             model=model, messages=[m.model_dump() for m in body.messages], params=params,
             user_id=who.user_id, source="widget", visitor_id=who.visitor_id, context=context,
         )  # fmt: skip
-        first: Event | None = await anext(events)  # refusals (402, 429, bad input) come first
+        # Refusals (402, 429, bad input) surface here, before any byte.
+        first: Event | None = await anext(events)
     except StopAsyncIteration:
         first = None
         events = _nothing()
