@@ -79,7 +79,7 @@ class ConversationsState(ChatState):
         return rx.download(data=text, filename=f"conversation-{self.conversation_id}.{suffix}")
 
 
-def conversation_list(*, ids: bool) -> rx.Component:
+def _conversation_list(*, ids: bool) -> rx.Component:
     """The conversation list; ``ids`` only once on the page (the drawer copy has none)."""
     return rx.vstack(
         rx.button(
@@ -113,7 +113,7 @@ def conversation_list(*, ids: bool) -> rx.Component:
 
 def sidebar() -> rx.Component:
     return rx.box(
-        conversation_list(ids=True),
+        _conversation_list(ids=True),
         display=["none", "none", "block"],
         width="16em",
         min_width="16em",
@@ -132,7 +132,7 @@ def drawer() -> rx.Component:
                 rx.drawer.content(
                     rx.vstack(
                         rx.drawer.close(rx.button("Close", variant="ghost", size="1")),
-                        conversation_list(ids=False),
+                        _conversation_list(ids=False),
                         padding="1em",
                         width="100%",
                     ),

@@ -10,7 +10,7 @@ from gptstudio.pages.chat.state import Bubble, Citation
 from gptstudio.services import conversation
 
 
-def citation(citation: rx.Var[Citation]) -> rx.Component:
+def _citation(citation: rx.Var[Citation]) -> rx.Component:
     return rx.el.details(
         rx.el.summary(
             "[", citation.n.to_string(), "] ", citation.label, title=citation.text, cursor="pointer"
@@ -50,7 +50,7 @@ def bubble(message: rx.Var[Bubble]) -> rx.Component:
             rx.cond(
                 message.citations.length() > 0,
                 rx.vstack(
-                    rx.foreach(message.citations, citation),
+                    rx.foreach(message.citations, _citation),
                     spacing="1",
                     class_name="citations",
                     margin_top="0.5em",
