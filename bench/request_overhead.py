@@ -144,26 +144,29 @@ def unchecked_app() -> Any:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
+    from engine.protocol import ChatCompletionRequest
     from gptstudio import api, cache
-    from gptstudio.api.chat import ChatCompletionIn, _collect, _params
+    from gptstudio.api.chat import _collect, _params
     from gptstudio.api.errors import domain_error_handler, validation_error_handler
     from gptstudio.errors import DomainError
-    from gptstudio.services import chat
+    from gptstudio.services import completion, prompt
 
     cache.install()  # as create_api() does: the same cached lookups on both sides
     router = APIRouter(prefix="/v1")
 
     @router.post("/chat/completions")
-    async def completions(body: ChatCompletionIn) -> JSONResponse:
+    async def completions(body: ChatCompletionRequest) -> JSONResponse:
         # The same model lookup as the checked route (the version for this caller).
-        model = chat.cached_served(slug=body.model)
+        model = completion.cached_served(slug=body.model)
         if model is None:
-            model = await asyncio.to_thread(chat.served_for_user, slug=body.model, key="user:0")
-        messages = chat.with_system_prompt(model, [m.model_dump() for m in body.messages])
-        chunks = chat.engine_chunks(model, messages, _params(body))
-        first = await anext(chunks)
-        context = chat.RequestContext(request_id="chatcmpl-unchecked")
-        return JSONResponse(await _collect(first, chunks, body.model, context))
+            model = await asyncio.to_thread(
+                completion.served_for_user, slug=body.model, key="user:0"
+            )
+        messages = prompt.with_system_prompt(model.system_prompt, body.plain_messages())
+        events = completion.engine_events(model, messages, _params(body))
+        first = await anext(events)
+        context = completion.RequestContext(request_id="chatcmpl-unchecked")
+        return JSONResponse(await _collect(first, events, body.model, context))
 
     app = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
     for module in (

@@ -44,8 +44,9 @@ from engine.errors import (
     ModelNotFoundError,
 )
 from engine.model import BASE_ADAPTER, ModelRunner, find_adapter
+from engine.protocol import Message
 from engine.sampling import RowSampler, SamplingParams
-from engine.text import Detokenizer, Message, StopMatcher, fit_prompt
+from engine.text import Detokenizer, StopMatcher, fit_prompt
 
 logger = logging.getLogger(__name__)
 FinishReason = Literal["stop", "length", "cancelled", "error"]

@@ -6,7 +6,7 @@ Imports nothing heavy: the server turns any :class:`EngineError` into
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class EngineError(Exception):
@@ -113,3 +113,24 @@ class BaseModelLoadError(EngineError):
     status = 500
     type = "server_error"
     default_code = "base_model_load_failed"
+
+
+class StreamError(EngineError):
+    """An error object a server sent inside a streamed answer (it failed after the answer
+    began); read by :func:`engine.protocol.read_events` on the client side."""
+
+    status = 500
+    type = "server_error"
+    default_code = "generation_failed"
+
+    @classmethod
+    def from_body(cls, error: Any) -> StreamError:
+        """From the stream's ``{"error": {...}}`` object (any shape: it came over the wire)."""
+        if not isinstance(error, dict):
+            return cls(str(error))
+        code = error.get("code")
+        return cls(
+            str(error.get("message") or "the answer failed"),
+            param=error.get("param"),
+            code=str(code) if code else None,
+        )

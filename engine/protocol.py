@@ -1,19 +1,40 @@
-"""The OpenAI chat-completions wire format: request bodies in, response and chunk bodies out.
+"""The OpenAI chat-completions protocol, the one module both processes speak it with.
+
+The engine (:mod:`engine.server`) and the web app (``gptstudio.api.chat``, the chat service,
+the chat page and the widget) import it, so a request the engine accepts the app accepts too,
+and every response body and chunk is built and read here:
+
+* requests: :class:`ChatCompletionRequest` (content parts and the ``developer`` role accepted;
+  ``n`` > 1, tools, ``response_format`` and log-probabilities refused by name, as an OpenAI
+  error, rather than silently ignored; ``max_tokens`` below 1 refused);
+* events: an answer is :class:`TextDelta` events then one :class:`Finish` (with
+  :class:`Usage`); :class:`Chunks` encodes them as ``chat.completion.chunk`` bodies,
+  :func:`read_events` decodes a streamed answer back into them, :func:`sse` frames a body as a
+  server-sent event.
 
 Only what the engine serves is modelled; unknown fields are ignored, as OpenAI-compatible
-servers do, and features the engine lacks (``n`` > 1, tools, log-probabilities) are refused by
-name. No torch: the web app may import this module for the shapes.
+servers do. Pydantic only, no torch: the web process imports this module.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.errors import InvalidRequestError
+from engine.errors import InvalidRequestError, StreamError
+
+Message = dict[str, str]
+ROLES = ("system", "user", "assistant")
+ROLE_ALIASES = {"developer": "system"}  # OpenAI's newer name for the system role
+DONE = "[DONE]"
+
+
+# --- requests -------------------------------------------------------------------------------
 
 
 class TextPart(BaseModel):
@@ -52,16 +73,29 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     n: int = 1
     logprobs: bool | None = None
+    top_logprobs: int | None = None
     tools: list[Any] | None = None
+    response_format: dict[str, Any] | None = None
+    user: str | None = None
 
     def check_supported(self) -> None:
-        """Refuse, by parameter, what this engine does not do."""
+        """Refuse, by parameter, what this protocol does not do (rather than ignore it)."""
         if self.n != 1:
             raise InvalidRequestError("n must be 1: one answer per request", param="n")
-        if self.logprobs:
-            raise InvalidRequestError("logprobs are not supported", param="logprobs")
+        if self.logprobs or self.top_logprobs:
+            param = "logprobs" if self.logprobs else "top_logprobs"
+            raise InvalidRequestError("logprobs are not supported", param=param)
         if self.tools:
             raise InvalidRequestError("tools are not supported by this model", param="tools")
+        if self.response_format and self.response_format.get("type", "text") != "text":
+            raise InvalidRequestError(
+                "response_format is not supported: answers are plain text",
+                param="response_format",
+            )
+        for name in ("max_completion_tokens", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidRequestError(f"{name} {value} must be at least 1", param=name)
 
     @property
     def answer_limit(self) -> int | None:
@@ -81,6 +115,47 @@ class ChatCompletionRequest(BaseModel):
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+    def plain_messages(self) -> list[Message]:
+        """The messages as ``{"role", "content"}`` strings (see :func:`normalize_messages`)."""
+        return normalize_messages([m.model_dump() for m in self.messages])
+
+
+def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
+    """``{"role", "content"}`` pairs with string content; text parts are joined, roles checked."""
+    if not messages:
+        raise InvalidRequestError("messages is empty: send at least one message", param="messages")
+    return [_normalize_message(message, index) for index, message in enumerate(messages)]
+
+
+def _normalize_message(message: Mapping[str, Any], index: int) -> Message:
+    role = ROLE_ALIASES.get(str(message.get("role")), str(message.get("role")))
+    if role not in ROLES:
+        raise InvalidRequestError(
+            f"messages[{index}].role {message.get('role')!r} is not supported; use system, "
+            "user or assistant",
+            param=f"messages[{index}].role",
+        )
+    return {"role": role, "content": _content_text(message.get("content"), index)}
+
+
+def _content_text(content: Any, index: int) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, Mapping) or part.get("type") != "text":
+                raise InvalidRequestError(
+                    f"messages[{index}].content holds a non-text part; this model reads text only",
+                    param=f"messages[{index}].content",
+                )
+            parts.append(str(part.get("text", "")))
+        return "".join(parts)
+    raise InvalidRequestError(
+        f"messages[{index}].content must be a string or a list of text parts",
+        param=f"messages[{index}].content",
+    )
 
 
 class AdapterLoadRequest(BaseModel):
@@ -105,6 +180,57 @@ class VllmUnloadRequest(BaseModel):
     """vLLM's ``POST /v1/unload_lora_adapter`` body."""
 
     lora_name: str = Field(min_length=1)
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The tokens one answer took."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return usage_body(self.prompt_tokens, self.completion_tokens)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any] | None) -> Usage | None:
+        """An OpenAI ``usage`` object (``None`` or empty: unknown)."""
+        if not body:
+            return None
+        return cls(int(body.get("prompt_tokens", 0)), int(body.get("completion_tokens", 0)))
+
+
+@dataclass(frozen=True)
+class Start:
+    """The server accepted the request and the answer begins (OpenAI's first chunk: the role)."""
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """The next piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The answer ended: why (``stop``, ``length``) and, when known, its usage."""
+
+    reason: str
+    usage: Usage | None = None
+
+
+Event = Start | TextDelta | Finish
+
+
+# --- response bodies ------------------------------------------------------------------------
 
 
 def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -165,6 +291,54 @@ class Chunks:
     def usage(self, usage: dict[str, int]) -> dict[str, Any]:
         """The last chunk when usage was asked for: no choices, the token counts."""
         return {**self._body([]), "usage": usage}
+
+    def of(self, event: Event) -> list[dict[str, Any]]:
+        """The chunks that carry ``event``: the role, a text delta, or the finish reason (then
+        the usage chunk, when it was asked for and is known)."""
+        if isinstance(event, Start):
+            return [self.delta({"role": "assistant", "content": ""})]
+        if isinstance(event, TextDelta):
+            return [self.delta({"content": event.text})]
+        finish = [self.delta({}, finish_reason=event.reason)]
+        if self.include_usage and event.usage is not None:
+            finish.append(self.usage(event.usage.to_dict()))
+        return finish
+
+
+def sse(data: Mapping[str, Any] | str) -> str:
+    """One server-sent event: a JSON body, or ``[DONE]``."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"data: {text}\n\n"
+
+
+async def read_events(lines: AsyncIterable[str]) -> AsyncIterator[TextDelta | Finish]:
+    """The events of a streamed answer, from its server-sent-event lines.
+
+    Text deltas as they come, then one :class:`Finish`, sent once its usage chunk arrived (or
+    the stream ended without one). An error object inside the stream (the server failed after
+    the answer began) raises :class:`~engine.errors.StreamError`.
+    """
+    reason: str | None = None
+    async for line in lines:
+        if not line.startswith("data: "):
+            continue
+        data = line[6:]
+        if data.strip() == DONE:
+            break
+        chunk = json.loads(data)
+        if chunk.get("error"):
+            raise StreamError.from_body(chunk["error"])
+        for choice in chunk.get("choices") or []:
+            text = (choice.get("delta") or {}).get("content") or ""
+            if text:
+                yield TextDelta(text)
+            reason = choice.get("finish_reason") or reason
+        usage = Usage.from_dict(chunk.get("usage"))
+        if usage is not None:
+            yield Finish(reason or "stop", usage)
+            return
+    if reason is not None:
+        yield Finish(reason)
 
 
 def model_body(id: str, *, parent: str | None, max_model_len: int) -> dict[str, Any]:

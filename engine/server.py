@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
@@ -35,17 +34,22 @@ from engine.errors import (
     ModelNotFoundError,
 )
 from engine.protocol import (
+    DONE,
     AdapterLoadRequest,
     ChatCompletionRequest,
     Chunks,
+    Event,
+    Finish,
+    Start,
+    TextDelta,
+    Usage,
     VllmLoadRequest,
     VllmUnloadRequest,
     completion_body,
     model_body,
-    usage_body,
+    sse,
 )
 from engine.sampling import SamplingParams
-from engine.text import normalize_messages
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -206,11 +210,11 @@ async def chat_completions(
         stop=body.stop_strings,
         seed=body.seed,
     )
-    messages = normalize_messages([m.model_dump() for m in body.messages])
+    messages = body.plain_messages()
     stream = await engine.submit(body.model, messages, params)
     if body.stream:
-        events = sse_events(stream, include_usage=body.include_usage)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        body_events = sse_events(stream, include_usage=body.include_usage)
+        return StreamingResponse(body_events, media_type="text/event-stream", headers=SSE_HEADERS)
     return await complete(stream, request)
 
 
@@ -224,13 +228,12 @@ async def complete(stream: Stream, request: Request) -> dict[str, Any] | Respons
         stream.cancel()
         await answer
         return Response(status_code=499)  # nobody is listening; nginx's "client closed"
-    usage = stream.usage
     return completion_body(
         id=f"chatcmpl-{stream.id}",
         model=stream.model,
         text=answer.result(),
         finish_reason=str(stream.finish_reason),
-        usage=usage_body(usage.prompt_tokens, usage.completion_tokens),
+        usage=usage_of(stream).to_dict(),
     )
 
 
@@ -240,27 +243,30 @@ async def wait_for_disconnect(request: Request) -> None:
         continue
 
 
-def sse(data: dict[str, Any] | str) -> str:
-    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    return f"data: {text}\n\n"
+def usage_of(stream: Stream) -> Usage:
+    return Usage(stream.usage.prompt_tokens, stream.usage.completion_tokens)
+
+
+async def answer_events(stream: Stream) -> AsyncIterator[Event]:
+    """The answer as protocol events: the start, its text deltas, the finish with usage."""
+    yield Start()
+    async for text in stream:
+        yield TextDelta(text)
+    yield Finish(str(stream.finish_reason), usage_of(stream))
 
 
 async def sse_events(stream: Stream, *, include_usage: bool) -> AsyncIterator[str]:
     """``chat.completion.chunk`` events; the request is cancelled if the client goes away."""
     chunks = Chunks(f"chatcmpl-{stream.id}", stream.model, int(time.time()), include_usage)
     try:
-        yield sse(chunks.delta({"role": "assistant", "content": ""}))
-        async for text in stream:
-            yield sse(chunks.delta({"content": text}))
-        yield sse(chunks.delta({}, finish_reason=str(stream.finish_reason)))
-        if include_usage:
-            usage = stream.usage
-            yield sse(chunks.usage(usage_body(usage.prompt_tokens, usage.completion_tokens)))
+        async for event in answer_events(stream):
+            for chunk in chunks.of(event):
+                yield sse(chunk)
     except EngineError as error:  # the response has started: the error goes in the stream
         yield sse(error.to_dict())
     finally:
         stream.cancel()  # a no-op once finished; frees the slot when the client left mid-answer
-    yield sse("[DONE]")
+    yield sse(DONE)
 
 
 # --- embeddings -----------------------------------------------------------------------------

@@ -8,52 +8,13 @@ holds back text that may be the start of a stop string.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import ContextLengthError, InvalidRequestError
+from engine.protocol import Message
 
-Message = dict[str, str]
-ROLES = ("system", "user", "assistant")
-ROLE_ALIASES = {"developer": "system"}  # OpenAI's newer name for the system role
 REPLACEMENT = "\ufffd"  # what decoding shows for an incomplete UTF-8 sequence
-
-
-def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
-    """``{"role", "content"}`` pairs with string content; text parts are joined, roles checked."""
-    if not messages:
-        raise InvalidRequestError("messages is empty: send at least one message", param="messages")
-    return [_normalize_message(message, index) for index, message in enumerate(messages)]
-
-
-def _normalize_message(message: Mapping[str, Any], index: int) -> Message:
-    role = ROLE_ALIASES.get(str(message.get("role")), str(message.get("role")))
-    if role not in ROLES:
-        raise InvalidRequestError(
-            f"messages[{index}].role {message.get('role')!r} is not supported; use system, "
-            "user or assistant",
-            param=f"messages[{index}].role",
-        )
-    return {"role": role, "content": _content_text(message.get("content"), index)}
-
-
-def _content_text(content: Any, index: int) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, Mapping) or part.get("type") != "text":
-                raise InvalidRequestError(
-                    f"messages[{index}].content holds a non-text part; this model reads text only",
-                    param=f"messages[{index}].content",
-                )
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
-    raise InvalidRequestError(
-        f"messages[{index}].content must be a string or a list of text parts",
-        param=f"messages[{index}].content",
-    )
 
 
 def encode_chat(

@@ -13,7 +13,7 @@ import gptstudio.services
 from gptstudio import errors, mail
 from gptstudio.errors import DomainError, RateLimited, type_for
 from gptstudio.services.api_key import ApiKeyRefused
-from gptstudio.services.chat import EngineRefused
+from gptstudio.services.completion import EngineRefused
 
 
 def every_domain_error() -> list[type[DomainError]]:

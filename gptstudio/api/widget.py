@@ -28,8 +28,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from engine.protocol import Event, Finish, TextDelta, sse
 from gptstudio.errors import DomainError, PaymentRequired, RateLimited
-from gptstudio.services import chat, widget
+from gptstudio.services import completion, widget
 from gptstudio.services.entitlements import entitlement
 from gptstudio.settings import get_settings
 
@@ -202,7 +203,7 @@ class WidgetMessageIn(BaseModel):
 
 
 class WidgetChatIn(VisitorIn):
-    messages: list[WidgetMessageIn] = Field(max_length=chat.MAX_MESSAGES)
+    messages: list[WidgetMessageIn] = Field(max_length=completion.MAX_MESSAGES)
     max_tokens: int | None = None
 
 
@@ -241,60 +242,54 @@ async def widget_chat(
 ) -> StreamingResponse | JSONResponse:
     """The answer as server-sent events: ``{"type": "delta", "content": …}`` chunks, then
     ``{"type": "done", …}``, or ``{"type": "error", "message": …}`` if the engine fails midway."""
-    context = chat.RequestContext()
+    context = completion.RequestContext()
     try:
         target, who = await asyncio.to_thread(_who, request, key, body)
         key = f"user:{who.user_id}" if who.user_id else f"visitor:{who.visitor_id}"
-        model = await asyncio.to_thread(chat.served_for_user, slug=target.slug, key=key)
+        model = await asyncio.to_thread(completion.served_for_user, slug=target.slug, key=key)
         limit = min(DEFAULT_MAX_TOKENS, get_settings().chat_max_tokens)
-        params = chat.Params(max_tokens=min(body.max_tokens or limit, limit))  # the widget cap
-        chunks = chat.stream_completion(
+        params = completion.Params(max_tokens=min(body.max_tokens or limit, limit))  # widget cap
+        events = completion.stream_completion(
             model=model, messages=[m.model_dump() for m in body.messages], params=params,
             user_id=who.user_id, source="widget", visitor_id=who.visitor_id, context=context,
         )  # fmt: skip
-        first = await anext(chunks)  # refusals (402, 429, bad input) surface before any byte
+        # Refusals (402, 429, bad input) surface here, before any byte.
+        first: Event | None = await anext(events)
     except StopAsyncIteration:
-        first = {}
-        chunks = _nothing()
+        first = None
+        events = _nothing()
     except DomainError as error:
         return _error_json(error, context.headers())
     headers = {**context.headers(), "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(
-        _events(first, chunks), media_type="text/event-stream", headers=headers
+        _events(first, events), media_type="text/event-stream", headers=headers
     )
 
 
-async def _nothing() -> AsyncGenerator[dict[str, Any], None]:
+async def _nothing() -> AsyncGenerator[Event, None]:
     return
-    yield {}  # pragma: no cover  (makes this an async generator)
+    yield  # pragma: no cover  (makes this an async generator)
 
 
-def _event(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-async def _events(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    finish: str | None = None
-    usage: dict[str, Any] = {}
-    chunk = first
+async def _events(first: Event | None, rest: AsyncGenerator[Event, None]) -> AsyncIterator[str]:
+    finish: Finish | None = None
+    event = first
     try:
         while True:
-            if chunk:
-                for choice in chunk.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") or ""
-                    if text:
-                        yield _event({"type": "delta", "content": text})
-                    finish = choice.get("finish_reason") or finish
-                usage = chunk.get("usage") or usage
+            if isinstance(event, TextDelta) and event.text:
+                yield sse({"type": "delta", "content": event.text})
+            elif isinstance(event, Finish):
+                finish = event
             try:
-                chunk = await anext(rest)
+                event = await anext(rest)
             except StopAsyncIteration:
                 break
     except DomainError as error:
-        yield _event({"type": "error", "message": str(error), "status": error.status_code})
+        yield sse({"type": "error", "message": str(error), "status": error.status_code})
         return
     finally:
-        close = getattr(rest, "aclose", None)
-        if close is not None:
-            await close()  # the engine request ends and the usage is metered now
-    yield _event({"type": "done", "finish_reason": finish or "stop", "usage": usage})
+        await rest.aclose()  # the engine request ends and the usage is metered now
+    usage = finish.usage.to_dict() if finish and finish.usage else {}
+    yield sse(
+        {"type": "done", "finish_reason": finish.reason if finish else "stop", "usage": usage}
+    )

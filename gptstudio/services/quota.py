@@ -17,10 +17,11 @@ subscription state only). Two limits apply per subject (``user:<id>``, or
 Both are decided in one atomic step (one Lua script, one round trip on the request path, from
 the event loop), so a request refused by one limit never uses up the other.
 
-The prompt bound is a strict upper bound of the prompt's tokens (its UTF-8 bytes plus the chat
-template's overhead): an estimate that could be low would let many concurrent requests slip past
-the quota together. Each reservation expires after :data:`HOLD_SECONDS` (longer than any request
-may run), so a web process that dies mid-request cannot hold tokens forever.
+The prompt bound (:func:`gptstudio.services.prompt.prompt_bound`) is a strict upper bound of the
+prompt's tokens (its UTF-8 bytes plus the chat template's overhead): an estimate that could be
+low would let many concurrent requests slip past the quota together. Each reservation expires
+after :data:`HOLD_SECONDS` (longer than any request may run), so a web process that dies
+mid-request cannot hold tokens forever.
 
 The database is the truth: a cold Redis bucket (first use in a period, a Redis restart or flush)
 is seeded from the period's usage events, so nothing is lost. If Redis is configured but
@@ -58,8 +59,6 @@ from gptstudio.settings import get_settings
 log = logging.getLogger(__name__)
 HOLD_SECONDS = 330  # a reservation outlives the longest request (the engine read timeout: 300 s)
 RETRY_UNAVAILABLE_SECONDS = 5
-MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators the chat template adds per message
-PROMPT_OVERHEAD_TOKENS = 16  # beginning-of-text and the assistant turn's header
 MAX_VISITOR_ID = 120
 STORE_ERRORS = (redis.RedisError,)
 
@@ -170,12 +169,6 @@ def subject(*, user_id: int | None, visitor_id: str, assistant_id: int) -> str:
     if len(visitor) > MAX_VISITOR_ID or not visitor.isprintable():
         raise InvalidInput("The visitor id is invalid; reload the page and try again.")
     return f"visitor:{assistant_id}:{visitor}"
-
-
-def prompt_bound(messages: list[dict[str, str]]) -> int:
-    """A strict upper bound of the prompt's tokens: a token is at least one byte of text."""
-    text = sum(len(str(m.get("content", "")).encode()) for m in messages)
-    return text + MESSAGE_OVERHEAD_TOKENS * len(messages) + PROMPT_OVERHEAD_TOKENS
 
 
 # --- stores --------------------------------------------------------------------------------
@@ -714,7 +707,7 @@ class Request(TypedDict):
     user_id: int | None
     visitor_id: NotRequired[str]  # an anonymous widget visitor (``user_id`` None)
     max_tokens: int
-    prompt_tokens: int  # :func:`prompt_bound` of the prompt
+    prompt_tokens: int  # :func:`gptstudio.services.prompt.prompt_bound` of the prompt
     request_id: str
 
 

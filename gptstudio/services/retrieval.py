@@ -22,11 +22,10 @@ next to the other artifacts (datasets, adapters) that already live on shared sto
 **Asking** (the web process, :func:`retrieve`): the question is embedded by the engine over HTTP
 (``settings.resolved_engine_url``, model ``settings.embedding_model``; the web process never
 imports torch), scored against the cached index, and the top ``k`` become numbered
-:class:`Passage` objects. :func:`with_passages` puts them into the system message with the
-instruction to cite them as ``[n]``; :func:`trim_to_context` drops the oldest turns so the
-prompt fits the context window, always keeping the system message (with the passages) and the
-last question. Retrieval never fails a chat: with no index yet, or the embeddings service down,
-the answer goes ahead without passages and :attr:`Retrieval.warning` says why.
+:class:`Passage` objects, which :mod:`.prompt` puts into the system message with the
+instruction to cite them as ``[n]``. Retrieval never fails a chat: with no index yet, or the
+embeddings service down, the answer goes ahead without passages and :attr:`Retrieval.warning`
+says why.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import re
 import threading
@@ -66,15 +64,9 @@ INDEX_FORMAT = 1
 MIN_SCORE = 0.15
 """Cosine similarity below which a chunk is not offered as a source (MiniLM puts unrelated
 sentences around 0 to 0.1; a passage that answers a question scores well above 0.4)."""
-MAX_PASSAGE_CHARS = 1500
-"""Longest passage text put into the prompt (chunks are about 256 words at most)."""
-MESSAGE_OVERHEAD_TOKENS = 8
-"""What a chat template adds around each message (role markers, separators), estimated."""
 STALE_BUILD = timedelta(minutes=30)
 """A build whose worker has been silent this long is reported as stopped."""
 _CACHE_SIZE = 64  # assistants' indexes kept in memory per web process
-
-Message = dict[str, str]
 
 
 class RetrievalError(DomainError):
@@ -461,77 +453,8 @@ async def retrieve(*, assistant_id: int, query: str, k: int) -> Retrieval:
     return Retrieval(top_k(index, vector, k=k))
 
 
-def with_passages(
-    messages: list[Message], passages: Sequence[Passage], *, max_chars: int = MAX_PASSAGE_CHARS
-) -> list[Message]:
-    """``messages`` with the passages, numbered, in the system message (a new one if none).
-
-    The first system message gets them appended, after the creator's persona; the instruction
-    asks the model to cite each passage it uses as ``[n]``. No passages: ``messages`` unchanged.
-    """
-    if not passages:
-        return list(messages)
-    lines = [
-        "Sources from the assistant's documents follow. Use them when they answer the question "
-        "and cite each source you use as [n], for example [1]. If they do not contain the "
-        "answer, say so instead of guessing.",
-    ]
-    for passage in passages:
-        text = passage.text if len(passage.text) <= max_chars else passage.text[:max_chars] + "…"
-        lines.append(f"[{passage.n}] {passage.label}\n{text}")
-    block = "\n\n".join(lines)
-    result = [dict(m) for m in messages]
-    for message in result:
-        if message["role"] == "system":
-            message["content"] = f"{message['content']}\n\n{block}" if message["content"] else block
-            return result
-    return [{"role": "system", "content": block}, *result]
-
-
 def citations(passages: Sequence[Passage], answer: str) -> list[dict[str, Any]]:
     """The citations to store with an answer: every passage given, ``cited`` when ``[n]`` is in
     the answer."""
     used = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
     return [p.to_citation(cited=p.n in used) for p in passages]
-
-
-# --- context window --------------------------------------------------------------------------
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap, deliberately high token count: one token per 3 UTF-8 bytes.
-
-    English runs near 4 characters per token in subword vocabularies, CJK near one character
-    (3 bytes) per token, so this over-counts most text by up to a third and rarely under-counts:
-    trimming a little early is better than an engine refusing the prompt. The embedded engine
-    trims again with the model's real tokenizer and chat template.
-    """
-    return math.ceil(len(text.encode("utf-8")) / 3)
-
-
-def trim_to_context(
-    messages: list[Message],
-    *,
-    max_tokens_budget: int,
-    count_tokens: Callable[[str], int] = estimate_tokens,
-) -> list[Message]:
-    """The newest turns that fit in ``max_tokens_budget`` tokens (the context window minus the
-    answer's ``max_tokens``), oldest user/assistant turns dropped first.
-
-    Every system message (the persona and the passages) and the last user message (with what
-    follows it) are always kept, even when they alone exceed the budget: the engine then
-    refuses with ``context_length_exceeded`` rather than answering a question it never saw. The
-    kept conversation starts at a user message, as chat templates expect. Each message costs
-    ``count_tokens(content)`` plus :data:`MESSAGE_OVERHEAD_TOKENS`.
-    """
-    cost = [count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages]
-    turns = [i for i, m in enumerate(messages) if m["role"] != "system"]
-    users = [i for i in turns if messages[i]["role"] == "user"]
-    if not users:
-        return list(messages)
-    fixed = sum(c for i, c in enumerate(cost) if messages[i]["role"] == "system")
-    for start in sorted({turns[0], *users}):  # oldest first: keep as much as fits
-        kept = fixed + sum(cost[i] for i in turns if i >= start)
-        if kept <= max_tokens_budget or start == users[-1]:
-            break
-    return [m for i, m in enumerate(messages) if m["role"] == "system" or i >= start]

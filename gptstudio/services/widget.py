@@ -18,7 +18,7 @@ Signed identity (so that the host site's own users get their subscription's enti
     token     = "<email>.<expiry>.<signature>"
 
 Anonymous visitors chat with ``user_id=None`` and a random visitor id the iframe keeps; the quota
-engine (inside :func:`gptstudio.services.chat.stream_completion`) limits each visitor.
+engine (inside :func:`gptstudio.services.completion.stream_completion`) limits each visitor.
 """
 
 from __future__ import annotations

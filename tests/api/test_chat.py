@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -118,20 +119,31 @@ def test_openai_sdk_streaming_and_not(published: tuple[str, account.UserPublic])
 
 
 @pytest.mark.parametrize(
-    ("change", "status", "code"),
+    ("change", "status", "code", "param"),
     [
-        ({"model": "no-such-assistant"}, 404, "model_not_found"),
-        ({"temperature": -1}, 400, None),
-        ({"max_tokens": 100_000}, 400, None),
-        ({"messages": []}, 400, None),
-        ({"messages": [{"role": "user", "content": "  "}]}, 400, None),
+        ({"model": "no-such-assistant"}, 404, "model_not_found", None),
+        ({"temperature": -1}, 400, None, None),
+        ({"max_tokens": 100_000}, 400, None, None),
+        ({"messages": []}, 400, None, None),
+        ({"messages": [{"role": "user", "content": "  "}]}, 400, None, None),
+        # Refused by name, as the engine refuses them (not ignored, not 512 tokens):
+        ({"max_tokens": 0}, 400, None, "max_tokens"),
+        ({"max_completion_tokens": 0}, 400, None, "max_completion_tokens"),
+        ({"n": 2}, 400, None, "n"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, 400, None, "tools"),
+        ({"response_format": {"type": "json_object"}}, 400, None, "response_format"),
+        ({"logprobs": True}, 400, None, "logprobs"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, 400, None, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, None,
+         "messages[0].content"),
     ],
-)
+)  # fmt: skip
 def test_bad_requests_get_openai_errors(
     published: tuple[str, account.UserPublic],
     change: dict[str, object],
     status: int,
     code: str | None,
+    param: str | None,
 ) -> None:
     key, _ = published
     body = {"model": "bee-mentor", "messages": [{"role": "user", "content": "Hi"}], **change}
@@ -150,6 +162,10 @@ def test_bad_requests_get_openai_errors(
     assert error["message"]
     if code:
         assert error["code"] == code
+    if param:
+        assert (error["param"], error["type"]) == (param, "invalid_request_error")
+    with session_scope() as session:
+        assert session.exec(select(UsageEvent)).all() == []  # nothing was answered or metered
 
 
 def test_engine_down_is_a_clear_503(
@@ -172,3 +188,38 @@ def test_engine_down_is_a_clear_503(
     response = asyncio.run(call())
     assert response.status_code == 503
     assert "not reachable" in response.json()["error"]["message"]
+
+
+def test_openai_sdk_content_parts_and_developer_messages(
+    published: tuple[str, account.UserPublic],
+) -> None:
+    """The official SDK's typed messages (content parts, the ``developer`` role) are answered as
+    the same text sent plainly would be; what the engine refuses, the app refuses alike."""
+    key, _ = published
+    parts: Any = [
+        {"role": "developer", "content": [{"type": "text", "text": "Answer briefly."}]},
+        {"role": "user", "content": [{"type": "text", "text": "How often should I "},
+                                     {"type": "text", "text": "check for mites?"}]},
+    ]  # fmt: skip
+    plain: Any = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "How often should I check for mites?"},
+    ]
+
+    async def ask(messages: Any) -> str:
+        answer = await sdk(key).chat.completions.create(
+            model="bee-mentor", messages=messages, max_tokens=8, temperature=0
+        )
+        return answer.choices[0].message.content or ""
+
+    async def scenario() -> tuple[str, str, openai.BadRequestError]:
+        with_parts, plainly = await ask(parts), await ask(plain)
+        try:
+            await sdk(key).chat.completions.create(model="bee-mentor", messages=plain, n=2)
+        except openai.BadRequestError as refused:
+            return with_parts, plainly, refused
+        raise AssertionError("n=2 was answered")
+
+    with_parts, plainly, refused = asyncio.run(scenario())
+    assert with_parts and with_parts == plainly  # greedy: the same prompt both ways
+    assert refused.status_code == 400 and refused.param == "n"

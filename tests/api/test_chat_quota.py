@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlmodel import select
 
+from engine.protocol import TextDelta
 from gptstudio.api import create_api
 from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import InvalidInput, RateLimited
@@ -38,7 +40,7 @@ from gptstudio.models import (
     UsageEvent,
     User,
 )
-from gptstudio.services import access, account, api_key, chat, quota, usage
+from gptstudio.services import access, account, api_key, completion, prompt, quota, usage
 from gptstudio.settings import get_settings
 from tests.api.test_chat import served_model  # noqa: F401  (the real engine, module-scoped)
 from tests.factories import publish_assistant
@@ -57,6 +59,7 @@ def echo_engine() -> FastAPI:
     ``max_tokens`` one-token words. ``app.state.delay`` slows each token down."""
     app = FastAPI()
     app.state.delay = 0.0
+    app.state.fail_after = None  # tokens after which the answer fails (an error in the stream)
     app.state.calls = []  # the adapter each completion request asked for
     loaded: set[str] = set()
     app.state.loaded = loaded  # clear it to act out an engine restart
@@ -91,17 +94,21 @@ def echo_engine() -> FastAPI:
 async def _echo_events(
     app: FastAPI, model: str, prompt: int, answer: int, usage_asked: bool
 ) -> AsyncIterator[str]:
-    import json
-
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
         body = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "created": 0,
                 "model": model, "choices": choices, **extra}  # fmt: skip
         return f"data: {json.dumps(body)}\n\n"
 
     yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
-    for _ in range(answer):
+    for n in range(answer):
         if app.state.delay:
             await asyncio.sleep(app.state.delay)
+        if n == app.state.fail_after:
+            error = {"message": "CUDA out of memory", "type": "server_error", "param": None,
+                     "code": "generation_failed"}  # fmt: skip
+            yield f"data: {json.dumps({'error': error})}\n\n"
+            yield "data: [DONE]\n\n"
+            return
         yield chunk([{"index": 0, "delta": {"content": "echo "}, "finish_reason": None}])
     yield chunk([{"index": 0, "delta": {}, "finish_reason": "length"}])
     if usage_asked:
@@ -159,8 +166,8 @@ class Studio:
         self.keys[email] = (raw, person)
         return raw, person
 
-    def model(self) -> chat.Served:
-        return chat.served(slug="bee-mentor")
+    def model(self) -> completion.Served:
+        return completion.served(slug="bee-mentor")
 
 
 def publish(adapter_path: str) -> Studio:
@@ -178,10 +185,10 @@ def studio(
     settings_env.setenv("GPTSTUDIO_ENGINE_URL", url)
     settings_env.setenv("GPTSTUDIO_REDIS_URL", redis_url)
     get_settings.cache_clear()
-    app.state.delay = 0.0
+    app.state.delay, app.state.fail_after = 0.0, None
     app.state.calls.clear()
     yield publish("/adapters/bees-1")
-    app.state.delay = 0.0
+    app.state.delay, app.state.fail_after = 0.0, None
 
 
 def client() -> httpx.AsyncClient:
@@ -206,8 +213,8 @@ def metered(**filters: Any) -> int:
 
 def one_request_at_most(max_tokens: int) -> int:
     """What one request may reserve: its answer plus the bound of its prompt."""
-    prompt = [{"role": "system", "content": SYSTEM_PROMPT}, *QUESTION]
-    return max_tokens + quota.prompt_bound(prompt)
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, *QUESTION]
+    return max_tokens + prompt.prompt_bound(messages)
 
 
 # --- tests ----------------------------------------------------------------------------------
@@ -311,8 +318,8 @@ def test_visitors_have_separate_quotas(studio: Studio) -> None:
     async def spend(visitor: str) -> int:
         answers = 0
         while True:
-            chunks = chat.stream_completion(
-                model=model, messages=QUESTION, params=chat.Params(max_tokens=40),
+            chunks = completion.stream_completion(
+                model=model, messages=QUESTION, params=completion.Params(max_tokens=40),
                 user_id=None, source="widget", visitor_id=visitor,
             )  # fmt: skip
             try:
@@ -336,8 +343,9 @@ def test_visitors_have_separate_quotas(studio: Studio) -> None:
     assert {(e.user_id, e.source) for e in events} == {(None, "widget")}
     assert {e.visitor_id for e in events} == {"visitor-a", "visitor-b"}
     with pytest.raises(InvalidInput, match="visitor id"):
-        asyncio.run(anext(chat.stream_completion(
-            model=model, messages=QUESTION, params=chat.Params(), user_id=None, source="widget",
+        asyncio.run(anext(completion.stream_completion(
+            model=model, messages=QUESTION, params=completion.Params(), user_id=None,
+            source="widget",
         )))  # fmt: skip
 
 
@@ -372,19 +380,19 @@ def test_a_stopped_answer_counts_what_was_generated(
     studio.plan(key="free", name="Free", included_tokens=5_000)
     _, sue = studio.user("sue@example.com")
     echo[1].state.delay = 0.02
-    context = chat.RequestContext()
+    context = completion.RequestContext()
 
     async def stop_after_three_words() -> None:
-        chunks = chat.stream_completion(
-            model=studio.model(), messages=QUESTION, params=chat.Params(max_tokens=200),
+        events = completion.stream_completion(
+            model=studio.model(), messages=QUESTION, params=completion.Params(max_tokens=200),
             user_id=sue.id, source="ui", context=context,
         )  # fmt: skip
         words = 0
-        async for chunk in chunks:
-            words += sum(1 for c in chunk["choices"] if c["delta"].get("content"))
+        async for event in events:
+            words += isinstance(event, TextDelta) and bool(event.text)
             if words == 3:
                 break
-        await chunks.aclose()  # the user pressed stop: the engine request is dropped
+        await events.aclose()  # the user pressed stop: the engine request is dropped
 
     asyncio.run(stop_after_three_words())
     with session_scope() as session:
@@ -395,6 +403,32 @@ def test_a_stopped_answer_counts_what_was_generated(
     state = quota.status(user_id=sue.id, assistant_id=studio.assistant_id)
     assert state.reserved == 0 and state.used == event.input_tokens + event.output_tokens
     assert context.headers()["x-ratelimit-limit-tokens"] == "5000"
+
+
+def test_an_answer_failing_midway_ends_with_an_openai_error_and_is_metered(
+    studio: Studio, echo: tuple[str, FastAPI]
+) -> None:
+    studio.plan(key="free", name="Free", included_tokens=5_000)
+    key, sue = studio.user("sue@example.com")
+    echo[1].state.fail_after = 2
+
+    async def call() -> httpx.Response:
+        async with client() as http:
+            return await ask(http, key, max_tokens=5, stream=True)
+
+    response = asyncio.run(call())
+    assert response.status_code == 200  # the answer had begun
+    data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    error = json.loads(data[-2])["error"]
+    assert error["code"] == "generation_failed" and "out of memory" in error["message"]
+    chunks = [json.loads(body) for body in data[:-2]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "echo echo "
+    with session_scope() as session:
+        event = session.exec(select(UsageEvent)).one()
+    assert event.user_id == sue.id and event.output_tokens >= 2  # what was streamed counts
+    state = quota.status(user_id=sue.id, assistant_id=studio.assistant_id)
+    assert state.reserved == 0
 
 
 def test_engine_errors_release_the_reservation(
@@ -431,7 +465,7 @@ def test_real_engine_answers_within_the_clamped_quota(
     studio.plan(key="free", name="Free", included_tokens=limit)
     key, sue = studio.user("sue@example.com")
     question = [{"role": "user", "content": "How often should I check for mites?"}]
-    bound = quota.prompt_bound([{"role": "system", "content": SYSTEM_PROMPT}, *question])
+    bound = prompt.prompt_bound([{"role": "system", "content": SYSTEM_PROMPT}, *question])
     usage.record(
         request_id="earlier", assistant_id=studio.assistant_id, model_version_id=None,
         user_id=sue.id, source="api", input_tokens=limit - bound - 5, output_tokens=0,

@@ -135,6 +135,22 @@ def test_adapters_answer_differently_and_stop_strings_apply(client: openai.OpenA
     assert cut.message.content == text[: text.index(stop)] and cut.finish_reason == "stop"
 
 
+def test_sdk_content_parts_and_developer_messages_read_as_text(client: openai.OpenAI) -> None:
+    def ask(messages: Any) -> Any:
+        answer = client.chat.completions.create(
+            model="alpha", messages=messages, temperature=0, max_tokens=8
+        )
+        return answer.choices[0].message.content
+
+    plain = [{"role": "system", "content": "Be brief."}, *QUESTION]
+    parts = [
+        {"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": [{"type": "text", "text": "What colour is "},
+                                     {"type": "text", "text": "the hive door?"}]},
+    ]  # fmt: skip
+    assert ask(parts) == ask(plain)
+
+
 def test_sdk_errors_carry_openai_codes(client: openai.OpenAI, server: str) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="nope", messages=QUESTION)
@@ -153,6 +169,11 @@ def test_sdk_errors_carry_openai_codes(client: openai.OpenAI, server: str) -> No
         ({"model": "alpha", "messages": QUESTION, "max_tokens": 0}, 400, "max_tokens", None),
         ({"model": "alpha", "messages": QUESTION, "max_tokens": 10**6}, 400, "max_tokens", None),
         ({"model": "alpha", "messages": QUESTION, "n": 2}, 400, "n", None),
+        ({"model": "alpha", "messages": QUESTION, "tools": [{"type": "function",
+          "function": {"name": "f"}}]}, 400, "tools", None),
+        ({"model": "alpha", "messages": QUESTION, "response_format": {"type": "json_object"}},
+         400, "response_format", None),
+        ({"model": "alpha", "messages": QUESTION, "logprobs": True}, 400, "logprobs", None),
         ({"model": "alpha", "messages": [{"role": "user"}] * 0 + [{"content": "x"}]}, 400,
          "messages[0].role", None),
         ({"model": "alpha", "messages": [{"role": "user", "content": "bees " * 3000}]}, 400,

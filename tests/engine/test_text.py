@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ContextLengthError, InvalidRequestError
-from engine.text import Detokenizer, StopMatcher, encode_chat, fit_messages, normalize_messages
+from engine.errors import ContextLengthError
+from engine.text import Detokenizer, StopMatcher, encode_chat, fit_messages
 
 
 @pytest.fixture(scope="module")
@@ -58,34 +58,6 @@ def test_fit_messages_refuses_when_system_and_last_message_cannot_fit(tokenizer:
     ]
     with pytest.raises(ContextLengthError, match="context window of 120 tokens"):
         fit_messages(messages, tokenizer, 120, 20)
-
-
-def test_normalize_messages_joins_text_parts_and_maps_developer() -> None:
-    parts = [{"type": "text", "text": "Who "}, {"type": "text", "text": "inspects?"}]
-    messages: list[dict[str, Any]] = [
-        {"role": "developer", "content": "Be brief."},
-        {"role": "user", "content": parts},
-    ]
-    assert normalize_messages(messages) == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Who inspects?"},
-    ]
-
-
-REFUSED: list[tuple[list[dict[str, Any]], str]] = [
-    ([], "messages"),
-    ([{"role": "tool", "content": "x"}], "messages[0].role"),
-    ([{"role": "user", "content": [{"type": "image_url"}]}], "messages[0].content"),
-]
-
-
-@pytest.mark.parametrize(("messages", "param"), REFUSED)
-def test_normalize_messages_refuses_what_it_cannot_read(
-    messages: list[dict[str, Any]], param: str
-) -> None:
-    with pytest.raises(InvalidRequestError) as caught:
-        normalize_messages(messages)
-    assert caught.value.param == param
 
 
 def test_detokenizer_never_splits_a_character(tokenizer: Any) -> None:

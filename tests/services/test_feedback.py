@@ -9,7 +9,7 @@ import pytest
 from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Message, Role
-from gptstudio.services import account, chat, feedback
+from gptstudio.services import account, conversation, feedback
 from tests.factories import publish_assistant
 
 PASSWORD = "correct horse battery"
@@ -34,11 +34,11 @@ def world(db: str) -> World:
     bees = publish_assistant(cy)
     sue = account.register(email="sue@example.com", password=PASSWORD)
     sam = account.register(email="sam@example.com", password=PASSWORD)
-    talk = chat.start_conversation(actor=sue, slug="bee-mentor")
-    question = chat.add_message(
+    talk = conversation.start_conversation(actor=sue, slug="bee-mentor")
+    question = conversation.add_message(
         actor=sue, conversation_id=talk.id or 0, role="user", content="When do mites peak?"
     )
-    answer = chat.add_message(
+    answer = conversation.add_message(
         actor=sue, conversation_id=talk.id or 0, role="assistant", content="In late summer."
     )
     return World(cy, cleo, sue, sam, bees.assistant_id, question.id or 0, answer.id or 0)

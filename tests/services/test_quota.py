@@ -102,7 +102,7 @@ def test_concurrent_reservations_never_exceed_the_quota(shop: Shop) -> None:
     assert {e.code for e in refused} == {"insufficient_quota"}
     assert all(e.headers["x-ratelimit-remaining-tokens"] == "0" for e in refused)
     for admission in admitted:  # the answers were shorter than reserved
-        shop.spend(50, request_id=admission.hold)  # metered first, as chat.Meter does
+        shop.spend(50, request_id=admission.hold)  # metered first, as completion.Meter does
         quota.settle(admission, tokens=50)
         quota.settle(admission, tokens=50)  # a second settle is ignored
     state = quota.status(user_id=shop.sue.id, assistant_id=shop.assistant_id)
@@ -339,8 +339,3 @@ def test_status_for_the_ui(shop: Shop) -> None:
 def test_durations_are_written_like_openai(seconds: float, text: str) -> None:
     now = utcnow()
     assert quota.duration(now + timedelta(seconds=seconds), now) == text
-
-
-def test_prompt_bound_is_at_least_the_bytes() -> None:
-    messages = [{"role": "user", "content": "héllo 🐝"}]
-    assert quota.prompt_bound(messages) == len("héllo 🐝".encode()) + 8 + 16

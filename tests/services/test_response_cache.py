@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from gptstudio.services import response_cache
-from gptstudio.services.chat import Params
+from gptstudio.services.completion import Params
 from gptstudio.settings import get_settings
 
 MESSAGES = [{"role": "system", "content": "You are a mentor."}, {"role": "user", "content": "Hi"}]

@@ -1,6 +1,6 @@
 """Retrieval with citations: an index built on the queue from a real dataset version (uploads →
 curation → snapshot), questions embedded by a real engine process, passages put into the prompt,
-the conversation trimmed to the context window, and a rebuild after a new dataset version."""
+and a rebuild after a new dataset version."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlmodel import select
 from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Document, Role
-from gptstudio.services import account, assistant, dataset, document, retrieval
+from gptstudio.services import account, assistant, dataset, document, prompt, retrieval
 from gptstudio.settings import get_settings
 from tests.curation.builders import make_pdf
 from tests.services.docs import BEES_MD, TAX_MD
@@ -145,45 +145,25 @@ def test_the_passage_that_answers_comes_first_with_its_document_and_page(
     assert "keeper@example.com" not in text and "[EMAIL]" in text  # scrubbed chunks only
 
 
-def test_passages_go_into_the_system_prompt_and_trimming_keeps_them(creator: Creator) -> None:
+def test_passages_go_into_the_system_prompt(creator: Creator) -> None:
     cy, bees, _ = creator
     retrieval.request_build(actor=cy, assistant_id=bees)
     passages = ask(bees, QUESTION, k=2)
-    history = []
-    for turn in range(30):
-        history += [
-            {"role": "user", "content": f"Old question {turn}: " + "tell me about bees " * 20},
-            {"role": "assistant", "content": f"Old answer {turn}: " + "bees are insects " * 20},
-        ]
     persona = {"role": "system", "content": "You are a beekeeping mentor."}
-    messages = [persona, *history, {"role": "user", "content": QUESTION}]
+    messages = [persona, {"role": "user", "content": QUESTION}]
 
-    prompt = retrieval.with_passages(messages, passages)
-    system = prompt[0]["content"]
-    assert prompt[0]["role"] == "system" and system.startswith("You are a beekeeping mentor.")
+    built = prompt.with_passages(messages, passages)
+    system = built[0]["content"]
+    assert built[0]["role"] == "system" and system.startswith("You are a beekeeping mentor.")
     assert "[1] manual.pdf, page 2\n" in system and "cobalt blue" in system
     assert "cite each source you use as [n]" in system
-    assert prompt[1:] == messages[1:] and messages[0] == persona  # the input is not changed
-    assert retrieval.with_passages(messages[1:], passages)[0]["role"] == "system"
-    assert retrieval.with_passages(messages, retrieval.Retrieval()) == messages
+    assert built[1:] == messages[1:] and messages[0] == persona  # the input is not changed
+    assert prompt.with_passages(messages[1:], passages)[0]["role"] == "system"
+    assert prompt.with_passages(messages, retrieval.Retrieval()) == messages
     assert len(passages) == 2
     cited = retrieval.citations(passages, "They are cobalt blue [1].")
     assert [(c["n"], c["cited"]) for c in cited] == [(1, True), (2, False)]
     assert cited[0]["label"] == "manual.pdf, page 2"
-
-    count = retrieval.estimate_tokens
-    needed = sum(count(m["content"]) + retrieval.MESSAGE_OVERHEAD_TOKENS for m in prompt)
-    assert retrieval.trim_to_context(prompt, max_tokens_budget=needed) == prompt
-
-    tight = retrieval.trim_to_context(prompt, max_tokens_budget=50)  # less than the system alone
-    assert tight == [prompt[0], prompt[-1]]
-
-    middle = retrieval.trim_to_context(prompt, max_tokens_budget=needed // 3)
-    assert middle[0] == prompt[0] and middle[-1] == prompt[-1]
-    assert 3 < len(middle) < len(prompt) and middle[1]["role"] == "user"
-    assert middle[1:] == prompt[len(prompt) - len(middle) + 1 :]  # the newest turns, in order
-    kept = sum(count(m["content"]) + retrieval.MESSAGE_OVERHEAD_TOKENS for m in middle)
-    assert kept <= needed // 3
 
 
 def test_a_new_dataset_version_is_indexed_on_rebuild(creator: Creator) -> None:
@@ -263,7 +243,7 @@ def test_chat_puts_the_passages_in_the_prompt_and_returns_them_as_citations(
 ) -> None:
     """The one chat path (web UI, widget and API) retrieves when the assistant has it on."""
     from gptstudio.models import Assistant, ModelVersion
-    from gptstudio.services import chat
+    from gptstudio.services import completion
     from tests.engine.conftest import write_random_adapter
     from trainer.tiny import build_tiny_model
 
@@ -282,17 +262,17 @@ def test_chat_puts_the_passages_in_the_prompt_and_returns_them_as_citations(
         row.rag_enabled, row.rag_top_k = True, 2
         slug = row.slug
 
-    async def answer() -> tuple[chat.RequestContext, int]:
-        context = chat.RequestContext()
-        chunks = chat.stream_completion(
-            model=chat.served(slug=slug), messages=[{"role": "user", "content": QUESTION}],
-            params=chat.Params(temperature=0, max_tokens=4), user_id=cy.id, source="api",
+    async def answer() -> tuple[completion.RequestContext, int]:
+        context = completion.RequestContext()
+        events = completion.stream_completion(
+            model=completion.served(slug=slug), messages=[{"role": "user", "content": QUESTION}],
+            params=completion.Params(temperature=0, max_tokens=4), user_id=cy.id, source="api",
             context=context,
         )  # fmt: skip
-        return context, len([chunk async for chunk in chunks])
+        return context, len([event async for event in events])
 
-    context, chunks = asyncio.run(answer())
-    assert chunks > 0 and context.sources.warning == ""
+    context, events = asyncio.run(answer())
+    assert events > 0 and context.sources.warning == ""
     assert [p.n for p in context.sources] == [1, 2] and context.sources[0].page == 2
     cited = context.citations("The doors are cobalt blue [1].")
     assert cited[0]["label"] == "manual.pdf, page 2" and cited[0]["cited"] is True

@@ -10,7 +10,7 @@ from sqlmodel import select
 from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Assistant, AuditEvent, Conversation, Message, ModelVersion, Role
-from gptstudio.services import account, assistant, chat, feedback, rollout
+from gptstudio.services import account, assistant, completion, conversation, feedback, rollout
 
 PASSWORD = "correct horse battery"
 PASSED = {"gate": {"passed": True, "relative_gain": 0.2, "message": "20 % better."}}
@@ -193,7 +193,7 @@ def test_promote_then_roll_back_in_one_click(world: World) -> None:
     assert (state.current_version_id, state.previous_version_id) == (world.v2, world.v1)
     assert not state.splitting
     assert rollout.version_for(assistant_id=world.assistant_id, conversation_key="x") == world.v2
-    assert chat.served(slug="bee-mentor").version_id == world.v2
+    assert completion.served(slug="bee-mentor").version_id == world.v2
     with session_scope() as session:
         statuses = {v.id: v.status for v in session.exec(select(ModelVersion)).all()}
     assert (statuses[world.v1], statuses[world.v2]) == ("retired", "published")
@@ -201,7 +201,7 @@ def test_promote_then_roll_back_in_one_click(world: World) -> None:
     state = rollout.rollback(actor=world.cy, assistant_id=world.assistant_id)
     assert state.current_version_id == world.v1 and state.previous_version_id is None
     assert (state.candidate_version_id, state.candidate_percent) == (world.v2, 0)
-    assert chat.served(slug="bee-mentor").version_id == world.v1
+    assert completion.served(slug="bee-mentor").version_id == world.v1
     with pytest.raises(InvalidInput, match="Nothing to roll back"):
         rollout.rollback(actor=world.cy, assistant_id=world.assistant_id)
     assert _actions() == ["rollout.split", "rollout.promoted", "rollout.rolled_back"]
@@ -236,7 +236,7 @@ def test_percentiles() -> None:
 
 
 def test_stats_per_version(world: World) -> None:
-    def conversation(version_id: int, latencies: list[int], ratings: list[int]) -> None:
+    def talk_with(version_id: int, latencies: list[int], ratings: list[int]) -> None:
         with session_scope() as session:
             talk = Conversation(user_id=world.sue.id, assistant_id=world.assistant_id,
                                 model_version_id=version_id)  # fmt: skip
@@ -246,14 +246,14 @@ def test_stats_per_version(world: World) -> None:
                 session.add(Message(conversation_id=talk.id or 0, role="user", content="q"))
                 session.add(Message(conversation_id=talk.id or 0, role="assistant", content="a",
                                     model_version_id=version_id, latency_ms=latency))  # fmt: skip
-        rows = [m for m in chat.messages_of(actor=world.sue, conversation_id=talk.id or 0)
+        rows = [m for m in conversation.messages_of(actor=world.sue, conversation_id=talk.id or 0)
                 if m.role == "assistant"]  # fmt: skip
         for message, value in zip(rows, ratings, strict=False):
             feedback.set_feedback(actor=world.sue, message_id=message.id or 0, value=value)
 
-    conversation(world.v1, [100, 200, 300, 400], [1, 1, -1])
-    conversation(world.v1, [1000], [])
-    conversation(world.v2, [50, 60], [-1, -1])
+    talk_with(world.v1, [100, 200, 300, 400], [1, 1, -1])
+    talk_with(world.v1, [1000], [])
+    talk_with(world.v2, [50, 60], [-1, -1])
     rollout.set_split(
         actor=world.cy, assistant_id=world.assistant_id, candidate_version_id=world.v2, percent=10
     )
@@ -274,17 +274,17 @@ def test_conversations_keep_the_version_they_drew_until_a_rollback(world: World)
                       candidate_version_id=world.v2, percent=50)  # fmt: skip
     drawn = {}
     for _ in range(16):
-        conversation = chat.start_conversation(actor=world.sue, slug="bee-mentor")
-        model = chat.served_for_conversation(actor=world.sue, conversation_id=conversation.id or 0)
-        assert model.version_id == conversation.model_version_id  # sticky: pinned at the start
-        drawn[conversation.id] = model.version_id
+        talk = conversation.start_conversation(actor=world.sue, slug="bee-mentor")
+        model = conversation.served_for_conversation(actor=world.sue, conversation_id=talk.id or 0)
+        assert model.version_id == talk.model_version_id  # sticky: pinned at the start
+        drawn[talk.id] = model.version_id
     assert set(drawn.values()) == {world.v1, world.v2}  # both arms of a 50 % split get traffic
     on_v2 = next(c for c, v in drawn.items() if v == world.v2)
-    assert chat.served_for_conversation(actor=world.sue, conversation_id=on_v2 or 0).version_id \
-        == world.v2  # fmt: skip
+    pinned = conversation.served_for_conversation(actor=world.sue, conversation_id=on_v2 or 0)
+    assert pinned.version_id == world.v2
 
     rollout.rollback(actor=world.cy, assistant_id=world.assistant_id)
-    after = chat.served_for_conversation(actor=world.sue, conversation_id=on_v2 or 0)
+    after = conversation.served_for_conversation(actor=world.sue, conversation_id=on_v2 or 0)
     assert after.version_id == world.v1 and after.adapter_name == "bee-mentor-v1"
     with pytest.raises(NotFound):
-        chat.served_for_conversation(actor=world.cleo, conversation_id=on_v2 or 0)
+        conversation.served_for_conversation(actor=world.cleo, conversation_id=on_v2 or 0)

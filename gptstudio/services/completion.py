@@ -1,36 +1,40 @@
-"""Chat: conversations and messages, and completions from the serving engine.
+"""Completions: which version serves an assistant, its adapter on the engine, the answer
+streamed from the engine as protocol events, and the metering of every request.
 
 The engine speaks the OpenAI chat-completions protocol (``python -m engine``, or a vLLM server
-started with ``--enable-lora``: only ``GPTSTUDIO_ENGINE_URL`` changes). A published assistant is
-served as the LoRA adapter of its current model version; the adapter is loaded on first use with
-the vLLM-compatible ``/v1/load_lora_adapter`` call. The web UI, the widget and the JSON API all
-go through :func:`stream_completion`: one place checks the plan (:mod:`.entitlements`), admits
-the request within its quota and rate limit (:mod:`.quota`) and meters its tokens
-(:mod:`.usage`), once per request, also when the caller stops early.
+started with ``--enable-lora``: only ``GPTSTUDIO_ENGINE_URL`` changes); :mod:`engine.protocol`
+reads its stream into :class:`~engine.protocol.TextDelta` and :class:`~engine.protocol.Finish`
+events, which is all the callers see. A published assistant is served as the LoRA adapter of
+its current model version; the adapter is loaded on first use with the vLLM-compatible
+``/v1/load_lora_adapter`` call. The web UI, the widget and the JSON API all go through
+:func:`stream_completion`: one place checks the plan (:mod:`.entitlements`), admits the request
+within its quota and rate limit (:mod:`.quota`) and meters its tokens (:mod:`.usage`), once per
+request, also when the caller stops early. Conversations are :mod:`.conversation`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import select
 
+from engine.errors import EngineError
+from engine.protocol import Event, Finish, Start, TextDelta, Usage, read_events
 from gptstudio import cache, engine_client
-from gptstudio.db import session_scope, utcnow
-from gptstudio.errors import DomainError, InvalidInput, ModelNotFound, NotFound, type_for
-from gptstudio.models import Assistant, Conversation, Message, ModelVersion
-from gptstudio.models.user import UserPublic
+from gptstudio.db import session_scope
+from gptstudio.errors import DomainError, InvalidInput, ModelNotFound, type_for
+from gptstudio.models import Assistant, ModelVersion
+from gptstudio.services import prompt as prompts
 from gptstudio.services import quota, response_cache, retrieval, rollout, usage
 from gptstudio.services.entitlements import cached_entitlement, entitlement
 from gptstudio.settings import get_settings
@@ -144,15 +148,6 @@ def _load_served(slug: str, version_id: int | None) -> Served:
         )  # fmt: skip
 
 
-def served_for_conversation(*, actor: UserPublic, conversation_id: int) -> Served:
-    """The version a conversation is pinned to (A/B rollout is sticky per conversation)."""
-    with session_scope() as session:
-        conversation = _own(session, actor, conversation_id)
-        assistant = session.get(Assistant, conversation.assistant_id)
-        slug, pinned = (assistant.slug if assistant else ""), conversation.model_version_id
-    return served(slug=slug, version_id=pinned)
-
-
 def served_for_user(*, slug: str, key: str) -> Served:
     """The version for a caller without a stored conversation (API: ``user:<id>``, widget:
     ``visitor:<id>``), sticky per key while a split runs."""
@@ -211,13 +206,6 @@ def _raise_for(response: httpx.Response) -> None:
     raise EngineRefused(message, status_code=response.status_code, code=code)
 
 
-def with_system_prompt(model: Served, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The creator's persona goes first unless the caller sent a system message."""
-    if model.system_prompt and not any(m["role"] == "system" for m in messages):
-        return [{"role": "system", "content": model.system_prompt}, *messages]
-    return messages
-
-
 @dataclass
 class RequestContext:
     """One chat request as its caller sees it: the id that makes its usage event idempotent and,
@@ -245,17 +233,20 @@ async def stream_completion(
     source: str,
     visitor_id: str = "",
     context: RequestContext | None = None,
-) -> AsyncGenerator[dict[str, Any], None]:
-    """Engine ``chat.completion.chunk`` objects for the request: the one path of the web UI, the
-    widget and the API. Before the engine is called the plan is checked (402) and the request
-    admitted by the quota (429, ``max_tokens`` clamped to what is left); at the end, or when the
-    caller stops early, the tokens are metered once and the reservation settled."""
+) -> AsyncGenerator[Event, None]:
+    """The answer as protocol events (:class:`~engine.protocol.Start`, text deltas, one
+    finish): the one path of the web UI, the widget and the API. Before the engine is called the
+    plan is checked (402) and the request admitted by the quota (429, ``max_tokens`` clamped to
+    what is left); at the end, or when the caller stops early, the tokens are metered once and
+    the reservation settled."""
     check_messages(messages)
     params.check()
     context = context or RequestContext()
     context.sources = await find_sources(model, messages)
     # The passages are part of the prompt, so the quota counts them too.
-    prompt = retrieval.with_passages(with_system_prompt(model, messages), context.sources)
+    prompt = prompts.with_passages(
+        prompts.with_system_prompt(model.system_prompt, messages), context.sources
+    )
     admission = await _admit(
         model=model, prompt=prompt, params=params, user_id=user_id, visitor_id=visitor_id,
         request_id=context.request_id,
@@ -270,20 +261,21 @@ async def stream_completion(
     cached = await asyncio.to_thread(response_cache.get, cache_key) if cache_key else None
     try:
         if cached is not None:
-            for chunk in cached_chunks(cached, model=model, request_id=context.request_id):
-                meter.observe(chunk)
-                yield chunk
+            for event in cached_events(cached):
+                meter.observe(event)
+                yield event
         else:
             parts: list[str] = []
             finished = False
-            async for chunk in engine_chunks(model, prompt, params):
-                meter.observe(chunk)
-                for choice in chunk.get("choices") or []:
-                    parts.append((choice.get("delta") or {}).get("content") or "")
-                    finished = finished or bool(choice.get("finish_reason"))
-                yield chunk
+            async for event in engine_events(model, prompt, params):
+                meter.observe(event)
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                finished = finished or isinstance(event, Finish)
+                yield event
             if cache_key and finished:  # never cache an answer cut short
-                answer = {"content": "".join(parts), "usage": meter.usage}
+                spent = meter.usage.to_dict() if meter.usage else {}
+                answer = {"content": "".join(parts), "usage": spent}
                 await asyncio.to_thread(response_cache.put, cache_key, answer)
         await meter.aclose()
     finally:
@@ -302,18 +294,14 @@ def _cache_key(
     )
 
 
-def cached_chunks(
-    cached: dict[str, Any], *, model: Served, request_id: str
-) -> list[dict[str, Any]]:
+def cached_events(cached: dict[str, Any]) -> list[Event]:
     """A cached answer as the engine's stream would have sent it (the tokens are metered again:
     the quota counts answers, cached or not)."""
-    base = {"id": request_id, "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model.adapter_name}  # fmt: skip
-    delta = {"role": "assistant", "content": cached.get("content", "")}
+    text = str(cached.get("content", ""))
     return [
-        {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
-        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-        {**base, "choices": [], "usage": cached.get("usage") or {}},
+        Start(),
+        *([TextDelta(text)] if text else []),
+        Finish("stop", Usage.from_dict(cached.get("usage"))),
     ]
 
 
@@ -329,14 +317,15 @@ async def _admit(
     granted.require()
     return await quota.admit_async(
         granted, user_id=user_id, visitor_id=visitor_id, max_tokens=params.max_tokens,
-        prompt_tokens=quota.prompt_bound(prompt), request_id=request_id,
+        prompt_tokens=prompts.prompt_bound(prompt), request_id=request_id,
     )  # fmt: skip
 
 
-async def engine_chunks(
+async def engine_events(
     model: Served, prompt: list[dict[str, str]], params: Params
-) -> AsyncIterator[dict[str, Any]]:
-    """The engine's answer as ``chat.completion.chunk`` objects, with no checks or metering.
+) -> AsyncGenerator[Event, None]:
+    """The engine's answer as protocol events, with no checks or metering: :class:`Start` once
+    the engine accepted the request (its refusals raise before), then what it streams.
 
     The oldest turns are dropped when the prompt would not fit the model's context window; the
     system message (persona and sources) and the last question always stay."""
@@ -344,7 +333,7 @@ async def engine_chunks(
         async with engine_client.client(httpx.Timeout(10, read=300)) as client:
             window = await _ensure_adapter(client, model)
             if window:
-                prompt = retrieval.trim_to_context(
+                prompt = prompts.trim_to_context(
                     prompt, max_tokens_budget=max(window - params.max_tokens, 1)
                 )
             body = {
@@ -366,16 +355,17 @@ async def engine_chunks(
                     if response.status_code >= 400:
                         await response.aread()
                         _raise_for(response)
-                    async for line in response.aiter_lines():
-                        if not line.startswith("data: ") or line == "data: [DONE]":
-                            continue
-                        yield json.loads(line[6:])
+                    yield Start()
+                    async for event in read_events(response.aiter_lines()):
+                        yield event
                     return
     except httpx.HTTPError as error:
         raise EngineUnavailable(
             f"The model server is not reachable right now ({type(error).__name__}); try again "
             "in a moment."
         ) from None
+    except EngineError as error:  # the engine failed after the answer began
+        raise EngineRefused(error.message, status_code=error.status, code=error.code) from None
 
 
 class Meter:
@@ -393,30 +383,26 @@ class Meter:
         self.model, self.admission, self.request_id = model, admission, request_id
         self.user_id, self.visitor_id, self.source = user_id, visitor_id, source
         self.prompt = prompt
-        self.usage: dict[str, int] = {}
+        self.usage: Usage | None = None
         self.deltas = 0
         self.chars = 0
         self._closed = False
         self._lock = threading.Lock()
 
-    def observe(self, chunk: dict[str, Any]) -> None:
-        self.usage = chunk.get("usage") or self.usage
-        for choice in chunk.get("choices") or []:
-            text = (choice.get("delta") or {}).get("content") or ""
-            if text:
-                self.deltas += 1
-                self.chars += len(text)
+    def observe(self, event: Event) -> None:
+        if isinstance(event, Finish):
+            self.usage = event.usage or self.usage
+        elif isinstance(event, TextDelta) and event.text:
+            self.deltas += 1
+            self.chars += len(event.text)
 
     def tokens(self) -> tuple[int, int]:
         """(input, output) tokens: the engine's count, or the estimate for a stopped request."""
-        if self.usage:
-            return int(self.usage.get("prompt_tokens", 0)), int(
-                self.usage.get("completion_tokens", 0)
-            )
+        if self.usage is not None:
+            return self.usage.prompt_tokens, self.usage.completion_tokens
         if not self.deltas:
             return 0, 0  # the engine never answered: nothing was generated
-        prompt_bytes = sum(len(m["content"].encode()) for m in self.prompt)
-        estimate = math.ceil(prompt_bytes / 4) + 4 * len(self.prompt)
+        estimate = prompts.spent_prompt_estimate(self.prompt)
         return estimate, max(self.deltas, math.ceil(self.chars / 4))
 
     def _claim(self) -> bool:
@@ -467,132 +453,3 @@ class Meter:
             self._lost(spent_in, spent_out)
         finally:
             quota.settle(self.admission, tokens=spent_in + spent_out)
-
-
-# --- conversations ---------------------------------------------------------------------------
-
-
-def start_conversation(*, actor: UserPublic, slug: str) -> Conversation:
-    model = served(slug=slug)
-    with session_scope() as session:
-        conversation = Conversation(
-            user_id=actor.id, assistant_id=model.assistant_id, model_version_id=model.version_id
-        )
-        session.add(conversation)
-        session.flush()
-        # A/B rollout: the conversation keeps the version it drew for its whole life.
-        conversation.model_version_id = rollout.version_for(
-            assistant_id=model.assistant_id, conversation_key=f"conversation:{conversation.id}"
-        )
-        return conversation
-
-
-def _own(session: Session, actor: UserPublic, conversation_id: int) -> Conversation:
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is None or conversation.user_id != actor.id:
-        raise NotFound("There is no such conversation.")
-    return conversation
-
-
-def list_conversations(*, actor: UserPublic, slug: str, search: str = "") -> list[Conversation]:
-    """The actor's conversations with one assistant, newest first; ``search`` matches titles and
-    message text."""
-    with session_scope() as session:
-        assistant = session.exec(select(Assistant).where(Assistant.slug == slug)).first()
-        if assistant is None:
-            raise NotFound("There is no such assistant.")
-        query = select(Conversation).where(
-            Conversation.user_id == actor.id, Conversation.assistant_id == assistant.id
-        )
-        if search.strip():
-            pattern = f"%{search.strip()}%"
-            hits = select(Message.conversation_id).where(col(Message.content).ilike(pattern))
-            query = query.where(
-                col(Conversation.title).ilike(pattern) | col(Conversation.id).in_(hits)
-            )
-        return list(session.exec(query.order_by(col(Conversation.updated_at).desc())).all())
-
-
-def messages_of(*, actor: UserPublic, conversation_id: int) -> list[Message]:
-    with session_scope() as session:
-        _own(session, actor, conversation_id)
-        return list(
-            session.exec(
-                select(Message)
-                .where(Message.conversation_id == conversation_id)
-                .order_by(col(Message.id))
-            ).all()
-        )
-
-
-def add_message(
-    *,
-    actor: UserPublic,
-    conversation_id: int,
-    role: str,
-    content: str,
-    usage: dict[str, int] | None = None,
-    citations: list[dict[str, Any]] | None = None,
-    latency_ms: int | None = None,
-    model_version_id: int | None = None,
-) -> Message:
-    with session_scope() as session:
-        conversation = _own(session, actor, conversation_id)
-        message = Message(
-            conversation_id=conversation_id, role=role, content=content,
-            model_version_id=model_version_id or conversation.model_version_id,
-            input_tokens=int((usage or {}).get("prompt_tokens", 0)),
-            output_tokens=int((usage or {}).get("completion_tokens", 0)),
-            citations=citations or [], latency_ms=latency_ms,
-        )  # fmt: skip
-        session.add(message)
-        if role == "user" and conversation.title == "New conversation":
-            conversation.title = content.strip().splitlines()[0][:80]
-        conversation.updated_at = utcnow()
-        session.flush()
-        return message
-
-
-def delete_last_assistant_message(*, actor: UserPublic, conversation_id: int) -> None:
-    """For regenerate: the last answer goes, the question stays."""
-    with session_scope() as session:
-        _own(session, actor, conversation_id)
-        last = session.exec(
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(col(Message.id).desc())
-        ).first()
-        if last is not None and last.role == "assistant":
-            session.delete(last)
-
-
-def rename_conversation(*, actor: UserPublic, conversation_id: int, title: str) -> None:
-    title = " ".join(title.split())[:200]
-    if not title:
-        raise InvalidInput("A conversation needs a title.")
-    with session_scope() as session:
-        _own(session, actor, conversation_id).title = title
-
-
-def delete_conversation(*, actor: UserPublic, conversation_id: int) -> None:
-    with session_scope() as session:
-        session.delete(_own(session, actor, conversation_id))
-
-
-def export_conversation(*, actor: UserPublic, conversation_id: int, fmt: str) -> str:
-    """The conversation as Markdown or JSON."""
-    with session_scope() as session:
-        conversation = _own(session, actor, conversation_id)
-        title = conversation.title
-    rows = messages_of(actor=actor, conversation_id=conversation_id)
-    if fmt == "json":
-        return json.dumps(
-            {"title": title, "messages": [{"role": m.role, "content": m.content,
-                                           "created_at": m.created_at.isoformat()} for m in rows]},
-            ensure_ascii=False, indent=2,
-        )  # fmt: skip
-    if fmt != "markdown":
-        raise InvalidInput("Export as markdown or json.")
-    parts = [f"# {title}\n"]
-    parts += [f"**{m.role.capitalize()}:**\n\n{m.content}\n" for m in rows]
-    return "\n".join(parts)

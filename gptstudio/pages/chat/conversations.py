@@ -1,0 +1,194 @@
+"""The conversation list (sidebar, and a drawer on narrow screens) and the toolbar of the open
+conversation (rename, reset context, export, delete), with the substate their events run in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from gptstudio.pages.chat.state import ChatState, bubble_of
+from gptstudio.services import conversation
+
+
+class ConversationsState(ChatState):
+    """Opening, starting, searching and managing the user's conversations."""
+
+    drawer_open: bool = False
+
+    @rx.event
+    def open_conversation(self, conversation_id: str) -> Any:
+        if self.streaming:
+            return rx.toast.info("Wait for the answer to finish (or stop it) first.")
+        self._open(int(conversation_id))
+        self.drawer_open = False
+        return None
+
+    @rx.event
+    def new_conversation(self) -> None:
+        if self.streaming:
+            return
+        started = conversation.start_conversation(actor=self._actor(), slug=self.slug)
+        self._open(started.id or 0)
+        self._reload_list()
+        self.drawer_open = False
+
+    @rx.event
+    def reset_context(self) -> Any:
+        """Keep the conversation on screen, but start the model's context afresh."""
+        if self.streaming or not self.conversation_id or not self.messages:
+            return None
+        marker = conversation.reset_context(
+            actor=self._actor(), conversation_id=self.conversation_id
+        )
+        if marker is None:
+            return None
+        self.messages = [*self.messages, bubble_of(marker)]
+        return rx.toast.info("Context reset: earlier messages are no longer sent.")
+
+    @rx.event
+    def set_search(self, value: str) -> None:
+        self.search = value
+        self._reload_list()
+
+    @rx.event
+    def set_drawer_open(self, value: bool) -> None:
+        self.drawer_open = value
+
+    @rx.event
+    def rename(self, form: dict[str, Any]) -> None:
+        conversation.rename_conversation(
+            actor=self._actor(),
+            conversation_id=self.conversation_id,
+            title=str(form.get("title", "")),
+        )
+        self._reload_list()
+
+    @rx.event
+    def delete(self) -> None:
+        conversation.delete_conversation(actor=self._actor(), conversation_id=self.conversation_id)
+        self.conversation_id, self.messages = 0, []
+        self._reload_list()
+
+    @rx.event
+    def export(self, fmt: str) -> Any:
+        text = conversation.export_conversation(
+            actor=self._actor(), conversation_id=self.conversation_id, fmt=fmt
+        )
+        suffix = "md" if fmt == "markdown" else "json"
+        return rx.download(data=text, filename=f"conversation-{self.conversation_id}.{suffix}")
+
+
+def _conversation_list(*, ids: bool) -> rx.Component:
+    """The conversation list; ``ids`` only once on the page (the drawer copy has none)."""
+    return rx.vstack(
+        rx.button(
+            "New conversation",
+            on_click=ConversationsState.new_conversation,
+            width="100%",
+            **({"id": "new-chat"} if ids else {}),
+        ),
+        rx.input(
+            placeholder="Search",
+            value=ChatState.search,
+            on_change=ConversationsState.set_search,
+            width="100%",
+            **({"id": "chat-search"} if ids else {}),
+        ),
+        rx.foreach(
+            ChatState.conversations,
+            lambda c: rx.button(
+                c["title"],
+                variant=rx.cond(c["id"] == ChatState.conversation_id.to_string(), "solid", "soft"),
+                on_click=ConversationsState.open_conversation(c["id"]),
+                width="100%",
+                class_name="conversation" if ids else "conversation-in-drawer",
+                justify="start",
+                overflow="hidden",
+            ),
+        ),
+        width="100%",
+    )
+
+
+def sidebar() -> rx.Component:
+    return rx.box(
+        _conversation_list(ids=True),
+        display=["none", "none", "block"],
+        width="16em",
+        min_width="16em",
+    )
+
+
+def drawer() -> rx.Component:
+    """Narrow screens: the conversation list slides in from the left."""
+    return rx.box(
+        rx.drawer.root(
+            rx.drawer.trigger(
+                rx.button(rx.icon("menu", size=16), "Conversations", variant="soft", size="2")
+            ),
+            rx.drawer.overlay(z_index="5"),
+            rx.drawer.portal(
+                rx.drawer.content(
+                    rx.vstack(
+                        rx.drawer.close(rx.button("Close", variant="ghost", size="1")),
+                        _conversation_list(ids=False),
+                        padding="1em",
+                        width="100%",
+                    ),
+                    background="var(--color-panel-solid)",
+                    height="100%",
+                    width="80vw",
+                    max_width="20em",
+                    top="0",
+                    left="0",
+                    z_index="10",
+                    overflow_y="auto",
+                ),
+            ),
+            direction="left",
+            open=ConversationsState.drawer_open,
+            on_open_change=ConversationsState.set_drawer_open,
+        ),
+        display=["block", "block", "none"],
+    )
+
+
+def toolbar() -> rx.Component:
+    return rx.flex(
+        rx.form(
+            rx.hstack(
+                rx.input(name="title", placeholder="Rename", size="1"),
+                rx.button("Rename", size="1", variant="soft", type="submit"),
+            ),
+            on_submit=ConversationsState.rename,
+            reset_on_submit=True,
+        ),
+        rx.spacer(),
+        rx.button(
+            "Reset context",
+            size="1",
+            variant="soft",
+            on_click=ConversationsState.reset_context,
+            disabled=ChatState.streaming,
+            id="reset-context",
+            title="Keep this conversation but let the assistant forget the messages so far",
+        ),
+        rx.button(
+            "Export .md", size="1", variant="soft", on_click=ConversationsState.export("markdown")
+        ),
+        rx.button(
+            "Export .json", size="1", variant="soft", on_click=ConversationsState.export("json")
+        ),
+        rx.button(
+            "Delete",
+            size="1",
+            variant="soft",
+            color_scheme="red",
+            on_click=ConversationsState.delete,
+        ),
+        width="100%",
+        gap="2",
+        wrap="wrap",
+        align="center",
+    )

@@ -1,0 +1,106 @@
+"""The chat page at ``/chat?assistant=<slug>``: the conversation list beside the thread (the
+messages, the quota line, the input with send and stop, regenerate)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.pages.chat.conversations import ConversationsState, drawer, sidebar, toolbar
+from gptstudio.pages.chat.messages import bubble
+from gptstudio.pages.chat.state import ChatState
+
+
+def _quota_line() -> rx.Component:
+    return rx.fragment(
+        rx.cond(
+            ChatState.sources_note != "",
+            rx.text(ChatState.sources_note, size="1", color_scheme="amber", id="sources-note"),
+        ),
+        _quota_text(),
+    )
+
+
+def _quota_text() -> rx.Component:
+    return rx.cond(
+        ChatState.quota_text != "",
+        rx.hstack(
+            rx.text(ChatState.quota_text, size="1", color_scheme="gray", id="quota-text"),
+            rx.cond(
+                ChatState.upgrade_url != "",
+                rx.link("Upgrade", href=ChatState.upgrade_url, size="1", id="upgrade-link"),
+            ),
+            spacing="2",
+        ),
+    )
+
+
+def _thread() -> rx.Component:
+    return rx.vstack(
+        rx.cond(ChatState.conversation_id > 0, toolbar()),
+        form_error(ChatState.error),
+        rx.vstack(rx.foreach(ChatState.messages, bubble), width="100%", spacing="3", id="messages"),
+        _quota_line(),
+        rx.form(
+            rx.hstack(
+                rx.text_area(
+                    name="message",
+                    placeholder="Ask something…",
+                    width="100%",
+                    id="chat-input",
+                    rows="2",
+                ),
+                rx.cond(
+                    ChatState.streaming,
+                    rx.button(
+                        "Stop",
+                        type="button",
+                        color_scheme="red",
+                        on_click=ChatState.stop,
+                        id="stop",
+                    ),
+                    submit_button("Send", id="send"),
+                ),
+                width="100%",
+                align="end",
+            ),
+            on_submit=ChatState.send,
+            reset_on_submit=True,
+            width="100%",
+        ),
+        rx.cond(
+            (ChatState.messages.length() > 0) & ~ChatState.streaming,
+            rx.button(
+                "Regenerate",
+                size="1",
+                variant="ghost",
+                on_click=ChatState.regenerate,
+                id="regenerate",
+            ),
+        ),
+        width="100%",
+        min_width="0",
+    )
+
+
+@rx.page(route="/chat", title="Chat · GPT Studio", on_load=ChatState.load)
+def chat_page() -> rx.Component:
+    return page(
+        rx.hstack(
+            drawer(),
+            rx.heading(ChatState.assistant_name, size="6"),
+            rx.spacer(),
+            rx.button(
+                rx.icon("plus", size=14),
+                "New",
+                size="1",
+                variant="soft",
+                on_click=ConversationsState.new_conversation,
+                display=["flex", "flex", "none"],
+            ),
+            width="100%",
+            align="center",
+        ),
+        rx.flex(sidebar(), _thread(), direction="row", spacing="4", width="100%"),
+        max_width="1100px",
+    )
