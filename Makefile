@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
+# The runtime dependencies alone (no dev extras): what a fresh `make run` has. `make test` checks
+# every import against it; `make smoke` starts the app with it.
+RUNTIME_VENV := .venv-runtime
 TOOLS := .tools
 BUN := $(TOOLS)/node_modules/.bin/bun
 # panva's certified OpenID provider, which the single sign-on tests start (tests/sso/provider.mjs);
@@ -15,23 +18,34 @@ export REFLEX_CHECK_LATEST_VERSION := false
 export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
 export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(BIN):$(PATH)
 
-.PHONY: run test install install-dev lint typecheck unit e2e migrate tiny-model chromium bench clean
+.PHONY: run test install install-dev runtime-venv smoke lint typecheck unit e2e migrate tiny-model chromium bench clean
 
 run: install $(BUN) ## install, migrate, build the tiny model if needed, start worker + app
 	$(BIN)/python -m gptstudio.tiny_model --if-unconfigured
 	$(BIN)/python -m gptstudio.run
 
-test: install-dev $(BUN) $(OIDC_PROVIDER) chromium lint typecheck ## lint, type checks, unit/integration and browser tests
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install-dev runtime-venv $(BUN) $(OIDC_PROVIDER) chromium lint typecheck ## lint, type checks, unit/integration and browser tests
+	GPTSTUDIO_RUNTIME_PYTHON=$(CURDIR)/$(RUNTIME_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+smoke: runtime-venv $(BUN) ## a fresh start on the runtime dependencies: URL, /healthz, one completion, clean stop
+	$(RUNTIME_VENV)/bin/python .ci/smoke.py
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+runtime-venv: $(RUNTIME_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	touch $@
+
+$(RUNTIME_VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install -q --upgrade pip
+	$(RUNTIME_VENV)/bin/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(RUNTIME_VENV)/bin/python -m pip install -q -c constraints.txt -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
@@ -49,9 +63,10 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-lint: install-dev
+lint: install-dev ## ruff, and the import contract (layers, no cycles) in pyproject.toml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	$(BIN)/mypy
@@ -66,4 +81,4 @@ bench: install-dev ## CPU benchmarks; bench/train_gpu.py runs on a GPU host only
 	for script in bench/dedupe.py bench/train_throughput.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .web .states reflex.lock
+	rm -rf $(VENV) $(RUNTIME_VENV) $(TOOLS) .web .states reflex.lock

@@ -15,6 +15,6 @@ config = rx.Config(
     state_manager_mode="redis" if settings.redis_url else "disk",
     telemetry_enabled=False,
     show_built_with_reflex=False,
-    plugins=[],
-    disable_plugins=["reflex.plugins.sitemap.SitemapPlugin"],
+    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
+    disable_plugins=[rx.plugins.SitemapPlugin],
 )

@@ -12,5 +12,4 @@ configure_logging()
 app = rx.App(
     api_transformer=api,
     backend_exception_handler=handle_backend_error,
-    theme=rx.theme(accent_color="indigo", radius="medium"),
 )
