@@ -2,9 +2,10 @@
 
 import reflex as rx
 
-from gptstudio import pages  # noqa: F401  (registers every page)
+from gptstudio import pages  # noqa: F401  (records every page)
 from gptstudio.api import app as api
 from gptstudio.logs import configure_logging
+from gptstudio.pages.registry import PAGES
 from gptstudio.state.auth import handle_backend_error
 
 configure_logging()
@@ -13,3 +14,5 @@ app = rx.App(
     api_transformer=api,
     backend_exception_handler=handle_backend_error,
 )
+for render, options in PAGES:
+    app.add_page(render, **options)

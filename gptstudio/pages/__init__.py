@@ -1,6 +1,6 @@
-"""The pages; importing this package registers every route on the app.
+"""The pages; importing this package records every route (:mod:`gptstudio.pages.registry`).
 
-A page with one card or form is a module (state, components and the ``@rx.page``); a page with
+A page with one card or form is a module (state, components and its ``@add_page``); a page with
 several cards is a package whose ``state.py`` holds what every card shows, with one module per
 card (its substate beside its components) and ``page.py`` putting them together (``data``,
 ``training``, ``assistant_settings``); ``account`` and ``admin`` are packages of one module per

@@ -8,6 +8,7 @@ import reflex as rx
 
 from gptstudio.components.assistant_card import assistant_card, assistant_row
 from gptstudio.components.layout import form_error, link_button, page, submit_button
+from gptstudio.pages.registry import add_page
 from gptstudio.services import assistant
 from gptstudio.state.auth import AuthState
 
@@ -109,7 +110,7 @@ def _create_form() -> rx.Component:
     )
 
 
-@rx.page(route="/dashboard", title="Dashboard · GPT Studio", on_load=DashboardState.load)
+@add_page(route="/dashboard", title="Dashboard · GPT Studio", on_load=DashboardState.load)
 def dashboard() -> rx.Component:
     return page(
         rx.hstack(

@@ -8,6 +8,7 @@ import reflex as rx
 
 from gptstudio.components.assistant_card import assistant_card, assistant_row
 from gptstudio.components.layout import link_button, page
+from gptstudio.pages.registry import add_page
 from gptstudio.services import assistant
 from gptstudio.state.auth import AuthState
 
@@ -34,7 +35,7 @@ def _card(item: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-@rx.page(route="/home", title="Assistants · GPT Studio", on_load=HomeState.load)
+@add_page(route="/home", title="Assistants · GPT Studio", on_load=HomeState.load)
 def home() -> rx.Component:
     return page(
         rx.heading("Assistants you can chat with", size="7"),

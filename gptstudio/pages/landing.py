@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from gptstudio.components.layout import link_button, page
+from gptstudio.pages.registry import add_page
 from gptstudio.state.auth import AuthState
 
 FEATURES = [
@@ -18,7 +19,7 @@ def _feature(title: str, body: str) -> rx.Component:
     return rx.card(rx.heading(title, size="4"), rx.text(body, color_scheme="gray"), flex="1")
 
 
-@rx.page(route="/", title="GPT Studio", on_load=AuthState.load_optional_user)
+@add_page(route="/", title="GPT Studio", on_load=AuthState.load_optional_user)
 def landing() -> rx.Component:
     return page(
         rx.heading("Turn your documents into a paid expert assistant", size="8"),

@@ -12,6 +12,7 @@ import reflex as rx
 from gptstudio.components.forms import labelled_input
 from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.errors import DomainError
+from gptstudio.pages.registry import add_page
 from gptstudio.services import account, oidc
 from gptstudio.state.auth import LOGIN_NOTICES, AuthState
 from gptstudio.state.errors import shows_error
@@ -170,7 +171,7 @@ def _code_form() -> rx.Component:
     )
 
 
-@rx.page(route="/login", title="Log in · GPT Studio", on_load=LoginState.on_load)
+@add_page(route="/login", title="Log in · GPT Studio", on_load=LoginState.on_load)
 def login() -> rx.Component:
     return page(
         rx.card(

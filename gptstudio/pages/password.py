@@ -8,6 +8,7 @@ import reflex as rx
 
 from gptstudio.components.forms import password_input
 from gptstudio.components.layout import form_error, page, submit_button
+from gptstudio.pages.registry import add_page
 from gptstudio.services import account
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import shows_error
@@ -79,7 +80,7 @@ def _card(title: str, *children: rx.Component) -> rx.Component:
     )
 
 
-@rx.page(route="/forgot", title="Forgot password · GPT Studio", on_load=PasswordState.clear)
+@add_page(route="/forgot", title="Forgot password · GPT Studio", on_load=PasswordState.clear)
 def forgot() -> rx.Component:
     return _card(
         "Forgot your password?",
@@ -106,7 +107,7 @@ def forgot() -> rx.Component:
     )
 
 
-@rx.page(route="/reset", title="New password · GPT Studio", on_load=PasswordState.clear)
+@add_page(route="/reset", title="New password · GPT Studio", on_load=PasswordState.clear)
 def reset() -> rx.Component:
     return _card(
         "Choose a new password",
@@ -135,7 +136,7 @@ def reset() -> rx.Component:
     )
 
 
-@rx.page(route="/verify", title="Confirm e-mail · GPT Studio", on_load=VerifyState.verify)
+@add_page(route="/verify", title="Confirm e-mail · GPT Studio", on_load=VerifyState.verify)
 def verify() -> rx.Component:
     return _card(
         "E-mail confirmation",

@@ -13,6 +13,7 @@ import reflex as rx
 from gptstudio.components.layout import assistant_header, form_error, page, submit_button
 from gptstudio.components.tables import data_table
 from gptstudio.errors import InvalidInput
+from gptstudio.pages.registry import add_page
 from gptstudio.services.plan import (
     PlanInput,
     PlanRow,
@@ -288,7 +289,7 @@ def _plans_table() -> rx.Component:
     )
 
 
-@rx.page(route="/assistant/plans", title="Plans · GPT Studio", on_load=PlansState.load)
+@add_page(route="/assistant/plans", title="Plans · GPT Studio", on_load=PlansState.load)
 def plans_page() -> rx.Component:
     return page(
         assistant_header(),

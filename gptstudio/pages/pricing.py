@@ -14,6 +14,7 @@ from gptstudio.components.layout import form_error, page
 from gptstudio.errors import DomainError
 from gptstudio.models.plan import PlanPublic
 from gptstudio.money import format_money
+from gptstudio.pages.registry import add_page
 from gptstudio.services import subscription
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import shows_error
@@ -229,7 +230,7 @@ def _plan_card(p: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-@rx.page(route="/pricing", title="Pricing · GPT Studio", on_load=PricingState.load)
+@add_page(route="/pricing", title="Pricing · GPT Studio", on_load=PricingState.load)
 def pricing_page() -> rx.Component:
     s = PricingState
     return page(

@@ -17,6 +17,7 @@ from gptstudio.components.charts import (
 )
 from gptstudio.components.layout import page
 from gptstudio.models import Role
+from gptstudio.pages.registry import add_page
 from gptstudio.services import analytics
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import toasts_error
@@ -148,7 +149,7 @@ def _kpis() -> rx.Component:
     )
 
 
-@rx.page(route="/revenue", title="Revenue · GPT Studio", on_load=RevenueState.load)
+@add_page(route="/revenue", title="Revenue · GPT Studio", on_load=RevenueState.load)
 def revenue_page() -> rx.Component:
     return page(
         rx.hstack(

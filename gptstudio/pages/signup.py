@@ -9,6 +9,7 @@ import reflex as rx
 from gptstudio.components.forms import password_input
 from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.models import Role
+from gptstudio.pages.registry import add_page
 from gptstudio.services import account
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import shows_error
@@ -58,7 +59,7 @@ class SignupState(AuthState):
         ]
 
 
-@rx.page(route="/signup", title="Sign up · GPT Studio", on_load=SignupState.clear)
+@add_page(route="/signup", title="Sign up · GPT Studio", on_load=SignupState.clear)
 def signup() -> rx.Component:
     return page(
         rx.card(

@@ -13,6 +13,7 @@ from gptstudio.components.charts import PALETTE
 from gptstudio.components.layout import page
 from gptstudio.components.tables import data_table
 from gptstudio.money import format_money
+from gptstudio.pages.registry import add_page
 from gptstudio.services import analytics
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import toasts_error
@@ -199,7 +200,7 @@ def _invoices() -> rx.Component:
     )
 
 
-@rx.page(route="/usage", title="Usage · GPT Studio", on_load=UsageState.load)
+@add_page(route="/usage", title="Usage · GPT Studio", on_load=UsageState.load)
 def usage_page() -> rx.Component:
     return page(
         rx.heading("Your usage", size="7"),

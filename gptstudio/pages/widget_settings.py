@@ -11,6 +11,7 @@ import reflex as rx
 
 from gptstudio.components.code import code_block, copyable_code, secret_callout
 from gptstudio.components.layout import assistant_header, form_error, page, submit_button
+from gptstudio.pages.registry import add_page
 from gptstudio.services import widget
 from gptstudio.settings import get_settings
 from gptstudio.state.errors import shows_error
@@ -264,7 +265,7 @@ def _identity_card() -> rx.Component:
     )
 
 
-@rx.page(route="/assistant/widget", title="Widget · GPT Studio", on_load=WidgetSettingsState.load)
+@add_page(route="/assistant/widget", title="Widget · GPT Studio", on_load=WidgetSettingsState.load)
 def widget_settings_page() -> rx.Component:
     return page(
         assistant_header(),

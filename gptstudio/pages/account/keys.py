@@ -11,6 +11,7 @@ from gptstudio.components.code import secret_callout
 from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.components.tables import data_table
 from gptstudio.pages.account.header import account_header
+from gptstudio.pages.registry import add_page
 from gptstudio.services import api_key
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import shows_error
@@ -97,7 +98,7 @@ def _key_row(row: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-@rx.page(route="/account/keys", title="API keys · GPT Studio", on_load=KeysState.load)
+@add_page(route="/account/keys", title="API keys · GPT Studio", on_load=KeysState.load)
 def keys() -> rx.Component:
     return page(
         *account_header("/account/keys"),

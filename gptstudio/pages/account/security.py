@@ -11,6 +11,7 @@ from gptstudio.components.forms import password_input
 from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.errors import InvalidInput
 from gptstudio.pages.account.header import account_header
+from gptstudio.pages.registry import add_page
 from gptstudio.services import account, mfa
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import shows_error
@@ -176,7 +177,7 @@ def _password_section() -> rx.Component:
     )
 
 
-@rx.page(route="/account", title="Security · GPT Studio", on_load=SecurityState.load)
+@add_page(route="/account", title="Security · GPT Studio", on_load=SecurityState.load)
 def security() -> rx.Component:
     return page(
         *account_header("/account"),

@@ -10,6 +10,7 @@ import reflex as rx
 from gptstudio.components.layout import page
 from gptstudio.components.tables import data_table
 from gptstudio.pages.account.header import account_header
+from gptstudio.pages.registry import add_page
 from gptstudio.services import account
 from gptstudio.state.auth import AuthState
 
@@ -75,7 +76,7 @@ def _session_row(row: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-@rx.page(route="/account/sessions", title="Sessions · GPT Studio", on_load=SessionsState.load)
+@add_page(route="/account/sessions", title="Sessions · GPT Studio", on_load=SessionsState.load)
 def sessions() -> rx.Component:
     return page(
         *account_header("/account/sessions"),

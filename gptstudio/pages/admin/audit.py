@@ -10,6 +10,7 @@ from gptstudio.components.layout import page, submit_button
 from gptstudio.components.tables import data_table
 from gptstudio.models import Role
 from gptstudio.pages.admin.header import admin_header
+from gptstudio.pages.registry import add_page
 from gptstudio.services import audit
 from gptstudio.state.auth import AuthState
 
@@ -59,7 +60,7 @@ def _event_row(row: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-@rx.page(route="/admin/audit", title="Audit log · GPT Studio", on_load=AuditState.load)
+@add_page(route="/admin/audit", title="Audit log · GPT Studio", on_load=AuditState.load)
 def audit_log() -> rx.Component:
     return page(
         *admin_header("/admin/audit"),

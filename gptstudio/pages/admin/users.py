@@ -12,6 +12,7 @@ from gptstudio.components.tables import data_table
 from gptstudio.models import Role, Tier
 from gptstudio.pages.admin.header import admin_header
 from gptstudio.pages.admin.totals import admin_totals_section
+from gptstudio.pages.registry import add_page
 from gptstudio.services import account, mfa
 from gptstudio.state.auth import AuthState
 
@@ -121,7 +122,7 @@ def _policy() -> rx.Component:
     )
 
 
-@rx.page(route="/admin", title="Admin · GPT Studio", on_load=AdminState.load)
+@add_page(route="/admin", title="Admin · GPT Studio", on_load=AdminState.load)
 def admin() -> rx.Component:
     return page(
         *admin_header("/admin"),

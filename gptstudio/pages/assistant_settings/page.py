@@ -10,9 +10,10 @@ from gptstudio.pages.assistant_settings.profile import profile_card
 from gptstudio.pages.assistant_settings.retrieval import retrieval_card
 from gptstudio.pages.assistant_settings.rollout import rollout_card
 from gptstudio.pages.assistant_settings.state import SettingsState
+from gptstudio.pages.registry import add_page
 
 
-@rx.page(route="/assistant/settings", title="Settings · GPT Studio", on_load=SettingsState.load)
+@add_page(route="/assistant/settings", title="Settings · GPT Studio", on_load=SettingsState.load)
 def settings_page() -> rx.Component:
     return page(
         assistant_header(),

@@ -9,6 +9,7 @@ from gptstudio.components.layout import form_error, page, submit_button
 from gptstudio.pages.chat.conversations import ConversationsState, drawer, sidebar, toolbar
 from gptstudio.pages.chat.messages import bubble
 from gptstudio.pages.chat.state import ChatState
+from gptstudio.pages.registry import add_page
 
 
 def _quota_line() -> rx.Component:
@@ -83,7 +84,7 @@ def _thread() -> rx.Component:
     )
 
 
-@rx.page(route="/chat", title="Chat · GPT Studio", on_load=ChatState.load)
+@add_page(route="/chat", title="Chat · GPT Studio", on_load=ChatState.load)
 def chat_page() -> rx.Component:
     return page(
         rx.hstack(

@@ -72,6 +72,9 @@ def _settings_form() -> rx.Component:
                     rx.checkbox(
                         label,
                         checked=CurationState.pii.contains(key),
+                        # Named so the form does not submit it by id (deprecated in Reflex);
+                        # the handler reads the choice from the state, not the form.
+                        name=f"pii-{key}",
                         id=f"pii-{key}",
                         on_change=lambda on, key=key: CurationState.toggle_pii(key, on),
                     )

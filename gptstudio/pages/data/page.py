@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from gptstudio.pages.registry import add_page
+
 from gptstudio.components.layout import assistant_header, form_error, page
 from gptstudio.pages.data.curation import CurationState, curation_card
 from gptstudio.pages.data.datasets import DatasetsState, datasets_card
@@ -12,7 +14,7 @@ from gptstudio.pages.data.review import duplicates_card, examples_card
 from gptstudio.pages.data.state import DataState
 
 
-@rx.page(
+@add_page(
     route="/assistant/data",
     title="Data · GPT Studio",
     on_load=[DataState.load, DocumentsState.opened, CurationState.opened, DatasetsState.opened],

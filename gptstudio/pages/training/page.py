@@ -5,13 +5,14 @@ from __future__ import annotations
 import reflex as rx
 
 from gptstudio.components.layout import assistant_header, form_error, page
+from gptstudio.pages.registry import add_page
 from gptstudio.pages.training.jobs import jobs_card, live_card
 from gptstudio.pages.training.launch import launch_card
 from gptstudio.pages.training.state import TrainingState
 from gptstudio.pages.training.versions import samples_card, versions_card
 
 
-@rx.page(route="/assistant/training", title="Training · GPT Studio", on_load=TrainingState.load)
+@add_page(route="/assistant/training", title="Training · GPT Studio", on_load=TrainingState.load)
 def training_page() -> rx.Component:
     return page(
         assistant_header(),
