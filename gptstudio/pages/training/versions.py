@@ -81,7 +81,7 @@ def versions_card() -> rx.Component:
         rx.form(
             rx.hstack(
                 rx.select(
-                    TrainingState.versions.foreach(lambda v: v["id"]),
+                    TrainingState.versions.map(lambda v: v["id"]),
                     name="version_id",
                     placeholder="version id",
                     id="publish-version",
