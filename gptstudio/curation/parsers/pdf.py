@@ -115,7 +115,7 @@ def _note_pages(parts: ParsedParts, *, unreadable: list[int], blank: list[int], 
         parts.notes.append(
             f"Pages without extractable text (scanned images?): {_page_list(blank)}."
         )
-    if not parts.sections and (unreadable and not blank or pages == 0):
+    if not parts.sections and ((unreadable and not blank) or pages == 0):
         raise CorruptFileError(
             "No page of the PDF could be read; export it again from the program that made it."
         )
