@@ -31,8 +31,8 @@ from gptstudio.curation.examples import (
     make_example,
     question_answer,
 )
+from gptstudio.curation.parsers.delimited import NotATableError, detect_dialect
 from gptstudio.curation.parsers.parts import ParsedParts
-from gptstudio.curation.parsers.sniff import sniff_csv_dialect
 
 Record = Mapping[str, Any]
 
@@ -243,11 +243,17 @@ def _capped(rows: Iterable[Record], limit: int, notes: list[str]) -> list[Record
 
 
 def _read_csv(text: str) -> Iterator[Record]:
-    """Rows of a delimited table with a header, as dicts."""
-    dialect = sniff_csv_dialect(text=text) or csv.excel
+    """Rows of a delimited table with a header, as dicts; missing trailing fields are empty."""
+    try:
+        dialect = detect_dialect(text=text)
+    except NotATableError as problem:
+        raise CorruptFileError(
+            f"The file is not a table: {problem}. Fix it or save it again as CSV."
+        ) from problem
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     try:
-        yield from reader
+        for row in reader:
+            yield {key: value for key, value in row.items() if key is not None}
     except csv.Error as error:
         raise CorruptFileError(
             f"The table is malformed near line {reader.line_num} ({error}); fix the quoting or "
