@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 
 _DELIMITERS = (",", ";", "\t", "|")
 _PROBE_CHARS = 256 * 1024
 _PROBE_RECORDS = 200
 _MAX_HEADER_CHARS = 64
+_SENTENCE_BREAK = re.compile(r"[.!?]\s+\w")
 
 
 class NotATableError(ValueError):
@@ -64,7 +66,7 @@ def _fit(text: str, delimiter: str) -> _Fit:
     named = header[1:] if not header[0] else header  # pandas leaves the index column unnamed
     if not all(named) or len(set(named)) != len(named):
         raise NotATableError("the first row is not a header (empty or repeated column names)")
-    if max(map(len, header)) > _MAX_HEADER_CHARS:
+    if max(map(len, header)) > _MAX_HEADER_CHARS or any(map(_SENTENCE_BREAK.search, header)):
         raise NotATableError("the first row is not a header (a column name is a whole sentence)")
     if not data:
         raise NotATableError("it has a header but no data rows")

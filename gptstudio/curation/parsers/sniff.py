@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 from gptstudio.curation.documents import FileType
 from gptstudio.curation.errors import CorruptFileError, UnsupportedFileError
@@ -136,9 +137,20 @@ def _text_type(text: str, declared: FileType | None) -> FileType:
     return FileType.TEXT
 
 
+def loads_json(text: str) -> Any:
+    """``json.loads`` whose nesting limit is a :class:`CorruptFileError`, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError as error:
+        raise CorruptFileError(
+            "The JSON is nested too deeply (hundreds of levels of brackets) to hold training data; "
+            "save the records as a flat list of objects."
+        ) from error
+
+
 def _json_type(text: str) -> FileType | None:
     try:
-        json.loads(text)
+        loads_json(text)
     except json.JSONDecodeError:
         lines = [line for line in text.splitlines() if line.strip()]
         if lines and all(_is_json_object(line) for line in lines[:_PROBE_ROWS]):
@@ -149,14 +161,14 @@ def _json_type(text: str) -> FileType | None:
 
 def _is_json_object(line: str) -> bool:
     try:
-        return isinstance(json.loads(line), dict)
+        return isinstance(loads_json(line), dict)
     except json.JSONDecodeError:
         return False
 
 
 def _raise_json_error(text: str) -> None:
     try:
-        json.loads(text)
+        loads_json(text)
     except json.JSONDecodeError as error:
         raise CorruptFileError(
             f"The file is named as JSON but is not valid JSON (line {error.lineno}, column "

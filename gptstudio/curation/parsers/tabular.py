@@ -33,6 +33,7 @@ from gptstudio.curation.examples import (
 )
 from gptstudio.curation.parsers.delimited import NotATableError, detect_dialect
 from gptstudio.curation.parsers.parts import ParsedParts
+from gptstudio.curation.parsers.sniff import loads_json
 
 Record = Mapping[str, Any]
 
@@ -264,7 +265,7 @@ def _read_csv(text: str) -> Iterator[Record]:
 def _read_json(text: str) -> list[Record]:
     """Records of a JSON document: a list of objects, one chat object, or ``{"key": [...]}``."""
     try:
-        value = json.loads(text)
+        value = loads_json(text)
     except json.JSONDecodeError as error:
         raise CorruptFileError(
             f"The JSON is invalid at line {error.lineno}, column {error.colno} ({error.msg})."
@@ -285,7 +286,7 @@ def _read_jsonl(text: str) -> Iterator[Record]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads_json(line)
         except json.JSONDecodeError as error:
             raise CorruptFileError(
                 f"Line {number} of the JSON Lines file is not valid JSON ({error.msg})."
