@@ -106,6 +106,13 @@ def tokenizer_counter(path: str) -> TokenCounter:
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
+def local_tokenizer(*, model: str) -> str | None:
+    """``model``'s ``tokenizer.json`` when ``model`` is a local folder holding one, else ``None``
+    (a hub id not downloaded here: chunks are then sized by the estimate)."""
+    file = Path(model) / "tokenizer.json"
+    return str(file) if model and file.is_file() else None
+
+
 def _counter(options: ChunkingOptions) -> TokenCounter:
     return tokenizer_counter(options.tokenizer) if options.tokenizer else _estimate
 

@@ -13,6 +13,7 @@ from gptstudio.curation.chunking import (
     ChunkingOptions,
     chunk_document,
     estimate_tokens,
+    local_tokenizer,
     tokenizer_counter,
 )
 from gptstudio.curation.documents import FileType, ParsedDocument, ParseReport, Section
@@ -125,3 +126,9 @@ def test_a_missing_tokenizer_is_a_clear_error(tmp_path: Path) -> None:
     options = ChunkingOptions(tokenizer=str(tmp_path))
     with pytest.raises(InvalidParameterError, match=r"No usable tokenizer\.json"):
         chunk_document(document=_document(Section("Some text.")), options=options)
+
+
+def test_a_local_model_folder_names_its_tokenizer(tmp_path: Path) -> None:
+    assert local_tokenizer(model=MODEL_DIR) == str(Path(MODEL_DIR) / "tokenizer.json")
+    assert local_tokenizer(model=str(tmp_path)) is None
+    assert local_tokenizer(model="meta-llama/Llama-3.2-1B") is None
