@@ -84,48 +84,13 @@ _EMAIL = re.compile(
 )
 # Endings that are file types, not top-level domains: gettext's "en@quot.header" is a file name.
 _FILE_EXTENSIONS = frozenset(
-    [
-        "header",
-        "sed",
-        "sin",
-        "pot",
-        "gmo",
-        "po",
-        "txt",
-        "conf",
-        "cfg",
-        "ini",
-        "log",
-        "json",
-        "html",
-        "htm",
-        "xml",
-        "yaml",
-        "yml",
-        "toml",
-        "tar",
-        "gz",
-        "xz",
-        "bz2",
-        "zst",
-        "deb",
-        "dsc",
-        "patch",
-        "diff",
-        "orig",
-        "changes",
-        "lock",
-        "tmp",
-        "bak",
-        "png",
-        "jpg",
-        "jpeg",
-        "gif",
-        "svg",
-        "pdf",
-        "js",
-    ]
-)
+    {
+        "header", "sed", "sin", "pot", "gmo", "po", "txt", "conf", "cfg", "ini", "log", "json",
+        "html", "htm", "xml", "yaml", "yml", "toml", "tar", "gz", "xz", "bz2", "zst", "deb", "dsc",
+        "patch", "diff", "orig", "changes", "lock", "tmp", "bak", "png", "jpg", "jpeg", "gif",
+        "svg", "pdf", "js",
+    }
+)  # fmt: skip
 _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{1,4}){3,8}\b")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
@@ -156,7 +121,7 @@ _PORT_OR_PREFIX = re.compile(r"(?::\d{1,5}\b|/\d{1,2}\b)")
 _PHONE_WORDS = re.compile(
     r"(?:\b(?:phone|phones|telephone|tel|tél|téléphone|telefon|telefonnummer|fon|fax|mobile|"
     r"mobil|handy|cell|cellphone|portable|call|called|calling|ring|dial|text|sms|whatsapp|"
-    r"contact|reach|hotline|helpline|rufen|anrufen|appelez|appeler|numéro|portable)\b\.?"
+    r"contact|reach|hotline|helpline|rufen|anrufen|appelez|appeler|numéro)\b\.?"
     r"[^\n\d]{0,20}|[☎📞])$",
     re.IGNORECASE,
 )
