@@ -1,33 +1,46 @@
 """Cut document sections into overlapping chunks that trace back to their source span.
 
-Sizes are counted in token-ish units (:func:`estimate_tokens`: words and punctuation marks),
-which track subword tokenizer counts closely enough for size limits without loading a tokenizer.
-Chunks are packed from whole sentences; a sentence longer than the limit is cut between words.
+Sizes are counted in the model tokenizer's tokens when :attr:`ChunkingOptions.tokenizer` names
+its ``tokenizer.json`` (or the model folder holding it), else in token-ish units
+(:func:`estimate_tokens`: words, punctuation marks, and each Chinese, Japanese or Thai character,
+since those scripts write no spaces and a subword tokenizer spends about a token per character;
+counted as words they made chunks about 5 times too big). Chunks are packed from whole
+sentences (。！？ end sentences too); a sentence longer than the limit is cut between words, or
+between characters in those scripts.
 Chunks never cross sections, so each keeps one page or heading path, and
 ``document.text[chunk.source.char_start:chunk.source.char_end] == chunk.text`` always holds.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+import regex
 
 from gptstudio.curation.documents import ParsedDocument, Section
 from gptstudio.curation.errors import InvalidParameterError
 from gptstudio.curation.examples import Provenance
 from gptstudio.curation.hashing import stable_id
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-_SENTENCE = re.compile(r"\S.*?(?:[.!?]+(?=\s)|$)", re.MULTILINE)
+# Scripts written without spaces between words: one unit per character.
+_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
+_TOKEN = regex.compile(rf"[{_UNSPACED}]|[^\W{_UNSPACED}]+|[^\w\s]")
+_SENTENCE = regex.compile(r"\S.*?(?:[.!?]+(?=\s)|[。！？]+|$)", regex.MULTILINE)
+TokenCounter = Callable[[str], int]
 
 
 @dataclass(frozen=True)
 class ChunkingOptions:
-    """Chunk size and overlap, in token-ish units."""
+    """Chunk size and overlap, in the tokenizer's tokens (or token-ish units without one)."""
 
     max_tokens: int = 256
     overlap_tokens: int = 32
+    tokenizer: str | None = None
+    """Path of the model's ``tokenizer.json`` or of the model folder holding it; ``None``: the
+    tokenizer-free estimate."""
 
     def __post_init__(self) -> None:
         if self.max_tokens < 8:
@@ -63,23 +76,72 @@ def sentence_spans(*, text: str) -> list[tuple[int, int]]:
 
 
 def estimate_tokens(*, text: str) -> int:
-    """Words plus punctuation marks: a tokenizer-free stand-in for a token count."""
+    """Words, punctuation marks and unspaced-script characters: a tokenizer-free token count."""
     return sum(1 for _ in _TOKEN.finditer(text))
 
 
-def _split_long(start: int, end: int, text: str, max_tokens: int) -> Iterator[_Unit]:
-    tokens = list(_TOKEN.finditer(text, start, end))
-    for first in range(0, len(tokens), max_tokens):
-        window = tokens[first : first + max_tokens]
-        yield _Unit(window[0].start(), window[-1].end(), len(window))
+def _estimate(text: str) -> int:
+    return estimate_tokens(text=text)
 
 
-def _units(text: str, max_tokens: int) -> list[_Unit]:
+@functools.cache
+def tokenizer_counter(path: str) -> TokenCounter:
+    """A token counter from a ``tokenizer.json`` (or the model folder holding it), loaded once.
+
+    Raises :class:`InvalidParameterError` when there is no readable tokenizer there.
+    """
+    from tokenizers import Tokenizer  # the worker has it; loading costs only here
+
+    file = Path(path)
+    file = file / "tokenizer.json" if file.is_dir() else file
+    try:
+        tokenizer = Tokenizer.from_file(str(file))
+    except Exception as error:  # tokenizers raises its own untyped errors for bad files
+        raise InvalidParameterError(
+            f"No usable tokenizer.json at {path!r}; point ChunkingOptions.tokenizer at the "
+            "model's folder or leave it unset to use the estimate."
+        ) from error
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def local_tokenizer(*, model: str) -> str | None:
+    """``model``'s ``tokenizer.json`` when ``model`` is a local folder holding one, else ``None``
+    (a hub id not downloaded here: chunks are then sized by the estimate)."""
+    file = Path(model) / "tokenizer.json"
+    return str(file) if model and file.is_file() else None
+
+
+def _counter(options: ChunkingOptions) -> TokenCounter:
+    return tokenizer_counter(options.tokenizer) if options.tokenizer else _estimate
+
+
+def _split_long(
+    start: int, end: int, text: str, max_tokens: int, count: TokenCounter
+) -> Iterator[_Unit]:
+    """Windows of whole words (or characters of unspaced scripts) of at most ``max_tokens``."""
+    window_start = window_end = -1
+    total = 0
+    for piece in _TOKEN.finditer(text, start, end):
+        size = count(text[window_end : piece.end()] if window_end >= 0 else piece.group())
+        if window_start >= 0 and total + size > max_tokens:
+            yield _Unit(window_start, window_end, total)
+            window_start, total = -1, 0
+            size = count(piece.group())
+        if window_start < 0:
+            window_start = piece.start()
+        window_end, total = piece.end(), total + size
+    if window_start >= 0:
+        yield _Unit(window_start, window_end, total)
+
+
+def _units(text: str, max_tokens: int, count: TokenCounter) -> list[_Unit]:
     units: list[_Unit] = []
     for start, end in sentence_spans(text=text):
-        tokens = estimate_tokens(text=text[start:end])
+        tokens = count(text[start:end])
         if tokens > max_tokens:
-            units.extend(_split_long(start, end, text, max_tokens))
+            units.extend(_split_long(start, end, text, max_tokens, count))
         elif tokens:
             units.append(_Unit(start, end, tokens))
     return units
@@ -87,10 +149,11 @@ def _units(text: str, max_tokens: int) -> list[_Unit]:
 
 def _windows(units: Sequence[_Unit], options: ChunkingOptions) -> Iterator[tuple[int, int]]:
     """(first, last exclusive) unit indices of each chunk."""
-    first = 0
+    first, limit = 0, options.max_tokens
     while first < len(units):
         last, total = first, 0
-        while last < len(units) and total + units[last].tokens <= options.max_tokens:
+        # A unit alone over the limit (one long word in the tokenizer's tokens) is a chunk.
+        while last < len(units) and (last == first or total + units[last].tokens <= limit):
             total += units[last].tokens
             last += 1
         yield first, last
@@ -110,7 +173,7 @@ def chunk_section(
 ) -> list[Chunk]:
     """Chunks of one section; spans are offsets in the document text."""
     options = options or ChunkingOptions()
-    units = _units(section.text, options.max_tokens)
+    units = _units(section.text, options.max_tokens, _counter(options))
     chunks = []
     for part, (first, last) in enumerate(_windows(units, options)):
         start = section.char_start + units[first].start

@@ -2,7 +2,8 @@
 
 Steps, each counted: Unicode NFC normalisation, control and invisible formatting characters
 removed (zero-width joiners kept), whitespace normalised, header/footer lines repeated across PDF
-pages removed, too-short sections dropped, and the language detected. Nothing is lowercased,
+pages removed (running chapter headers whose title changes per chapter included), too-short
+sections dropped, and the language detected. Nothing is lowercased,
 stemmed or spell-fixed: domain terms ("TNF-α", "pH", "IL-6") come out as they went in.
 """
 
@@ -14,7 +15,7 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import regex
@@ -33,6 +34,9 @@ _TRAILING_SPACE = re.compile(r"[^\S\n]+$", re.MULTILINE)
 _BLANK_LINES = re.compile(r"\n{3,}")
 _DIGITS = re.compile(r"\d+")
 _LANGUAGE_SAMPLE = 10_000
+_RUNNING_HEADER_WORDS = 2
+_HEADER_CHARS = 120
+_SENTENCE_ENDS = (".", ",", ";")
 
 
 class CleaningStep(enum.StrEnum):
@@ -182,9 +186,86 @@ def find_repeated_lines(
     return frozenset(key for key, found in pages_with.items() if key and len(found) >= needed)
 
 
-def _strip_repeated(text: str, keys: frozenset[str], edge_lines: int) -> tuple[str, list[str]]:
+def _prefix_key(line: str) -> str:
+    """The first two words of a line, digits ignored: "CHAPTER 3. TOOL SETUPS" -> "chapter #."."""
+    return " ".join(_line_key(line).split()[:_RUNNING_HEADER_WORDS])
+
+
+def _header_like(line: str, prefix: str) -> bool:
+    """Short, numbered, and not a sentence: "CHAPTER 3. TOOL SETUPS", not "See 3 files."."""
+    stripped = line.strip()
+    return (
+        len(prefix.split()) == _RUNNING_HEADER_WORDS
+        and len(stripped) <= _HEADER_CHARS
+        and any(character.isdigit() for character in stripped)
+        and not stripped.endswith(_SENTENCE_ENDS)
+    )
+
+
+def _outer_lines(lines: Sequence[str]) -> list[int]:
+    filled = [index for index, line in enumerate(lines) if line.strip()]
+    return sorted({filled[0], filled[-1]}) if filled else []
+
+
+def find_running_headers(
+    *, pages: Sequence[str], min_pages: int = 3, min_fraction: float = 0.5
+) -> frozenset[str]:
+    """Two-word prefixes that start the first or last line of ``min_fraction`` of pages, or of
+    ``min_pages`` pages in a row.
+
+    Running headers repeat their start ("CHAPTER 3. TOOL SETUPS 3.5. DEVSCRIPTS", then "CHAPTER
+    4. SIMPLE EXAMPLE 4.2. ...") while the titles after it change per chapter, so whole-line
+    matching misses them. Only short numbered lines that are not sentences count, so body text
+    that happens to start pages with the same words stays.
+    """
+    if len(pages) < min_pages:
+        return frozenset()
+    pages_with: defaultdict[str, set[int]] = defaultdict(set)
+    for number, page in enumerate(pages):
+        lines = page.split("\n")
+        for index in _outer_lines(lines):
+            key = _prefix_key(lines[index])
+            if _header_like(lines[index], key):
+                pages_with[key].add(number)
+    needed = max(min_pages, math.ceil(min_fraction * len(pages)))
+    return frozenset(
+        key
+        for key, found in pages_with.items()
+        if len(found) >= needed or _longest_run(found) >= min_pages
+    )
+
+
+def _longest_run(numbers: set[int]) -> int:
+    """The most consecutive page numbers in ``numbers`` (an appendix's header runs on)."""
+    return max(sum(1 for _ in _run_from(n, numbers)) for n in numbers if n - 1 not in numbers)
+
+
+def _run_from(start: int, numbers: set[int]) -> Iterator[int]:
+    while start in numbers:
+        yield start
+        start += 1
+
+
+@dataclass(frozen=True)
+class _Furniture:
+    lines: frozenset[str]
+    prefixes: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.lines or self.prefixes)
+
+    def drop(self, lines: Sequence[str], edge_lines: int) -> set[int]:
+        drop = {i for i in _edge_indices(lines, edge_lines) if _line_key(lines[i]) in self.lines}
+        for index in _outer_lines(lines):
+            line = lines[index]
+            if _header_like(line, _prefix_key(line)) and _prefix_key(line) in self.prefixes:
+                drop.add(index)
+        return drop
+
+
+def _strip_repeated(text: str, furniture: _Furniture, edge_lines: int) -> tuple[str, list[str]]:
     lines = text.split("\n")
-    drop = {i for i in _edge_indices(lines, edge_lines) if _line_key(lines[i]) in keys}
+    drop = furniture.drop(lines, edge_lines)
     kept = [line for index, line in enumerate(lines) if index not in drop]
     return "\n".join(kept).strip(), [lines[index].strip() for index in sorted(drop)]
 
@@ -193,11 +274,19 @@ def _remove_repeated_lines(
     sections: list[Section], options: CleaningOptions, changes: Counter[CleaningStep]
 ) -> tuple[list[Section], tuple[str, ...]]:
     paged = [section for section in sections if section.page is not None]
-    keys = find_repeated_lines(
-        pages=[section.text for section in paged],
-        min_pages=options.repeated_line_min_pages,
-        min_fraction=options.repeated_line_min_fraction,
-        edge_lines=options.edge_lines,
+    pages = [section.text for section in paged]
+    keys = _Furniture(
+        lines=find_repeated_lines(
+            pages=pages,
+            min_pages=options.repeated_line_min_pages,
+            min_fraction=options.repeated_line_min_fraction,
+            edge_lines=options.edge_lines,
+        ),
+        prefixes=find_running_headers(
+            pages=pages,
+            min_pages=options.repeated_line_min_pages,
+            min_fraction=options.repeated_line_min_fraction,
+        ),
     )
     if not keys or len({section.page for section in paged}) < options.repeated_line_min_pages:
         return sections, ()
@@ -210,7 +299,10 @@ def _remove_repeated_lines(
         text, removed = _strip_repeated(section.text, keys, options.edge_lines)
         changes[CleaningStep.REPEATED_LINES] += len(removed)
         for line in removed:
-            examples.setdefault(_line_key(line), line)
+            key = _line_key(line)
+            examples.setdefault(
+                _prefix_key(line) if _prefix_key(line) in keys.prefixes else key, line
+            )
         cleaned.append(dataclasses.replace(section, text=text))
     return cleaned, tuple(examples.values())
 

@@ -87,7 +87,8 @@ def _prepare(
     cleaned = clean_document(document=document, options=options.cleaning)
     current, pii = cleaned.document, dict.fromkeys(PiiCategory, 0)
     if options.scrub_pii:
-        scrubbed = scrub_document(document=current, options=options.pii)
+        language = cleaned.report.language.code if cleaned.report.language else None
+        scrubbed = scrub_document(document=current, options=options.pii, language=language)
         current, pii = scrubbed.document, scrubbed.counts
     chunks = chunk_document(document=current, options=options.chunking)
     return current, DocumentReport(cleaned.report, pii, len(chunks)), chunks

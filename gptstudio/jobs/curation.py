@@ -100,6 +100,7 @@ def _semantic_duplicates(run: Any, keep: frozenset[str]) -> Any:
 def curation_options(settings: CurationSettings, keep: frozenset[str]) -> Any:
     """The pipeline's options for a run with these settings and the creator's keep decisions
     (also what the retrieval index reproduces an older snapshot's chunks with)."""
+    from gptstudio.curation.chunking import ChunkingOptions, local_tokenizer
     from gptstudio.curation.dedupe import DedupeOptions
     from gptstudio.curation.pii import PiiCategory, PiiOptions
     from gptstudio.curation.pipeline import CurationOptions
@@ -107,6 +108,10 @@ def curation_options(settings: CurationSettings, keep: frozenset[str]) -> Any:
     return CurationOptions(
         pii=PiiOptions(categories=frozenset(PiiCategory(c) for c in settings.pii_categories)),
         scrub_pii=bool(settings.pii_categories),
+        # Chunks sized in the base model's own tokens when its tokenizer is on this machine.
+        chunking=ChunkingOptions(
+            tokenizer=local_tokenizer(model=get_settings().resolved_base_model)
+        ),
         dedupe=DedupeOptions(threshold=settings.near_duplicate_threshold),
         seed=settings.seed,
         keep=keep,

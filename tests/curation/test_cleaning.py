@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gptstudio.curation.cleaning import (
@@ -10,6 +12,7 @@ from gptstudio.curation.cleaning import (
     clean_document,
     clean_text,
     find_repeated_lines,
+    find_running_headers,
 )
 from gptstudio.curation.errors import InvalidParameterError
 from gptstudio.curation.parsers import parse_document
@@ -96,3 +99,39 @@ def test_imported_examples_are_cleaned_too() -> None:
 def test_options_are_checked() -> None:
     with pytest.raises(InvalidParameterError):
         CleaningOptions(repeated_line_min_fraction=0)
+
+
+def _chaptered_pages() -> list[str]:
+    titles = ["1.1. GETTING STARTED", "1.2. SETUP", "2.1. TOOLS", "2.3. DEVSCRIPTS", "3.1. DEBUG"]
+    return [
+        f"CHAPTER {title[0]}. SOME PART {title}\n"
+        f"Body sentence {n} explains the debsign command in detail.\n"
+        "Another line of body text follows here, long enough to be a real sentence.\n"
+        f"Body sentence {n} closes the page with its own words.\n"
+        f"{n + 1}"
+        for n, title in enumerate(titles)
+    ]
+
+
+def test_running_chapter_headers_that_change_per_chapter_are_found() -> None:
+    pages = _chaptered_pages()
+    assert find_running_headers(pages=pages) == {"chapter #."}
+    # Body lines that share their first words are not headers.
+    assert find_running_headers(pages=[page.split("\n", 1)[1] for page in pages]) == frozenset()
+
+
+def test_running_chapter_headers_are_removed_from_a_pdf() -> None:
+    pdf = make_pdf([page.split("\n") for page in _chaptered_pages()])
+    cleaned = clean_document(document=parse_document(data=pdf, filename="guide.pdf"))
+    text = cleaned.document.text
+    assert "CHAPTER" not in text
+    assert "Body sentence 3 explains the debsign command in detail." in text
+    assert "CHAPTER 1. SOME PART 1.1. GETTING STARTED" in cleaned.report.repeated_lines
+
+
+def test_real_manual_loses_its_running_headers() -> None:
+    data = (Path(__file__).parent / "data" / "debmake-doc-en-excerpt.pdf").read_bytes()
+    cleaned = clean_document(document=parse_document(data=data, filename="debmake-doc.pdf"))
+    assert "CHAPTER 2. PREREQUISITES" not in cleaned.document.text
+    assert "CHAPTER 3. TOOL SETUPS" not in cleaned.document.text
+    assert "Debian documentation" in cleaned.document.text

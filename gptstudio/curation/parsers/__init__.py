@@ -19,6 +19,7 @@ from gptstudio.curation.documents import (
 )
 from gptstudio.curation.errors import EmptyFileError, FileTooLargeError
 from gptstudio.curation.filenames import safe_filename
+from gptstudio.curation.parsers.junk import refuse_junk
 from gptstudio.curation.parsers.limits import ParseLimits
 from gptstudio.curation.parsers.parts import ParsedParts
 from gptstudio.curation.parsers.pdf import parse_pdf
@@ -31,6 +32,7 @@ from gptstudio.curation.parsers.word import parse_docx
 __all__ = ["ColumnChoice", "ParseLimits", "parse_document"]
 
 _TABULAR = (FileType.CSV, FileType.JSON, FileType.JSONL)
+_PROSE = (FileType.TEXT, FileType.MARKDOWN)  # HTML may embed images as base64
 
 
 def _human_size(size: int) -> str:
@@ -64,6 +66,8 @@ def _read(
     if sniffed.decoded is None:  # text types always carry their decoded text
         raise EmptyFileError("The file has no readable text.")
     text = sniffed.decoded.text
+    if sniffed.file_type in _PROSE:
+        refuse_junk(text=text)
     if sniffed.file_type == FileType.HTML:
         return parse_html(text=text)
     if sniffed.file_type in _TABULAR:

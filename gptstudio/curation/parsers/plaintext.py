@@ -1,4 +1,8 @@
-"""Split plain text and Markdown into sections under their ATX headings (``#`` to ``######``).
+"""Split plain text and Markdown into sections under their headings.
+
+Both heading styles count: ATX (``#`` to ``######``) and setext, a paragraph's single line
+underlined with ``===`` (level 1) or ``---`` (level 2). A ``---`` after a blank line, a list item
+or a second paragraph line is a rule or text, not an underline.
 
 Form feeds (page breaks in text exported from PDFs) start a new page. Text before the first
 heading forms a section with an empty heading path.
@@ -14,6 +18,8 @@ from gptstudio.curation.parsers.parts import ParsedParts
 
 _HEADING = re.compile(r"^(?P<hashes>#{1,6})[ \t]+(?P<title>.+?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_UNDERLINE = re.compile(r"^ {0,3}(?P<marks>=+|-+)[ \t]*$")
+_NOT_A_TITLE = re.compile(r"^\s*(?:[-*+>|]|\d+[.)]\s|#{1,6}\s|```|~~~)|^ {4}|^\t")
 
 
 class _Splitter:
@@ -30,13 +36,28 @@ class _Splitter:
         if _FENCE.match(line):
             self.in_fence = not self.in_fence
         match = None if self.in_fence else _HEADING.match(line)
-        if match is None:
-            self.lines.append(line)
+        if match is not None:
+            self.flush()
+            self.push(len(match["hashes"]), match["title"])
             return
-        self.flush()
-        level = len(match["hashes"])
-        self.headings = [(lvl, title) for lvl, title in self.headings if lvl < level]
-        self.headings.append((level, match["title"].strip()))
+        underline = None if self.in_fence else _UNDERLINE.match(line)
+        if underline is not None and self._titled():
+            title = self.lines.pop()
+            self.flush()
+            self.push(1 if underline["marks"][0] == "=" else 2, title)
+            return
+        self.lines.append(line)
+
+    def _titled(self) -> bool:
+        """Whether the last line is a one-line paragraph that an underline makes a heading."""
+        if not self.lines or not self.lines[-1].strip() or _NOT_A_TITLE.match(self.lines[-1]):
+            return False
+        before = self.lines[-2] if len(self.lines) > 1 else ""
+        return not before.strip() or _UNDERLINE.match(before) is not None
+
+    def push(self, level: int, title: str) -> None:
+        self.headings = [(lvl, text) for lvl, text in self.headings if lvl < level]
+        self.headings.append((level, title.strip()))
 
     def flush(self) -> None:
         text = "\n".join(self.lines).strip("\n")

@@ -2,20 +2,22 @@
 
 Binary formats are recognised by magic numbers (PDF, DOCX = a zip holding ``word/document.xml``);
 everything else must decode as text and is then told apart by content: HTML markup, JSON, JSON
-Lines, delimited tables, Markdown, or plain text.
+Lines, delimited tables (see :mod:`delimited`), Markdown, or plain text. A file named .csv that
+is not a table is refused with the reason.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 from gptstudio.curation.documents import FileType
 from gptstudio.curation.errors import CorruptFileError, UnsupportedFileError
 from gptstudio.curation.parsers.archive import is_word_document, open_checked_zip
+from gptstudio.curation.parsers.delimited import NotATableError, detect_dialect
 from gptstudio.curation.parsers.encoding import DecodedText, decode_text
 from gptstudio.curation.parsers.limits import ParseLimits
 
@@ -135,9 +137,20 @@ def _text_type(text: str, declared: FileType | None) -> FileType:
     return FileType.TEXT
 
 
+def loads_json(text: str) -> Any:
+    """``json.loads`` whose nesting limit is a :class:`CorruptFileError`, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError as error:
+        raise CorruptFileError(
+            "The JSON is nested too deeply (hundreds of levels of brackets) to hold training data; "
+            "save the records as a flat list of objects."
+        ) from error
+
+
 def _json_type(text: str) -> FileType | None:
     try:
-        json.loads(text)
+        loads_json(text)
     except json.JSONDecodeError:
         lines = [line for line in text.splitlines() if line.strip()]
         if lines and all(_is_json_object(line) for line in lines[:_PROBE_ROWS]):
@@ -148,14 +161,14 @@ def _json_type(text: str) -> FileType | None:
 
 def _is_json_object(line: str) -> bool:
     try:
-        return isinstance(json.loads(line), dict)
+        return isinstance(loads_json(line), dict)
     except json.JSONDecodeError:
         return False
 
 
 def _raise_json_error(text: str) -> None:
     try:
-        json.loads(text)
+        loads_json(text)
     except json.JSONDecodeError as error:
         raise CorruptFileError(
             f"The file is named as JSON but is not valid JSON (line {error.lineno}, column "
@@ -163,26 +176,16 @@ def _raise_json_error(text: str) -> None:
         ) from error
 
 
-def sniff_csv_dialect(*, text: str) -> type[csv.Dialect] | None:
-    """The dialect of a delimited table with a header row, or ``None`` when it is not one."""
-    sample = "\n".join(text.splitlines()[:_PROBE_ROWS])
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    except csv.Error:
-        return None
-    rows = [row for row in csv.reader(sample.splitlines(), dialect) if row]
-    widths = {len(row) for row in rows}
-    if len(rows) < 2 or len(widths) != 1 or widths.pop() < 2:
-        return None
-    header = [cell.strip() for cell in rows[0]]
-    if not all(header) or len(set(header)) != len(header) or max(map(len, header)) > 64:
-        return None
-    return dialect
-
-
 def _looks_like_csv(text: str, declared: FileType | None) -> bool:
-    dialect = sniff_csv_dialect(text=text)
-    if dialect is None:
+    """Whether ``text`` is a table; a file named .csv that is not one is refused with the reason."""
+    try:
+        detect_dialect(text=text)
+    except NotATableError as problem:
+        if declared == FileType.CSV:
+            raise CorruptFileError(
+                f"The file is named as CSV but is not a table: {problem}. Fix it, save it again "
+                "as CSV from the spreadsheet, or rename it to .txt to read it as text."
+            ) from problem
         return False
     # Two lines of prose with one comma each also "parse"; without the extension's word a
     # table needs a header and at least two data rows.

@@ -31,8 +31,9 @@ from gptstudio.curation.examples import (
     make_example,
     question_answer,
 )
+from gptstudio.curation.parsers.delimited import NotATableError, detect_dialect
 from gptstudio.curation.parsers.parts import ParsedParts
-from gptstudio.curation.parsers.sniff import sniff_csv_dialect
+from gptstudio.curation.parsers.sniff import loads_json
 
 Record = Mapping[str, Any]
 
@@ -243,11 +244,17 @@ def _capped(rows: Iterable[Record], limit: int, notes: list[str]) -> list[Record
 
 
 def _read_csv(text: str) -> Iterator[Record]:
-    """Rows of a delimited table with a header, as dicts."""
-    dialect = sniff_csv_dialect(text=text) or csv.excel
+    """Rows of a delimited table with a header, as dicts; missing trailing fields are empty."""
+    try:
+        dialect = detect_dialect(text=text)
+    except NotATableError as problem:
+        raise CorruptFileError(
+            f"The file is not a table: {problem}. Fix it or save it again as CSV."
+        ) from problem
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     try:
-        yield from reader
+        for row in reader:
+            yield {key: value for key, value in row.items() if key is not None}
     except csv.Error as error:
         raise CorruptFileError(
             f"The table is malformed near line {reader.line_num} ({error}); fix the quoting or "
@@ -258,7 +265,7 @@ def _read_csv(text: str) -> Iterator[Record]:
 def _read_json(text: str) -> list[Record]:
     """Records of a JSON document: a list of objects, one chat object, or ``{"key": [...]}``."""
     try:
-        value = json.loads(text)
+        value = loads_json(text)
     except json.JSONDecodeError as error:
         raise CorruptFileError(
             f"The JSON is invalid at line {error.lineno}, column {error.colno} ({error.msg})."
@@ -279,7 +286,7 @@ def _read_jsonl(text: str) -> Iterator[Record]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads_json(line)
         except json.JSONDecodeError as error:
             raise CorruptFileError(
                 f"Line {number} of the JSON Lines file is not valid JSON ({error.msg})."

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import time
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +21,11 @@ from gptstudio.curation.errors import (
     UnsupportedFileError,
 )
 from gptstudio.curation.parsers import ParseLimits, parse_document
+from gptstudio.curation.parsers.pdf import parse_pdf
+from gptstudio.curation.parsers.webpage import html_to_markdown
 from tests.curation.builders import encrypt_pdf, make_docx, make_pdf, make_zip_bomb
 
+LIMITS = ParseLimits()
 HTML = (
     b"<html><body><article><h1>Lime</h1><p>Agricultural lime raises the pH of acidic "
     b"soil over several months, so apply it in autumn before spring planting.</p>"
@@ -107,3 +112,33 @@ def test_bad_input_raises_one_typed_error_with_a_message(
         parse_document(data=data, filename=filename)
     assert isinstance(raised.value, CurationError)
     assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"a" * (20 * 1024 * 1024), "unbroken run of characters"),
+        (b"ab " * (300 * 1024), "repeats the same few characters"),
+    ],
+)
+def test_a_run_of_one_letter_is_refused_as_junk_quickly(data: bytes, words: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(UnsupportedFileError, match=words):
+        parse_document(data=data, filename="notes.txt")
+    assert time.perf_counter() - started < 5  # it cost curation 28 s before
+
+
+def test_long_real_prose_is_not_junk() -> None:
+    data_dir = Path(__file__).parent.parent / "data"
+    manual, _ = html_to_markdown(text=(data_dir / "debmake-doc-apa.en.html").read_text())
+    pages = parse_pdf(data=(data_dir / "debmake-doc-en-excerpt.pdf").read_bytes(), limits=LIMITS)
+    text = "\n\n".join([manual, *(section.text for section in pages.sections)])
+    assert len(text) > 32 * 1024  # the size where the junk checks start
+    assert parse_document(data=text.encode(), filename="manual.md").sections
+
+
+@pytest.mark.parametrize("filename", ["deep.json", "deep.txt", "deep.jsonl"])
+def test_deeply_nested_json_gets_a_clear_message(filename: str) -> None:
+    data = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(CorruptFileError, match="nested too deeply"):
+        parse_document(data=data, filename=filename)

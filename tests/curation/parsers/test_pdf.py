@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gptstudio.curation.errors import CorruptFileError, EmptyFileError, EncryptedFileError
 from gptstudio.curation.parsers.limits import ParseLimits
-from gptstudio.curation.parsers.pdf import parse_pdf
+from gptstudio.curation.parsers.pdf import parse_pdf, run_together_share
 from tests.curation.builders import encrypt_pdf, make_pdf
 
 LIMITS = ParseLimits()
@@ -57,3 +59,37 @@ def test_page_limit_is_noted() -> None:
     )
     assert [section.page for section in parts.sections] == [1, 2]
     assert "Only the first 2 of 5 pages were read." in parts.notes
+
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+@pytest.mark.parametrize("name", ["debmake-doc-en-excerpt.pdf", "debmake-doc-de-excerpt.pdf"])
+def test_latex_made_pdf_keeps_spaces_between_words(name: str) -> None:
+    # dblatex output places words by position and draws no space glyphs; pypdf ran 30-35% of
+    # these letters together ("Thedebsigncommand,includedin...").
+    parts = parse_pdf(data=(DATA / name).read_bytes(), limits=LIMITS)
+    text = "\n".join(section.text for section in parts.sections)
+    assert run_together_share(text=text) <= 0.02
+    assert len(text.split()) > 500
+
+
+def test_english_excerpt_reads_sentences_as_written() -> None:
+    parts = parse_pdf(data=(DATA / "debmake-doc-en-excerpt.pdf").read_bytes(), limits=LIMITS)
+    assert parts.pages == 12
+    text = " ".join(" ".join(section.text.split()) for section in parts.sections)
+    assert "Please make yourself ready to read the pertinent part of the latest Debian" in text
+
+
+def test_words_split_at_a_line_end_are_joined() -> None:
+    parts = parse_pdf(data=(DATA / "debmake-doc-en-excerpt.pdf").read_bytes(), limits=LIMITS)
+    text = "\n".join(section.text for section in parts.sections)
+    assert "\x02" not in text and "\r" not in text
+
+
+def test_run_together_share_counts_letters_in_joined_words() -> None:
+    joined = "Thedebsigncommandincludedinthedevscriptspackage signs files."
+    assert run_together_share(text=joined) > 0.7
+    assert run_together_share(text="The debsign command signs files.") == 0.0
+    # Paths, identifiers and URLs are long by nature.
+    assert run_together_share(text="see /usr/share/doc/debmake-doc/examples DEB_BUILD_MAINT") == 0

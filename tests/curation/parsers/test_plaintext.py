@@ -40,3 +40,38 @@ def test_form_feeds_start_pages() -> None:
 def test_whitespace_only_text_is_empty() -> None:
     with pytest.raises(EmptyFileError):
         parse_text(text=" \n\t\n")
+
+
+SETEXT = """Project
+=======
+
+Intro paragraph.
+
+Install
+-------
+Run the installer.
+
+Some text above a rule
+
+---
+
+- a list item
+---
+Usage
+=====
+Call it.
+"""
+
+
+def test_setext_headings_are_headings() -> None:
+    sections = parse_text(text=SETEXT).sections
+    assert [s.heading_path for s in sections] == [("Project",), ("Project", "Install"), ("Usage",)]
+    assert sections[0].text.strip() == "Intro paragraph."
+    install = sections[1].text
+    assert "Run the installer." in install and "Some text above a rule" in install
+    assert "---" in install and "- a list item" in install  # a rule, and a list item's line
+
+
+def test_an_underline_of_a_second_paragraph_line_is_text() -> None:
+    sections = parse_text(text="first line\nsecond line\n---\nafter").sections
+    assert [s.heading_path for s in sections] == [()]
