@@ -122,6 +122,7 @@ class DataState(AssistantPageState):
                 "version": str(d.version),
                 "hash": d.content_hash[:12],
                 "created": f"{d.created_at:%Y-%m-%d %H:%M}",
+                "warnings": " ".join(d.counts.get("warnings", [])),
                 **{s: str(d.counts.get("splits", {}).get(s, 0)) for s in dataset.SPLITS},
             }
             for d in dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
