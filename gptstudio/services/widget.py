@@ -83,6 +83,11 @@ LAUNCHERS = ("icon", "text")
 DEFAULT_COLOR = "#4f46e5"
 
 
+def is_color(value: str) -> bool:
+    """``#rrggbb``, the colours the widget takes."""
+    return bool(_COLOR.match(value))
+
+
 @dataclass(frozen=True)
 class WidgetLook:
     """How the widget looks on the creator's site. Empty texts fall back: the title to the
