@@ -77,8 +77,8 @@ class _Multipart:
     def _headers_finished(self) -> None:
         _, params = parse_options_header(self.disposition)
         filename = params.get(b"filename")
-        self.in_file = filename is not None
-        if filename is not None:
+        self.in_file = bool(filename)  # a form's empty file input sends filename=""
+        if filename:
             self.events.append(("file", filename.decode("utf-8", "replace")))
 
     def _data(self, data: bytes, start: int, end: int) -> None:
@@ -109,7 +109,7 @@ async def upload_documents(
             for event, value in body.feed(chunk):
                 if event == "file":
                     writer = document.UploadWriter(
-                        actor=user, assistant_id=assistant_id, filename=value or "upload"
+                        actor=user, assistant_id=assistant_id, filename=value
                     )
                 elif event == "data" and writer is not None:
                     writer.write(value)  # refuses past the limit: the rest is never read
