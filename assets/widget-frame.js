@@ -7,6 +7,11 @@
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("gptstudio-config").textContent);
+  var look = config.look || {};
+  if (/^#[0-9a-f]{6}$/.test(look.color || "")) {
+    // CSSOM, not a style attribute: the frame's CSP allows no inline style.
+    document.documentElement.style.setProperty("--accent", look.color);
+  }
   var $ = function (id) { return document.getElementById(id); };
   var els = {
     who: $("who"), notice: $("notice"), messages: $("messages"), empty: $("empty"),

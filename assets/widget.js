@@ -3,7 +3,8 @@
  *
  *   <script src="https://STUDIO/widget.js" data-key="pk_..." data-identity="OPTIONAL" async></script>
  *
- * It adds a chat bubble at the bottom right; a click opens the assistant in an iframe served by
+ * It adds a launcher in the corner, colour and shape the creator chose on the widget settings page
+ * (with a greeting beside it, if any); a click opens the assistant in an iframe served by
  * GPT Studio, a second click closes it. A signed end-user identity (data-identity, or
  * GPTStudioWidget.setIdentity(token)) is handed to the iframe with postMessage, never in a URL.
  * The only global is window.GPTStudioWidget. No build step, no dependencies.
@@ -19,7 +20,14 @@
   var key = script.getAttribute("data-key") || "";
   var identity = script.getAttribute("data-identity") || "";
   var PREFIX = "gptstudio-widget";
+  var DEFAULT_LOOK = {
+    color: "#4f46e5", title: "", greeting: "", position: "right", launcher: "icon",
+    launcher_text: "Chat"
+  };
+  var look = DEFAULT_LOOK;
+  var config = null; // the /config answer: { ok, status, body }
   var button = null;
+  var greeting = null;
   var panel = null;
   var iframe = null;
   var loading = false;
@@ -30,43 +38,100 @@
     return el;
   }
 
+  function side() {
+    return look.position === "left" ? "left" : "right";
+  }
+
+  function chatIcon(size) {
+    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", size);
+    svg.setAttribute("height", size);
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z");
+    svg.appendChild(path);
+    return svg;
+  }
+
   function makeButton() {
     button = document.createElement("button");
     button.id = PREFIX + "-button";
     button.type = "button";
     button.setAttribute("aria-label", "Open chat");
     button.setAttribute("aria-expanded", "false");
-    style(button, {
-      position: "fixed", right: "20px", bottom: "20px", width: "56px", height: "56px",
-      borderRadius: "50%", border: "0", background: "#4f46e5", color: "#fff", cursor: "pointer",
-      boxShadow: "0 4px 14px rgba(0,0,0,.25)", zIndex: "2147483000", padding: "0",
-      display: "flex", alignItems: "center", justifyContent: "center"
-    });
-    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("width", "26");
-    svg.setAttribute("height", "26");
-    svg.setAttribute("aria-hidden", "true");
-    var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    path.setAttribute("fill", "currentColor");
-    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z");
-    svg.appendChild(path);
-    button.appendChild(svg);
+    var pill = look.launcher === "text";
+    var rules = {
+      position: "fixed", bottom: "20px", height: "56px", border: "0", background: look.color,
+      color: "#fff", cursor: "pointer", boxShadow: "0 4px 14px rgba(0,0,0,.25)",
+      zIndex: "2147483000", display: "flex", alignItems: "center", justifyContent: "center",
+      gap: "8px", font: "600 15px/1 system-ui, sans-serif",
+      borderRadius: pill ? "28px" : "50%", width: pill ? "auto" : "56px",
+      padding: pill ? "0 20px" : "0"
+    };
+    rules[side()] = "20px";
+    style(button, rules);
+    button.appendChild(chatIcon(pill ? "20" : "26"));
+    if (pill) {
+      var label = document.createElement("span");
+      label.textContent = look.launcher_text || "Chat";
+      button.appendChild(label);
+    }
     button.addEventListener("click", toggle);
     document.body.appendChild(button);
+    if (look.greeting) makeGreeting();
+  }
+
+  function makeGreeting() {
+    greeting = document.createElement("div");
+    greeting.id = PREFIX + "-greeting";
+    var rules = {
+      position: "fixed", bottom: "88px", maxWidth: "260px", padding: "10px 30px 10px 14px",
+      background: "#fff", color: "#1f2937", borderRadius: "12px", cursor: "pointer",
+      boxShadow: "0 4px 14px rgba(0,0,0,.2)", zIndex: "2147483000",
+      font: "14px/1.4 system-ui, sans-serif", borderTop: "3px solid " + look.color
+    };
+    rules[side()] = "20px";
+    style(greeting, rules);
+    var text = document.createElement("span");
+    text.textContent = look.greeting;
+    greeting.appendChild(text);
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.setAttribute("aria-label", "Dismiss");
+    dismiss.textContent = "×";
+    style(dismiss, {
+      position: "absolute", top: "4px", right: "6px", border: "0", background: "transparent",
+      color: "#6b7280", cursor: "pointer", font: "18px/1 system-ui, sans-serif", padding: "2px"
+    });
+    dismiss.addEventListener("click", function (event) {
+      event.stopPropagation();
+      hideGreeting();
+    });
+    greeting.appendChild(dismiss);
+    greeting.addEventListener("click", open);
+    document.body.appendChild(greeting);
+  }
+
+  function hideGreeting() {
+    if (greeting && greeting.parentNode) greeting.parentNode.removeChild(greeting);
+    greeting = null;
   }
 
   function makePanel() {
     panel = document.createElement("div");
     panel.id = PREFIX + "-panel";
     panel.setAttribute("role", "dialog");
-    style(panel, {
-      position: "fixed", right: "20px", bottom: "88px", width: "380px",
+    var rules = {
+      position: "fixed", bottom: "88px", width: "380px",
       maxWidth: "calc(100vw - 40px)", height: "600px", maxHeight: "calc(100vh - 120px)",
       background: "#fff", borderRadius: "12px", overflow: "hidden",
       boxShadow: "0 10px 40px rgba(0,0,0,.3)", zIndex: "2147483000", display: "none",
       font: "15px/1.5 system-ui, sans-serif", color: "#1f2937"
-    });
+    };
+    rules[side()] = "20px";
+    style(panel, rules);
     document.body.appendChild(panel);
   }
 
@@ -83,9 +148,8 @@
     panel.appendChild(box);
   }
 
-  function loadFrame() {
+  function fetchConfig(then) {
     loading = true;
-    showMessage("Loading the chat…", false);
     var url = appOrigin + "/widget/" + encodeURIComponent(key) + "/config";
     fetch(url, { mode: "cors", credentials: "omit" })
       .then(function (response) {
@@ -96,26 +160,45 @@
       })
       .then(function (result) {
         loading = false;
-        if (!result.ok) {
-          var error = (result.body && result.body.error) || {};
-          showMessage(
-            error.message || "The chat could not be loaded (HTTP " + result.status + ").", true
-          );
-          return;
-        }
-        panel.textContent = "";
-        iframe = document.createElement("iframe");
-        iframe.id = PREFIX + "-frame";
-        iframe.title = "Chat with " + (result.body.name || "the assistant");
-        iframe.src = appOrigin + result.body.frame_url;
-        iframe.setAttribute("allow", "clipboard-write");
-        style(iframe, { width: "100%", height: "100%", border: "0", display: "block" });
-        panel.appendChild(iframe);
+        config = result;
+        then();
       })
       .catch(function () {
         loading = false;
-        showMessage("The chat server could not be reached. Check your connection and retry.", true);
+        config = null; // unreachable: tried again on the next open
+        then();
       });
+  }
+
+  function showFrame() {
+    if (!config) {
+      showMessage("The chat server could not be reached. Check your connection and retry.", true);
+      return;
+    }
+    if (!config.ok) {
+      var error = (config.body && config.body.error) || {};
+      showMessage(
+        error.message || "The chat could not be loaded (HTTP " + config.status + ").", true
+      );
+      return;
+    }
+    panel.textContent = "";
+    iframe = document.createElement("iframe");
+    iframe.id = PREFIX + "-frame";
+    iframe.title = "Chat with " + (config.body.name || "the assistant");
+    iframe.src = appOrigin + config.body.frame_url;
+    iframe.setAttribute("allow", "clipboard-write");
+    style(iframe, { width: "100%", height: "100%", border: "0", display: "block" });
+    panel.appendChild(iframe);
+  }
+
+  function loadFrame() {
+    if (config && config.ok) {
+      showFrame();
+      return;
+    }
+    showMessage("Loading the chat…", false);
+    fetchConfig(showFrame);
   }
 
   function sendIdentity() {
@@ -126,6 +209,7 @@
   }
 
   function open() {
+    hideGreeting();
     if (!panel) makePanel();
     panel.style.display = "block";
     button.setAttribute("aria-expanded", "true");
@@ -156,7 +240,17 @@
       if (window.console) console.error("GPT Studio widget: the <script> tag needs data-key.");
       return;
     }
-    makeButton();
+    // The look comes with the config; a config that fails still shows the default launcher,
+    // and opening it says why the chat cannot load.
+    fetchConfig(function () {
+      if (config && config.ok && config.body.look) {
+        var chosen = config.body.look;
+        look = {};
+        for (var name in DEFAULT_LOOK) look[name] = chosen[name] || DEFAULT_LOOK[name];
+        if (!/^#[0-9a-fA-F]{6}$/.test(look.color)) look.color = DEFAULT_LOOK.color;
+      }
+      makeButton();
+    });
   }
 
   window.GPTStudioWidget = {

@@ -1,7 +1,10 @@
-"""Run GPT Studio on one port, with an embedded queue worker when no Redis is configured.
+"""Run GPT Studio on one port, with embedded queue workers when no Redis is configured.
 
-    python -m gptstudio.run              # what `make run` calls: migrate, worker, app
+    python -m gptstudio.run              # what `make run` calls: migrate, workers, engine, app
     python -m gptstudio.run --no-worker  # web only (workers run elsewhere, e.g. on GPU hosts)
+
+Two workers: one for training (and the other long jobs), one for parsing uploads and curation,
+so a creator's documents never wait behind a training job (see gptstudio.jobs.queue).
     python -m gptstudio.run --no-engine  # no embedded model server (GPTSTUDIO_ENGINE_URL elsewhere)
 
 Stops both processes on Ctrl-C or SIGTERM, and stops the other when one of them dies.
@@ -39,6 +42,14 @@ def migrate() -> None:
 def worker_command() -> list[str]:
     """A Huey consumer for the training queue (one worker: jobs own the accelerator)."""
     return [sys.executable, "-m", "huey.bin.huey_consumer", "gptstudio.jobs.worker.huey", "-w", "1"]
+
+
+def documents_worker_command() -> list[str]:
+    """A Huey consumer for the documents queue: parsing and curation, two at a time."""
+    return [
+        sys.executable, "-m", "huey.bin.huey_consumer", "gptstudio.jobs.worker.documents_huey",
+        "-w", "2",
+    ]  # fmt: skip
 
 
 def engine_command() -> list[str]:
@@ -84,8 +95,8 @@ def wait_until_healthy(url: str, processes: list[subprocess.Popen[bytes]], limit
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-worker", action="store_true", help="do not start a queue worker")
-    parser.add_argument("--worker", action="store_true", help="start a worker even with Redis")
+    parser.add_argument("--no-worker", action="store_true", help="do not start the queue workers")
+    parser.add_argument("--worker", action="store_true", help="start the workers even with Redis")
     parser.add_argument("--no-migrate", action="store_true", help="skip `alembic upgrade head`")
     parser.add_argument(
         "--no-engine", action="store_true", help="do not start the embedded model server"
@@ -99,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     processes: list[subprocess.Popen[bytes]] = []
     if args.worker or not (args.no_worker or settings.redis_url):
         processes.append(subprocess.Popen(worker_command()))  # noqa: S603 (fixed argv)
+        processes.append(subprocess.Popen(documents_worker_command()))  # noqa: S603 (fixed argv)
     if not (args.no_engine or settings.engine_url):
         env = {**os.environ, "ENGINE_API_KEY": settings.engine_api_key.get_secret_value()}
         processes.append(subprocess.Popen(engine_command(), env=env))  # noqa: S603 (fixed argv)

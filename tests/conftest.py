@@ -213,8 +213,8 @@ def mailbox(smtp_server: Mailbox, settings_env: pytest.MonkeyPatch) -> Mailbox:
 def run_tasks_inline() -> Iterator[None]:
     """Huey's immediate mode: enqueued tasks run at once, in this process (in-memory queue), with
     every job body loaded as in a worker."""
-    from gptstudio.jobs.worker import huey
+    from gptstudio.jobs.worker import documents_huey, huey
 
-    huey.immediate = True
+    huey.immediate = documents_huey.immediate = True
     yield
-    huey.immediate = False
+    huey.immediate = documents_huey.immediate = False

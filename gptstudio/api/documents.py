@@ -1,31 +1,98 @@
 """Document upload over HTTP (API key, scope ``documents:write``) and dataset export.
 
-``POST /api/assistants/{id}/documents`` takes multipart files and streams each to disk;
-``GET /api/datasets/{id}/{split}.jsonl`` downloads a split for its owner (browser session
-cookie, or an API key with ``documents:write``).
+``POST /api/assistants/{id}/documents`` takes multipart files (any field names, several under one
+name too) and streams each to disk as the body arrives: the body is parsed chunk by chunk, never
+spooled, so a file over the upload limit is refused after reading the limit, not the whole body;
+``GET /api/datasets/{id}/{split}.jsonl`` downloads a split, and
+``GET /api/model-versions/{id}/export.tar`` a version's merged model, for its owner (browser
+session cookie, or an API key with ``documents:write``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
-from starlette.datastructures import UploadFile
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gptstudio.api.deps import api_user, bearer
 from gptstudio.errors import InvalidInput
 from gptstudio.models.user import UserPublic
-from gptstudio.services import account, api_key, dataset, document
+from gptstudio.services import account, api_key, dataset, document, training
 
 router = APIRouter(prefix="/api")
 
 
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(document.CHUNK):
-        yield chunk
+FIELD_LIMIT = 64 * 1024  # a form field that is not a file: nothing this endpoint reads
+
+
+class _Multipart:
+    """python-multipart's push parser turned into a list of events per fed chunk:
+    ``("file", filename)`` when a file part begins, ``("data", bytes)``, ``("end", "")``.
+    Parts without a filename are skipped (and refused past :data:`FIELD_LIMIT`)."""
+
+    def __init__(self, content_type: str) -> None:
+        kind, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            raise InvalidInput("Send one or more files as multipart/form-data fields.")
+        self.events: list[tuple[str, Any]] = []
+        self.header, self.value, self.disposition = b"", b"", b""
+        self.in_file, self.field_bytes = False, 0
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_header_field": lambda d, a, b: self._add("header", d[a:b]),
+                "on_header_value": lambda d, a, b: self._add("value", d[a:b]),
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._data,
+                "on_part_end": self._end,
+            },
+        )
+
+    def feed(self, chunk: bytes) -> list[tuple[str, Any]]:
+        self.events = []
+        try:
+            self.parser.write(chunk)
+        except FormParserError:
+            raise InvalidInput("The multipart body is malformed.") from None
+        return self.events
+
+    def _add(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def _begin(self) -> None:
+        self.header, self.value, self.disposition, self.in_file = b"", b"", b"", False
+
+    def _header_end(self) -> None:
+        if self.header.lower() == b"content-disposition":
+            self.disposition = self.value
+        self.header, self.value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self.disposition)
+        filename = params.get(b"filename")
+        self.in_file = bool(filename)  # a form's empty file input sends filename=""
+        if filename:
+            self.events.append(("file", filename.decode("utf-8", "replace")))
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self.in_file:
+            self.events.append(("data", data[start:end]))
+            return
+        self.field_bytes += end - start
+        if self.field_bytes > FIELD_LIMIT:
+            raise InvalidInput("Only files are read here; send each as a multipart file field.")
+
+    def _end(self) -> None:
+        if self.in_file:
+            self.events.append(("end", ""))
+        self.in_file = False
 
 
 @router.post("/assistants/{assistant_id}/documents", status_code=201)
@@ -34,27 +101,37 @@ async def upload_documents(
     request: Request,
     user: Annotated[UserPublic, Depends(api_user("documents:write"))],
 ) -> dict[str, Any]:
-    form = await request.form()
-    files = [value for value in form.values() if isinstance(value, UploadFile)]
-    if not files:
+    body = _Multipart(request.headers.get("content-type", ""))
+    stored: list[document.DocumentInfo] = []
+    writer: document.UploadWriter | None = None
+    try:
+        async for chunk in request.stream():
+            for event, value in body.feed(chunk):
+                if event == "file":
+                    writer = document.UploadWriter(
+                        actor=user, assistant_id=assistant_id, filename=value
+                    )
+                elif event == "data" and writer is not None:
+                    writer.write(value)  # refuses past the limit: the rest is never read
+                elif event == "end" and writer is not None:
+                    stored.append(writer.finish())
+                    writer = None
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:  # the body ended inside a file
+        writer.abort()
+        raise InvalidInput("The multipart body ended before its last file did.")
+    if not stored:
         raise InvalidInput("Send one or more files as multipart/form-data fields.")
-    stored = []
-    for upload in files:
-        info = await document.store_upload(
-            actor=user,
-            assistant_id=assistant_id,
-            filename=upload.filename or "upload",
-            stream=_chunks(upload),
-        )
-        stored.append(
-            {
-                "id": info.id,
-                "filename": info.filename,
-                "size_bytes": info.size_bytes,
-                "status": info.status,
-            }
-        )
-    return {"object": "list", "data": stored}
+    return {
+        "object": "list",
+        "data": [
+            {"id": i.id, "filename": i.filename, "size_bytes": i.size_bytes, "status": i.status}
+            for i in stored
+        ],
+    }
 
 
 async def _download_user(request: Request) -> UserPublic:
@@ -74,6 +151,15 @@ async def export_split(dataset_id: int, split: str, request: Request) -> FileRes
     return FileResponse(
         path, media_type="application/jsonl", filename=f"dataset-{dataset_id}-{split}.jsonl"
     )
+
+
+@router.get("/model-versions/{version_id}/export.tar")
+async def download_export(version_id: int, request: Request) -> FileResponse:
+    """The merged model of an exported version, as one tar file (a download, as often as
+    wanted)."""
+    user = await _download_user(request)
+    path = await asyncio.to_thread(training.export_archive, actor=user, version_id=version_id)
+    return FileResponse(path, media_type="application/x-tar", filename=path.name)
 
 
 @router.get("/sources/{document_id}")

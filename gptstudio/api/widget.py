@@ -146,7 +146,11 @@ async def config(key: str, request: Request) -> JSONResponse:
         widget.check_origin(target, _page_origin(request))
     except DomainError as error:
         return _error_json(error, CORS)
-    body = {"name": target.name, "frame_url": f"/widget/{target.key}/frame"}
+    body = {
+        "name": target.name,
+        "frame_url": f"/widget/{target.key}/frame",
+        "look": target.look_json(),
+    }
     return JSONResponse(body, headers={**CORS, "Cache-Control": "no-store"})
 
 
@@ -160,11 +164,12 @@ def _frame_html(target: widget.WidgetTarget, nonce: str) -> str:
         "sessionUrl": f"/widget/{target.key}/session",
         "chatUrl": f"/widget/{target.key}/chat",
         "origins": list(target.origins),
+        "look": target.look_json(),
     }
     # Inside <script type="application/json">: no "<", ">" or "&" may end the element early.
     data = json.dumps(settings).replace("<", "\\u003c").replace(">", "\\u003e")
     data = data.replace("&", "\\u0026")
-    values = {"NONCE": nonce, "TITLE": html.escape(target.name), "CONFIG": data}
+    values = {"NONCE": nonce, "TITLE": html.escape(target.look_json()["title"]), "CONFIG": data}
     # One pass, so that a value that happens to contain a placeholder is left alone.
     return re.sub(r"__(NONCE|TITLE|CONFIG)__", lambda m: values[m.group(1)], _asset(_FRAME))
 

@@ -147,3 +147,33 @@ def diff_examples(*, old: Sequence[Example], new: Sequence[Example]) -> ExampleD
         changed=changed,
         unchanged=len(common) - len(changed),
     )
+
+
+def _examples(n: int, split: str) -> str:
+    return f"{n} {split} example{'' if n == 1 else 's'}"
+
+
+def split_warnings(*, counts: Mapping[str, int]) -> tuple[str, ...]:
+    """What a creator should know about a snapshot's held-out splits, and what training and its
+    evaluation will use instead (``counts``: examples per split). Training watches the
+    validation split; the evaluation (perplexity gain, the gate, base-vs-tuned answers) uses the
+    test split, or the validation split when there is no test example."""
+    validation, test = int(counts.get("validation", 0)), int(counts.get("test", 0))
+    more = "Add documents (whole documents go to one split) for a steadier measure."
+    if not validation and not test:
+        return (
+            "No validation or test examples: nothing held out, so training reports no eval loss "
+            f"and the evaluation has nothing to measure (the gate cannot pass). {more}",
+        )
+    if not test:
+        return (
+            f"No test examples: the evaluation (perplexity gain, the gate, base-vs-tuned "
+            f"answers) will use the {_examples(validation, 'validation')} instead, which "
+            f"training also watches, so the gate is less independent. {more}",
+        )
+    if not validation:
+        return (
+            "No validation examples: training reports no eval loss; the evaluation uses the "
+            f"{_examples(test, 'test')}. {more}",
+        )
+    return ()

@@ -1,4 +1,5 @@
-"""The curation job: parse an assistant's documents again, run the pure pipeline of
+"""The curation job: read an assistant's parsed documents (parsed once, by the parse job, and
+parsed again only when the parser or the column choice changed), run the pure pipeline of
 :mod:`gptstudio.curation.pipeline` and store its result as JSON (what the data page previews)
 with the kept chunks beside it as JSONL (what a snapshot keeps for the retrieval index).
 
@@ -18,7 +19,7 @@ from gptstudio.curation.chunking import Chunk, chunk_document
 from gptstudio.curation.documents import ParsedDocument
 from gptstudio.curation.errors import CurationError
 from gptstudio.db import session_scope, utcnow
-from gptstudio.jobs.documents import parse_file
+from gptstudio.jobs.documents import parsed_document
 from gptstudio.jobs.tasks import body
 from gptstudio.models import CurationRun, Document, ExampleOverride
 from gptstudio.services.dataset import CurationSettings, run_chunks_path
@@ -74,7 +75,7 @@ def _execute(run_id: int) -> None:
     for done, (document_id, name, stored, columns) in enumerate(sources):
         _set_progress(run_id, progress={"step": "reading", "done": done, "total": len(sources)})
         parsed.append(
-            parse_file(path=stored, filename=name, document_id=document_id, columns=columns)
+            parsed_document(path=stored, filename=name, document_id=document_id, columns=columns)
         )
     _set_progress(run_id, progress={"step": "curating", "done": 0, "total": 1})
     result, chunks = _curate(parsed, settings, keep)

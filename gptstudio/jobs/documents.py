@@ -7,7 +7,11 @@ indexes built from snapshots older than their ``chunks.jsonl``): same limits, sa
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +21,76 @@ from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Document
-from gptstudio.services.document import column_choice
+from gptstudio.services.document import column_choice, parsed_path
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 
+@functools.cache
+def parser_version() -> str:
+    """A hash of the code that turns bytes into a parsed document (the parsers and the values
+    they return): any change to it parses every document again."""
+    import gptstudio.curation.documents as documents
+    import gptstudio.curation.examples as examples
+    import gptstudio.curation.parsers as parsers
+
+    digest = hashlib.sha256()
+    files = [Path(documents.__file__), Path(examples.__file__)]
+    files += sorted(Path(parsers.__file__).parent.rglob("*.py"))
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def _key(filename: str, document_id: int | str, columns: dict[str, str] | None) -> str:
+    limit = get_settings().max_upload_mb
+    return f"{parser_version()}|{limit}|{document_id}|{filename}|{sorted((columns or {}).items())}"
+
+
 def parse_file(
     *, path: str | Path, filename: str, document_id: int | str, columns: dict[str, str] | None
 ) -> ParsedDocument:
-    """The stored file parsed as its upload would be (the upload limit, the creator's columns);
-    raises the parsers' ``CurationError`` and ``OSError``."""
+    """The stored file parsed as its upload would be (the upload limit, the creator's columns),
+    kept for :func:`parsed_document`; raises the parsers' ``CurationError`` and ``OSError``."""
     from gptstudio.curation.parsers import ParseLimits, parse_document
 
     limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
-    return parse_document(
+    parsed = parse_document(
         data=Path(path).read_bytes(), filename=filename, document_id=str(document_id),
         limits=limits, columns=column_choice(columns),
     )  # fmt: skip
+    _keep(path, _key(filename, document_id, columns), parsed)
+    return parsed
+
+
+def _keep(path: str | Path, key: str, parsed: ParsedDocument) -> None:
+    target = parsed_path(path)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(pickle.dumps((key, parsed), protocol=pickle.HIGHEST_PROTOCOL))
+        partial.replace(target)  # atomic: a reader sees the old file or the new one
+    except OSError:
+        log.warning("could not keep the parsed document %s", target, exc_info=True)
+        partial.unlink(missing_ok=True)
+
+
+def parsed_document(
+    *, path: str | Path, filename: str, document_id: int | str, columns: dict[str, str] | None
+) -> ParsedDocument:
+    """The document as its parse job left it, or parsed again (and kept) when the parser, the
+    column choice or the limits changed since (see :func:`parse_file`)."""
+    key = _key(filename, document_id, columns)
+    try:
+        # Written by these jobs only, in the artifacts folder, under a key naming this code's
+        # hash: never a file a user supplied.
+        kept_key, parsed = pickle.loads(parsed_path(path).read_bytes())  # noqa: S301
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError):
+        kept_key, parsed = None, None
+    if kept_key == key and isinstance(parsed, ParsedDocument):
+        return parsed
+    return parse_file(path=path, filename=filename, document_id=document_id, columns=columns)
 
 
 @body("parse_document")

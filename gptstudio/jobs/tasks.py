@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from huey import crontab
 
-from gptstudio.jobs.queue import huey
+from gptstudio.jobs.queue import documents_huey, huey
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,13 +61,16 @@ def build_tiny_model_task(output_dir: str) -> str:
     return str(run("build_tiny_model", output_dir))
 
 
-@huey.task(retries=2, retry_delay=5)
+# Uploads and curation have a queue and consumer of their own: they never wait behind training.
+
+
+@documents_huey.task(retries=2, retry_delay=5)
 def parse_document_task(document_id: int) -> None:
     """Parse an uploaded document and record its status (``jobs/documents.py``)."""
     run("parse_document", document_id)
 
 
-@huey.task()
+@documents_huey.task()
 def run_curation_task(run_id: int) -> None:
     """Run the curation pipeline for one run (``jobs/curation.py``)."""
     run("run_curation", run_id)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import tarfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Dataset, ModelVersion, TrainingJob
 from gptstudio.services.dataset import SPLITS
-from gptstudio.services.training import ACTIVE, enqueue
+from gptstudio.services.training import ACTIVE, enqueue, export_archive_path
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,9 @@ def resume_stale_jobs() -> list[int]:
 
 @body("export_version")
 def export_version(version_id: int) -> None:
-    """Merge the version's adapter into a standalone model; the path is recorded on the version."""
+    """Merge the version's adapter into a standalone model and pack it as one tar file (what the
+    training page's download serves); the folder is recorded on the version. Exporting again
+    serves the model merged before: the same adapter on the same base merges the same."""
     from trainer.merge import merge_adapter
 
     with session_scope() as session:
@@ -205,7 +208,14 @@ def export_version(version_id: int) -> None:
         adapter, base = version.adapter_path, version.base_model
         name = f"assistant-{version.assistant_id}-v{version.version}"
         target = get_settings().artifacts_dir / "exports" / name
-    merge_adapter(adapter, target, base_model=base)
+    if not (target / "config.json").is_file():
+        merge_adapter(adapter, target, base_model=base)
+    archive = export_archive_path(target)
+    if not archive.is_file():
+        partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
+        with tarfile.open(partial, "w") as packed:
+            packed.add(target, arcname=name)
+        partial.replace(archive)
     with session_scope() as session:
         version = session.get(ModelVersion, version_id)
         if version is not None:

@@ -37,6 +37,10 @@ class Assistant(SQLModel, table=True):
     widget_key: str = Field(default="", max_length=80, index=True)
     widget_secret: str = Field(default="", max_length=400, description="encrypted")
     widget_origins: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The widget's look (colour, title, greeting, position, launcher): services/widget.WidgetLook.
+    widget_look: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

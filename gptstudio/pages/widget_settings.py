@@ -1,5 +1,6 @@
 """Widget settings for one of the creator's assistants (``/assistant/widget?id=N``): turn the
-embeddable chat widget on or off, list the sites allowed to embed it, copy the ``<script>`` tag,
+embeddable chat widget on or off, list the sites allowed to embed it, choose its look (colour,
+title, greeting, position, launcher) with a live preview, copy the ``<script>`` tag,
 rotate the publishable key, and show or rotate the secret the creator's site signs its users'
 identities with (with Python and Node snippets)."""
 
@@ -49,6 +50,26 @@ class WidgetSettingsState(AssistantPageState):
     secret: str = ""
     app_url: str = ""
     max_age: int = 3600
+    # The look as edited (the preview follows each keystroke; Save stores it).
+    color: str = widget.DEFAULT_COLOR
+    title: str = ""
+    greeting: str = ""
+    position: str = "right"
+    launcher: str = "icon"
+    launcher_text: str = ""
+
+    @rx.var
+    def preview_title(self) -> str:
+        return self.title.strip() or self.assistant_name
+
+    @rx.var
+    def preview_launcher_text(self) -> str:
+        return self.launcher_text.strip() or "Chat"
+
+    @rx.var
+    def preview_color(self) -> str:
+        """The colour as typed, once it is a colour (the preview keeps the last good one)."""
+        return self.color if widget.is_color(self.color) else widget.DEFAULT_COLOR
 
     @rx.var
     def script_tag(self) -> str:
@@ -70,7 +91,9 @@ class WidgetSettingsState(AssistantPageState):
         settings = get_settings()
         self.app_url, self.max_age = settings.base_url, settings.widget_identity_max_age_seconds
         self.secret = ""
-        self._show(widget.get_config(**self._target()))
+        config = widget.get_config(**self._target())
+        self._show(config)
+        self._show_look(config.look)
         return None
 
     def _target(self) -> dict[str, Any]:
@@ -82,6 +105,30 @@ class WidgetSettingsState(AssistantPageState):
         self.origins = list(config.origins)
         self.origins_text = "\n".join(config.origins)
         self.error = ""
+
+    def _show_look(self, look: widget.WidgetLook) -> None:
+        self.color, self.title, self.greeting = look.color, look.title, look.greeting
+        self.position, self.launcher = look.position, look.launcher
+        self.launcher_text = look.launcher_text
+
+    @rx.event
+    def set_look_field(self, name: str, value: str) -> None:
+        """One field of the look as the creator types it (the preview follows)."""
+        if name in ("color", "title", "greeting", "position", "launcher", "launcher_text"):
+            setattr(self, name, str(value))
+
+    @rx.event
+    @shows_error
+    def save_look(self) -> Any:
+        look = {
+            "color": self.color, "title": self.title, "greeting": self.greeting,
+            "position": self.position, "launcher": self.launcher,
+            "launcher_text": self.launcher_text,
+        }  # fmt: skip
+        config = widget.set_look(**self._target(), look=look)
+        self._show(config)
+        self._show_look(config.look)
+        return rx.toast.success("The widget's look is saved; pages show it on their next load.")
 
     @rx.event
     def set_origins_text(self, value: str) -> None:
@@ -190,6 +237,156 @@ def _origins_card() -> rx.Component:
     )
 
 
+def _look_field(label: str, name: str, **props: Any) -> rx.Component:
+    s = WidgetSettingsState
+    return rx.vstack(
+        rx.text(label, size="2", weight="medium"),
+        rx.input(
+            value=getattr(s, name),
+            on_change=lambda v: s.set_look_field(name, v),
+            id=f"look-{name.replace('_', '-')}",
+            width="100%",
+            **props,
+        ),
+        spacing="1",
+        width="100%",
+    )
+
+
+def _look_choice(label: str, name: str, options: dict[str, str]) -> rx.Component:
+    s = WidgetSettingsState
+    return rx.vstack(
+        rx.text(label, size="2", weight="medium"),
+        rx.radio_group.root(
+            rx.hstack(
+                *(
+                    rx.radio_group.item(text, value=value, id=f"look-{name}-is-{value}")
+                    for value, text in options.items()
+                ),
+                spacing="3",
+            ),
+            value=getattr(s, name),
+            on_change=lambda v: s.set_look_field(name, v),
+        ),
+        spacing="1",
+    )
+
+
+def _look_preview() -> rx.Component:
+    """The widget on a stand-in page, drawn from what is typed (not yet saved)."""
+    s = WidgetSettingsState
+    corner = rx.cond(s.position == "left", "flex-start", "flex-end")
+    launcher = rx.box(
+        rx.icon("message-square", size=20),
+        rx.cond(s.launcher == "text", rx.text(s.preview_launcher_text, weight="bold")),
+        id="preview-launcher",
+        display="flex", align_items="center", justify_content="center", gap="8px",
+        background=s.preview_color, color="white", height="48px",
+        width=rx.cond(s.launcher == "text", "auto", "48px"),
+        padding=rx.cond(s.launcher == "text", "0 18px", "0"),
+        border_radius=rx.cond(s.launcher == "text", "24px", "50%"),
+        box_shadow="0 4px 14px rgba(0,0,0,.25)",
+    )  # fmt: skip
+    panel = rx.box(
+        rx.box(
+            rx.text(s.preview_title, weight="bold", id="preview-title"),
+            background=s.preview_color, color="white", padding="8px 12px",
+        ),
+        rx.box(
+            rx.box(
+                "How do I start?", background=s.preview_color, color="white",
+                padding="6px 10px", border_radius="10px", align_self="flex-end",
+            ),
+            rx.box(
+                "Ask me anything.", background="var(--gray-3)", padding="6px 10px",
+                border_radius="10px", align_self="flex-start",
+            ),
+            display="flex", flex_direction="column", gap="6px", padding="10px",
+        ),
+        id="preview-panel",
+        width="220px", background="white", color="#1f2937", border_radius="10px",
+        overflow="hidden", box_shadow="0 6px 24px rgba(0,0,0,.2)", font_size="13px",
+    )  # fmt: skip
+    greeting = rx.cond(
+        s.greeting.strip() != "",
+        rx.box(
+            s.greeting, id="preview-greeting",
+            background="white", color="#1f2937", padding="8px 12px", border_radius="10px",
+            border_top="3px solid " + s.preview_color, max_width="220px", font_size="13px",
+            box_shadow="0 4px 14px rgba(0,0,0,.2)",
+        ),
+    )  # fmt: skip
+    return rx.box(
+        rx.vstack(panel, greeting, launcher, align_items=corner, spacing="3", width="100%"),
+        id="look-preview",
+        custom_attrs={"data-position": s.position},
+        background="var(--gray-3)", border_radius="8px", padding="16px", width="100%",
+    )  # fmt: skip
+
+
+def _look_card() -> rx.Component:
+    s = WidgetSettingsState
+    return rx.card(
+        rx.vstack(
+            rx.heading("Look", size="4"),
+            rx.text(
+                "How the widget looks on your site. The preview follows what you type; pages "
+                "that embed the widget show the saved look on their next load.",
+                size="2",
+                color_scheme="gray",
+            ),
+            rx.grid(
+                rx.vstack(
+                    rx.hstack(
+                        rx.vstack(
+                            rx.text("Colour", size="2", weight="medium"),
+                            rx.el.input(
+                                type="color",
+                                value=s.preview_color,
+                                id="look-color-picker",
+                                on_change=lambda v: s.set_look_field("color", v),
+                                style={"width": "48px", "height": "32px", "border": "0"},
+                            ),
+                            spacing="1",
+                        ),
+                        _look_field("Colour code", "color", max_length=7),
+                        width="100%",
+                    ),
+                    _look_field("Title", "title", max_length=60, placeholder=s.assistant_name),
+                    _look_field(
+                        "Greeting beside the launcher (empty: none)",
+                        "greeting",
+                        max_length=160,
+                        placeholder="Questions? Ask me.",
+                    ),
+                    _look_choice(
+                        "Position", "position", {"right": "Bottom right", "left": "Bottom left"}
+                    ),
+                    _look_choice(
+                        "Launcher", "launcher", {"icon": "Round icon", "text": "Button with text"}
+                    ),
+                    rx.cond(
+                        s.launcher == "text",
+                        _look_field(
+                            "Launcher text", "launcher_text", max_length=24, placeholder="Chat"
+                        ),
+                    ),
+                    rx.button("Save look", on_click=s.save_look, id="save-look"),
+                    spacing="3",
+                    width="100%",
+                ),
+                _look_preview(),
+                columns=rx.breakpoints(initial="1", sm="2"),
+                spacing="4",
+                width="100%",
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
 def _embed_card() -> rx.Component:
     s = WidgetSettingsState
     return rx.card(
@@ -272,6 +469,7 @@ def widget_settings_page() -> rx.Component:
         form_error(WidgetSettingsState.error),
         _switch_card(),
         _origins_card(),
+        _look_card(),
         rx.cond(WidgetSettingsState.key != "", _embed_card()),
         rx.cond(WidgetSettingsState.has_secret, _identity_card()),
     )

@@ -205,8 +205,10 @@ def apply_overrides(
 
 
 def snapshot(*, actor: UserPublic, assistant_id: int) -> Dataset:
-    """Write an immutable dataset version from the latest finished run and the overrides."""
-    from gptstudio.curation.snapshot import dataset_hash, from_chat_jsonl
+    """Write an immutable dataset version from the latest finished run and the overrides; its
+    ``counts["warnings"]`` say what is missing from the held-out splits and what the evaluation
+    will use instead."""
+    from gptstudio.curation.snapshot import dataset_hash, from_chat_jsonl, split_warnings
 
     run = latest_run(actor=actor, assistant_id=assistant_id)
     if run is None or run.status != "done":
@@ -241,9 +243,11 @@ def snapshot(*, actor: UserPublic, assistant_id: int) -> Dataset:
         chunks = run_chunks_path(run.result_path)
         if chunks.is_file():
             shutil.copyfile(chunks, folder / CHUNKS_FILE)
-        counts = {**result["counts"], "splits": {k: len(v) for k, v in by_split.items()},
+        splits = {k: len(v) for k, v in by_split.items()}
+        counts = {**result["counts"], "splits": splits,
                   "edited": sum(1 for e in examples if e.get("edited")),
-                  "dropped_by_creator": len(result["examples"]) - len(examples)}  # fmt: skip
+                  "dropped_by_creator": len(result["examples"]) - len(examples),
+                  "warnings": list(split_warnings(counts=splits))}  # fmt: skip
         manifest = {"version": version, "content_hash": content_hash, "parameters": parameters,
                     "counts": counts, "created_at": utcnow().isoformat()}  # fmt: skip
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -231,6 +231,13 @@ def _enqueue_parse(document_id: int) -> None:
     parse_document_task(document_id)
 
 
+def parsed_path(storage_path: str | Path) -> Path:
+    """Where the parse job keeps a stored upload's parsed document: a folder per assistant
+    beside the uploads' (``parsed/<assistant>/<stored name>.parsed``)."""
+    stored = Path(storage_path)
+    return get_settings().artifacts_dir / "parsed" / stored.parent.name / f"{stored.name}.parsed"
+
+
 def list_documents(*, actor: UserPublic, assistant_id: int) -> list[DocumentInfo]:
     """The assistant's documents, newest first (its owner only)."""
     with session_scope() as session:
@@ -320,6 +327,7 @@ def delete_document(*, actor: UserPublic, document_id: int) -> None:
         session.delete(document)
     if path is not None:
         path.unlink(missing_ok=True)
+        parsed_path(path).unlink(missing_ok=True)
 
 
 def storage_summary(*, actor: UserPublic) -> tuple[int, int]:

@@ -8,6 +8,7 @@ jobs whose worker died, and exports.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, or_
@@ -244,8 +245,28 @@ def _publish(session: Session, assistant: Assistant, version: ModelVersion) -> N
     assistant.is_published, assistant.updated_at = True, utcnow()
 
 
+def export_archive_path(export_dir: str | Path) -> Path:
+    """The tar file of an exported model folder (beside it)."""
+    folder = Path(export_dir)
+    return folder.with_name(f"{folder.name}.tar")
+
+
+def export_archive(*, actor: UserPublic, version_id: int) -> Path:
+    """The downloadable tar of a version's merged model (its owner only)."""
+    with session_scope() as session:
+        version = session.get(ModelVersion, version_id)
+        if version is None:
+            raise ModelNotFound("There is no such model version.")
+        owned_assistant(session, actor=actor, assistant_id=version.assistant_id)
+        exported = version.export_path
+    archive = export_archive_path(exported) if exported else None
+    if archive is None or not archive.is_file():
+        raise NotFound("This version has no export yet. Export it first.")
+    return archive
+
+
 def request_export(*, actor: UserPublic, version_id: int) -> None:
-    """Queue merging the adapter into a standalone model folder."""
+    """Queue merging the adapter into a standalone model (a download once done)."""
     with session_scope() as session:
         version = session.get(ModelVersion, version_id)
         if version is None:

@@ -7,7 +7,9 @@ A creator enables the widget on an assistant; it then has
 * a **widget secret** (``ws_…``): shown to the owner on demand, stored encrypted
   (:mod:`gptstudio.services.crypto`); the host site signs its users' identities with it;
 * **allowed origins**: exact ``scheme://host[:port]`` values; the iframe's CSP
-  ``frame-ancestors`` lists them and chat requests from other sites are refused.
+  ``frame-ancestors`` lists them and chat requests from other sites are refused;
+* a **look** (:class:`WidgetLook`): colour, title, a greeting beside the launcher, the corner
+  it sits in and the launcher's shape; ``widget.js`` and the iframe read it.
 
 Signed identity (so that the host site's own users get their subscription's entitlements)::
 
@@ -23,6 +25,7 @@ engine (inside :func:`gptstudio.services.completion.stream_completion`) limits e
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -30,6 +33,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
@@ -73,6 +77,66 @@ class IdentityRejected(DomainError):
     code = "invalid_identity"
 
 
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+POSITIONS = ("right", "left")
+LAUNCHERS = ("icon", "text")
+DEFAULT_COLOR = "#4f46e5"
+
+
+def is_color(value: str) -> bool:
+    """``#rrggbb``, the colours the widget takes."""
+    return bool(_COLOR.match(value))
+
+
+@dataclass(frozen=True)
+class WidgetLook:
+    """How the widget looks on the creator's site. Empty texts fall back: the title to the
+    assistant's name, the launcher's text to "Chat"; no greeting shows no greeting."""
+
+    color: str = DEFAULT_COLOR
+    """The launcher, the chat's header and the visitor's messages (``#rrggbb``)."""
+    title: str = ""
+    """The chat's header (the assistant's name when empty)."""
+    greeting: str = ""
+    """A short line shown beside the launcher until the visitor opens or dismisses it."""
+    position: str = "right"
+    """The bottom corner the launcher and the chat sit in: ``right`` or ``left``."""
+    launcher: str = "icon"
+    """``icon``: a round chat button; ``text``: a pill with the icon and :attr:`launcher_text`."""
+    launcher_text: str = ""
+
+    LIMITS: ClassVar[dict[str, int]] = {"title": 60, "greeting": 160, "launcher_text": 24}
+
+    def __post_init__(self) -> None:
+        if not _COLOR.match(self.color):
+            raise InvalidInput(f"The colour must look like #4f46e5, not {self.color!r}.")
+        if self.position not in POSITIONS:
+            raise InvalidInput("The widget sits in the bottom right or the bottom left corner.")
+        if self.launcher not in LAUNCHERS:
+            raise InvalidInput("The launcher is a round icon or a button with text.")
+        for name, limit in self.LIMITS.items():
+            if len(getattr(self, name)) > limit:
+                label = name.replace("_", " ")
+                raise InvalidInput(f"The {label} can be at most {limit} characters.")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> WidgetLook:
+        """The stored look (a look stored before a check changed falls back to the defaults)."""
+        known = {k: str(v) for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**known)
+        except InvalidInput:
+            return cls()
+
+    def to_json(self, *, name: str = "") -> dict[str, str]:
+        """The look as widget.js and the iframe read it (``name`` fills an empty title)."""
+        return {
+            "color": self.color.lower(), "title": self.title or name, "greeting": self.greeting,
+            "position": self.position, "launcher": self.launcher,
+            "launcher_text": self.launcher_text or "Chat",
+        }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class WidgetConfig:
     """What the owner sees and edits on the widget settings page (never the secret)."""
@@ -84,6 +148,7 @@ class WidgetConfig:
     key: str
     has_secret: bool
     origins: list[str]
+    look: WidgetLook = field(default_factory=WidgetLook)
 
 
 @dataclass(frozen=True)
@@ -96,6 +161,11 @@ class WidgetTarget:
     key: str
     origins: tuple[str, ...]
     secret: str = field(default="", repr=False)  # encrypted, as stored: identities check it
+    look: WidgetLook = field(default_factory=WidgetLook)
+
+    def look_json(self) -> dict[str, str]:
+        """The look as widget.js and the iframe read it."""
+        return self.look.to_json(name=self.name)
 
 
 @dataclass(frozen=True)
@@ -116,6 +186,7 @@ def _config(assistant: Assistant) -> WidgetConfig:
         assistant_id=assistant.id or 0, name=assistant.name, is_published=assistant.is_published,
         enabled=assistant.widget_enabled, key=assistant.widget_key,
         has_secret=bool(assistant.widget_secret), origins=list(assistant.widget_origins or []),
+        look=WidgetLook.from_json(assistant.widget_look),
     )  # fmt: skip
 
 
@@ -151,6 +222,20 @@ def set_enabled(*, actor: UserPublic, assistant_id: int, enabled: bool) -> Widge
             assistant.widget_secret = crypto.encrypt(_new_secret())
         assistant.updated_at = utcnow()
         _audit(session, actor, assistant, "enabled" if enabled else "disabled")
+        session.flush()
+        return _config(assistant)
+
+
+def set_look(*, actor: UserPublic, assistant_id: int, look: dict[str, Any]) -> WidgetConfig:
+    """Save the widget's look (checked by :class:`WidgetLook`); pages that embed the widget show
+    it on their next load."""
+    fields = {k: str(v).strip() for k, v in look.items() if k in WidgetLook.__dataclass_fields__}
+    checked = WidgetLook(**fields)
+    with session_scope() as session:
+        assistant = owned_assistant(session, actor=actor, assistant_id=assistant_id)
+        assistant.widget_look = dataclasses.asdict(checked)
+        assistant.updated_at = utcnow()
+        _audit(session, actor, assistant, "look_changed")
         session.flush()
         return _config(assistant)
 
@@ -287,6 +372,7 @@ def resolve(key: str) -> WidgetTarget:
         return WidgetTarget(
             assistant_id=assistant.id or 0, slug=assistant.slug, name=assistant.name, key=key,
             origins=tuple(assistant.widget_origins or ()), secret=assistant.widget_secret,
+            look=WidgetLook.from_json(assistant.widget_look),
         )  # fmt: skip
 
 

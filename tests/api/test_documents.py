@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
 from gptstudio.api import create_api
 from gptstudio.models import Role
-from gptstudio.services import account, api_key, assistant, dataset
+from gptstudio.services import account, api_key, assistant, dataset, document
+from gptstudio.settings import get_settings
 from tests.services.docs import BEES_MD, TAX_MD
 
 PASSWORD = "correct horse battery"
@@ -120,3 +128,87 @@ def test_citations_open_the_source_only_where_the_assistant_cites_its_documents(
     assert html.headers["content-disposition"].startswith("attachment")  # never runs here
     assert html.headers["content-type"] == "application/octet-stream"
     assert client.get("/api/sources/999999", cookies=sue).status_code == 404
+
+
+def test_several_files_under_one_field_name_are_all_stored(
+    setup: tuple[TestClient, account.UserPublic, int, str],
+) -> None:
+    client, cy, bees, raw = setup
+    response = client.post(
+        f"/api/assistants/{bees}/documents",
+        headers={"Authorization": f"Bearer {raw}"},
+        files=[
+            ("files", ("bees.md", BEES_MD.encode())),
+            ("files", ("tax.md", TAX_MD.encode())),
+            ("files", ("notes.md", b"# Notes\n\nHive notes.\n")),
+        ],
+    )
+    assert response.status_code == 201, response.text
+    names = [d["filename"] for d in response.json()["data"]]
+    assert names == ["bees.md", "tax.md", "notes.md"]
+    listed = document.list_documents(actor=cy, assistant_id=bees)
+    assert sorted(d.filename for d in listed) == sorted(names)
+    assert all(d.size_bytes > 0 for d in listed)
+
+
+def _huge_multipart(total: int, boundary: str) -> Iterator[bytes]:
+    """A multipart body of one file of ``total`` bytes, generated lazily (never in memory)."""
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
+    block = b"a" * (1024 * 1024)
+    for _ in range(total // len(block)):
+        yield block
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_an_upload_over_the_limit_stops_reading_at_the_limit(
+    setup: tuple[TestClient, account.UserPublic, int, str],
+    settings_env: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A 1 GiB body against a 2 MB limit: 413 after about 2 MB read, nothing spooled to the temp
+    folder and nothing left in the documents folder."""
+    _, cy, bees, raw = setup
+    settings_env.setenv("GPTSTUDIO_MAX_UPLOAD_MB", "2")
+    get_settings.cache_clear()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    settings_env.setattr(tempfile, "tempdir", str(spool))
+    boundary = "gptstudio-test-boundary"
+    body = _huge_multipart(1024**3, boundary)
+    read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        chunk = next(body, None)
+        read += len(chunk or b"")
+        return {"type": "http.request", "body": chunk or b"", "more_body": chunk is not None}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": f"/api/assistants/{bees}/documents", "raw_path": b"",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {raw}".encode()),
+            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+            (b"content-length", str(1024**3 + 200).encode()),
+        ],
+    }  # fmt: skip
+    asyncio.run(create_api()(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 413
+    message = json.loads(b"".join(m.get("body", b"") for m in sent if "body" in m))
+    assert "2 MB upload limit" in message["error"]["message"]
+    assert read < 4 * 1024 * 1024, f"read {read} bytes of a 1 GiB body"
+    assert list(spool.iterdir()) == []
+    folder = get_settings().artifacts_dir / "documents" / str(bees)
+    assert not folder.exists() or list(folder.iterdir()) == []
+    assert document.list_documents(actor=cy, assistant_id=bees) == []

@@ -153,7 +153,18 @@ def test_unknown_rotated_or_disabled_keys_get_a_refusal_page(bees: Setup) -> Non
 def test_loader_config_refuses_other_origins_with_a_readable_message(bees: Setup) -> None:
     ok = call("GET", f"/widget/{bees.key}/config", headers={"Origin": SITE})
     assert ok.status_code == 200
-    assert ok.json() == {"name": NAME, "frame_url": f"/widget/{bees.key}/frame"}
+    assert ok.json() == {
+        "name": NAME, "frame_url": f"/widget/{bees.key}/frame",
+        "look": widget.WidgetLook().to_json(name=NAME),
+    }  # fmt: skip
+    look = {"color": "#0e7c3a", "title": "Ask us", "position": "left", "launcher": "text"}
+    widget.set_look(actor=bees.owner, assistant_id=bees.assistant_id, look=look)
+    shown = call("GET", f"/widget/{bees.key}/config", headers={"Origin": SITE}).json()["look"]
+    assert shown == {**look, "greeting": "", "launcher_text": "Chat"}
+    page = call("GET", f"/widget/{bees.key}/frame").text
+    config = page.split('id="gptstudio-config">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(config)["look"] == shown
+    assert '<span class="title" id="title">Ask us</span>' in page
     assert ok.headers["access-control-allow-origin"] == "*"
     refused = call("GET", f"/widget/{bees.key}/config", headers={"Origin": "https://evil.test"})
     assert refused.status_code == 403

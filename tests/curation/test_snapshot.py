@@ -23,6 +23,7 @@ from gptstudio.curation.snapshot import (
     diff_examples,
     from_chat_jsonl,
     from_chunks_jsonl,
+    split_warnings,
     to_chat_jsonl,
     to_chunks_jsonl,
 )
@@ -108,3 +109,14 @@ def test_diff_by_stable_id() -> None:
     assert diff.added == (third.example_id,)
     assert diff.removed == (SECOND.example_id,)
     assert diff.unchanged == 0
+
+
+def test_split_warnings_say_what_the_evaluation_will_use() -> None:
+    assert split_warnings(counts={"train": 20, "validation": 3, "test": 3}) == ()
+    (one,) = split_warnings(counts={"train": 17, "validation": 1, "test": 0})
+    assert "no test examples" in one.lower() and "1 validation example " in one
+    assert "instead" in one
+    (none,) = split_warnings(counts={"train": 17, "validation": 0, "test": 0})
+    assert "nothing held out" in none.lower()
+    (no_validation,) = split_warnings(counts={"train": 17, "validation": 0, "test": 4})
+    assert "no validation examples" in no_validation.lower() and "4 test examples" in no_validation

@@ -47,7 +47,16 @@ def folder() -> list[dict[str, object]]:
     ]
 
 
+def console_errors(page: Page) -> list[str]:
+    """The page's console errors and uncaught exceptions, as they happen."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
 def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> None:
+    errors = console_errors(page)
     sign_up(page, app, "dana@example.com", role="creator")
     expect(page).to_have_url(re.compile(r"/dashboard/?$"))
     page.click("#create-assistant")
@@ -55,6 +64,9 @@ def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> 
     page.click("#create-submit")
     page.get_by_role("button", name="Documents and data").click()
     expect(page).to_have_url(re.compile(r"/assistant/data/?\?id=\d+"))
+    hydrated(page)
+    page.click("#run-curation")  # too early: said, and gone once there are parsed documents
+    expect(page.locator("#form-error")).to_contain_text("No parsed document yet")
 
     page.set_input_files("#documents input[type=file]", files=folder())
     page.click("#upload-button")
@@ -68,6 +80,9 @@ def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> 
             "parsed", timeout=60_000
         )
     expect(page.locator(".document-row", has_text="tax.txt")).to_contain_text("parsed")
+    # Parsing over: no "stored, parsing…" line and no earlier alert is left behind.
+    expect(page.locator(".upload-status")).to_have_count(0)
+    expect(page.locator("#form-error")).to_have_count(0)
 
     tickets = page.locator(".document-row", has_text="tickets.csv")
     expect(tickets).to_contain_text("Choose which column", timeout=60_000)
@@ -93,6 +108,18 @@ def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> 
     examples.first.get_by_role("button", name="Drop").click()
     expect(examples.first).to_contain_text("drop")
 
+    # Edit opens a dialog over the page, wherever the row is; saving marks the row edited.
+    row = examples.last
+    row.scroll_into_view_if_needed()
+    row.get_by_role("button", name="Edit").click()
+    dialog = page.locator("#edit-dialog")
+    expect(dialog).to_be_in_viewport()
+    page.fill("#edit-answer", "Inspect every seven to ten days in spring.")
+    page.click("#save-edit")
+    expect(dialog).to_have_count(0)
+    expect(row).to_contain_text("edit")
+    expect(row).to_contain_text("Inspect every seven to ten days in spring.")
+
     page.reload()  # the run, its result and the override survive a reload
     expect(page.locator("#run-status")).to_contain_text("done")
     expect(page.locator(".example-row").first).to_contain_text("drop")
@@ -105,6 +132,7 @@ def test_upload_curate_and_snapshot(app: RunningApp, admin: str, page: Page) -> 
     assert exported.status_code == 200
     first = json.loads(exported.text.splitlines()[0])
     assert first["messages"][-1]["role"] == "assistant" and first["source"]["document_id"]
+    assert errors == []
 
 
 def test_train_follow_and_publish(app: RunningApp, admin: str, page: Page) -> None:
@@ -122,6 +150,22 @@ def test_train_follow_and_publish(app: RunningApp, admin: str, page: Page) -> No
     expect(page.locator("#loss-chart")).to_be_visible()
     expect(page.locator(".version-row")).to_have_count(1, timeout=30_000)
     expect(page.locator(".sample-row").first).to_be_visible()
+
+    # Export is a download, and a second export works too; no server path is shown.
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    for _ in range(2):
+        page.locator(".version-row").get_by_role("button", name="Export").click()
+        expect(page.get_by_text("Exporting a merged model").first).to_be_visible()
+        link = page.locator(".version-row a.export")
+        for _ in range(60):
+            page.reload()
+            hydrated(page)
+            if link.count():
+                break
+        href = str(link.get_attribute("href"))
+        download = httpx.get(app.url + href, cookies=cookies, timeout=60)
+        assert download.status_code == 200 and download.content[257:262] == b"ustar"
+    expect(page.locator(".version-row")).not_to_contain_text(str(app.data_dir))
 
     page.locator("#publish-version").click()
     page.get_by_role("option").first.click()

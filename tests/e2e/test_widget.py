@@ -270,3 +270,68 @@ def test_creator_sets_up_the_widget_on_the_settings_page(
     page.click("#rotate-key")
     expect(page.locator("#widget-key")).not_to_have_text(key)
     assert widget.get_config(actor=creator, assistant_id=made.id).key != key
+
+
+def test_the_look_is_previewed_live_saved_and_shown_on_the_site(
+    app: RunningApp, page: Page, published: Published, sites: tuple[HostSite, HostSite]
+) -> None:
+    allowed, _ = sites
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    log_in(page, app, "wren@example.com")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.goto(f"{app.url}/assistant/widget?id={published.assistant_id}")
+    hydrated(page)
+    launcher = page.locator("#preview-launcher")
+    expect(launcher).to_have_css("background-color", "rgb(79, 70, 229)")  # the default
+    expect(page.locator("#preview-title")).to_have_text("Hive Widget")
+    expect(page.locator("#preview-greeting")).to_have_count(0)
+
+    # The preview follows each change before anything is saved.
+    page.fill("#look-color", "#0e7c3a")
+    expect(launcher).to_have_css("background-color", "rgb(14, 124, 58)")
+    page.fill("#look-title", "Ask the beekeeper")
+    expect(page.locator("#preview-title")).to_have_text("Ask the beekeeper")
+    page.fill("#look-greeting", "Questions about hives?")
+    expect(page.locator("#preview-greeting")).to_have_text("Questions about hives?")
+    page.click("#look-position-is-left")
+    expect(page.locator("#look-preview")).to_have_attribute("data-position", "left")
+    page.click("#look-launcher-is-text")
+    page.fill("#look-launcher-text", "Ask us")
+    expect(launcher).to_have_text("Ask us")
+    assert widget.get_config(actor=published.creator, assistant_id=published.assistant_id).look == (
+        widget.WidgetLook()
+    )
+    page.fill("#look-color", "green")  # not a colour: refused on save, the preview keeps one
+    page.click("#save-look")
+    expect(page.locator("#form-error")).to_contain_text("colour must look like #4f46e5")
+    page.fill("#look-color", "#0e7c3a")
+    page.click("#save-look")
+    expect(page.locator("#form-error")).to_have_count(0)
+    expect(page.get_by_text("The widget's look is saved")).to_be_visible()
+    saved = widget.get_config(actor=published.creator, assistant_id=published.assistant_id).look
+    assert saved == widget.WidgetLook(
+        color="#0e7c3a", title="Ask the beekeeper", greeting="Questions about hives?",
+        position="left", launcher="text", launcher_text="Ask us",
+    )  # fmt: skip
+    assert errors == []
+
+    # The creator's site shows the saved look: widget.js and the frame read it.
+    allowed.pages["/look"] = host_page("Hive shop", tag(app, published.key))
+    page.goto(f"{allowed.origin}/look")
+    button = page.locator("#gptstudio-widget-button")
+    expect(button).to_have_text("Ask us")
+    expect(button).to_have_css("background-color", "rgb(14, 124, 58)")
+    expect(button).to_have_css("left", "20px")
+    greeting = page.locator("#gptstudio-widget-greeting")
+    expect(greeting).to_contain_text("Questions about hives?")
+    button.click()
+    expect(greeting).to_have_count(0)  # opening the chat puts the greeting away
+    panel = page.locator("#gptstudio-widget-panel")
+    expect(panel).to_have_css("left", "20px")
+    chat = page.frame_locator("#gptstudio-widget-frame")
+    expect(chat.locator("#title")).to_have_text("Ask the beekeeper")
+    expect(chat.locator("header")).to_have_css("background-color", "rgb(14, 124, 58)")
+    expect(chat.locator("#who")).to_have_text("Guest · Free")
+    assert errors == []

@@ -3,12 +3,15 @@ every file that cannot be read, the creator's column choice, and a stored file t
 
 from __future__ import annotations
 
+from typing import Any
+from unittest.mock import ANY
+
 import pytest
 
 from gptstudio.errors import InvalidInput
 from gptstudio.jobs.documents import parse_stored
 from gptstudio.models import Role
-from gptstudio.services import account, assistant, document
+from gptstudio.services import account, assistant, dataset, document
 from gptstudio.settings import get_settings
 from tests.curation.builders import encrypt_pdf, make_pdf
 from tests.services.docs import BEES_MD
@@ -97,3 +100,49 @@ def test_a_stored_file_that_is_gone_fails_with_what_to_do(
     document.delete_document(actor=cy, document_id=stored.id)
     parse_stored(stored.id)  # deleted before a worker got to it: nothing to do
     assert document.list_documents(actor=cy, assistant_id=bees) == []
+
+
+def test_curation_runs_reuse_the_parsed_sections(
+    creator: tuple[account.UserPublic, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each document is parsed once, when uploaded; curation runs read the kept sections, and
+    parse again only a document whose column choice changed, or all after a parser change."""
+    import gptstudio.curation.parsers as parsers
+    import gptstudio.jobs.documents as jobs_documents
+
+    parsed: list[str] = []
+    real = parsers.parse_document
+
+    def counting(**kwargs: Any) -> Any:
+        parsed.append(kwargs["filename"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(parsers, "parse_document", counting)
+    cy, bees = creator
+    upload(cy, bees, "bees.md", BEES_MD.encode())
+    table = upload(cy, bees, "tickets.csv", AMBIGUOUS_CSV.encode())
+    document.choose_columns(
+        actor=cy, document_id=table.id, columns={"instruction": "asked", "response": "answered"}
+    )
+    assert sorted(parsed) == ["bees.md", "tickets.csv", "tickets.csv"]
+    first = dataset.start_curation(actor=cy, assistant_id=bees, settings=dataset.CurationSettings())
+    assert first.status == "done", first.error
+    assert len(parsed) == 3  # nothing parsed again
+    second = dataset.start_curation(
+        actor=cy, assistant_id=bees, settings=dataset.CurationSettings(seed=1)
+    )
+    assert second.status == "done" and len(parsed) == 3
+    assert dataset.run_result(second)["counts"]["imported_examples"] == 2
+
+    monkeypatch.setattr(jobs_documents, "parser_version", lambda: "a newer parser")
+    third = dataset.start_curation(
+        actor=cy, assistant_id=bees, settings=dataset.CurationSettings(seed=2)
+    )
+    assert third.status == "done" and sorted(parsed[3:]) == ["bees.md", "tickets.csv"]
+    assert dataset.run_result(third)["counts"] == {
+        **dataset.run_result(second)["counts"], "splits": ANY,
+    }  # fmt: skip
+    kept = get_settings().artifacts_dir / "parsed" / str(bees)
+    assert len(list(kept.glob("*tickets.csv.parsed"))) == 1
+    document.delete_document(actor=cy, document_id=table.id)
+    assert not list(get_settings().artifacts_dir.rglob("*tickets*"))

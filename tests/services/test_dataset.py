@@ -115,3 +115,32 @@ def test_bad_requests_are_refused(curated: tuple[account.UserPublic, int]) -> No
         dataset.dataset_file(actor=other, dataset_id=first.id or 0, split="train")
     with pytest.raises(NotFound):
         dataset.dataset_file(actor=cy, dataset_id=first.id or 0, split="../../etc")
+
+
+def test_a_snapshot_without_test_examples_warns_and_says_what_evaluation_uses(
+    db: str, run_tasks_inline: None
+) -> None:
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    topics = ("queens", "drones", "wax", "honey", "pollen", "propolis", "nectar", "swarms",
+              "mites", "hives")  # fmt: skip
+    for topic in topics:  # one document each: whole documents go to one split
+        pair = (f"What do beekeepers say about {topic}?", f"They say {topic} matter to a colony.")
+        upload(cy, bees, f"{topic}.jsonl", chat_jsonl([pair]))
+    dataset.start_curation(actor=cy, assistant_id=bees, settings=dataset.CurationSettings())
+    run = dataset.latest_run(actor=cy, assistant_id=bees)
+    assert run is not None and run.status == "done", run.error if run else None
+    examples = dataset.run_result(run)["examples"]
+    validation = [e for e in examples if e["split"] == "validation"]
+    assert len(validation) == 1
+    for example in examples:
+        if example["split"] == "test":
+            dataset.set_override(
+                actor=cy, assistant_id=bees, example_id=example["id"], action="drop"
+            )
+    version = dataset.snapshot(actor=cy, assistant_id=bees)
+    assert version.counts["splits"]["validation"] == 1 and version.counts["splits"]["test"] == 0
+    (warning,) = version.counts["warnings"]
+    assert "No test examples" in warning and "1 validation example " in warning
+    manifest = json.loads((Path(version.storage_path) / "manifest.json").read_text())
+    assert manifest["counts"]["warnings"] == [warning]

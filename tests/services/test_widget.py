@@ -281,3 +281,49 @@ def test_anonymous_visitors_need_a_well_formed_visitor_id(
     for bad in ("", "short", "v_" + "a" * 80, "v_0123456789abcdef<"):
         with pytest.raises(InvalidInput, match="visitor id"):
             widget.visitor(target, identity="", visitor_id=bad)
+
+
+# --- the look ----------------------------------------------------------------------------------
+
+
+def test_the_look_is_saved_checked_and_read_by_the_public_side(
+    people: dict[str, account.UserPublic], bees: int
+) -> None:
+    assert _target(people, bees).look_json() == {
+        "color": "#4f46e5", "title": "Bee Mentor", "greeting": "", "position": "right",
+        "launcher": "icon", "launcher_text": "Chat",
+    }  # fmt: skip
+    look = {
+        "color": "#0E7C3A", "title": "Ask the beekeeper", "greeting": "Questions about hives?",
+        "position": "left", "launcher": "text", "launcher_text": "Ask us",
+    }  # fmt: skip
+    saved = widget.set_look(actor=people["cy"], assistant_id=bees, look=look)
+    assert saved.look == widget.WidgetLook(**look)
+    assert _target(people, bees).look_json() == {**look, "color": "#0e7c3a"}
+    with session_scope() as session:
+        actions = session.exec(select(AuditEvent.action)).all()
+    assert "widget.look_changed" in actions
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"color": "red"}, "colour must look like #4f46e5"),
+        ({"color": "#12345g"}, "colour"),
+        ({"position": "top"}, "bottom right or the bottom left"),
+        ({"launcher": "emoji"}, "round icon or a button with text"),
+        ({"title": "t" * 61}, "title can be at most 60"),
+        ({"greeting": "g" * 161}, "greeting can be at most 160"),
+    ],
+)
+def test_a_bad_look_is_refused_and_changes_nothing(
+    people: dict[str, account.UserPublic], bees: int, change: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        widget.set_look(actor=people["cy"], assistant_id=bees, look=change)
+    assert widget.get_config(actor=people["cy"], assistant_id=bees).look == widget.WidgetLook()
+
+
+def test_only_the_owner_changes_the_look(people: dict[str, account.UserPublic], bees: int) -> None:
+    with pytest.raises(NotFound):
+        widget.set_look(actor=people["cleo"], assistant_id=bees, look={"color": "#000000"})

@@ -28,7 +28,10 @@ class DatasetsState(DataState):
     def take_snapshot(self) -> Any:
         created = dataset.snapshot(actor=self._actor(), assistant_id=self.assistant_id)
         self._refresh()
-        return rx.toast.success(f"Dataset version {created.version} saved.")
+        saved = f"Dataset version {created.version} saved."
+        if warnings := created.counts.get("warnings"):
+            return rx.toast.warning(f"{saved} {' '.join(warnings)}", duration=20000)
+        return rx.toast.success(saved)
 
     @rx.event
     def compare(self, form: dict[str, Any]) -> None:
@@ -57,6 +60,7 @@ def _dataset_row(d: rx.Var[dict[str, str]]) -> rx.Component:
         rx.table.cell(d["validation"]),
         rx.table.cell(d["test"]),
         rx.table.cell(d["created"]),
+        rx.table.cell(rx.text(d["warnings"], size="1", color="orange"), class_name="dataset-notes"),
         rx.table.cell(
             rx.el.a("train.jsonl", href="/api/datasets/" + d["id"] + "/train.jsonl", download=True)
         ),
@@ -94,7 +98,7 @@ def datasets_card() -> rx.Component:
         data_table(
             DataState.datasets,
             _dataset_row,
-            headers=("Version", "Hash", "Train", "Validation", "Test", "Created", "Export"),
+            headers=("Version", "Hash", "Train", "Validation", "Test", "Created", "Notes", "Export"),
         ),
         _compare_form(),
         width="100%",

@@ -38,6 +38,7 @@ class DocumentsState(DataState):
         """Stream each file to disk as its chunks arrive; one bad file does not stop the rest."""
         async with self:
             actor, assistant_id = self._actor(), self.assistant_id
+            self.uploads = {}  # the last batch's notes are old news
         writer: document.UploadWriter | None = None
         writer_name = ""
         async for chunk in chunks:
@@ -69,9 +70,12 @@ class DocumentsState(DataState):
             self.uploads = {**self.uploads, name: text}
 
     async def _finish(self, writer: document.UploadWriter, name: str) -> None:
+        """A stored file's note gives way to its row in the table, whose status follows the
+        parsing to its end; a refusal stays said beside the file's name."""
         try:
-            stored = writer.finish()
-            await self._note(name, f"stored ({size_text(stored.size_bytes)}), parsing…")
+            writer.finish()
+            async with self:
+                self.uploads = {n: t for n, t in self.uploads.items() if n != name}
         except DomainError as error:
             await self._note(name, str(error))
         async with self:

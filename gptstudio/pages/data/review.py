@@ -1,6 +1,6 @@
 """Reviewing the latest curation run: the duplicate clusters (keep another member) and the
-examples, a page at a time (edit, drop, undo). :class:`ReviewState` holds the example being
-edited; every decision is stored as an override that the next run applies."""
+examples, a page at a time (edit in a dialog, drop, undo). :class:`ReviewState` holds the
+example being edited; every decision is stored as an override that the next run applies."""
 
 from __future__ import annotations
 
@@ -55,6 +55,12 @@ class ReviewState(DataState):
     @rx.event
     def cancel_edit(self) -> None:
         self.editing = ""
+
+    @rx.event
+    def edit_open_changed(self, is_open: bool) -> None:
+        """The dialog closed by Escape or a click outside it: nothing is saved."""
+        if not is_open:
+            self.editing = ""
 
     @rx.event
     @shows_error
@@ -138,12 +144,34 @@ def _example_view(e: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
+def _edit_dialog() -> rx.Component:
+    """The example being edited, in a dialog over the row clicked (wherever it is in the list)."""
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Edit the example"),
+            rx.dialog.description(
+                "The question and the answer as they will be trained on.", size="2"
+            ),
+            _edit_form(),
+            id="edit-dialog",
+        ),
+        open=ReviewState.editing != "",
+        on_open_change=ReviewState.edit_open_changed,
+    )
+
+
 def _edit_form() -> rx.Component:
     return rx.form(
         rx.vstack(
-            rx.text_area(name="question", default_value=ReviewState.edit_question, width="100%"),
+            rx.text("Question", size="1"),
             rx.text_area(
-                name="answer", default_value=ReviewState.edit_answer, width="100%", rows="4"
+                name="question", default_value=ReviewState.edit_question, width="100%",
+                id="edit-question",
+            ),
+            rx.text("Answer", size="1"),
+            rx.text_area(
+                name="answer", default_value=ReviewState.edit_answer, width="100%", rows="6",
+                id="edit-answer",
             ),
             rx.hstack(
                 submit_button("Save", id="save-edit"),
@@ -175,7 +203,7 @@ def examples_card() -> rx.Component:
             width="100%",
             align="center",
         ),
-        rx.cond(ReviewState.editing != "", _edit_form()),
         data_table(DataState.examples, _example_view),
+        _edit_dialog(),
         width="100%",
     )

@@ -17,6 +17,7 @@ WATCH_SECONDS = 30 * 60
 PAGE_SIZE = 20
 # Badge colours of a document's or a curation run's status; any other status is orange.
 STATUS_COLORS = {"parsed": "green", "failed": "red", "done": "green"}
+PENDING = ("uploaded", "parsing")
 
 
 def size_text(n: int) -> str:
@@ -95,11 +96,22 @@ class DataState(AssistantPageState):
     datasets: list[dict[str, str]] = []
     versions: list[str] = []
     watching: bool = False
+    _pending_before: list[str] = []
 
     @rx.var
     def busy(self) -> bool:
-        pending = any(d["status"] in ("uploaded", "parsing") for d in self.documents)
+        pending = any(d["status"] in PENDING for d in self.documents)
         return pending or self.run_status in ("queued", "running")
+
+    def _settle_alerts(self) -> None:
+        """An alert said while parsing or curation was pending is old news once that work ends
+        (e.g. "No parsed document yet" after the documents are parsed): drop it then."""
+        pending = [f"document {d['id']}" for d in self.documents if d["status"] in PENDING]
+        if self.run_status in ("queued", "running"):
+            pending.append("run")
+        if set(self._pending_before) - set(pending):
+            self.error = ""
+        self._pending_before = pending
 
     @rx.event
     def load(self) -> Any:
@@ -122,11 +134,13 @@ class DataState(AssistantPageState):
                 "version": str(d.version),
                 "hash": d.content_hash[:12],
                 "created": f"{d.created_at:%Y-%m-%d %H:%M}",
+                "warnings": " ".join(d.counts.get("warnings", [])),
                 **{s: str(d.counts.get("splits", {}).get(s, 0)) for s in dataset.SPLITS},
             }
             for d in dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
         ]
         self.versions = [row["version"] for row in self.datasets]
+        self._settle_alerts()
 
     def _refresh_run(self, actor: Any, names: dict[str, str]) -> None:
         run = dataset.latest_run(actor=actor, assistant_id=self.assistant_id)

@@ -73,7 +73,7 @@ def _version_row(version: ModelVersion) -> dict[str, str]:
         "qa": f"EM {_change(base_qa, tuned_qa, 'exact_match')}, "
         f"F1 {_change(base_qa, tuned_qa, 'f1')}",
         "override": version.gate_override_reason,
-        "export": version.export_path,
+        "export": f"/api/model-versions/{version.id}/export.tar" if version.export_path else "",
     }
 
 

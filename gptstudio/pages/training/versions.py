@@ -37,7 +37,7 @@ class VersionsState(TrainingState):
     @rx.event
     def export(self, version_id: str) -> Any:
         training.request_export(actor=self._actor(), version_id=int(version_id))
-        return rx.toast.info("Exporting a merged model; its folder appears here when done.")
+        return rx.toast.info("Exporting a merged model; its download appears here when done.")
 
 
 def _version_view(v: rx.Var[dict[str, str]]) -> rx.Component:
@@ -63,7 +63,10 @@ def _version_view(v: rx.Var[dict[str, str]]) -> rx.Component:
                 rx.button(
                     "Export", size="1", variant="soft", on_click=VersionsState.export(v["id"])
                 ),
-                rx.cond(v["export"] != "", rx.code(v["export"])),
+                rx.cond(
+                    v["export"] != "",
+                    rx.el.a("Download .tar", href=v["export"], download=True, class_name="export"),
+                ),
             )
         ),
         class_name="version-row",
