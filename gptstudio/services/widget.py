@@ -96,6 +96,8 @@ class WidgetTarget:
     key: str
     origins: tuple[str, ...]
     secret: str = field(default="", repr=False)  # encrypted, as stored: identities check it
+    welcome_message: str = ""
+    starters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,8 @@ def resolve(key: str) -> WidgetTarget:
         return WidgetTarget(
             assistant_id=assistant.id or 0, slug=assistant.slug, name=assistant.name, key=key,
             origins=tuple(assistant.widget_origins or ()), secret=assistant.widget_secret,
+            welcome_message=assistant.welcome_message,
+            starters=tuple(str(s) for s in assistant.conversation_starters),
         )  # fmt: skip
 
 
