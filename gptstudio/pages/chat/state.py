@@ -144,7 +144,7 @@ class ChatState(AuthState):
         try:
             model = completion.served(slug=self.slug)
         except DomainError as error:
-            return [rx.toast.error(str(error)), rx.redirect("/home")]
+            return self._send_home(str(error), "/home")
         self.assistant_name, self.error = model.name or model.slug, ""
         self.welcome_message, self.starters = (
             model.welcome_message,
