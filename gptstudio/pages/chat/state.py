@@ -219,7 +219,7 @@ class ChatState(AuthState):
                 actor=self._actor(), conversation_id=self.conversation_id
             )
             self._open(self.conversation_id)
-            if self.messages and self.messages[-1].role != "user":
+            if self.messages and self.messages[-1].role == "assistant":
                 # The earlier answers stay (switchable); the new one streams below the question.
                 self.messages = self.messages[:-1]
             if not conversation.history_of(self.messages):
