@@ -94,7 +94,7 @@ class AuthState(rx.State):
         if roles and user.role != Role.admin and user.role not in roles:
             needed = " or ".join(r.value for r in roles)
             return self._send_home(
-                f"That page ({self.router.url.path}) needs a {needed} account; you are signed "
+                f"That page needs a {needed} account ({self.router.url.path}); you are signed "
                 f"in as a {user.role.value}, so you were brought to your own page.",
                 mfa.HOME_BY_ROLE[user.role],
             )
