@@ -136,7 +136,8 @@
           setBusy(false);
           var name = body.signed_in_as ? "Signed in as " + body.signed_in_as : "Guest";
           els.who.textContent = name + " · " + body.plan;
-          setEmpty("Ask " + body.assistant + " anything.");
+          setEmpty(config.welcome ? "" : "Ask " + body.assistant + " anything.");
+          welcome();
           if (!body.allowed && body.message) {
             showNotice(body.message, body.upgrade_url
               ? { href: body.upgrade_url, label: "See plans" } : null);
@@ -150,6 +151,42 @@
       });
   }
 
+  // --- the creator's welcome message and conversation starters (a new chat only) -----------
+
+  var opening = null;
+
+  function welcome() {
+    if (opening || history.length || (!config.welcome && !(config.starters || []).length)) return;
+    opening = document.createElement("div");
+    opening.id = "opening";
+    if (config.welcome) {
+      var greeting = bubble("assistant welcome", config.welcome);
+      opening.appendChild(greeting);
+    }
+    var starters = document.createElement("div");
+    starters.className = "starters";
+    (config.starters || []).forEach(function (text) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "starter";
+      button.textContent = text;
+      button.addEventListener("click", function () {
+        if (blocked || controller) return;
+        els.input.value = text;
+        send();
+      });
+      starters.appendChild(button);
+    });
+    opening.appendChild(starters);
+    els.messages.appendChild(opening);
+  }
+
+  function dropStarters() {
+    // The greeting stays above the conversation; the starters go once it begins.
+    var starters = opening && opening.querySelector(".starters");
+    if (starters) starters.remove();
+  }
+
   // --- sending and streaming ----------------------------------------------------------------
 
   function send(event) {
@@ -158,6 +195,7 @@
     if (!text || blocked || controller) return;
     clearNotice();
     history.push({ role: "user", content: text });
+    dropStarters();
     setEmpty("");
     var question = bubble("user", text);
     els.input.value = "";

@@ -2,7 +2,8 @@
 small helpers every Stripe caller shares (plain dicts of Stripe objects, idempotency keys).
 
 Without a secret key every plan is free: :func:`stripe_enabled` is false and
-:func:`stripe_client` raises :class:`BillingNotConfigured` with a message the pages show as is.
+:func:`stripe_client` raises :class:`BillingNotConfigured` with a message the pages show as is
+(to subscribers too: it names no setting; the creators' plans page names the one to set).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+# What subscribers see (any error a page shows them): no configuration names.
 NOT_CONFIGURED = (
+    "Payments are not set up on this installation yet, so paid plans cannot be bought. "
+    "Free plans work."
+)
+# What creators and admins see where they set up plans: what to configure.
+NOT_CONFIGURED_FOR_OPERATORS = (
     "Payments are not set up on this installation (no Stripe key: the administrator sets "
     "GPTSTUDIO_STRIPE_SECRET_KEY), so paid plans cannot be sold yet. Free plans work."
 )

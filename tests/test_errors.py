@@ -56,6 +56,8 @@ WIRE = {
     "QuotaUnavailable": (503, "server_error", "quota_unavailable"),
     "QuotaExceeded": (429, "rate_limit_error", "rate_limit_exceeded"),
     "RetrievalError": (400, "invalid_request_error", "retrievalerror"),
+    # OpenAI's (and the engine's) code for a prompt the context window cannot hold.
+    "PromptTooLong": (400, "invalid_request_error", "context_length_exceeded"),
     "MailNotSent": (503, "server_error", "mailnotsent"),
 }
 

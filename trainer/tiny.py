@@ -23,6 +23,11 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 MARKER = "gptstudio-tiny.json"
+CONTEXT_WINDOW = 8192
+"""Tokens the tiny model takes: room for a persona, several retrieved passages, some history and
+an answer. Its byte-level tokenizer, trained on a small corpus, spends a token per 1.3 to 2
+bytes of unseen text, so real passages are long in tokens; the model is random-init and RoPE
+has no position weights, so a longer window costs no parameters."""
 
 
 def train_tokenizer(vocab_size: int = 1024):  # type: ignore[no-untyped-def]
@@ -67,7 +72,7 @@ def build_tiny_model(output_dir: str | Path, *, seed: int = 0, hidden_size: int 
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=CONTEXT_WINDOW,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -77,14 +82,21 @@ def build_tiny_model(output_dir: str | Path, *, seed: int = 0, hidden_size: int 
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    (output / MARKER).write_text(json.dumps({"seed": seed, "hidden_size": hidden_size}))
+    marker = {"seed": seed, "hidden_size": hidden_size, "context_window": CONTEXT_WINDOW}
+    (output / MARKER).write_text(json.dumps(marker))
     return output
 
 
 def is_built(path: str | Path) -> bool:
-    """Whether a complete tiny model is already at ``path``."""
+    """Whether a complete tiny model of this shape is already at ``path`` (one built with an
+    older, shorter window is built again: its weights and tokenizer come out the same)."""
     folder = Path(path)
-    return (folder / MARKER).exists() and (folder / "config.json").exists()
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    window = marker.get("context_window") if isinstance(marker, dict) else None
+    return window == CONTEXT_WINDOW and (folder / "config.json").exists()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """assistants: the widget's look (colour, title, greeting, position, launcher)
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-06 11:50:00.000000
 
 Numbered 0010 so that it follows 0009 (assistants: welcome message, starters) once both are
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = '0010'
-down_revision: str | None = '0008'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -165,6 +165,8 @@ def _frame_html(target: widget.WidgetTarget, nonce: str) -> str:
         "chatUrl": f"/widget/{target.key}/chat",
         "origins": list(target.origins),
         "look": target.look_json(),
+        "welcome": target.welcome_message,
+        "starters": list(target.starters),
     }
     # Inside <script type="application/json">: no "<", ">" or "&" may end the element early.
     data = json.dumps(settings).replace("<", "\\u003c").replace(">", "\\u003e")

@@ -57,12 +57,32 @@ def page(*children: rx.Component, max_width: str = "960px") -> rx.Component:
     return rx.box(
         navbar(),
         rx.container(
-            rx.vstack(*children, spacing="5", width="100%"),
+            rx.vstack(_refusal(), *children, spacing="5", width="100%"),
             size="3",
             max_width=max_width,
             padding_y="2em",
         ),
         min_height="100vh",
+    )
+
+
+def _refusal() -> rx.Component:
+    """Why the page the user asked for sent them here (their role), until they go on."""
+    return rx.cond(
+        AuthState.refused != "",
+        rx.callout(
+            rx.hstack(
+                rx.text(AuthState.refused, size="2"),
+                rx.button("Dismiss", size="1", variant="ghost", on_click=AuthState.dismiss_refusal),
+                justify="between",
+                align="center",
+                width="100%",
+            ),
+            icon="info",
+            color_scheme="amber",
+            id="refused",
+            width="100%",
+        ),
     )
 
 

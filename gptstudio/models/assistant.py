@@ -32,6 +32,14 @@ class Assistant(SQLModel, table=True):
     # Retrieval: the creator's curated chunks, embedded with MiniLM, cited in answers.
     rag_enabled: bool = False
     rag_top_k: int = Field(default=4, ge=1, le=20)
+    # A citation opens the scrubbed passage in context; the original upload (before PII
+    # scrubbing) only for the owner, or for every subscriber when the creator turns this on.
+    rag_originals_for_subscribers: bool = False
+    # The chat's opening: a greeting and a few questions to start with (page and widget).
+    welcome_message: str = Field(default="", max_length=2000)
+    conversation_starters: list[Any] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     # Embeddable widget: publishable key (public), HMAC secret (encrypted), allowed origins.
     widget_enabled: bool = False
     widget_key: str = Field(default="", max_length=80, index=True)

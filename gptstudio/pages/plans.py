@@ -24,7 +24,7 @@ from gptstudio.services.plan import (
 )
 from gptstudio.state.errors import shows_error
 from gptstudio.state.owned_assistant import AssistantPageState
-from gptstudio.stripe_client import NOT_CONFIGURED, stripe_enabled
+from gptstudio.stripe_client import NOT_CONFIGURED_FOR_OPERATORS, stripe_enabled
 
 EMPTY_DRAFT = {
     "id": "", "key": "", "name": "", "monthly": "", "annual": "", "trial_days": "0",
@@ -299,7 +299,9 @@ def plans_page() -> rx.Component:
         ),
         rx.cond(
             ~PlansState.stripe_enabled,
-            rx.callout(NOT_CONFIGURED, icon="info", color_scheme="amber", id="no-stripe"),
+            rx.callout(
+                NOT_CONFIGURED_FOR_OPERATORS, icon="info", color_scheme="amber", id="no-stripe"
+            ),
         ),
         form_error(PlansState.error),
         _plans_table(),

@@ -1,5 +1,7 @@
 """An assistant's settings as its creator edits them: name, description, persona (the system
-prompt every conversation starts with) and retrieval (on/off, passages per answer).
+prompt every conversation starts with), the chat's welcome message and conversation starters,
+and retrieval (on/off, passages per answer, whether subscribers may open cited originals).
+Turning retrieval on queues the sources index build when there is none (or it is outdated).
 
 The slug never changes with the name: API clients and links keep working after a rename.
 """
@@ -12,7 +14,7 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import InvalidInput
 from gptstudio.models import Assistant
 from gptstudio.models.user import UserPublic
-from gptstudio.services import audit
+from gptstudio.services import audit, retrieval
 from gptstudio.services.access import Client
 from gptstudio.services.assistant import owned_assistant
 
@@ -20,6 +22,9 @@ MAX_NAME = 120
 MAX_DESCRIPTION = 2000
 MAX_SYSTEM_PROMPT = 8000
 TOP_K_RANGE = (1, 20)
+MAX_WELCOME = 2000
+MAX_STARTERS = 6
+MAX_STARTER = 200
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,9 @@ class AssistantSettings:
     is_published: bool
     rag_enabled: bool
     rag_top_k: int
+    rag_originals_for_subscribers: bool = False
+    welcome_message: str = ""
+    conversation_starters: tuple[str, ...] = ()
 
 
 def _settings(assistant: Assistant) -> AssistantSettings:
@@ -40,6 +48,9 @@ def _settings(assistant: Assistant) -> AssistantSettings:
         description=assistant.description, system_prompt=assistant.system_prompt,
         is_published=assistant.is_published, rag_enabled=assistant.rag_enabled,
         rag_top_k=assistant.rag_top_k,
+        rag_originals_for_subscribers=assistant.rag_originals_for_subscribers,
+        welcome_message=assistant.welcome_message,
+        conversation_starters=tuple(str(s) for s in assistant.conversation_starters),
     )  # fmt: skip
 
 
@@ -87,15 +98,50 @@ def update_profile(
         return _settings(assistant)
 
 
-def update_retrieval(
-    *, actor: UserPublic, assistant_id: int, enabled: bool, top_k: int
+def update_welcome(
+    *, actor: UserPublic, assistant_id: int, welcome_message: str, starters: list[str]
 ) -> AssistantSettings:
-    """Turn retrieval on or off and choose how many passages each answer may cite."""
+    """The chat's greeting and its conversation starters (blank lines are dropped)."""
+    welcome_message = welcome_message.strip()
+    kept = [" ".join(s.split()) for s in starters if s.strip()]
+    if len(welcome_message) > MAX_WELCOME:
+        raise InvalidInput(
+            f"The welcome message must be at most {MAX_WELCOME} characters "
+            f"(it has {len(welcome_message)})."
+        )
+    if len(kept) > MAX_STARTERS:
+        raise InvalidInput(f"Offer at most {MAX_STARTERS} conversation starters ({len(kept)}).")
+    if any(len(s) > MAX_STARTER for s in kept):
+        raise InvalidInput(f"Each conversation starter must be at most {MAX_STARTER} characters.")
+    with session_scope() as session:
+        assistant = owned_assistant(session, actor=actor, assistant_id=assistant_id)
+        assistant.welcome_message, assistant.conversation_starters = welcome_message, kept
+        assistant.updated_at = utcnow()
+        return _settings(assistant)
+
+
+def update_retrieval(
+    *, actor: UserPublic, assistant_id: int, enabled: bool, top_k: int,
+    originals_for_subscribers: bool | None = None,
+) -> AssistantSettings:  # fmt: skip
+    """Turn retrieval on or off, choose how many passages each answer may cite and whether
+    subscribers may open the original files of cited documents (not only the scrubbed passage).
+
+    Turning it on queues the sources index build when there is no index, or an outdated one, and
+    a dataset version to build it from (the settings page follows its progress)."""
     low, high = TOP_K_RANGE
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not low <= top_k <= high:
         raise InvalidInput(f"Passages per answer must be a whole number from {low} to {high}.")
     with session_scope() as session:
         assistant = owned_assistant(session, actor=actor, assistant_id=assistant_id)
         assistant.rag_enabled, assistant.rag_top_k = bool(enabled), top_k
+        if originals_for_subscribers is not None:
+            assistant.rag_originals_for_subscribers = bool(originals_for_subscribers)
         assistant.updated_at = utcnow()
-        return _settings(assistant)
+        saved = _settings(assistant)
+    if saved.rag_enabled:
+        status = retrieval.index_status(actor=actor, assistant_id=assistant_id)
+        needed = status.state == "none" or status.outdated
+        if needed and retrieval.latest_dataset(assistant_id) is not None:
+            retrieval.request_build(actor=actor, assistant_id=assistant_id)
+    return saved

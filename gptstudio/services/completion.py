@@ -20,7 +20,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -74,6 +74,9 @@ class Served:
     adapter_path: str
     rag_enabled: bool = False
     rag_top_k: int = 4
+    name: str = ""
+    welcome_message: str = ""
+    conversation_starters: tuple[str, ...] = ()
     split_running: bool = False
     """A candidate version takes part of the traffic (A/B rollout)."""
 
@@ -144,6 +147,8 @@ def _load_served(slug: str, version_id: int | None) -> Served:
             system_prompt=assistant.system_prompt, version_id=version.id or 0,
             adapter_name=f"{assistant.slug}-v{version.version}", adapter_path=version.adapter_path,
             rag_enabled=assistant.rag_enabled, rag_top_k=assistant.rag_top_k,
+            name=assistant.name, welcome_message=assistant.welcome_message,
+            conversation_starters=tuple(str(s) for s in assistant.conversation_starters),
             split_running=len(allowed - {None}) > 1,
         )  # fmt: skip
 
@@ -183,6 +188,16 @@ async def _ensure_adapter(client: httpx.AsyncClient, model: Served) -> int | Non
         _raise_for(loaded)
     _loaded[key] = (time.monotonic(), window)
     return window
+
+
+async def context_window(model: Served) -> int | None:
+    """The engine's context window for ``model`` (its adapter loaded if needed); ``None`` when
+    the engine does not say, or cannot be reached (the request then fails where it is sent)."""
+    try:
+        async with engine_client.client(httpx.Timeout(10, read=60)) as client:
+            return await _ensure_adapter(client, model)
+    except httpx.HTTPError:
+        return None
 
 
 async def find_sources(model: Served, messages: list[dict[str, str]]) -> retrieval.Retrieval:
@@ -237,29 +252,44 @@ async def stream_completion(
     """The answer as protocol events (:class:`~engine.protocol.Start`, text deltas, one
     finish): the one path of the web UI, the widget and the API. Before the engine is called the
     plan is checked (402) and the request admitted by the quota (429, ``max_tokens`` clamped to
-    what is left); at the end, or when the caller stops early, the tokens are metered once and
-    the reservation settled."""
+    what is left); the prompt is then built to the model's context window (:func:`.prompt.build`:
+    history, answer reserve, passages and persona give way, the question stays); at the end, or
+    when the caller stops early, the tokens are metered once and the reservation settled."""
     check_messages(messages)
     params.check()
     context = context or RequestContext()
-    context.sources = await find_sources(model, messages)
-    # The passages are part of the prompt, so the quota counts them too.
-    prompt = prompts.with_passages(
-        prompts.with_system_prompt(model.system_prompt, messages), context.sources
-    )
+    found = context.sources = await find_sources(model, messages)
+    # Admitted on the whole prompt (a bound: the reservation is settled with what is spent).
+    whole = prompts.with_passages(prompts.with_system_prompt(model.system_prompt, messages), found)
     admission = await _admit(
-        model=model, prompt=prompt, params=params, user_id=user_id, visitor_id=visitor_id,
+        model=model, prompt=whole, params=params, user_id=user_id, visitor_id=visitor_id,
         request_id=context.request_id,
     )  # fmt: skip
     context.admission = admission
     meter = Meter(model=model, admission=admission, request_id=context.request_id,
-                  user_id=user_id, visitor_id=visitor_id, source=source, prompt=prompt)  # fmt: skip
+                  user_id=user_id, visitor_id=visitor_id, source=source, prompt=whole)  # fmt: skip
     params = replace(params, max_tokens=admission.max_tokens)
-    # Looked up only after admission (a cached answer never gets around the plan or the quota),
-    # keyed by the final prompt (persona, passages) and the clamped parameters, per user.
-    cache_key = _cache_key(model, prompt, params, user_id, visitor_id)
-    cached = await asyncio.to_thread(response_cache.get, cache_key) if cache_key else None
     try:
+        window = await context_window(model)
+        sent: prompts.Budgeted | None = None  # the prompt last built (and sent)
+
+        def fit(count_tokens: Callable[[str], int]) -> prompts.Budgeted:
+            nonlocal sent
+            sent = built = prompts.build(
+                system_prompt=model.system_prompt, messages=messages, passages=found,
+                window=window, max_tokens=params.max_tokens, count_tokens=count_tokens,
+            )  # fmt: skip
+            # Only the passages the prompt holds are offered as sources.
+            context.sources = retrieval.Retrieval(built.passages, warning=found.warning)
+            return built
+
+        built = fit(prompts.COUNTS[0])
+        meter.prompt = built.messages
+        params = replace(params, max_tokens=built.max_tokens)
+        # Looked up only after admission (a cached answer never gets around the plan or the
+        # quota), keyed by the final prompt (persona, passages) and parameters, per user.
+        cache_key = _cache_key(model, built.messages, params, user_id, visitor_id)
+        cached = await asyncio.to_thread(response_cache.get, cache_key) if cache_key else None
         if cached is not None:
             for event in cached_events(cached):
                 meter.observe(event)
@@ -267,19 +297,48 @@ async def stream_completion(
         else:
             parts: list[str] = []
             finished = False
-            async for event in engine_events(model, prompt, params):
+            async for event in _fitted_events(model, built, params, fit):
                 meter.observe(event)
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                 finished = finished or isinstance(event, Finish)
                 yield event
-            if cache_key and finished:  # never cache an answer cut short
+            # Never cache an answer cut short, or one to a prompt fitted again with a denser
+            # count (the key is the first prompt's).
+            if cache_key and finished and sent is built:
                 spent = meter.usage.to_dict() if meter.usage else {}
                 answer = {"content": "".join(parts), "usage": spent}
                 await asyncio.to_thread(response_cache.put, cache_key, answer)
         await meter.aclose()
     finally:
         meter.close()  # idempotent: after a disconnect or a stop, what was generated counts
+
+
+async def _fitted_events(
+    model: Served,
+    built: prompts.Budgeted,
+    params: Params,
+    fit: Callable[[Callable[[str], int]], prompts.Budgeted],
+) -> AsyncGenerator[Event, None]:
+    """:func:`engine_events` for a prompt built to the window with the estimate. When the
+    model's tokenizer counts more than the estimate and the engine refuses the prompt (before
+    answering), it is built again with the next, denser count (:data:`.prompt.COUNTS`, down to
+    a byte a token) and sent once more."""
+    counts = iter(prompts.COUNTS[1:])
+    while True:
+        started = False
+        try:
+            async for event in engine_events(model, built.messages, params):
+                started = True
+                yield event
+            return
+        except EngineRefused as error:
+            count = next(counts, None)
+            if started or error.code != "context_length_exceeded" or count is None:
+                raise
+        log.info("the engine counted more tokens than estimated; fitting with %s", count.__name__)
+        built = fit(count)
+        params = replace(params, max_tokens=min(params.max_tokens, built.max_tokens))
 
 
 def _cache_key(
@@ -325,17 +384,11 @@ async def engine_events(
     model: Served, prompt: list[dict[str, str]], params: Params
 ) -> AsyncGenerator[Event, None]:
     """The engine's answer as protocol events, with no checks or metering: :class:`Start` once
-    the engine accepted the request (its refusals raise before), then what it streams.
-
-    The oldest turns are dropped when the prompt would not fit the model's context window; the
-    system message (persona and sources) and the last question always stay."""
+    the engine accepted the request (its refusals raise before), then what it streams. The
+    prompt is sent as given (:func:`.prompt.build` fitted it to the context window)."""
     try:
         async with engine_client.client(httpx.Timeout(10, read=300)) as client:
-            window = await _ensure_adapter(client, model)
-            if window:
-                prompt = prompts.trim_to_context(
-                    prompt, max_tokens_budget=max(window - params.max_tokens, 1)
-                )
+            await _ensure_adapter(client, model)
             body = {
                 "model": model.adapter_name, "messages": prompt,
                 "stream": True, "stream_options": {"include_usage": True},

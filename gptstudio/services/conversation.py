@@ -1,10 +1,12 @@
 """Conversations: a user's chats with one assistant, their messages, and what the model sees.
 
-Start, list (with search), read, rename, delete and export conversations; every lookup goes
-through the owner (another user's conversation is "not found"). :func:`history_of` is the rule
-for what of a conversation is sent to the model: the turns after the last context reset (a
-stored marker message, :func:`reset_context`), at most :data:`HISTORY_MESSAGES` of them. The
-answer itself comes from :mod:`.completion`.
+Start, list (with search), read, rename, delete and export conversations; edit a question and
+ask again; keep every answer to a question when it is regenerated and choose which one counts;
+record a failed answer where the answer would be. Every lookup goes through the owner (another
+user's conversation is "not found"). :func:`history_of` is the rule for what of a conversation is
+sent to the model: the user turns and chosen answers after the last context reset (a stored
+marker message, :func:`reset_context`), at most :data:`HISTORY_MESSAGES` of them. The answer
+itself comes from :mod:`.completion`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ HISTORY_MESSAGES = 20  # the engine trims further to its context window
 # A stored marker: messages before it are no longer sent to the model ("Reset context").
 CONTEXT_RESET_ROLE = "context-reset"
 CONTEXT_RESET_TEXT = "Context reset: the assistant no longer sees the messages above."
+# A stored marker where an answer failed (its text says why), so that a reload shows it, with
+# Retry, instead of a question left unanswered; the next answer replaces it.
+FAILED_ROLE = "failed"
+# An earlier answer to the same question, kept when the answer is regenerated (the page switches
+# between them); the model sees only the one whose role is "assistant".
+ALTERNATIVE_ROLE = "alternative"
 
 
 class Turn(Protocol):
@@ -141,13 +149,84 @@ def add_message(
         return message
 
 
-def delete_last_assistant_message(*, actor: UserPublic, conversation_id: int) -> None:
-    """For regenerate: the last answer goes, the question stays."""
+def set_aside_last_answer(*, actor: UserPublic, conversation_id: int) -> None:
+    """Before an answer is asked again (regenerate, retry): a failed answer's marker goes, and
+    the last answer is kept as an alternative the page can switch back to."""
     with session_scope() as session:
         _own(session, actor, conversation_id)
         last = _last_message(session, conversation_id)
-        if last is not None and last.role == "assistant":
+        if last is not None and last.role == FAILED_ROLE:
             session.delete(last)
+        elif last is not None and last.role == "assistant":
+            last.role = ALTERNATIVE_ROLE
+
+
+def record_failure(*, actor: UserPublic, conversation_id: int, reason: str) -> Message:
+    """Where the answer would be: why it failed (shown with Retry after a reload)."""
+    return add_message(
+        actor=actor, conversation_id=conversation_id, role=FAILED_ROLE, content=reason
+    )
+
+
+def choose_answer(*, actor: UserPublic, conversation_id: int, message_id: int) -> None:
+    """Make ``message_id``, one of the answers to a question, the one the conversation goes on
+    from; the answer chosen before becomes an alternative again."""
+    with session_scope() as session:
+        _own(session, actor, conversation_id)
+        rows = list(
+            session.exec(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(col(Message.id))
+            ).all()
+        )
+        group = next((g for g in answer_groups(rows) if message_id in {m.id for m in g}), None)
+        if group is None:
+            raise NotFound("There is no such answer in this conversation.")
+        for message in group:
+            message.role = "assistant" if message.id == message_id else ALTERNATIVE_ROLE
+
+
+def answer_groups(rows: Sequence[Message]) -> list[list[Message]]:
+    """The answers to each question (each run of answers and alternatives between two other
+    messages), in order."""
+    groups: list[list[Message]] = []
+    current: list[Message] = []
+    for row in rows:
+        if row.role in ("assistant", ALTERNATIVE_ROLE):
+            current.append(row)
+            continue
+        if current:
+            groups.append(current)
+        current = []
+    if current:
+        groups.append(current)
+    return groups
+
+
+def edit_question(
+    *, actor: UserPublic, conversation_id: int, message_id: int, content: str
+) -> Message:
+    """A question asked again in other words: its text changes and everything after it goes
+    (the answers to it and the turns that followed); the caller asks for the new answer."""
+    content = content.strip()
+    if not content:
+        raise InvalidInput("Write the question before sending it.")
+    with session_scope() as session:
+        _own(session, actor, conversation_id)
+        message = session.get(Message, message_id)
+        if message is None or message.conversation_id != conversation_id or message.role != "user":
+            raise NotFound("There is no such question in this conversation.")
+        later = session.exec(
+            select(Message).where(
+                Message.conversation_id == conversation_id, col(Message.id) > message_id
+            )
+        ).all()
+        for row in later:
+            session.delete(row)
+        message.content = content
+        session.flush()
+        return message
 
 
 def _last_message(session: Session, conversation_id: int) -> Message | None:

@@ -22,11 +22,11 @@ from sqlmodel import Session, col, select
 from gptstudio.curation.errors import CurationError, InvalidParameterError
 from gptstudio.curation.filenames import safe_filename
 from gptstudio.db import session_scope
-from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from gptstudio.models import Assistant, Document
+from gptstudio.errors import DomainError, InvalidInput, NotFound
+from gptstudio.models import Document
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
-from gptstudio.services.retrieval import indexed_documents
+from gptstudio.services.retrieval import source_access
 from gptstudio.settings import get_settings
 
 CHUNK = 1024 * 1024
@@ -290,24 +290,16 @@ class Source:
 
 
 def cited_source(*, actor: UserPublic, document_id: int) -> Source:
-    """The original file behind a citation. Anyone signed in may open a document that the index
-    of a published assistant with retrieval on can cite; any other document only its owner (and
-    admins). PDFs open in the browser (at the cited page); other files download, so an uploaded
-    HTML page never runs on this site."""
+    """The original file behind a citation, before PII scrubbing: for its owner (and admins),
+    and for anyone signed in only where the creator lets subscribers open the originals of
+    what their assistant cites (:func:`.retrieval.source_access`). PDFs open in the browser;
+    other files download, so an uploaded HTML page never runs on this site."""
     with session_scope() as session:
         row = session.get(Document, document_id)
         if row is None or not row.storage_path:
             raise NotFound("There is no such document.")
-        owner = session.get(Assistant, row.assistant_id)
-        citable = (
-            owner is not None and owner.is_published and owner.rag_enabled
-            and document_id in indexed_documents(row.assistant_id)
-        )  # fmt: skip
-        if not citable:
-            try:
-                owned_assistant(session, actor=actor, assistant_id=row.assistant_id)
-            except PermissionDenied:
-                raise NotFound("There is no such document.") from None
+        if not source_access(session, actor=actor, document=row).original:
+            raise NotFound("There is no such document.")
         path, name = Path(row.storage_path), row.filename
         is_pdf = str(row.report.get("file_type", row.content_type)) == "pdf"
     if not path.is_file():

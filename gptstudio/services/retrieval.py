@@ -47,12 +47,12 @@ from typing import Any, Literal
 import httpx
 import numpy as np
 import numpy.typing as npt
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from gptstudio import engine_client
 from gptstudio.db import session_scope, utcnow
-from gptstudio.errors import DomainError, InvalidInput
-from gptstudio.models import Dataset
+from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDenied
+from gptstudio.models import Assistant, Dataset, Document
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.settings import get_settings
@@ -319,9 +319,10 @@ class Passage:
 
     @property
     def document_url(self) -> str:
-        """Where the chat links to the document (a PDF opens at the cited page)."""
-        page = f"#page={self.page}" if self.page else ""
-        return f"/api/sources/{self.document_id}{page}"
+        """Where the chat links to the source: the scrubbed passage in its document's context
+        (:func:`source_in_context`), scrolled to it."""
+        at = f"?at={self.char_start}" if self.char_start is not None else ""
+        return f"/api/sources/{self.document_id}{at}#cited"
 
     def to_citation(self, *, cited: bool | None = None) -> dict[str, Any]:
         """What a message stores in ``Message.citations`` (JSON) and the chat page renders."""
@@ -451,6 +452,65 @@ async def retrieve(*, assistant_id: int, query: str, k: int) -> Retrieval:
             warning="The sources index was built with another embedding model; rebuild it."
         )
     return Retrieval(top_k(index, vector, k=k))
+
+
+# --- opening a cited source -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceAccess:
+    """What ``actor`` may open of a document: its scrubbed passages in context (``passages``),
+    and the original upload, before PII scrubbing (``original``)."""
+
+    passages: bool
+    original: bool
+
+
+def source_access(session: Session, *, actor: UserPublic, document: Document) -> SourceAccess:
+    """Who may open a cited document. Its owner (and admins): the passages and the original.
+    Anyone signed in, where a published assistant with retrieval on can cite it: the scrubbed
+    passages; the original too only when the creator lets subscribers open originals
+    (``Assistant.rag_originals_for_subscribers``). Anyone else: nothing (not found)."""
+    try:
+        owned_assistant(session, actor=actor, assistant_id=document.assistant_id)
+        return SourceAccess(passages=True, original=True)
+    except (PermissionDenied, NotFound):
+        pass
+    assistant = session.get(Assistant, document.assistant_id)
+    citable = (
+        assistant is not None and assistant.is_published and assistant.rag_enabled
+        and (document.id or 0) in indexed_documents(document.assistant_id)
+    )  # fmt: skip
+    originals = citable and assistant is not None and assistant.rag_originals_for_subscribers
+    return SourceAccess(passages=citable, original=originals)
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """A cited document as a citation opens it: its passages in the index (scrubbed, in
+    document order) and whether the viewer may also open the original file."""
+
+    document_id: int
+    filename: str
+    passages: list[Passage]
+    original: bool
+
+
+def source_in_context(*, actor: UserPublic, document_id: int) -> SourceView:
+    """The document's indexed passages for a citation (see :func:`source_access`)."""
+    with session_scope() as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise NotFound("There is no such document.")
+        access = source_access(session, actor=actor, document=document)
+        if not access.passages:
+            raise NotFound("There is no such document.")
+        assistant_id, filename = document.assistant_id, document.filename
+    index = _cached_index(assistant_id)
+    rows = [r for r in (index.rows if index else []) if int(r["document_id"]) == document_id]
+    rows.sort(key=lambda r: (r.get("page") or 0, r.get("char_start") or 0))
+    passages = [_passage(n, row, 0.0) for n, row in enumerate(rows, 1)]
+    return SourceView(document_id, filename, passages, access.original)
 
 
 def citations(passages: Sequence[Passage], answer: str) -> list[dict[str, Any]]:

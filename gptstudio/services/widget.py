@@ -161,6 +161,8 @@ class WidgetTarget:
     key: str
     origins: tuple[str, ...]
     secret: str = field(default="", repr=False)  # encrypted, as stored: identities check it
+    welcome_message: str = ""
+    starters: tuple[str, ...] = ()
     look: WidgetLook = field(default_factory=WidgetLook)
 
     def look_json(self) -> dict[str, str]:
@@ -373,6 +375,8 @@ def resolve(key: str) -> WidgetTarget:
             assistant_id=assistant.id or 0, slug=assistant.slug, name=assistant.name, key=key,
             origins=tuple(assistant.widget_origins or ()), secret=assistant.widget_secret,
             look=WidgetLook.from_json(assistant.widget_look),
+            welcome_message=assistant.welcome_message,
+            starters=tuple(str(s) for s in assistant.conversation_starters),
         )  # fmt: skip
 
 

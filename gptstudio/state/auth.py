@@ -31,6 +31,10 @@ class AuthState(rx.State):
     display_name: str = ""
     role: str = ""
     notice: str = ""
+    # Why the last page refused this user (its role), shown on the page they were sent to
+    # instead; cleared when they go on to another page.
+    refused: str = ""
+    _refused_on: str = ""
 
     @rx.var
     def signed_in(self) -> bool:
@@ -67,24 +71,44 @@ class AuthState(rx.State):
         self._remember(user)
         return user
 
+    def _here(self) -> str:
+        """This page's path with its query (``/chat?assistant=bees``): where to come back to."""
+        url = self.router.url
+        return f"{url.path}?{url.query}" if url.query else url.path
+
     def _guard(self, *roles: Role) -> Any:
-        """On-load check: redirect to the login page, or to the user's own home, when refused."""
+        """On-load check: to the login page (and back here after it), or to the user's own home
+        with the reason shown there, when refused."""
         try:
             user = self._actor()
         except SessionExpired as error:
             self.session_token = ""
-            return _to_login(error.reason, self.router.url.path)
+            return _to_login(error.reason, self._here())
+        if self.refused and self.router.url.path != self._refused_on:
+            self.refused = ""
         if mfa.must_enrol(user) and self.router.url.path != "/account":
             return [
                 rx.toast.warning("Your role requires two-step verification; set it up first."),
                 rx.redirect("/account"),
             ]
         if roles and user.role != Role.admin and user.role not in roles:
-            return [
-                rx.toast.error(f"That page needs a {' or '.join(r.value for r in roles)} account."),
-                rx.redirect(mfa.HOME_BY_ROLE[user.role]),
-            ]
+            needed = " or ".join(r.value for r in roles)
+            return self._send_home(
+                f"That page needs a {needed} account ({self.router.url.path}); you are signed "
+                f"in as a {user.role.value}, so you were brought to your own page.",
+                mfa.HOME_BY_ROLE[user.role],
+            )
         return None
+
+    def _send_home(self, reason: str, home: str) -> EventSpec:
+        """To ``home``, where ``reason`` (why this page refused) is shown until the user goes
+        on to another page."""
+        self.refused, self._refused_on = reason, home
+        return rx.redirect(home)
+
+    @rx.event
+    def dismiss_refusal(self) -> None:
+        self.refused = ""
 
     @rx.event
     def require_user(self) -> Any:

@@ -136,6 +136,9 @@ def test_openai_sdk_streaming_and_not(published: tuple[str, account.UserPublic])
         ({"messages": [{"role": "tool", "content": "x"}]}, 400, None, "messages[0].role"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, None,
          "messages[0].content"),
+        # A question the model's window cannot hold, even alone: said so, by its code.
+        ({"messages": [{"role": "user", "content": "Qx7-zk9 " * 3500}]}, 400,
+         "context_length_exceeded", None),
     ],
 )  # fmt: skip
 def test_bad_requests_get_openai_errors(

@@ -82,9 +82,11 @@ def test_upload_refusals(setup: tuple[TestClient, account.UserPublic, int, str])
     assert empty.status_code == 422
 
 
-def test_citations_open_the_source_only_where_the_assistant_cites_its_documents(
+def test_citations_open_the_scrubbed_passage_and_the_original_only_where_allowed(
     setup: tuple[TestClient, account.UserPublic, int, str],
 ) -> None:
+    """A citation opens the scrubbed passage in its document's context; the original upload
+    (before PII scrubbing) is the owner's, and subscribers' only when the creator opts in."""
     import numpy as np
 
     from gptstudio.db import session_scope
@@ -94,39 +96,63 @@ def test_citations_open_the_source_only_where_the_assistant_cites_its_documents(
     from tests.services.test_document import upload
 
     client, cy, bees, _ = setup
-    pdf = upload(cy, bees, "manual.pdf", make_pdf([["Hive doors are painted blue."] * 3] * 2))
+    pdf = upload(cy, bees, "manual.pdf", make_pdf([["Call Ann at ann@example.com."] * 3] * 2))
     page = upload(cy, bees, "notes.html", b"<html><body><p>" + b"Bees dance. " * 30 + b"</p>")
     account.register(email="sue@example.com", password=PASSWORD)
     sue = {"gptstudio_session": account.login(email="sue@example.com", password=PASSWORD).token}
     owner = {"gptstudio_session": account.login(email="cy@example.com", password=PASSWORD).token}
+    original = f"/api/sources/{pdf.id}/original"
 
     # Not published with retrieval on: only the owner may open it; others are told nothing.
     assert client.get(f"/api/sources/{pdf.id}", cookies=sue).status_code == 404
-    assert client.get(f"/api/sources/{pdf.id}", cookies=owner).status_code == 200
+    assert client.get(original, cookies=sue).status_code == 404
+    assert client.get(original, cookies=owner).status_code == 200
     assert client.get(f"/api/sources/{pdf.id}").status_code == 401
+    assert client.get(original).status_code == 401
 
     with session_scope() as session:
         row = session.get(Assistant, bees)
         assert row is not None
         row.is_published, row.rag_enabled = True, True
-    # Published with retrieval on: what its index can cite is open to anyone signed in, and
-    # nothing else (here the index cites the PDF and the page, not the notes).
+    # Published with retrieval on: what its index can cite is open to anyone signed in, as
+    # scrubbed passages, and nothing else (here the index cites the PDF and the page).
     notes = upload(cy, bees, "notes.md", b"# Notes\n\nPrivate notes on the apiary.\n")
     assert client.get(f"/api/sources/{pdf.id}", cookies=sue).status_code == 404  # no index yet
-    cited = [{"document_id": d.id, "text": "cited"} for d in (pdf, page)]
+    cited = [
+        {"document_id": pdf.id, "filename": "manual.pdf", "page": 2, "char_start": 40,
+         "char_end": 80, "text": "Call Ann at [EMAIL] <b>now</b>."},
+        {"document_id": pdf.id, "filename": "manual.pdf", "page": 1, "char_start": 0,
+         "char_end": 40, "text": "Page one."},
+        {"document_id": page.id, "filename": "notes.html", "text": "Bees dance."},
+    ]  # fmt: skip
     retrieval.write_index(
-        retrieval.index_path(bees), vectors=np.eye(2, dtype=np.float32), rows=cited,
+        retrieval.index_path(bees), vectors=np.eye(3, dtype=np.float32), rows=cited,
         manifest={},
     )  # fmt: skip
     assert client.get(f"/api/sources/{notes.id}", cookies=sue).status_code == 404
-    assert client.get(f"/api/sources/{notes.id}", cookies=owner).status_code == 200
-    opened = client.get(f"/api/sources/{pdf.id}", cookies=sue)
+    assert client.get(f"/api/sources/{notes.id}/original", cookies=owner).status_code == 200
+    shown = client.get(f"/api/sources/{pdf.id}?at=40", cookies=sue)
+    assert shown.status_code == 200 and shown.headers["content-type"].startswith("text/html")
+    html = shown.text
+    assert "Call Ann at [EMAIL] &lt;b&gt;now&lt;/b&gt;." in html and "ann@example.com" not in html
+    assert html.index("Page one.") < html.index("id=cited") < html.index("Call Ann")
+    assert "page 2" in html and "Open the original file" not in html
+    assert client.get(original, cookies=sue).status_code == 404  # the original stays private
+    assert "Open the original file" in client.get(f"/api/sources/{pdf.id}", cookies=owner).text
+
+    with session_scope() as session:  # the creator lets subscribers open the originals
+        row = session.get(Assistant, bees)
+        assert row is not None
+        row.rag_originals_for_subscribers = True
+    assert "Open the original file" in client.get(f"/api/sources/{pdf.id}", cookies=sue).text
+    opened = client.get(original, cookies=sue)
     assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
     assert opened.headers["content-type"] == "application/pdf"
     assert opened.headers["content-disposition"].startswith("inline")
-    html = client.get(f"/api/sources/{page.id}", cookies=sue)
-    assert html.headers["content-disposition"].startswith("attachment")  # never runs here
-    assert html.headers["content-type"] == "application/octet-stream"
+    html_file = client.get(f"/api/sources/{page.id}/original", cookies=sue)
+    assert html_file.headers["content-disposition"].startswith("attachment")  # never runs here
+    assert html_file.headers["content-type"] == "application/octet-stream"
+    assert client.get(f"/api/sources/{notes.id}/original", cookies=sue).status_code == 404
     assert client.get("/api/sources/999999", cookies=sue).status_code == 404
 
 

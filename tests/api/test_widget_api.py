@@ -114,6 +114,19 @@ def test_frame_csp_lists_the_assistants_origins(bees: Setup) -> None:
     assert "Bees &lt;/script&gt;" in page
     config = page.split('id="gptstudio-config">', 1)[1].split("</script>", 1)[0]
     assert json.loads(config)["name"] == NAME and json.loads(config)["key"] == bees.key
+    assert (json.loads(config)["welcome"], json.loads(config)["starters"]) == ("", [])
+    from gptstudio.services import assistant_settings
+
+    assistant_settings.update_welcome(
+        actor=bees.owner, assistant_id=bees.assistant_id,
+        welcome_message="Hi </script><script>alert(2)", starters=["Mites & wax?"],
+    )  # fmt: skip
+    greeted = call("GET", f"/widget/{bees.key}/frame").text
+    assert "</script><script>alert(2)" not in greeted  # escaped inside the JSON
+    greeting = json.loads(greeted.split('id="gptstudio-config">', 1)[1].split("</script>", 1)[0])
+    assert (greeting["welcome"], greeting["starters"]) == (
+        "Hi </script><script>alert(2)", ["Mites & wax?"],
+    )  # fmt: skip
     nonce = csp.split("'nonce-", 1)[1].split("'", 1)[0]
     assert f'<style nonce="{nonce}">' in page
 

@@ -17,8 +17,9 @@ def test_without_stripe_key_paid_plans_cannot_be_sold(db: str) -> None:
     creator, subscriber, assistant_id = make_users()
     paid = save_plan(actor=creator, assistant_id=assistant_id, data=PRO)
     assert not paid.synced and "Stripe is not configured" in paid.sync_status
-    with pytest.raises(BillingNotConfigured, match="Payments are not set up"):
+    with pytest.raises(BillingNotConfigured, match="Payments are not set up") as refused:
         start_checkout(actor=subscriber, plan_id=paid.plan.id)
+    assert "GPTSTUDIO_" not in str(refused.value)  # subscribers see no configuration names
     free = save_plan(actor=creator, assistant_id=assistant_id, data=FREE)
     subscribe_free(actor=subscriber, plan_id=free.plan.id)
     assert entitlement(user_id=subscriber.id, assistant_id=assistant_id).plan_key == "free"

@@ -55,6 +55,7 @@ def test_subscriber_sees_their_home_and_is_kept_out_of_other_pages(
         page.goto(f"{app.url}{forbidden}")
         expect(page).to_have_url(re.compile(r"/home/?$"))
         expect(page.get_by_text("That page needs a")).to_be_visible()
+        expect(page.locator("#refused")).to_contain_text("you are signed in as a subscriber")
 
 
 def test_sign_up_errors_are_clear_and_write_nothing(

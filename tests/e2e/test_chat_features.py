@@ -253,3 +253,117 @@ def test_a_subscriber_chats_until_the_quota_and_sees_the_upgrade_prompt(
     expect(page.locator("#upgrade-link")).to_be_visible()
     page.locator("#upgrade-link").click()
     expect(page).to_have_url(re.compile(rf"/pricing/?\?assistant={assistant_id}"))
+
+
+TOO_LONG = "Qx7-zk9 " * 3500  # more than the tiny model's window holds, even alone
+
+
+def test_a_new_chat_welcomes_and_its_thread_can_be_edited_regenerated_and_retried(
+    app: RunningApp, admin: str, page: Page
+) -> None:
+    """The creator's welcome and starters; "&" in the name; back to the chat after logging in;
+    Stop clickable through the stream; regenerate keeps both answers; edit and resend; a failed
+    answer shown with Retry after a reload; delete asks first; no console errors."""
+    sign_up(page, app, "wendy@example.com", role="creator")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.click("#create-assistant")
+    page.fill("#assistant-name", "Bees & Honey")
+    page.click("#create-submit")
+    expect(page.locator("text=Bees & Honey").first).to_be_visible()
+    engine = create_engine(app.database_url)
+    with Session(engine) as session:
+        slug = session.exec(select(Assistant.slug).where(Assistant.name == "Bees & Honey")).one()
+    engine.dispose()
+    assistant_id = _published_with_two_versions(app, slug)
+    page.goto(f"{app.url}/assistant/settings?id={assistant_id}")
+    hydrated(page)
+    page.fill("#settings-welcome", "Welcome to the hive! Ask me about bees.")
+    page.fill("#settings-starters", "How do I start a hive?\nWhen do bees swarm?")
+    page.click("#settings-welcome-save")
+    expect(page.get_by_text("Saved: the chat opens with this welcome.")).to_be_visible()
+    log_out(page)
+
+    # A logged-out visit to the chat comes back to it after logging in.
+    sign_up(page, app, "willa@example.com")
+    expect(page).to_have_url(re.compile(r"/home/?$"))
+    log_out(page)
+    chat_url = f"{app.url}/chat?assistant={slug}"
+    page.goto(chat_url)
+    back = rf"/login/?\?reason=required&next=%2Fchat(%2F)?%3Fassistant%3D{slug}$"
+    expect(page).to_have_url(re.compile(back))
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    katex: list[str] = []  # rendered once per answer at most, never per streamed token
+    page.on("console", lambda m: katex.append(m.text) if "KaTeX" in m.text else None)
+    hydrated(page)
+    page.fill("#email", "willa@example.com")
+    page.fill("#password", "correct horse battery")
+    page.click("#submit")
+    expect(page).to_have_url(re.compile(rf"/chat/?\?assistant={slug}$"))
+    hydrated(page)
+    expect(page.get_by_role("heading", name="Bees & Honey")).to_be_visible()
+    expect(page.locator("#welcome")).to_have_text("Welcome to the hive! Ask me about bees.")
+    expect(page.locator(".starter")).to_have_text(["How do I start a hive?", "When do bees swarm?"])
+
+    # A starter asks its question; Stop is one element from the first token to the last.
+    page.locator(".starter", has_text="How do I start a hive?").click()
+    expect(page.locator(".user-message")).to_have_text("How do I start a hive?")
+    stop = page.locator("#stop")
+    expect(stop).to_be_visible()
+    handle = stop.element_handle()
+    assert handle is not None
+    expect(page.locator(".assistant-message").last).not_to_have_text("", timeout=60_000)
+    page.wait_for_timeout(1500)  # more tokens arrive
+    if stop.is_visible():  # still streaming: the same element, and it stops the answer
+        assert handle.evaluate("element => element.isConnected")
+        handle.click()
+    expect(page.locator("#send")).to_be_visible(timeout=90_000)
+    expect(page.locator("#welcome")).to_have_count(0)
+    expect(page.locator(".assistant-message")).to_have_count(1)
+
+    # Regenerate keeps both answers; the earlier one is a click away.
+    page.click("#regenerate")
+    expect(page.locator("#send")).to_be_visible(timeout=90_000)
+    expect(page.locator(".assistant-message")).to_have_count(1)
+    expect(page.locator(".answer-choice")).to_have_text("2 / 2")
+    page.locator(".previous-answer").click()
+    expect(page.locator(".answer-choice")).to_have_text("1 / 2")
+    page.reload()
+    hydrated(page)
+    expect(page.locator(".answer-choice")).to_have_text("1 / 2")
+
+    # Edit and resend: the question changes, a new answer replaces the old ones.
+    page.locator(".edit-message").click()
+    expect(page.locator("#edit-input")).to_have_value("How do I start a hive?")
+    page.fill("#edit-input", "When do bees swarm?")
+    page.click("#edit-send")
+    expect(page.locator("#send")).to_be_visible(timeout=90_000)
+    expect(page.locator(".user-message")).to_have_text("When do bees swarm?")
+    expect(page.locator(".answer-choice")).to_have_count(0)
+    expect(page.locator(".assistant-message")).to_have_count(1)
+
+    # A failed answer shows where the answer would be, also after a reload, with Retry.
+    page.fill("#chat-input", TOO_LONG)
+    page.click("#send")
+    failed = page.locator(".failed-answer")
+    expect(failed).to_contain_text("too long for the model")
+    page.reload()
+    hydrated(page)
+    expect(failed).to_contain_text("too long for the model")
+    page.click("#retry")
+    expect(page.locator("#send")).to_be_visible(timeout=90_000)
+    expect(failed).to_have_count(1)  # asked again, refused again, still one
+
+    # The title is shown whole, and deleting asks first.
+    title = page.locator(".conversation").first
+    expect(title).to_have_text("How do I start a hive?")
+    assert title.evaluate("element => element.scrollWidth <= element.clientWidth")
+    page.click("#delete-chat")
+    expect(page.get_by_text("Delete this conversation?")).to_be_visible()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".conversation")).to_have_count(1)
+    page.click("#delete-chat")
+    page.click("#delete-chat-confirm")
+    expect(page.locator(".conversation")).to_have_count(0)
+    assert errors == []
+    assert len(katex) <= 4, katex  # four answers were rendered

@@ -335,3 +335,35 @@ def test_the_look_is_previewed_live_saved_and_shown_on_the_site(
     expect(chat.locator("header")).to_have_css("background-color", "rgb(14, 124, 58)")
     expect(chat.locator("#who")).to_have_text("Guest · Free")
     assert errors == []
+
+
+def test_the_widget_opens_with_the_welcome_and_conversation_starters(
+    app: RunningApp, page: Page, published: Published, sites: tuple[HostSite, HostSite]
+) -> None:
+    from gptstudio.services import assistant_settings
+
+    allowed, _ = sites
+    assistant_settings.update_welcome(
+        actor=published.creator, assistant_id=published.assistant_id,
+        welcome_message="Hello from the hive!", starters=["When do bees swarm?", "Honey & wax?"],
+    )  # fmt: skip
+    try:
+        allowed.pages["/welcome"] = host_page("Hive shop", tag(app, published.key))
+        page.goto(f"{allowed.origin}/welcome")
+        page.locator("#gptstudio-widget-button").click()
+        chat = page.frame_locator("#gptstudio-widget-frame")
+        expect(chat.locator("#who")).to_have_text("Guest · Free")
+        expect(chat.locator(".message.welcome")).to_have_text("Hello from the hive!")
+        expect(chat.locator(".starter")).to_have_text(["When do bees swarm?", "Honey & wax?"])
+        chat.locator(".starter", has_text="Honey & wax?").click()
+        expect(chat.locator(".message.user")).to_have_text("Honey & wax?")
+        expect(chat.locator(".starter")).to_have_count(0)  # the conversation has begun
+        answer = chat.locator(".message.assistant:not(.welcome)")
+        expect(answer).not_to_have_class(re.compile("streaming"), timeout=60_000)
+        expect(answer).to_have_text(re.compile(r"\S"))
+        expect(chat.locator(".message.welcome")).to_be_visible()  # the greeting stays
+    finally:
+        assistant_settings.update_welcome(
+            actor=published.creator, assistant_id=published.assistant_id, welcome_message="",
+            starters=[],
+        )  # fmt: skip

@@ -87,3 +87,38 @@ def test_only_the_owner(people: dict[str, account.UserPublic]) -> None:
         )
     with pytest.raises(NotFound):
         assistant_settings.get_settings_of(actor=people["cleo"], assistant_id=bees.id)
+
+
+def test_welcome_message_and_conversation_starters(people: dict[str, account.UserPublic]) -> None:
+    from gptstudio.services import completion
+    from tests.factories import publish_assistant
+
+    bees = publish_assistant(people["cy"], "Bees & Honey")
+    saved = assistant_settings.update_welcome(
+        actor=people["cy"], assistant_id=bees.assistant_id, welcome_message="  Hello, beekeeper!  ",
+        starters=["How do I start a hive?", "  ", "  When   do bees swarm? "],
+    )  # fmt: skip
+    assert saved.welcome_message == "Hello, beekeeper!"
+    assert saved.conversation_starters == ("How do I start a hive?", "When do bees swarm?")
+    served = completion.served(slug=bees.slug)  # what the chat page and the widget show
+    assert served.name == "Bees & Honey" and served.welcome_message == "Hello, beekeeper!"
+    assert served.conversation_starters == saved.conversation_starters
+    for welcome, starters, message in [
+        ("w" * 2001, [], "at most 2000"),
+        ("", [f"q{n}" for n in range(7)], "at most 6"),
+        ("", ["q" * 201], "at most 200"),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            assistant_settings.update_welcome(
+                actor=people["cy"], assistant_id=bees.assistant_id, welcome_message=welcome,
+                starters=starters,
+            )  # fmt: skip
+    with pytest.raises(NotFound):
+        assistant_settings.update_welcome(
+            actor=people["cleo"],
+            assistant_id=bees.assistant_id,
+            welcome_message="Mine",
+            starters=[],
+        )
+    kept = assistant_settings.get_settings_of(actor=people["cy"], assistant_id=bees.assistant_id)
+    assert kept.welcome_message == "Hello, beekeeper!"

@@ -133,7 +133,8 @@ def test_the_passage_that_answers_comes_first_with_its_document_and_page(
     assert citation["label"] == "manual.pdf, page 2" and citation["page"] == 2
     assert citation["document_id"] == ids["manual.pdf"] and "cobalt" in citation["snippet"]
     assert citation["char_end"] > citation["char_start"] >= 0
-    assert citation["url"] == f"/api/sources/{ids['manual.pdf']}#page=2"  # opens at the page
+    at = citation["char_start"]  # opens the passage in its document
+    assert citation["url"] == f"/api/sources/{ids['manual.pdf']}?at={at}#cited"
 
     varroa = ask(bees, "How often should I check my hives for varroa mites?")[0]
     assert varroa.document_id == ids["bees.md"] and varroa.page is None
@@ -284,3 +285,132 @@ def test_chat_puts_the_passages_in_the_prompt_and_returns_them_as_citations(
         row.rag_enabled = False
     context, _ = asyncio.run(answer())
     assert list(context.sources) == []  # off: no retrieval, no citations
+
+
+PERSONA = (
+    "You are the Morrow Apiary's mentor for new beekeepers. Answer warmly and plainly, in short "
+    "paragraphs, as an experienced keeper would to a volunteer on their first season. Prefer the "
+    "apiary's own practice over general advice, say which document an answer comes from, and "
+    "when the documents do not cover a question, say so and suggest asking a senior keeper at "
+    "the Thursday inspection. Never guess at doses of any treatment; quote the manual instead. "
+    "Keep safety first: veil, gloves and a lit smoker before any hive is opened, and no visits "
+    "in thunder or rain. Explain any beekeeping word a beginner may not know the first time you "
+    "use it, and end with one practical next step the volunteer can take this week."
+)
+
+
+@pytest.fixture(scope="module")
+def old_window_engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The tiny model served with the 1,024-token window it used to have."""
+    from tests.conftest import free_port
+    from trainer.tiny import build_tiny_model
+
+    base = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "engine", "--base", str(base), "--port", str(port),
+               "--threads", "1", "--log-level", "warning", "--max-model-len", "1024"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=2)
+            break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "engine did not start"
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_a_retrieval_prompt_is_built_to_the_window_and_answers(
+    creator: Creator, engine_url: str, old_window_engine_url: str,
+    settings_env: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:  # fmt: skip
+    """An ordinary persona, the default passages and answer length on a 1,024-token window
+    (which the engine used to refuse: "the system prompt and the last message take 1949
+    tokens…"): passages give way and the question is answered; on the tiny model's own window
+    everything fits. A question too long to fit alone gets a clear error."""
+    from engine.protocol import Finish
+    from gptstudio.models import Assistant, ModelVersion
+    from gptstudio.services import completion
+    from tests.engine.conftest import write_random_adapter
+    from trainer.tiny import CONTEXT_WINDOW, build_tiny_model
+
+    cy, bees, _ = creator
+    retrieval.request_build(actor=cy, assistant_id=bees)
+    adapter = tmp_path / "adapter"
+    write_random_adapter(build_tiny_model(tmp_path / "model"), adapter, seed=3)
+    with session_scope() as session:
+        version = ModelVersion(assistant_id=bees, version=1, base_model="tiny",
+                               status="published", adapter_path=str(adapter))  # fmt: skip
+        session.add(version)
+        session.flush()
+        row = session.get(Assistant, bees)
+        assert row is not None
+        row.is_published, row.current_model_version_id = True, version.id
+        row.rag_enabled, row.rag_top_k, row.system_prompt = True, 4, PERSONA  # the defaults
+        slug = row.slug
+    question = "How often should I check my hives for varroa mites, and how?"
+
+    async def answer(text: str) -> tuple[completion.RequestContext, list[object]]:
+        context = completion.RequestContext()
+        events = completion.stream_completion(
+            model=completion.served(slug=slug), messages=[{"role": "user", "content": text}],
+            params=completion.Params(), user_id=cy.id, source="web", context=context,
+        )  # fmt: skip
+        return context, [event async for event in events]
+
+    found = ask(bees, question, k=4)
+    whole = prompt.with_passages(
+        [{"role": "system", "content": PERSONA}, {"role": "user", "content": question}], found
+    )
+    assert len(found) == 4 and prompt.strict_tokens(str(whole)) > 1024  # it did not fit
+
+    settings_env.setenv("GPTSTUDIO_ENGINE_URL", old_window_engine_url)
+    get_settings.cache_clear()
+    context, events = asyncio.run(answer(question))
+    finish = events[-1]
+    assert isinstance(finish, Finish) and finish.usage is not None
+    assert finish.usage.prompt_tokens + finish.usage.completion_tokens <= 1024
+    assert 1 <= len(context.sources) < 4 and context.sources[0] == found[0]
+
+    too_long = "Please explain every step of spring management in detail. " * 50
+    with pytest.raises(prompt.PromptTooLong, match="too long for the model"):
+        asyncio.run(answer(too_long))  # the estimate alone refuses it
+    tags = "Qx7-zk9 " * 280  # the estimate lets it through; the model's tokenizer counts 2,240
+    assert prompt.estimate_tokens(tags) + 200 < 1024
+    with pytest.raises(prompt.PromptTooLong, match="too long for the model"):
+        asyncio.run(answer(tags))
+
+    settings_env.setenv("GPTSTUDIO_ENGINE_URL", engine_url)  # the tiny model's own window
+    get_settings.cache_clear()
+    context, events = asyncio.run(answer(question))
+    assert isinstance(events[-1], Finish) and list(context.sources) == found
+    assert CONTEXT_WINDOW == 8192
+
+
+def test_turning_retrieval_on_queues_the_index_build(creator: Creator) -> None:
+    """Saving retrieval on builds the index when there is none (no "Rebuild index" needed);
+    saving again with a ready, current index builds nothing."""
+    from gptstudio.services import assistant_settings
+
+    cy, bees, _ = creator
+    assert retrieval.index_status(actor=cy, assistant_id=bees).state == "none"
+    assistant_settings.update_retrieval(actor=cy, assistant_id=bees, enabled=False, top_k=4)
+    assert retrieval.index_status(actor=cy, assistant_id=bees).state == "none"  # off: nothing
+    saved = assistant_settings.update_retrieval(actor=cy, assistant_id=bees, enabled=True, top_k=4)
+    assert saved.rag_enabled and not saved.rag_originals_for_subscribers
+    status = retrieval.index_status(actor=cy, assistant_id=bees)  # the queue ran it inline
+    assert status.state == "ready" and status.dataset_version == 1 and status.chunks >= 5
+    built_at = status.built_at
+    assistant_settings.update_retrieval(
+        actor=cy, assistant_id=bees, enabled=True, top_k=3, originals_for_subscribers=True
+    )
+    again = retrieval.index_status(actor=cy, assistant_id=bees)
+    assert again.built_at == built_at  # current: not built again
+    assert assistant_settings.get_settings_of(
+        actor=cy, assistant_id=bees
+    ).rag_originals_for_subscribers

@@ -53,3 +53,22 @@ def test_command_leaves_a_built_model_alone(tiny: Path, capsys: pytest.CaptureFi
     main([str(tiny)])
     assert f"tiny model already at {tiny}" in capsys.readouterr().out
     assert (tiny / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_the_window_fits_real_documents_and_an_older_build_is_rebuilt(tiny: Path) -> None:
+    """8,192 tokens (it was 1,024: a persona and the default passages did not fit); a model built
+    with the old window is not taken as built, so `make run` builds it again."""
+    import json
+
+    from trainer.tiny import CONTEXT_WINDOW, MARKER
+
+    config = json.loads((tiny / "config.json").read_text())
+    assert config["max_position_embeddings"] == CONTEXT_WINDOW == 8192
+    marker = tiny / MARKER
+    current = marker.read_text()
+    try:
+        marker.write_text(json.dumps({"seed": 0, "hidden_size": 64}))  # an older build's marker
+        assert not is_built(tiny)
+    finally:
+        marker.write_text(current)
+    assert is_built(tiny)

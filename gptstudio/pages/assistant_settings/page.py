@@ -6,7 +6,7 @@ import reflex as rx
 
 from gptstudio.components.layout import assistant_header, form_error, page
 from gptstudio.pages.assistant_settings.feedback import feedback_card
-from gptstudio.pages.assistant_settings.profile import profile_card
+from gptstudio.pages.assistant_settings.profile import profile_card, welcome_card
 from gptstudio.pages.assistant_settings.retrieval import retrieval_card
 from gptstudio.pages.assistant_settings.rollout import rollout_card
 from gptstudio.pages.assistant_settings.state import SettingsState
@@ -19,6 +19,7 @@ def settings_page() -> rx.Component:
         assistant_header(),
         form_error(SettingsState.error),
         profile_card(),
+        welcome_card(),
         retrieval_card(),
         rollout_card(),
         feedback_card(),

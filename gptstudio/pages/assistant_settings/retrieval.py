@@ -23,6 +23,10 @@ class RetrievalState(SettingsState):
         self.top_k_text = value
 
     @rx.event
+    def set_rag_originals(self, value: bool) -> None:
+        self.rag_originals = value
+
+    @rx.event
     @shows_error
     def save_retrieval(self, form: dict[str, Any]) -> Any:
         self.error = ""
@@ -36,8 +40,13 @@ class RetrievalState(SettingsState):
             assistant_id=self.assistant_id,
             enabled=self.rag_enabled,
             top_k=top_k,
+            originals_for_subscribers=self.rag_originals,
         )
         self.rag_enabled, self.top_k_text = saved.rag_enabled, str(saved.rag_top_k)
+        self.rag_originals = saved.rag_originals_for_subscribers
+        self._refresh_index()
+        if self.index_building:
+            return [rx.toast.info("Saved; building the sources index."), SettingsState.follow_index]
         return rx.toast.success("Retrieval settings saved.")
 
     @rx.event
@@ -51,7 +60,8 @@ class RetrievalState(SettingsState):
             return None
         status = retrieval.request_build(actor=self._actor(), assistant_id=self.assistant_id)
         self.index_text = describe_index(status)
-        return rx.toast.info("Rebuilding the sources index.")
+        self.index_building = status.state == "building"
+        return [rx.toast.info("Rebuilding the sources index."), SettingsState.follow_index]
 
 
 def retrieval_card() -> rx.Component:
@@ -83,6 +93,20 @@ def retrieval_card() -> rx.Component:
                     ),
                     align="center",
                 ),
+                rx.hstack(
+                    rx.switch(
+                        checked=SettingsState.rag_originals,
+                        on_change=RetrievalState.set_rag_originals,
+                        name="rag_originals",
+                        id="rag-originals",
+                    ),
+                    rx.text(
+                        "Subscribers may open the original files (before personal data is "
+                        "removed); otherwise a citation shows the cleaned passage",
+                        size="2",
+                    ),
+                    align="center",
+                ),
                 rx.button("Save", type="submit", size="2", variant="soft", id="rag-save"),
                 gap="4",
                 wrap="wrap",
@@ -91,6 +115,7 @@ def retrieval_card() -> rx.Component:
             on_submit=RetrievalState.save_retrieval,
         ),
         rx.hstack(
+            rx.cond(SettingsState.index_building, rx.spinner(size="1")),
             rx.text("Sources index: ", SettingsState.index_text, size="2", id="index-status"),
             rx.spacer(),
             rx.button(

@@ -9,6 +9,7 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.services import assistant_settings, feedback, rollout, training
+from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState
 
 NO_RETRIEVAL = "Retrieval is not available yet."
@@ -45,7 +46,12 @@ class SettingsState(AssistantPageState):
     system_prompt: str = ""
     rag_enabled: bool = False
     top_k_text: str = "4"
+    rag_originals: bool = False
+    welcome_message: str = ""
+    starters_text: str = ""
     index_text: str = ""
+    index_building: bool = False
+    watching: bool = False
     current_label: str = "none"
     candidate_label: str = ""
     candidate_percent: int = 0
@@ -71,9 +77,12 @@ class SettingsState(AssistantPageState):
         self.name, self.description = found.name, found.description
         self.system_prompt = found.system_prompt
         self.rag_enabled, self.top_k_text = found.rag_enabled, str(found.rag_top_k)
+        self.rag_originals = found.rag_originals_for_subscribers
+        self.welcome_message = found.welcome_message
+        self.starters_text = "\n".join(found.conversation_starters)
         self._refresh_index()
         self._refresh_rollout()
-        return None
+        return SettingsState.follow_index if self.index_building else None
 
     def _refresh_index(self) -> None:
         try:
@@ -83,6 +92,18 @@ class SettingsState(AssistantPageState):
             return
         status = retrieval.index_status(actor=self._actor(), assistant_id=self.assistant_id)
         self.index_text = describe_index(status)
+        self.index_building = status.state == "building"
+
+    def _refresh(self) -> None:
+        self._refresh_index()
+
+    def _pending(self) -> bool:
+        return self.index_building
+
+    @rx.event(background=True)
+    async def follow_index(self) -> None:
+        """Show the index build's progress until it ends (or half an hour passes)."""
+        await follow(self, seconds=1800)
 
     def _refresh_rollout(self) -> None:
         actor = self._actor()

@@ -104,7 +104,14 @@ def _conversation_list(*, ids: bool) -> rx.Component:
                 width="100%",
                 class_name="conversation" if ids else "conversation-in-drawer",
                 justify="start",
-                overflow="hidden",
+                title=c["title"],
+                # Long titles wrap onto more lines instead of being cut off.
+                height="auto",
+                min_height="var(--space-6)",
+                padding_y="0.35em",
+                white_space="normal",
+                text_align="left",
+                overflow_wrap="anywhere",
             ),
         ),
         width="100%",
@@ -180,15 +187,38 @@ def toolbar() -> rx.Component:
         rx.button(
             "Export .json", size="1", variant="soft", on_click=ConversationsState.export("json")
         ),
-        rx.button(
-            "Delete",
-            size="1",
-            variant="soft",
-            color_scheme="red",
-            on_click=ConversationsState.delete,
-        ),
+        _delete_button(),
         width="100%",
         gap="2",
         wrap="wrap",
         align="center",
+    )
+
+
+def _delete_button() -> rx.Component:
+    """Delete, after a confirmation that names what goes."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(
+            rx.button("Delete", size="1", variant="soft", color_scheme="red", id="delete-chat")
+        ),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Delete this conversation?"),
+            rx.alert_dialog.description(
+                "Its messages are deleted for good; this cannot be undone.", size="2"
+            ),
+            rx.flex(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(
+                    rx.button(
+                        "Delete",
+                        color_scheme="red",
+                        on_click=ConversationsState.delete,
+                        id="delete-chat-confirm",
+                    )
+                ),
+                gap="3",
+                justify="end",
+                margin_top="1em",
+            ),
+        ),
     )

@@ -1,12 +1,15 @@
-"""One message as a bubble: Markdown (model output is untrusted: no raw HTML), numbered
-citations, a copy button and, on answers, the feedback bar; a context reset as a divider."""
+"""One message as a bubble: Markdown (model output is untrusted: no raw HTML; plain text while it
+streams, so the Markdown and math renderers run once per answer, not per token), numbered
+citations, a copy button, on questions an edit box, on answers the feedback bar and a switch
+between regenerated answers; a failed answer as an error with Retry; a context reset as a
+divider."""
 
 from __future__ import annotations
 
 import reflex as rx
 
 from gptstudio.pages.chat.feedback import comment_form, feedback_bar
-from gptstudio.pages.chat.state import Bubble, Citation
+from gptstudio.pages.chat.state import Bubble, ChatState, Citation
 from gptstudio.services import conversation
 
 
@@ -32,8 +35,95 @@ MARKDOWN_STYLE = {
 }
 
 
-def bubble(message: rx.Var[Bubble]) -> rx.Component:
-    mine = message.role == "user"
+def _failed(message: rx.Var[Bubble], last: rx.Var[bool]) -> rx.Component:
+    """Where the answer would be: why it failed, and Retry when it is the last message."""
+    return rx.callout(
+        rx.hstack(
+            rx.text(message.content, size="2"),
+            rx.cond(
+                last & ~ChatState.streaming,
+                rx.button(
+                    "Retry", size="1", variant="soft", on_click=ChatState.regenerate, id="retry"
+                ),
+            ),
+            align="center",
+            justify="between",
+            width="100%",
+            wrap="wrap",
+        ),
+        icon="triangle_alert",
+        color_scheme="red",
+        width="100%",
+        class_name="failed-answer",
+    )
+
+
+def _choices(message: rx.Var[Bubble]) -> rx.Component:
+    """‹ 1 / 2 › between the answers to the same question (regenerate keeps them)."""
+    return rx.cond(
+        message.choices > 1,
+        rx.hstack(
+            rx.icon_button(
+                rx.icon("chevron_left", size=12),
+                size="1",
+                variant="ghost",
+                on_click=ChatState.switch_answer(message.id, -1),
+                disabled=ChatState.streaming,
+                aria_label="Previous answer",
+                class_name="previous-answer",
+            ),
+            rx.text(
+                message.choice.to_string(),
+                " / ",
+                message.choices.to_string(),
+                size="1",
+                class_name="answer-choice",
+            ),
+            rx.icon_button(
+                rx.icon("chevron_right", size=12),
+                size="1",
+                variant="ghost",
+                on_click=ChatState.switch_answer(message.id, 1),
+                disabled=ChatState.streaming,
+                aria_label="Next answer",
+                class_name="next-answer",
+            ),
+            spacing="1",
+            align="center",
+        ),
+    )
+
+
+def _editor(message: rx.Var[Bubble]) -> rx.Component:
+    return rx.vstack(
+        rx.text_area(
+            value=ChatState.edit_text,
+            on_change=ChatState.set_edit_text,
+            width="100%",
+            rows="3",
+            id="edit-input",
+        ),
+        rx.hstack(
+            rx.button("Cancel", size="1", variant="soft", on_click=ChatState.cancel_edit),
+            rx.button("Send", size="1", on_click=ChatState.resend_edit, id="edit-send"),
+            justify="end",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def _content(message: rx.Var[Bubble]) -> rx.Component:
+    return rx.cond(
+        message.id > 0,
+        # Model output is untrusted: no raw HTML.
+        rx.markdown(message.content, use_raw=False, style=MARKDOWN_STYLE),
+        rx.text(message.content, white_space="pre-wrap", class_name="streaming"),
+    )
+
+
+def bubble(message: rx.Var[Bubble], index: rx.Var[int]) -> rx.Component:
+    last = index == ChatState.messages.length() - 1
     return rx.cond(
         message.role == conversation.CONTEXT_RESET_ROLE,
         rx.hstack(
@@ -44,9 +134,17 @@ def bubble(message: rx.Var[Bubble]) -> rx.Component:
             align="center",
             class_name="context-reset",
         ),
+        rx.cond(message.role == conversation.FAILED_ROLE, _failed(message, last), _bubble(message)),
+    )
+
+
+def _bubble(message: rx.Var[Bubble]) -> rx.Component:
+    mine = message.role == "user"
+    return rx.cond(
+        mine & (ChatState.editing_id == message.id),
+        rx.box(_editor(message), width="100%", class_name="message user-message editing"),
         rx.box(
-            # Model output is untrusted: no raw HTML.
-            rx.markdown(message.content, use_raw=False, style=MARKDOWN_STYLE),
+            _content(message),
             rx.cond(
                 message.citations.length() > 0,
                 rx.vstack(
@@ -68,6 +166,19 @@ def bubble(message: rx.Var[Bubble]) -> rx.Component:
                     class_name="copy-message",
                     aria_label="Copy",
                 ),
+                rx.cond(
+                    mine & (message.id > 0),
+                    rx.icon_button(
+                        rx.icon("pencil", size=12),
+                        size="1",
+                        variant="ghost",
+                        on_click=ChatState.start_edit(message.id, message.content),
+                        disabled=ChatState.streaming,
+                        class_name="edit-message",
+                        aria_label="Edit and resend",
+                    ),
+                ),
+                rx.cond((message.role == "assistant") & (message.id > 0), _choices(message)),
                 rx.cond((message.role == "assistant") & (message.id > 0), feedback_bar(message)),
                 spacing="3",
                 align="center",

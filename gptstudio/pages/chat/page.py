@@ -1,5 +1,6 @@
 """The chat page at ``/chat?assistant=<slug>``: the conversation list beside the thread (the
-messages, the quota line, the input with send and stop, regenerate)."""
+creator's welcome and conversation starters in a new chat, the messages, the quota line, the
+input with send and stop, regenerate)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,47 @@ def _quota_text() -> rx.Component:
     )
 
 
+def _welcome() -> rx.Component:
+    """A new chat: the creator's welcome message and conversation starters."""
+    return rx.vstack(
+        rx.cond(
+            ChatState.welcome_message != "",
+            rx.box(
+                rx.markdown(ChatState.welcome_message, use_raw=False),
+                background="var(--gray-2)",
+                padding="0.6em 1em",
+                border_radius="10px",
+                id="welcome",
+            ),
+        ),
+        rx.flex(
+            rx.foreach(
+                ChatState.starters,
+                lambda text: rx.button(
+                    text,
+                    variant="outline",
+                    size="2",
+                    on_click=ChatState.ask_starter(text),
+                    class_name="starter",
+                    height="auto",
+                    padding_y="0.4em",
+                    white_space="normal",
+                    text_align="left",
+                ),
+            ),
+            gap="2",
+            wrap="wrap",
+        ),
+        width="100%",
+        spacing="3",
+    )
+
+
 def _thread() -> rx.Component:
     return rx.vstack(
         rx.cond(ChatState.conversation_id > 0, toolbar()),
         form_error(ChatState.error),
+        rx.cond(ChatState.messages.length() == 0, _welcome()),
         rx.vstack(rx.foreach(ChatState.messages, bubble), width="100%", spacing="3", id="messages"),
         _quota_line(),
         rx.form(
@@ -51,16 +89,19 @@ def _thread() -> rx.Component:
                     id="chat-input",
                     rows="2",
                 ),
-                rx.cond(
-                    ChatState.streaming,
-                    rx.button(
-                        "Stop",
-                        type="button",
-                        color_scheme="red",
-                        on_click=ChatState.stop,
-                        id="stop",
-                    ),
+                # Both stay in the page and only one shows: the Stop button is the same
+                # element from the first token to the last, so it can be clicked at any time.
+                rx.button(
+                    "Stop",
+                    type="button",
+                    color_scheme="red",
+                    on_click=ChatState.stop,
+                    id="stop",
+                    display=rx.cond(ChatState.streaming, "inline-flex", "none"),
+                ),
+                rx.box(
                     submit_button("Send", id="send"),
+                    display=rx.cond(ChatState.streaming, "none", "block"),
                 ),
                 width="100%",
                 align="end",

@@ -16,6 +16,7 @@ from gptstudio.errors import DomainError, PaymentRequired, RateLimited
 from gptstudio.models import Message
 from gptstudio.services import completion, conversation, quota
 from gptstudio.state.auth import AuthState
+from gptstudio.state.errors import shows_error
 
 
 @dataclass
@@ -28,7 +29,8 @@ class Citation:
 
 @dataclass
 class Bubble:
-    """One message as the page shows it; ``id`` is 0 while an answer is still streaming."""
+    """One message as the page shows it; ``id`` is 0 while an answer is still streaming. An
+    answer regenerated keeps the earlier ones: ``choice`` of ``choices`` is shown."""
 
     id: int = 0
     role: str = "user"
@@ -37,6 +39,8 @@ class Bubble:
     latency: str = ""
     feedback: int = 0
     comment: str = ""
+    choice: int = 1
+    choices: int = 1
 
 
 def citation_of(raw: Any) -> Citation | None:
@@ -65,13 +69,40 @@ def latency_text(latency_ms: int | None) -> str:
     return f"{latency_ms} ms" if latency_ms < 1000 else f"{latency_ms / 1000:.1f} s"
 
 
-def bubble_of(message: Message) -> Bubble:
+def bubble_of(message: Message, *, choice: int = 1, choices: int = 1) -> Bubble:
     citations = [c for c in (citation_of(raw) for raw in message.citations or []) if c]
+    role = "assistant" if message.role == conversation.ALTERNATIVE_ROLE else message.role
     return Bubble(
-        id=message.id or 0, role=message.role, content=message.content, citations=citations,
+        id=message.id or 0, role=role, content=message.content, citations=citations,
         latency=latency_text(message.latency_ms), feedback=message.feedback,
-        comment=message.feedback_comment,
+        comment=message.feedback_comment, choice=choice, choices=choices,
     )  # fmt: skip
+
+
+def bubbles_of(rows: list[Message]) -> list[Bubble]:
+    """The thread as shown: each question's answers as one bubble (the chosen one, or the last
+    kept when none is chosen), with the number of answers to switch between."""
+    shown: list[Bubble] = []
+    for group_or_row in _grouped(rows):
+        if isinstance(group_or_row, Message):
+            shown.append(bubble_of(group_or_row))
+            continue
+        group = group_or_row
+        chosen = next((m for m in group if m.role == "assistant"), group[-1])
+        shown.append(bubble_of(chosen, choice=group.index(chosen) + 1, choices=len(group)))
+    return shown
+
+
+def _grouped(rows: list[Message]) -> list[Message | list[Message]]:
+    groups = {id(m): g for g in conversation.answer_groups(rows) for m in g}
+    out: list[Message | list[Message]] = []
+    for row in rows:
+        group = groups.get(id(row))
+        if group is None:
+            out.append(row)
+        elif row is group[0]:
+            out.append(group)
+    return out
 
 
 class ChatState(AuthState):
@@ -79,6 +110,10 @@ class ChatState(AuthState):
 
     slug: str = ""
     assistant_name: str = ""
+    welcome_message: str = ""
+    starters: list[str] = []
+    editing_id: int = 0
+    edit_text: str = ""
     conversations: list[dict[str, str]] = []
     search: str = ""
     conversation_id: int = 0
@@ -109,8 +144,12 @@ class ChatState(AuthState):
         try:
             model = completion.served(slug=self.slug)
         except DomainError as error:
-            return [rx.toast.error(str(error)), rx.redirect("/home")]
-        self.assistant_name, self.error = model.slug.replace("-", " ").title(), ""
+            return self._send_home(str(error), "/home")
+        self.assistant_name, self.error = model.name or model.slug, ""
+        self.welcome_message, self.starters = (
+            model.welcome_message,
+            list(model.conversation_starters),
+        )
         self.assistant_id = model.assistant_id
         self._refresh_quota()
         self._reload_list()
@@ -139,7 +178,7 @@ class ChatState(AuthState):
     def _open(self, conversation_id: int) -> None:
         rows = conversation.messages_of(actor=self._actor(), conversation_id=conversation_id)
         self.conversation_id = conversation_id
-        self.messages = [bubble_of(m) for m in rows]
+        self.messages = bubbles_of(rows)
 
     @rx.event
     def stop(self) -> None:
@@ -147,7 +186,15 @@ class ChatState(AuthState):
 
     @rx.event(background=True)
     async def send(self, form: dict[str, Any]) -> Any:
-        text = str(form.get("message", "")).strip()
+        return await self._ask(str(form.get("message", "")))
+
+    @rx.event(background=True)
+    async def ask_starter(self, text: str) -> Any:
+        """A conversation starter, sent as if typed."""
+        return await self._ask(str(text))
+
+    async def _ask(self, text: str) -> Any:
+        text = text.strip()
         async with self:
             if self.streaming or not text:
                 return None
@@ -163,16 +210,70 @@ class ChatState(AuthState):
 
     @rx.event(background=True)
     async def regenerate(self) -> Any:
+        """Ask for another answer to the last question (the earlier one is kept), or again after
+        a failed answer (Retry)."""
         async with self:
             if self.streaming or not self.messages:
                 return None
-            conversation.delete_last_assistant_message(
+            conversation.set_aside_last_answer(
                 actor=self._actor(), conversation_id=self.conversation_id
             )
-            if self.messages[-1].role == "assistant":
+            self._open(self.conversation_id)
+            if self.messages and self.messages[-1].role == "assistant":
+                # The earlier answers stay (switchable); the new one streams below the question.
                 self.messages = self.messages[:-1]
             if not conversation.history_of(self.messages):
                 return None
+        return await self._answer()
+
+    @rx.event
+    @shows_error
+    def switch_answer(self, message_id: int, step: int) -> None:
+        """Show (and go on from) the previous or next answer to the same question."""
+        if self.streaming:
+            return
+        rows = conversation.messages_of(actor=self._actor(), conversation_id=self.conversation_id)
+        group = next(
+            (g for g in conversation.answer_groups(rows) if message_id in {m.id for m in g}), []
+        )
+        ids = [m.id or 0 for m in group]
+        if message_id not in ids:
+            return
+        target = ids[(ids.index(message_id) + int(step)) % len(ids)]
+        conversation.choose_answer(
+            actor=self._actor(), conversation_id=self.conversation_id, message_id=target
+        )
+        self._open(self.conversation_id)
+
+    @rx.event
+    def start_edit(self, message_id: int, text: str) -> None:
+        if not self.streaming:
+            self.editing_id, self.edit_text = int(message_id), str(text)
+
+    @rx.event
+    def set_edit_text(self, value: str) -> None:
+        self.edit_text = value
+
+    @rx.event
+    def cancel_edit(self) -> None:
+        self.editing_id, self.edit_text = 0, ""
+
+    @rx.event(background=True)
+    async def resend_edit(self) -> Any:
+        """The edited question replaces the old one; what followed it goes; a new answer."""
+        async with self:
+            if self.streaming or not self.editing_id:
+                return None
+            try:
+                conversation.edit_question(
+                    actor=self._actor(), conversation_id=self.conversation_id,
+                    message_id=self.editing_id, content=self.edit_text,
+                )  # fmt: skip
+            except DomainError as error:
+                self.error = str(error)
+                return None
+            self.editing_id, self.edit_text = 0, ""
+            self._open(self.conversation_id)
         return await self._answer()
 
     def _streaming_into(self, conversation_id: int) -> bool:
@@ -187,11 +288,13 @@ class ChatState(AuthState):
 
     async def _answer(self) -> Any:
         async with self:
-            actor, history = self._actor(), conversation.history_of(self.messages)
+            actor = self._actor()
+            stored = conversation.messages_of(actor=actor, conversation_id=self.conversation_id)
+            history = conversation.history_of(stored)
             self.streaming, self._stop, self.error = True, False, ""
             self.messages = [*self.messages, Bubble(role="assistant")]
             conversation_id = self.conversation_id
-        answer, usage = "", dict[str, int]()
+        answer, usage, failure = "", dict[str, int](), ""
         context = completion.RequestContext()
         version_id: int | None = None
         started = time.monotonic()
@@ -218,26 +321,28 @@ class ChatState(AuthState):
         except (PaymentRequired, RateLimited) as refused:
             async with self:
                 self.error, self.upgrade_url = str(refused), refused.upgrade_url
+                failure = str(refused)
         except DomainError as error:
-            async with self:
-                self.error = str(error)
+            failure = str(error)
         finally:
             latency_ms = int((time.monotonic() - started) * 1000)
             async with self:
                 self.streaming = False
                 self.sources_note = context.sources.warning if answer else ""
                 if answer:
-                    stored = conversation.add_message(
+                    conversation.add_message(
                         actor=actor, conversation_id=conversation_id, role="assistant",
                         content=answer, usage=usage, citations=context.citations(answer),
                         latency_ms=latency_ms, model_version_id=version_id,
                     )  # fmt: skip
-                    if self._streaming_into(conversation_id):
-                        self.messages[-1] = bubble_of(stored)
-                elif self._streaming_into(conversation_id):
-                    self.messages = self.messages[:-1]
-                    if not self.error and not self._stop:
-                        self.error = "No answer this time. Try asking again or rephrasing."
+                elif not self._stop:
+                    # Stored where the answer would be, so that a reload shows it, with Retry.
+                    conversation.record_failure(
+                        actor=actor, conversation_id=conversation_id,
+                        reason=failure or "No answer this time. Try again, or rephrase.",
+                    )  # fmt: skip
+                if self._streaming_into(conversation_id):
+                    self._open(conversation_id)
                 self._reload_list()
                 with contextlib.suppress(DomainError):
                     refused_link = self.upgrade_url if self.error else ""
