@@ -3,9 +3,6 @@
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-06 11:50:00.000000
-
-Numbered 0010 so that it follows 0009 (assistants: welcome message, starters) once both are
-merged: then set ``down_revision`` to '0009'.
 """
 from collections.abc import Sequence
 
