@@ -110,6 +110,23 @@ def test_bad_requests_fail_early(creator: tuple[account.UserPublic, int, int]) -
         assert session.exec(select(TrainingJob)).all() == []
 
 
+def test_the_default_preset_is_sized_to_the_dataset(
+    creator: tuple[account.UserPublic, int, int],
+) -> None:
+    from gptstudio.jobs.queue import huey
+    from trainer.config import PRESET_SIZING
+
+    cy, _bees, dataset_id = creator
+    job = training.start_job(actor=cy, dataset_id=dataset_id)  # the form's defaults
+    config = job.config
+    assert config["preset"] == "thorough" and config["max_steps"] is None  # 16 short examples
+    assert config["sequence_length"] == 256 and config["batch_size"] == 1
+    assert config["epochs"] == PRESET_SIZING["thorough"].max_epochs  # one row: the most passes
+    chosen = training.start_job(actor=cy, dataset_id=dataset_id, overrides={"epochs": 3})
+    assert chosen.config["epochs"] == 3  # the form's epochs field wins
+    huey.flush()
+
+
 def test_queued_job_is_cancelled_at_once(creator: tuple[account.UserPublic, int, int]) -> None:
     from gptstudio.jobs.queue import huey
 
