@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's packages, before any installed copy
 DOCS = Path("/usr/share/doc")
 DOCUMENTS = (
     "procps/bugs.md",
@@ -115,9 +116,7 @@ def creator_path(timings: dict[str, float]) -> dict[str, Any]:
 
     wait_for("parsing", parsed)
     timings["parsed"] = time.monotonic() - start
-    dataset.start_curation(
-        actor=creator, assistant_id=bot, settings=dataset.CurationSettings()
-    )
+    dataset.start_curation(actor=creator, assistant_id=bot, settings=dataset.CurationSettings())
 
     def curated() -> bool:
         run = dataset.latest_run(actor=creator, assistant_id=bot)
@@ -209,7 +208,6 @@ def main() -> int:
         return 2
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="first-hour-"))
     env = configure(workdir)
-    sys.path.insert(0, str(ROOT))
     from gptstudio.run import migrate
 
     migrate()

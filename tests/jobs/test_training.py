@@ -266,3 +266,35 @@ def test_running_job_stops_within_seconds_of_cancel(
     stopped = job_row(job.id or 0)
     assert stopped.status == "cancelled" and stopped.history[-1]["step"] < 2000
     assert training.list_versions(actor=cy, assistant_id=stopped.assistant_id) == []
+
+
+def test_the_gate_says_what_it_measured_when_a_split_is_empty() -> None:
+    from gptstudio.jobs.training import held_out_for_gate
+    from trainer.data import load_conversations, split_conversations
+
+    def records(split: str, n: int) -> list[dict[str, Any]]:
+        return [
+            {**chat(f"{split} question {i}?", f"Answer {i}."), "split": split} for i in range(n)
+        ]
+
+    used, rows, note = held_out_for_gate(
+        records("train", 17) + records("validation", 3) + records("test", 2),
+        eval_fraction=0.1, seed=42,
+    )  # fmt: skip
+    assert (used, len(rows), note) == ("test", 2, "")
+    used, rows, note = held_out_for_gate(
+        records("train", 17) + records("validation", 3), eval_fraction=0.1, seed=42
+    )
+    assert used == "validation" and len(rows) == 3 and "test split is empty" in note
+    assert {r["split"] for r in rows} == {"test"}
+
+    train = records("train", 25)
+    used, rows, note = held_out_for_gate(train, eval_fraction=0.1, seed=42)
+    assert used == "training hold-out" and len(rows) == 2 and "optimistic" in note
+    kept, held = split_conversations(load_conversations(train), eval_fraction=0.1, seed=42)
+    trained_on = {c.messages[0]["content"] for c in kept}  # what the trainer trains on
+    assert trained_on.isdisjoint(r["messages"][0]["content"] for r in rows)
+    assert len(held) == 2
+
+    used, rows, note = held_out_for_gate(records("train", 5), eval_fraction=0.1, seed=42)
+    assert (used, rows) == ("none", []) and "Add documents" in note
