@@ -26,6 +26,7 @@ class JobsState(TrainingState):
         return rx.toast.info("Cancelling: the job stops after its current step.")
 
     @rx.event
+    @toasts_error
     def select_job(self, job_id: Any) -> None:
         self.selected_job = str(job_id or "")
         self._refresh()

@@ -23,12 +23,18 @@ NO_THRESHOLD = -1.0  # below any loss: the chart leaves the gate's line out
 EMPTY_ANSWER = "(empty answer: the model generated no text)"
 
 
+MAX_ID = 2**31 - 1  # a database integer: a larger id sent by hand is no id at all
+
+
 def whole_number(value: Any, what: str) -> int:
-    """An id or count sent by the browser; anything else is a message, not a crash."""
+    """An id sent by the browser; anything else is a message, not a crash."""
     try:
-        return int(str(value).strip())
+        number = int(str(value).strip())
     except ValueError:
         raise InvalidInput(f"Choose a {what} first.") from None
+    if not 0 < number <= MAX_ID:
+        raise InvalidInput(f"There is no such {what}.")
+    return number
 
 
 def _eta(seconds: Any) -> str:
@@ -137,13 +143,6 @@ class TrainingState(AssistantPageState):
         refused = self._open_assistant()
         if refused is not None:
             return refused
-        actor = self._actor()
-        self.datasets = [
-            str(d.version)
-            for d in dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
-        ]
-        if self.dataset_choice not in self.datasets:
-            self.dataset_choice = self.datasets[0] if self.datasets else ""
         self.base_models = [
             m["key"] if not m.get("hub_id") else m["hub_id"] for m in training.base_models()
         ]
@@ -152,6 +151,12 @@ class TrainingState(AssistantPageState):
 
     def _refresh(self) -> None:
         actor = self._actor()
+        self.datasets = [
+            str(d.version)
+            for d in dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
+        ]
+        if self.dataset_choice not in self.datasets:
+            self.dataset_choice = self.datasets[0] if self.datasets else ""
         jobs = training.list_jobs(actor=actor, assistant_id=self.assistant_id)
         self.jobs = [_job_row(j) for j in jobs]
         if jobs and not any(j["id"] == self.selected_job for j in self.jobs):

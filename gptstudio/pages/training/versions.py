@@ -17,6 +17,7 @@ from gptstudio.state.errors import shows_error, toasts_error
 
 class VersionsState(TrainingState):
     @rx.event
+    @toasts_error
     def show_samples(self, version_id: Any) -> None:
         self.sample_version = str(version_id or "")
         self._refresh()
