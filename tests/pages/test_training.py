@@ -54,8 +54,10 @@ def page(db: str, tmp_path: Path) -> Iterator[Any]:
     with session_scope() as db_session:
         from gptstudio.models import Dataset
 
-        newer = Dataset(assistant_id=bees, version=2, content_hash="y" * 64, status="ready",
-                        counts={"splits": {"train": 0}}, storage_path=str(tmp_path / "v2"))  # fmt: skip
+        newer = Dataset(
+            assistant_id=bees, version=2, content_hash="y" * 64, status="ready",
+            counts={"splits": {"train": 0}}, storage_path=str(tmp_path / "v2"),
+        )  # fmt: skip
         db_session.add(newer)
     samples = [{"question": "Who?", "reference": "Marta.", "base_answer": "",
                 "tuned_answer": "  Marta inspects. "}]  # fmt: skip
@@ -93,7 +95,7 @@ def test_every_handler_survives_empty_and_malformed_arguments(page: dict[type, A
             state.error, state.assistant_id = "", bees  # load (no ?id=) resets it
             try:
                 handler.fn(state, *[value] * params)
-            except Exception as error:  # noqa: BLE001 -- the point: nothing escapes
+            except Exception as error:  # the point: nothing escapes
                 pytest.fail(f"{cls.__name__}.{name}({value!r}) raised {error!r}")
         called.append(name)
     assert {"launch", "publish", "cancel", "select_job", "show_samples", "export"} <= set(called)
