@@ -5,6 +5,7 @@ the newest dataset and model versions are pre-selected; an empty generated answe
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +18,18 @@ from gptstudio.db import session_scope
 from gptstudio.models import ModelVersion, Role
 from gptstudio.pages.training.jobs import JobsState
 from gptstudio.pages.training.launch import LaunchState
+from gptstudio.pages.training.preview import PreviewState
 from gptstudio.pages.training.state import EMPTY_ANSWER, TrainingState
 from gptstudio.pages.training.versions import VersionsState
 from gptstudio.services import account, assistant
 from tests.jobs.test_training import make_dataset
 
 PASSWORD = "correct horse battery"
-STATES = (TrainingState, LaunchState, JobsState, VersionsState)
+STATES = (TrainingState, LaunchState, JobsState, VersionsState, PreviewState)
 MALFORMED: tuple[Any, ...] = (None, "", " ", {}, [], "x", -1, 0, 10**12, "999999", 1.5,
                               {"dataset": "nope", "epochs": "many", "max_steps": "-"},
-                              {"version": [], "reason": None}, {"junk": {"deep": [1]}})  # fmt: skip
+                              {"version": [], "reason": None}, {"junk": {"deep": [1]}},
+                              {"question": "Hi?"})  # fmt: skip
 BUILT_IN = {"setvar"}  # Reflex's own
 
 
@@ -87,19 +90,33 @@ def test_every_handler_survives_empty_and_malformed_arguments(page: dict[type, A
     called = []
     for cls, name in handlers():
         handler = cls.event_handlers[name]
-        if getattr(handler, "is_background", False):
-            continue  # follows the queue: runs no code on its arguments
         params = len(inspect.signature(handler.fn).parameters) - 1  # without self
         for value in MALFORMED if params else (None,):
             state = page[cls]
             state.error, state.assistant_id = "", bees  # load (no ?id=) resets it
             try:
-                handler.fn(state, *[value] * params)
+                result = handler.fn(state, *[value] * params)
+                if inspect.iscoroutine(result):  # background handlers (no engine runs here)
+                    asyncio.run(result)
             except Exception as error:  # the point: nothing escapes
                 pytest.fail(f"{cls.__name__}.{name}({value!r}) raised {error!r}")
         called.append(name)
     assert {"launch", "publish", "cancel", "select_job", "show_samples", "export"} <= set(called)
-    assert {"choose_dataset", "choose_version", "load"} <= set(called)
+    assert {"choose_dataset", "choose_version", "load", "watch"} <= set(called)
+    assert {"ask_preview", "choose_preview", "clear_preview"} <= set(called)
+
+
+def test_a_preview_with_the_engine_down_says_why_in_each_column(page: dict[type, Any]) -> None:
+    ask = PreviewState.event_handlers["ask_preview"].fn
+    state = page[PreviewState]
+    asyncio.run(ask(state, {"question": "Hi?"}))
+    assert state.preview_error.startswith("Train a model version first")  # none loaded yet
+    state._refresh()
+    asyncio.run(ask(state, {"question": "Hi?"}))
+    (turn,) = state.preview_turns
+    assert state.preview_version == "2" and not state.preview_busy
+    for column in (turn["tuned"], turn["base"]):
+        assert column.startswith("(no answer: The model server is not reachable")
 
 
 def test_publish_with_no_version_chosen_says_so(page: dict[type, Any]) -> None:
