@@ -39,6 +39,7 @@ def version(assistant_id: int, dataset_id: int, number: int, samples: list[Any])
             assistant_id=assistant_id, dataset_id=dataset_id, version=number, base_model="m",
             adapter_path="/nowhere", metrics={"samples": samples, "held_out": {
                 "split": "validation", "examples": 3, "note": "The test split is empty."}},
+            report={"notes": ["early stopping is off: there are no eval examples"]},
         )  # fmt: skip
         session.add(row)
         session.flush()
@@ -144,3 +145,4 @@ def test_the_newest_versions_are_preselected_and_empty_answers_shown(
     assert sample["base_answer"] == EMPTY_ANSWER and sample["tuned_answer"] == "Marta inspects."
     assert "validation" in state.versions[0]["held_out"]
     assert "test split is empty" in state.versions[0]["held_out"]
+    assert "Training: early stopping is off" in state.versions[0]["held_out"]

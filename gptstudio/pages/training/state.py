@@ -94,7 +94,10 @@ def _version_row(version: ModelVersion) -> dict[str, str]:
         f"F1 {_change(base_qa, tuned_qa, 'f1')}",
         "override": version.gate_override_reason,
         "export": version.export_path,
-        "held_out": _held_out_text(m.get("held_out")),
+        "held_out": " ".join(
+            [_held_out_text(m.get("held_out"))]
+            + [f"Training: {note}." for note in (version.report or {}).get("notes", [])]
+        ).strip(),
     }
 
 
