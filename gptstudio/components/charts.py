@@ -115,7 +115,7 @@ def loss_domain(
 
 def loss_chart(
     *, data: rx.Var[list[dict[str, float]]], domain: rx.Var[list[float]],
-    threshold: rx.Var[float], id: str = "loss-chart",
+    threshold: rx.Var[str], id: str = "loss-chart",
 ) -> rx.Component:  # fmt: skip
     """Training loss (faint), its smoothed curve, eval loss points and the gate's line (drawn
     only when ``threshold`` falls inside ``domain``: pass a value outside it when unknown)."""

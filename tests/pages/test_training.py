@@ -146,3 +146,11 @@ def test_the_newest_versions_are_preselected_and_empty_answers_shown(
     assert "validation" in state.versions[0]["held_out"]
     assert "test split is empty" in state.versions[0]["held_out"]
     assert "Training: early stopping is off" in state.versions[0]["held_out"]
+
+
+def test_the_page_builds() -> None:
+    """Every component of the page accepts its props (Reflex checks them as the page builds:
+    a wrong prop type stops the whole app from starting)."""
+    from gptstudio.pages.training.page import training_page
+
+    assert training_page() is not None

@@ -19,7 +19,7 @@ from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState
 
 WATCH_SECONDS = 6 * 60 * 60
-NO_THRESHOLD = -1.0  # below any loss: the chart leaves the gate's line out
+NO_THRESHOLD = "-1"  # below any loss: the chart leaves the gate's line out
 EMPTY_ANSWER = "(empty answer: the model generated no text)"
 
 
@@ -125,7 +125,7 @@ class TrainingState(AssistantPageState):
     selected_job: str = ""
     chart: list[dict[str, float]] = []
     chart_domain: list[float] = [0.0, 1.0]
-    gate_threshold: float = NO_THRESHOLD
+    gate_threshold: str = NO_THRESHOLD  # recharts takes a reference line's y as a number or text
     chart_note: str = ""
     versions: list[dict[str, str]] = []
     publish_choice: str = ""  # a version number; the newest unless the creator picks another
@@ -188,7 +188,7 @@ class TrainingState(AssistantPageState):
         threshold = gate_loss(base, float(margin) if isinstance(margin, (int, float)) else 0.0)
         self.chart = rows
         self.chart_domain = loss_domain(rows, threshold=threshold)
-        self.gate_threshold = round(threshold, 4) if threshold is not None else NO_THRESHOLD
+        self.gate_threshold = f"{threshold:.4f}" if threshold is not None else NO_THRESHOLD
         self.chart_note = (
             f"The gate asks for held-out loss at most {threshold:.3f} (base perplexity less "
             f"{float(margin):.0%})."
