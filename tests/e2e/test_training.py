@@ -66,6 +66,7 @@ def test_train_on_the_defaults_preview_and_publish(
     expect(page.locator("#loss-chart")).to_be_visible()
     expect(page.locator("#loss-chart .recharts-line")).to_have_count(3)  # raw, smoothed, eval
     expect(page.locator("#chart-note")).to_contain_text("The gate asks for held-out loss")
+    expect(page.locator("#loss-chart .recharts-reference-line")).to_have_count(1)
     version = page.locator(".version-row")
     expect(version).to_have_count(1, timeout=30_000)
     expect(version.locator(".held-out")).to_contain_text("measured on 3 examples (test)")
