@@ -17,11 +17,12 @@ The documents are real small ones a Debian system ships in ``/usr/share/doc`` (t
 README's example: a few pages in Markdown, HTML, plain text and CSV), read at run time, not copied
 into this repository:
 
-* ``procps/bugs.md``: procps, "Reporting bugs" (GPL-2.0+, the procps authors);
+* ``procps/bugs.md``: procps-ng, "Reporting bugs" (LGPL-2.1+, the procps-ng authors, per
+  ``/usr/share/doc/procps/copyright``);
 * ``base-passwd/users-and-groups.html``: base-passwd, "Users and Groups" (GPL-2, Joey Hess,
   Colin Watson, David Mandelberg);
 * ``base-passwd/README``: base-passwd, its README (GPL-2, Wichert Akkerman, Colin Watson);
-* ``gawk/examples/misc/addresses.csv``: gawk's example address list (GPL-3.0+, the Free Software
+* ``gawk/examples/misc/addresses.csv``: gawk's example address list (GPL-3+, Free Software
   Foundation).
 
 Printed: the time of each step, **upload → first gate-passing published version** and **Start →
