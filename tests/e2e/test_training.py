@@ -59,6 +59,7 @@ def test_train_on_the_defaults_preview_and_publish(
     page.goto(f"{app.url}/assistant/training?id={bot}")
     hydrated(page)
     expect(page.locator("#job-dataset")).to_contain_text("2")  # the newest, pre-selected
+    expect(page.locator("#dataset-splits")).to_contain_text("16 train · 2 validation · 3 test")
     page.click("#job-start")  # nothing typed: the auto preset, sized to the data
     job = page.locator(".job-row").first
     expect(job).to_contain_text("succeeded", timeout=300_000)

@@ -19,7 +19,7 @@ from gptstudio.models import ModelVersion, Role
 from gptstudio.pages.training.jobs import JobsState
 from gptstudio.pages.training.launch import LaunchState
 from gptstudio.pages.training.preview import PreviewState
-from gptstudio.pages.training.state import EMPTY_ANSWER, TrainingState
+from gptstudio.pages.training.state import EMPTY_ANSWER, TrainingState, split_summary
 from gptstudio.pages.training.versions import VersionsState
 from gptstudio.services import account, assistant
 from tests.jobs.test_training import make_dataset
@@ -137,6 +137,8 @@ def test_the_newest_versions_are_preselected_and_empty_answers_shown(
     state = page[TrainingState]
     state._refresh()
     assert state.datasets == ["2", "1"] and state.dataset_choice == "2"
+    assert state.dataset_splits["1"] == "16 train · 2 validation · 3 test"
+    assert state.dataset_splits["2"].startswith("0 train · 0 validation · 0 test. The test split")
     assert [v["version"] for v in state.versions] == ["2", "1"] and state.publish_choice == "2"
     state.choose_dataset("1")
     state._refresh()
@@ -154,3 +156,11 @@ def test_the_page_builds() -> None:
     from gptstudio.pages.training.page import training_page
 
     assert training_page() is not None
+
+
+def test_an_empty_test_split_is_announced_with_what_the_gate_uses() -> None:
+    with_validation = split_summary({"splits": {"train": 17, "validation": 3, "test": 0}})
+    assert with_validation.startswith("17 train · 3 validation · 0 test. The test split is empty")
+    assert with_validation.endswith("the gate will measure the validation split.")
+    assert "held out of training" in split_summary({"splits": {"train": 30}})
+    assert split_summary(None) == split_summary({}) == split_summary({"splits": []})

@@ -117,6 +117,15 @@ def launch_card() -> rx.Component:
                 width="100%",
             ),
             rx.text(
+                "Dataset version ",
+                TrainingState.dataset_choice,
+                ": ",
+                TrainingState.dataset_splits.get(TrainingState.dataset_choice, ""),
+                size="1",
+                margin_top="0.5em",
+                id="dataset-splits",
+            ),
+            rx.text(
                 "Presets are sized to the dataset: rows fit its longest example and small sets "
                 "get more passes, so that a run makes enough optimizer steps to learn. Epochs "
                 "or max steps, when filled in, override that.",

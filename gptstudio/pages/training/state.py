@@ -109,6 +109,25 @@ def _held_out_text(held_out: Any) -> str:
     return f"{used}. {held_out['note']}" if held_out.get("note") else used
 
 
+def split_summary(counts: Any) -> str:
+    """A dataset version's splits, and what the gate will measure when its test split is empty."""
+    splits = counts.get("splits") if isinstance(counts, dict) else None
+    splits = splits if isinstance(splits, dict) else {}
+    sizes = {name: int(splits.get(name, 0) or 0) for name in ("train", "validation", "test")}
+    text = " · ".join(f"{n} {name}" for name, n in sizes.items())
+    if sizes["test"]:
+        return text
+    instead = (
+        "the validation split"
+        if sizes["validation"]
+        else "examples held out of training, if there are 20 or more, else nothing"
+    )
+    return (
+        f"{text}. The test split is empty (its documents could not be spared), so the gate "
+        f"will measure {instead}."
+    )
+
+
 def _sample(row: Any) -> dict[str, str]:
     """One base-vs-tuned row; an empty generated answer says so instead of an empty cell."""
     texts = {k: str(row.get(k, "") or "") for k in ("question", "reference")}
@@ -120,6 +139,7 @@ def _sample(row: Any) -> dict[str, str]:
 class TrainingState(AssistantPageState):
     datasets: list[str] = []
     dataset_choice: str = ""  # the newest version unless the creator picks another
+    dataset_splits: dict[str, str] = {}  # version -> its split sizes (and the gate's fallback)
     base_models: list[str] = []
     jobs: list[dict[str, str]] = []
     selected_job: str = ""
@@ -154,10 +174,9 @@ class TrainingState(AssistantPageState):
 
     def _refresh(self) -> None:
         actor = self._actor()
-        self.datasets = [
-            str(d.version)
-            for d in dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
-        ]
+        found = dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
+        self.datasets = [str(d.version) for d in found]
+        self.dataset_splits = {str(d.version): split_summary(d.counts) for d in found}
         if self.dataset_choice not in self.datasets:
             self.dataset_choice = self.datasets[0] if self.datasets else ""
         jobs = training.list_jobs(actor=actor, assistant_id=self.assistant_id)
