@@ -3,11 +3,13 @@
 The chart functions take the data (``list[dict]``, one dict per x value) and the series to draw
 (``list[dict]`` with ``key``, ``name`` and ``color``) as Vars, so the number of lines or bars can
 follow the data (one per currency, assistant or model version). The plain helpers (:func:`pivot`,
-:func:`series`, :func:`money`) turn service results into those shapes.
+:func:`series`, :func:`money`) turn service results into those shapes; :func:`loss_rows`,
+:func:`loss_domain` and :func:`gate_loss` do it for a training job's :func:`loss_chart`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -58,7 +60,92 @@ def pivot(
     return list(rows.values())
 
 
+def loss_rows(
+    history: Iterable[Mapping[str, Any]], *, smoothing: float = 0.8
+) -> list[dict[str, float]]:
+    """A training job's reports as chart rows: one per step (a step reported twice, e.g. its
+    loss and then its evaluation, is merged), with ``smoothed``, an exponential moving average
+    of the training loss (bias-corrected, as TensorBoard draws it, so it starts at the first
+    loss rather than at 0)."""
+    by_step: dict[float, dict[str, float]] = {}
+    for point in history:
+        step = point.get("step")
+        if not isinstance(step, (int, float)):
+            continue
+        row = by_step.setdefault(float(step), {"step": float(step)})
+        for key in ("loss", "eval_loss", "learning_rate"):
+            value = point.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                row[key] = float(value)
+    rows = [by_step[step] for step in sorted(by_step)]
+    average, weight = 0.0, 0.0
+    for row in rows:
+        if "loss" in row:
+            average = smoothing * average + (1 - smoothing) * row["loss"]
+            weight = smoothing * weight + (1 - smoothing)
+            row["smoothed"] = round(average / weight, 5)
+    return rows
+
+
+def gate_loss(base_perplexity: Any, margin: float) -> float | None:
+    """The held-out loss the tuned model must reach for the knowledge-gain gate: perplexity
+    at least ``margin`` below the base's is a loss below ``ln(base × (1 − margin))``."""
+    if not isinstance(base_perplexity, (int, float)) or not 0 < base_perplexity < math.inf:
+        return None
+    return math.log(base_perplexity * (1 - margin))
+
+
+def loss_domain(
+    rows: Sequence[Mapping[str, float]], *, threshold: float | None = None
+) -> list[float]:
+    """The y range that shows the losses (and the gate's line) with a little room: a fall from
+    6.93 to 6.83 fills the chart instead of looking flat on an axis from 0."""
+    values = [
+        row[key] for row in rows for key in ("loss", "smoothed", "eval_loss") if key in row
+    ] + ([threshold] if threshold is not None else [])
+    if not values:
+        return [0.0, 1.0]
+    low, high = min(values), max(values)
+    room = max((high - low) * 0.1, 0.01)
+    return [round(low - room, 3), round(high + room, 3)]
+
+
 # ---------------------------------------------------------------------------- components
+
+
+def loss_chart(
+    *, data: rx.Var[list[dict[str, float]]], domain: rx.Var[list[float]],
+    threshold: rx.Var[str], id: str = "loss-chart",
+) -> rx.Component:  # fmt: skip
+    """Training loss (faint), its smoothed curve, eval loss points and the gate's line (drawn
+    only when ``threshold`` falls inside ``domain``: pass a value outside it when unknown)."""
+    return rx.recharts.line_chart(
+        rx.recharts.line(
+            data_key="loss", stroke="#3e63dd", stroke_opacity=0.35, dot=False,
+            name="training loss", is_animation_active=False,
+        ),
+        rx.recharts.line(
+            data_key="smoothed", stroke="#3e63dd", stroke_width=2, dot=False,
+            name="training loss (smoothed)", is_animation_active=False,
+        ),
+        rx.recharts.line(
+            data_key="eval_loss", stroke="#e5484d", name="eval loss", connect_nulls=True,
+            stroke_dasharray="4 2", is_animation_active=False,
+        ),
+        rx.recharts.reference_line(
+            y=threshold, stroke="#30a46c", stroke_dasharray="6 3", if_overflow="discard",
+            label="gate",
+        ),
+        rx.recharts.x_axis(data_key="step", type_="number", domain=["dataMin", "dataMax"]),
+        rx.recharts.y_axis(domain=domain, allow_data_overflow=True, width=60),
+        rx.recharts.legend(),
+        rx.recharts.cartesian_grid(stroke_dasharray="3 3"),
+        rx.recharts.graphing_tooltip(),
+        data=data,
+        width="100%",
+        height=280,
+        id=id,
+    )  # fmt: skip
 
 
 def kpi_card(

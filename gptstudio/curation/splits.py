@@ -4,8 +4,10 @@ Whole documents go to one split, so no passage is seen in training and again in 
 Documents that share a duplicate cluster (their chunks are exact, near or semantic duplicates)
 are joined first and always land together. Assignment is deterministic for a seed: groups are
 shuffled by the seed, then each goes to the split furthest below its target share of the total
-weight (e.g. the number of examples). :func:`check_no_leakage` verifies a finished split
-independently, from the examples themselves.
+weight (e.g. the number of examples). A split with a share is never left empty while another
+split holds two or more groups: with a handful of documents (a first upload) the shares alone
+would give the smallest split nothing, and an empty test split leaves the gate nothing to measure.
+:func:`check_no_leakage` verifies a finished split independently, from the examples themselves.
 """
 
 from __future__ import annotations
@@ -98,12 +100,34 @@ def split_documents(
     total = sum(weights.values()) or 1.0
     filled = dict.fromkeys(Split, 0.0)
     open_splits = [split for split in Split if ratios.share(split) > 0]
-    assignment: dict[str, Split] = {}
+    placed: dict[Split, list[list[str]]] = {split: [] for split in Split}
     for group in groups:
         split = max(open_splits, key=lambda s: ratios.share(s) * total - filled[s])
         filled[split] += sum(weights[document] for document in group)
-        assignment.update(dict.fromkeys(group, split))
-    return assignment
+        placed[split].append(group)
+    _fill_empty_splits(placed, open_splits, weights)
+    return {document: split for split, found in placed.items() for g in found for document in g}
+
+
+def _fill_empty_splits(
+    placed: dict[Split, list[list[str]]], open_splits: list[Split], weights: Mapping[str, float]
+) -> None:
+    """Move the lightest group of the split holding most groups (training first on a tie) into
+    each empty split with a share, test before validation, while a split can spare one. With
+    only two groups the held-out one goes to test (what the gate measures); the trainer then
+    holds out its own eval examples from the training split."""
+    for empty in (Split.TEST, Split.VALIDATION):
+        if empty not in open_splits or placed[empty]:
+            continue
+        donor = max(Split, key=lambda s: (len(placed[s]), s == Split.TRAIN))
+        if len(placed[donor]) < 2:
+            if empty == Split.TEST and placed[Split.VALIDATION]:
+                donor = Split.VALIDATION
+            else:
+                return
+        lightest = min(placed[donor], key=lambda g: (sum(weights[d] for d in g), g))
+        placed[donor].remove(lightest)
+        placed[empty].append(lightest)
 
 
 def assign_examples(

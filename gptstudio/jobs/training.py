@@ -122,7 +122,7 @@ def run_job(job_id: int) -> None:
         if result.status == "cancelled":
             _finish(job_id, "cancelled")
             return
-        metrics = _evaluate(str(result.adapter_dir), records, config.base_model)
+        metrics = _evaluate(str(result.adapter_dir), records, config)
         _record_version(job_id, str(result.adapter_dir), metrics, result.report)
         _finish(job_id, "succeeded")
     except TrainingError as error:
@@ -132,18 +132,55 @@ def run_job(job_id: int) -> None:
         _finish(job_id, "failed", f"The job failed unexpectedly ({type(error).__name__}: {error}).")
 
 
-def _evaluate(adapter_dir: str, records: list[dict[str, Any]], base_model: str) -> dict[str, Any]:
+def held_out_for_gate(
+    records: list[dict[str, Any]], *, eval_fraction: float, seed: int
+) -> tuple[str, list[dict[str, Any]], str]:
+    """What the gate measures: the test split; when it is empty, the validation split; when
+    that is empty too, the examples the trainer held out of the training split (the same
+    seeded choice, never trained on). Returns (what was used, the examples, why, or "")."""
+    from trainer.data import load_conversations, split_conversations
+
+    test = [r for r in records if r["split"] == "test"]
+    if test:
+        return "test", test, ""
+    validation = [{**r, "split": "test"} for r in records if r["split"] == "validation"]
+    if validation:
+        return "validation", validation, (
+            "The test split is empty (too few documents to give it one of its own), so the "
+            f"gate measured the {len(validation)} validation examples instead; training used "
+            "them only for its eval loss."
+        )  # fmt: skip
+    train = [r for r in records if r["split"] == "train"]
+    conversations = load_conversations([{**r, "split": "train"} for r in train])
+    _kept, held = split_conversations(conversations, eval_fraction=eval_fraction, seed=seed)
+    chosen = [{**train[conversations.index(c)], "split": "test"} for c in held]
+    if chosen:
+        return "training hold-out", chosen, (
+            "The test and validation splits are empty (the dataset has a single document, or "
+            f"documents that share duplicates), so the gate measured the {len(chosen)} examples "
+            "training held out of its own split: they come from the same documents, so the gain "
+            "is optimistic. Add documents and snapshot again for a real test split."
+        )  # fmt: skip
+    return "none", [], (
+        "No held-out examples: the test and validation splits are empty and the training split "
+        "is too small to hold examples out. Add documents (each document goes to one split) "
+        "and snapshot again."
+    )  # fmt: skip
+
+
+def _evaluate(adapter_dir: str, records: list[dict[str, Any]], config: Any) -> dict[str, Any]:
     from trainer.evaluate import evaluate
 
-    held_out = [r for r in records if r["split"] == "test"] or [
-        {**r, "split": "test"} for r in records if r["split"] == "validation"
-    ]
-    if not held_out:
-        return {"note": "No held-out examples: the dataset has no test or validation split."}
-    report = evaluate(
-        adapter_dir, held_out, base_model=base_model, margin=get_settings().gate_margin
+    used, held_out, note = held_out_for_gate(
+        records, eval_fraction=config.eval_fraction, seed=config.seed
     )
-    return json.loads(json.dumps(report.to_dict(), default=str))
+    about = {"split": used, "examples": len(held_out), "note": note}
+    if not held_out:
+        return {"note": note, "held_out": about}
+    report = evaluate(
+        adapter_dir, held_out, base_model=config.base_model, margin=get_settings().gate_margin
+    )
+    return {**json.loads(json.dumps(report.to_dict(), default=str)), "held_out": about}
 
 
 def _record_version(

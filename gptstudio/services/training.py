@@ -8,6 +8,7 @@ jobs whose worker died, and exports.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +58,49 @@ def _dataset(session: Session, *, actor: UserPublic, dataset_id: int) -> Dataset
     return data
 
 
+def dataset_size(folder: str | Path) -> Any:
+    """The training split's examples and estimated tokens (from characters: the web process has
+    no tokenizer), for sizing a preset; a missing or unreadable file counts as empty."""
+    from trainer.config import DatasetSize, estimate_tokens
+
+    examples, total, longest = 0, 0, 0
+    try:
+        lines = (Path(folder) / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            messages = json.loads(line).get("messages") or []
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        # Each turn also costs its role and the chat template's markers: ~16 characters.
+        chars = sum(len(str(m.get("content", ""))) + 16 for m in messages if isinstance(m, dict))
+        examples, total, longest = examples + 1, total + chars, max(longest, chars)
+    return DatasetSize(
+        examples=examples, tokens=estimate_tokens(total), longest=estimate_tokens(longest)
+    )
+
+
 def build_config(
-    *, base_model: str, preset: str, method: str, n_examples: int, overrides: dict[str, Any]
+    *,
+    base_model: str,
+    preset: str,
+    method: str,
+    n_examples: int,
+    overrides: dict[str, Any],
+    size: Any = None,
 ) -> Any:
-    """The typed job config (torch-free); bad combinations raise InvalidInput with the reason."""
+    """The typed job config (torch-free), the preset sized to the dataset when ``size`` (a
+    :class:`trainer.config.DatasetSize`) is given; bad combinations raise InvalidInput with the
+    reason."""
     from trainer.config import JobConfig, preset_for
     from trainer.errors import ConfigError
 
     try:
         chosen = preset_for(n_examples) if preset == "auto" else preset
-        return JobConfig.from_preset(chosen, base_model=base_model, method=method, **overrides)
+        return JobConfig.from_preset(
+            chosen, base_model=base_model, method=method, size=size, **overrides
+        )
     except (ConfigError, TypeError, ValueError) as error:
         raise InvalidInput(f"The training settings are not valid: {error}") from None
 
@@ -92,6 +126,7 @@ def start_job(
         config = build_config(
             base_model=base_model or get_settings().resolved_base_model, preset=preset,
             method=method, n_examples=n_train, overrides=overrides or {},
+            size=dataset_size(data.storage_path),
         )  # fmt: skip
         job = TrainingJob(
             assistant_id=data.assistant_id, dataset_id=data.id or 0, base_model=config.base_model,

@@ -105,3 +105,21 @@ def test_a_clean_split_passes() -> None:
         Split.TEST: (),
     }
     check_no_leakage(splits=splits)
+
+
+def test_a_few_documents_still_fill_every_split() -> None:
+    # A first upload: four documents of very different sizes (examples each). By shares alone
+    # the test split got nothing (17/3/0), so the gate had no test set.
+    weights = {"recipes": 9.0, "policies": 6.0, "faq": 3.0, "menu": 2.0}
+    for seed in range(20):
+        assignment = split_documents(weights=weights, seed=seed)
+        assert set(assignment.values()) == set(Split), seed
+        train = [d for d, s in assignment.items() if s == Split.TRAIN]
+        assert len(train) == 2  # the other two splits take one document each
+
+
+def test_two_documents_give_training_and_test_one_each() -> None:
+    for seed in range(10):
+        assignment = split_documents(weights={"a": 5.0, "b": 1.0}, seed=seed)
+        assert sorted(assignment.values()) == [Split.TEST, Split.TRAIN]
+    assert split_documents(weights={"only": 3.0}) == {"only": Split.TRAIN}

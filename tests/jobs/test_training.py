@@ -110,6 +110,23 @@ def test_bad_requests_fail_early(creator: tuple[account.UserPublic, int, int]) -
         assert session.exec(select(TrainingJob)).all() == []
 
 
+def test_the_default_preset_is_sized_to_the_dataset(
+    creator: tuple[account.UserPublic, int, int],
+) -> None:
+    from gptstudio.jobs.queue import huey
+    from trainer.config import PRESET_SIZING
+
+    cy, _bees, dataset_id = creator
+    job = training.start_job(actor=cy, dataset_id=dataset_id)  # the form's defaults
+    config = job.config
+    assert config["preset"] == "thorough" and config["max_steps"] is None  # 16 short examples
+    assert config["sequence_length"] == 256 and config["batch_size"] == 1
+    assert config["epochs"] == PRESET_SIZING["thorough"].max_epochs  # one row: the most passes
+    chosen = training.start_job(actor=cy, dataset_id=dataset_id, overrides={"epochs": 3})
+    assert chosen.config["epochs"] == 3  # the form's epochs field wins
+    huey.flush()
+
+
 def test_queued_job_is_cancelled_at_once(creator: tuple[account.UserPublic, int, int]) -> None:
     from gptstudio.jobs.queue import huey
 
@@ -249,3 +266,35 @@ def test_running_job_stops_within_seconds_of_cancel(
     stopped = job_row(job.id or 0)
     assert stopped.status == "cancelled" and stopped.history[-1]["step"] < 2000
     assert training.list_versions(actor=cy, assistant_id=stopped.assistant_id) == []
+
+
+def test_the_gate_says_what_it_measured_when_a_split_is_empty() -> None:
+    from gptstudio.jobs.training import held_out_for_gate
+    from trainer.data import load_conversations, split_conversations
+
+    def records(split: str, n: int) -> list[dict[str, Any]]:
+        return [
+            {**chat(f"{split} question {i}?", f"Answer {i}."), "split": split} for i in range(n)
+        ]
+
+    used, rows, note = held_out_for_gate(
+        records("train", 17) + records("validation", 3) + records("test", 2),
+        eval_fraction=0.1, seed=42,
+    )  # fmt: skip
+    assert (used, len(rows), note) == ("test", 2, "")
+    used, rows, note = held_out_for_gate(
+        records("train", 17) + records("validation", 3), eval_fraction=0.1, seed=42
+    )
+    assert used == "validation" and len(rows) == 3 and "test split is empty" in note
+    assert {r["split"] for r in rows} == {"test"}
+
+    train = records("train", 25)
+    used, rows, note = held_out_for_gate(train, eval_fraction=0.1, seed=42)
+    assert used == "training hold-out" and len(rows) == 2 and "optimistic" in note
+    kept, held = split_conversations(load_conversations(train), eval_fraction=0.1, seed=42)
+    trained_on = {c.messages[0]["content"] for c in kept}  # what the trainer trains on
+    assert trained_on.isdisjoint(r["messages"][0]["content"] for r in rows)
+    assert len(held) == 2
+
+    used, rows, note = held_out_for_gate(records("train", 5), eval_fraction=0.1, seed=42)
+    assert (used, rows) == ("none", []) and "Add documents" in note

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from trainer.config import PRESETS, JobConfig, field_help, preset_for
+from trainer.config import (
+    PRESET_SIZING,
+    PRESETS,
+    DatasetSize,
+    JobConfig,
+    estimate_tokens,
+    field_help,
+    preset_for,
+)
 from trainer.errors import ConfigError, ContextLengthError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +98,49 @@ def test_presets_scale_capacity_and_passes() -> None:
     assert quick.rank < balanced.rank < thorough.rank
     assert quick.epochs < balanced.epochs < thorough.epochs
     assert balanced.preset == "balanced"
+
+
+def planned_steps(config: JobConfig, tokens: int) -> int:
+    rows = -(-tokens // config.sequence_length)
+    return config.epochs * -(-rows // config.effective_batch_size)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_a_small_dataset_gets_enough_steps_from_more_epochs(preset: str) -> None:
+    # The first-hour dataset: 20 short QA examples. A fixed preset ran 1-2 steps on it.
+    small = DatasetSize(examples=20, tokens=2400, longest=150)
+    plain = JobConfig.from_preset(preset, base_model="m")
+    sized = JobConfig.from_preset(preset, base_model="m", size=small)
+    assert planned_steps(plain, small.tokens) <= 4
+    assert planned_steps(sized, small.tokens) >= PRESET_SIZING[preset].min_steps
+    assert sized.epochs > plain.epochs
+    assert sized.sequence_length == 256 and sized.batch_size == 1  # short rows, one per step
+    assert sized.epochs <= PRESET_SIZING[preset].max_epochs
+    tiny = JobConfig.from_preset(preset, base_model="m", size=DatasetSize(4, 40, 12))
+    assert tiny.epochs == PRESET_SIZING[preset].max_epochs  # capped: 1 row cannot give more
+
+
+def test_a_large_dataset_keeps_the_preset() -> None:
+    large = DatasetSize(examples=50_000, tokens=20_000_000, longest=3000)
+    for preset in PRESETS:
+        plain = JobConfig.from_preset(preset, base_model="m")
+        sized = JobConfig.from_preset(preset, base_model="m", size=large)
+        assert (sized.epochs, sized.batch_size, sized.sequence_length) == (
+            plain.epochs,
+            plain.batch_size,
+            plain.sequence_length,
+        )
+
+
+def test_the_creators_choices_win_over_sizing() -> None:
+    small = DatasetSize(examples=20, tokens=2400, longest=150)
+    config = JobConfig.from_preset("balanced", base_model="m", size=small, epochs=3, batch_size=2)
+    assert (config.epochs, config.batch_size) == (3, 2)
+    qlora = JobConfig.from_preset("balanced", base_model="m", method="qlora-4bit", size=small)
+    assert qlora.effective_batch_size == 1 and qlora.epochs > 2
+    with pytest.raises(ConfigError, match="negative"):
+        DatasetSize(examples=-1, tokens=0, longest=0)
+    assert estimate_tokens(350) == 100 and estimate_tokens(-5) == 0
 
 
 def test_qlora_is_lora_with_other_defaults() -> None:

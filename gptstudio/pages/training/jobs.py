@@ -9,21 +9,26 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.badges import status_badge
+from gptstudio.components.charts import loss_chart
 from gptstudio.components.tables import data_table
-from gptstudio.pages.training.state import TrainingState
+from gptstudio.pages.training.state import TrainingState, whole_number
 from gptstudio.services import training
+from gptstudio.state.errors import toasts_error
 
 
 class JobsState(TrainingState):
     @rx.event
-    def cancel(self, job_id: str) -> Any:
-        training.cancel_job(actor=self._actor(), job_id=int(job_id), client=self._client())
+    @toasts_error
+    def cancel(self, job_id: Any) -> Any:
+        training.cancel_job(actor=self._actor(), job_id=whole_number(job_id, "job"),
+                            client=self._client())  # fmt: skip
         self._refresh()
         return rx.toast.info("Cancelling: the job stops after its current step.")
 
     @rx.event
-    def select_job(self, job_id: str) -> None:
-        self.selected_job = job_id
+    @toasts_error
+    def select_job(self, job_id: Any) -> None:
+        self.selected_job = str(job_id or "")
         self._refresh()
 
 
@@ -73,7 +78,16 @@ def live_card() -> rx.Component:
         rx.hstack(
             rx.heading("Job ", job["id"], size="4"),
             _job_status(job["status"]),
-            rx.text(job["preset"], " · ", job["method"], size="2", color_scheme="gray"),
+            rx.text(
+                job["preset"],
+                " · ",
+                job["method"],
+                " · ",
+                job["epochs"],
+                " epochs",
+                size="2",
+                color_scheme="gray",
+            ),
             rx.spacer(),
             rx.text(
                 "lr ", job["lr"], " · ", job["speed"], " tokens/s · ETA ", job["eta"], size="2"
@@ -83,20 +97,11 @@ def live_card() -> rx.Component:
         ),
         rx.progress(value=job["percent"].to(int), width="100%", id="job-progress"),
         rx.cond(job["error"] != "", rx.callout(job["error"], color_scheme="red", id="job-error")),
-        rx.recharts.line_chart(
-            rx.recharts.line(data_key="loss", stroke="#3e63dd", dot=False, name="training loss"),
-            rx.recharts.line(
-                data_key="eval_loss", stroke="#e5484d", name="eval loss", connect_nulls=True
-            ),
-            rx.recharts.x_axis(data_key="step"),
-            rx.recharts.y_axis(),
-            rx.recharts.legend(),
-            rx.recharts.cartesian_grid(stroke_dasharray="3 3"),
-            rx.recharts.graphing_tooltip(),
+        loss_chart(
             data=TrainingState.chart,
-            width="100%",
-            height=280,
-            id="loss-chart",
+            domain=TrainingState.chart_domain,
+            threshold=TrainingState.gate_threshold,
         ),
+        rx.text(TrainingState.chart_note, size="1", color_scheme="gray", id="chart-note"),
         width="100%",
     )

@@ -1,5 +1,6 @@
-"""The launch card: fine-tune on a dataset version with a base model, preset, method and an
-optional step limit. :class:`LaunchState` queues the job and starts following it."""
+"""The launch card: fine-tune on a dataset version (the newest pre-selected) with a base model,
+preset (sized to the dataset), method, and optional epochs or step limit. :class:`LaunchState`
+queues the job and starts following it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import submit_button
+from gptstudio.errors import InvalidInput
 from gptstudio.pages.training.state import TrainingState
 from gptstudio.services import dataset, training
 from gptstudio.state.errors import shows_error
@@ -19,24 +21,27 @@ METHODS = ["lora", "qlora-4bit", "qlora-8bit"]
 class LaunchState(TrainingState):
     @rx.event
     @shows_error
-    def launch(self, form: dict[str, Any]) -> Any:
+    def launch(self, form: Any) -> Any:
         self.error = ""
+        form = form if isinstance(form, dict) else {}
         actor = self._actor()
         versions = {
             str(d.version): d.id
             for d in dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
         }
-        overrides: dict[str, Any] = {}
-        try:
-            if str(form.get("max_steps", "")).strip():
-                overrides["max_steps"] = int(str(form["max_steps"]))
-        except ValueError:
-            self.error = "Max steps must be a whole number."
+        chosen = str(form.get("dataset") or self.dataset_choice)
+        if chosen not in versions:
+            self.error = (
+                "Choose a dataset version (snapshot one on the data page first)."
+                if versions
+                else "There is no dataset version yet: snapshot one on the data page first."
+            )
             return None
+        overrides = optional_whole_numbers(form, {"max_steps": "Max steps", "epochs": "Epochs"})
         job = training.start_job(
             actor=actor,
-            dataset_id=int(versions.get(str(form.get("dataset", "")), 0) or 0),
-            base_model=str(form.get("base_model", "")),
+            dataset_id=int(versions[chosen] or 0),
+            base_model=str(form.get("base_model", "") or ""),
             preset=str(form.get("preset") or "auto"),
             method=str(form.get("method") or "lora"),
             overrides=overrides,
@@ -44,6 +49,20 @@ class LaunchState(TrainingState):
         self.selected_job = str(job.id)
         self._refresh()
         return [rx.toast.success(f"Job {job.id} queued."), TrainingState.watch]
+
+
+def optional_whole_numbers(form: dict[str, Any], fields: dict[str, str]) -> dict[str, int]:
+    """The form's optional number fields that were filled in; a bad one raises its name."""
+    values = {}
+    for name, label in fields.items():
+        text = str(form.get(name, "") or "").strip()
+        if not text:
+            continue
+        try:
+            values[name] = int(text)
+        except ValueError:
+            raise InvalidInput(f"{label} must be a whole number.") from None
+    return values
 
 
 def launch_card() -> rx.Component:
@@ -58,6 +77,8 @@ def launch_card() -> rx.Component:
                         name="dataset",
                         id="job-dataset",
                         placeholder="version",
+                        value=TrainingState.dataset_choice,
+                        on_change=TrainingState.choose_dataset,
                     ),
                 ),
                 rx.vstack(
@@ -78,12 +99,39 @@ def launch_card() -> rx.Component:
                     rx.select(METHODS, name="method", default_value="lora", id="job-method"),
                 ),
                 rx.vstack(
-                    rx.text("Max steps (optional)", size="2"),
-                    rx.input(name="max_steps", type="number", id="job-steps"),
+                    rx.text("Epochs (optional)", size="2"),
+                    rx.input(
+                        name="epochs",
+                        type="number",
+                        min=1,
+                        id="job-epochs",
+                        placeholder="sized to the data",
+                    ),
                 ),
-                columns="5",
+                rx.vstack(
+                    rx.text("Max steps (optional)", size="2"),
+                    rx.input(name="max_steps", type="number", min=1, id="job-steps"),
+                ),
+                columns="6",
                 spacing="3",
                 width="100%",
+            ),
+            rx.text(
+                "Dataset version ",
+                TrainingState.dataset_choice,
+                ": ",
+                TrainingState.dataset_splits.get(TrainingState.dataset_choice, ""),
+                size="1",
+                margin_top="0.5em",
+                id="dataset-splits",
+            ),
+            rx.text(
+                "Presets are sized to the dataset: rows fit its longest example and small sets "
+                "get more passes, so that a run makes enough optimizer steps to learn. Epochs "
+                "or max steps, when filled in, override that.",
+                size="1",
+                color_scheme="gray",
+                margin_top="0.5em",
             ),
             submit_button("Start training", id="job-start", margin_top="1em"),
             on_submit=LaunchState.launch,

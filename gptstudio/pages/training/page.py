@@ -8,6 +8,7 @@ from gptstudio.components.layout import assistant_header, form_error, page
 from gptstudio.pages.registry import add_page
 from gptstudio.pages.training.jobs import jobs_card, live_card
 from gptstudio.pages.training.launch import launch_card
+from gptstudio.pages.training.preview import preview_card
 from gptstudio.pages.training.state import TrainingState
 from gptstudio.pages.training.versions import samples_card, versions_card
 
@@ -22,5 +23,6 @@ def training_page() -> rx.Component:
         rx.cond(TrainingState.selected_job != "", live_card()),
         rx.cond(TrainingState.versions.length() > 0, versions_card()),
         rx.cond(TrainingState.samples.length() > 0, samples_card()),
+        rx.cond(TrainingState.versions.length() > 0, preview_card()),
         max_width="1200px",
     )

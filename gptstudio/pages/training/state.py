@@ -10,12 +10,31 @@ from typing import Any
 
 import reflex as rx
 
+from gptstudio.components.charts import gate_loss, loss_domain, loss_rows
+from gptstudio.errors import InvalidInput
 from gptstudio.models import ModelVersion, TrainingJob
 from gptstudio.services import dataset, training
+from gptstudio.settings import get_settings
 from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState
 
 WATCH_SECONDS = 6 * 60 * 60
+NO_THRESHOLD = "-1"  # below any loss: the chart leaves the gate's line out
+EMPTY_ANSWER = "(empty answer: the model generated no text)"
+
+
+MAX_ID = 2**31 - 1  # a database integer: a larger id sent by hand is no id at all
+
+
+def whole_number(value: Any, what: str) -> int:
+    """An id sent by the browser; anything else is a message, not a crash."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"Choose a {what} first.") from None
+    if not 0 < number <= MAX_ID:
+        raise InvalidInput(f"There is no such {what}.")
+    return number
 
 
 def _eta(seconds: Any) -> str:
@@ -50,6 +69,7 @@ def _job_row(job: TrainingJob) -> dict[str, str]:
         "error": job.error,
         "method": str(job.config.get("method", "")),
         "preset": str(job.config.get("preset", "")),
+        "epochs": str(job.config.get("epochs", "")),
     }
 
 
@@ -74,16 +94,61 @@ def _version_row(version: ModelVersion) -> dict[str, str]:
         f"F1 {_change(base_qa, tuned_qa, 'f1')}",
         "override": version.gate_override_reason,
         "export": f"/api/model-versions/{version.id}/export.tar" if version.export_path else "",
+        "held_out": " ".join(
+            [_held_out_text(m.get("held_out"))]
+            + [f"Training: {note}." for note in (version.report or {}).get("notes", [])]
+        ).strip(),
     }
+
+
+def _held_out_text(held_out: Any) -> str:
+    """Which split the gate measured, and why when it is not the test split."""
+    if not isinstance(held_out, dict):
+        return ""
+    used = f"measured on {held_out.get('examples', 0)} examples ({held_out.get('split', '?')})"
+    return f"{used}. {held_out['note']}" if held_out.get("note") else used
+
+
+def split_summary(counts: Any) -> str:
+    """A dataset version's splits, and what the gate will measure when its test split is empty."""
+    splits = counts.get("splits") if isinstance(counts, dict) else None
+    splits = splits if isinstance(splits, dict) else {}
+    sizes = {name: int(splits.get(name, 0) or 0) for name in ("train", "validation", "test")}
+    text = " · ".join(f"{n} {name}" for name, n in sizes.items())
+    if sizes["test"]:
+        return text
+    instead = (
+        "the validation split"
+        if sizes["validation"]
+        else "examples held out of training, if there are 20 or more, else nothing"
+    )
+    return (
+        f"{text}. The test split is empty (its documents could not be spared), so the gate "
+        f"will measure {instead}."
+    )
+
+
+def _sample(row: Any) -> dict[str, str]:
+    """One base-vs-tuned row; an empty generated answer says so instead of an empty cell."""
+    texts = {k: str(row.get(k, "") or "") for k in ("question", "reference")}
+    for key in ("base_answer", "tuned_answer"):
+        texts[key] = str(row.get(key, "") or "").strip() or EMPTY_ANSWER
+    return texts
 
 
 class TrainingState(AssistantPageState):
     datasets: list[str] = []
+    dataset_choice: str = ""  # the newest version unless the creator picks another
+    dataset_splits: dict[str, str] = {}  # version -> its split sizes (and the gate's fallback)
     base_models: list[str] = []
     jobs: list[dict[str, str]] = []
     selected_job: str = ""
     chart: list[dict[str, float]] = []
+    chart_domain: list[float] = [0.0, 1.0]
+    gate_threshold: str = NO_THRESHOLD  # recharts takes a reference line's y as a number or text
+    chart_note: str = ""
     versions: list[dict[str, str]] = []
+    publish_choice: str = ""  # a version number; the newest unless the creator picks another
     samples: list[dict[str, str]] = []
     sample_version: str = ""
     watching: bool = False
@@ -101,11 +166,6 @@ class TrainingState(AssistantPageState):
         refused = self._open_assistant()
         if refused is not None:
             return refused
-        actor = self._actor()
-        self.datasets = [
-            str(d.version)
-            for d in dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
-        ]
         self.base_models = [
             m["key"] if not m.get("hub_id") else m["hub_id"] for m in training.base_models()
         ]
@@ -114,29 +174,54 @@ class TrainingState(AssistantPageState):
 
     def _refresh(self) -> None:
         actor = self._actor()
+        found = dataset.list_datasets(actor=actor, assistant_id=self.assistant_id)
+        self.datasets = [str(d.version) for d in found]
+        self.dataset_splits = {str(d.version): split_summary(d.counts) for d in found}
+        if self.dataset_choice not in self.datasets:
+            self.dataset_choice = self.datasets[0] if self.datasets else ""
         jobs = training.list_jobs(actor=actor, assistant_id=self.assistant_id)
         self.jobs = [_job_row(j) for j in jobs]
         if jobs and not any(j["id"] == self.selected_job for j in self.jobs):
             self.selected_job = self.jobs[0]["id"]
         chosen = next((j for j in jobs if str(j.id) == self.selected_job), None)
-        self.chart = [
-            {k: float(v) for k, v in point.items() if isinstance(v, (int, float))}
-            for point in (chosen.history if chosen else [])
-        ]
         versions = training.list_versions(actor=actor, assistant_id=self.assistant_id)
+        self._chart(chosen, versions)
         self.versions = [_version_row(v) for v in versions]
+        if self.publish_choice not in [v["version"] for v in self.versions]:
+            self.publish_choice = self.versions[0]["version"] if self.versions else ""
         shown = next(
             (v for v in versions if str(v.id) == self.sample_version),
             versions[0] if versions else None,
         )
         self.sample_version = str(shown.id) if shown else ""
-        self.samples = [
-            {
-                k: str(row.get(k, ""))
-                for k in ("question", "reference", "base_answer", "tuned_answer")
-            }
-            for row in (shown.metrics.get("samples", []) if shown else [])
-        ]
+        self.samples = [_sample(row) for row in (shown.metrics.get("samples", []) if shown else [])]
+
+    def _chart(self, job: TrainingJob | None, versions: list[ModelVersion]) -> None:
+        """The selected job's losses, scaled to the data, with the gate's line once the job's
+        evaluation has measured the base model."""
+        rows = loss_rows(job.history if job else [])
+        produced = next((v for v in versions if job and v.training_job_id == job.id), None)
+        gate = training.gate_of(produced) if produced else {}
+        margin = gate.get("margin", get_settings().gate_margin)
+        base = produced.metrics.get("base_perplexity") if produced else None
+        threshold = gate_loss(base, float(margin) if isinstance(margin, (int, float)) else 0.0)
+        self.chart = rows
+        self.chart_domain = loss_domain(rows, threshold=threshold)
+        self.gate_threshold = f"{threshold:.4f}" if threshold is not None else NO_THRESHOLD
+        self.chart_note = (
+            f"The gate asks for held-out loss at most {threshold:.3f} (base perplexity less "
+            f"{float(margin):.0%})."
+            if threshold is not None
+            else "The gate's line appears once the job's evaluation has measured the base model."
+        )
+
+    @rx.event
+    def choose_dataset(self, value: Any) -> None:
+        self.dataset_choice = str(value or "")
+
+    @rx.event
+    def choose_version(self, value: Any) -> None:
+        self.publish_choice = str(value or "")
 
     def _pending(self) -> bool:
         return bool(self.active)

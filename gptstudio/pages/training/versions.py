@@ -10,33 +10,45 @@ import reflex as rx
 
 from gptstudio.components.layout import submit_button
 from gptstudio.components.tables import data_table
-from gptstudio.pages.training.state import TrainingState
+from gptstudio.pages.training.state import TrainingState, whole_number
 from gptstudio.services import training
-from gptstudio.state.errors import shows_error
+from gptstudio.state.errors import shows_error, toasts_error
 
 
 class VersionsState(TrainingState):
     @rx.event
-    def show_samples(self, version_id: str) -> None:
-        self.sample_version = version_id
+    @toasts_error
+    def show_samples(self, version_id: Any) -> None:
+        self.sample_version = str(version_id or "")
         self._refresh()
 
     @rx.event
     @shows_error
-    def publish(self, form: dict[str, Any]) -> Any:
+    def publish(self, form: Any) -> Any:
         self.error = ""
+        form = form if isinstance(form, dict) else {}
+        number = str(form.get("version") or self.publish_choice)
+        version_id = next((v["id"] for v in self.versions if v["version"] == number), None)
+        if version_id is None:
+            self.error = (
+                "Choose a model version to publish."
+                if self.versions
+                else "There is no model version yet: train one first."
+            )
+            return None
         published = training.publish(
             actor=self._actor(),
-            version_id=int(str(form.get("version_id", "0"))),
-            override_reason=str(form.get("reason", "")),
+            version_id=int(version_id),
+            override_reason=str(form.get("reason", "") or ""),
             client=self._client(),
         )
         self._refresh()
         return rx.toast.success(f"Version {published.version} is live.")
 
     @rx.event
-    def export(self, version_id: str) -> Any:
-        training.request_export(actor=self._actor(), version_id=int(version_id))
+    @toasts_error
+    def export(self, version_id: Any) -> Any:
+        training.request_export(actor=self._actor(), version_id=whole_number(version_id, "version"))
         return rx.toast.info("Exporting a merged model; its download appears here when done.")
 
 
@@ -50,6 +62,13 @@ def _version_view(v: rx.Var[dict[str, str]]) -> rx.Component:
         rx.table.cell(
             rx.badge(v["passed"], color_scheme=rx.cond(v["passed"] == "yes", "green", "red")),
             rx.text(v["message"], size="1", color_scheme="gray", max_width="22em"),
+            rx.text(
+                v["held_out"],
+                size="1",
+                color_scheme="gray",
+                max_width="22em",
+                class_name="held-out",
+            ),
         ),
         rx.table.cell(rx.text(v["qa"], size="1")),
         rx.table.cell(
@@ -84,10 +103,12 @@ def versions_card() -> rx.Component:
         rx.form(
             rx.hstack(
                 rx.select(
-                    TrainingState.versions.map(lambda v: v["id"]),
-                    name="version_id",
-                    placeholder="version id",
+                    TrainingState.versions.map(lambda v: v["version"]),
+                    name="version",
+                    placeholder="version",
                     id="publish-version",
+                    value=TrainingState.publish_choice,
+                    on_change=TrainingState.choose_version,
                 ),
                 rx.input(
                     name="reason",
