@@ -5,7 +5,8 @@ spacing ignored). Near duplicates are found among the remaining distinct texts w
 LSH from datasketch on word shingles, and every LSH candidate pair is verified by the exact
 Jaccard similarity of its shingle sets, so no pair below the threshold is reported. The LSH bands
 are chosen so a pair exactly at the threshold becomes a candidate with probability
-``lsh_recall``; pairs above it are found even more reliably.
+``lsh_recall``; pairs above it are found even more reliably. Clusters never chain: a text is
+dropped only for a kept text it is itself similar to (:func:`cluster_pairs`).
 
 Signatures are computed for the whole corpus at once (:mod:`shingles`), which is what makes this
 many times faster than feeding ``MinHash.update`` one shingle at a time (see bench/dedupe.py).
@@ -23,7 +24,6 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 
 from gptstudio.curation.errors import InvalidParameterError
-from gptstudio.curation.graphs import component_labels
 from gptstudio.curation.shingles import (
     U32,
     ShingleSets,
@@ -168,33 +168,66 @@ def near_duplicate_indices(
     return [(i, j, similarity) for i, j, similarity in verified if similarity >= options.threshold]
 
 
-@dataclass(frozen=True)
-class _Group:
-    members: list[int]
-    links: list[Link]
+def _representatives(count: int, links: Sequence[Link]) -> list[int]:
+    """For each index, the first index it is an exact copy of (similarity 1.0 links), or itself.
+
+    Exact copies have the same shingle set, so a copy is as similar to anything as its
+    representative is."""
+    representative = list(range(count))
+    for i, j, similarity in links:
+        if similarity >= 1.0 and representative[j] == j:
+            representative[j] = representative[i]
+    return representative
 
 
-def _groups(count: int, links: Sequence[Link]) -> list[_Group]:
-    """Connected groups of two or more indices, members sorted, groups in input order."""
-    if not links:
-        return []
-    labels = component_labels(count=count, edges=[(i, j) for i, j, _ in links])
-    groups: dict[int, _Group] = {}
-    for index, label in enumerate(labels):
-        groups.setdefault(label, _Group([], [])).members.append(index)
-    for link in links:
-        groups[labels[link[0]]].links.append(link)
-    return [group for group in groups.values() if len(group.members) > 1]
+def _choose(
+    ids: Sequence[str], links: Sequence[Link], keep: frozenset[str]
+) -> dict[int, list[tuple[int, float]]]:
+    """Kept index -> the (dropped index, similarity) it stands for.
+
+    Greedy in input order, with the creator's ``keep`` first: a text is dropped only when it is
+    itself linked (at or above the threshold) to a text already kept, never through a chain of
+    other dropped texts; otherwise it is kept. Each dropped text goes to its most similar kept
+    text."""
+    representative = _representatives(len(ids), links)
+    neighbours: dict[int, dict[int, float]] = {}
+    for i, j, similarity in links:
+        a, b = representative[i], representative[j]
+        if a != b:
+            for x, y in ((a, b), (b, a)):
+                row = neighbours.setdefault(x, {})
+                row[y] = max(row.get(y, 0.0), similarity)
+    linked = sorted({index for i, j, _ in links for index in (i, j)})
+    kept_by_class: dict[int, int] = {}
+    chosen: dict[int, list[tuple[int, float]]] = {}
+    forced = [index for index in linked if ids[index] in keep]
+    for index in (*forced, *(index for index in linked if ids[index] not in keep)):
+        if index in chosen:
+            continue
+        own = representative[index]
+        if ids[index] not in keep:
+            if own in kept_by_class:
+                chosen[kept_by_class[own]].append((index, 1.0))
+                continue
+            near = neighbours.get(own, {})
+            options = [(similarity, c) for c, similarity in near.items() if c in kept_by_class]
+            if options:
+                similarity, cls = max(options, key=lambda item: (item[0], -item[1]))
+                chosen[kept_by_class[cls]].append((index, similarity))
+                continue
+        kept_by_class.setdefault(own, index)
+        chosen[index] = []
+    return chosen
 
 
 def _cluster(
-    ids: Sequence[str], group: _Group, kind: DuplicateKind, keep: Collection[str]
+    ids: Sequence[str], kept: int, dropped: Sequence[tuple[int, float]], kind: DuplicateKind
 ) -> DuplicateCluster:
-    names = tuple(ids[index] for index in group.members)
-    kept = tuple(name for name in names if name in keep) or names[:1]
-    dropped = tuple(name for name in names if name not in kept)
-    pairs = tuple(SimilarPair(ids[i], ids[j], similarity) for i, j, similarity in group.links)
-    return DuplicateCluster(names, kept, dropped, kind, pairs)
+    indices = sorted([kept, *(index for index, _ in dropped)])
+    names = tuple(ids[index] for index in indices)
+    gone = tuple(ids[index] for index in indices if index != kept)
+    pairs = tuple(SimilarPair(ids[kept], ids[index], similarity) for index, similarity in dropped)
+    return DuplicateCluster(names, (ids[kept],), gone, kind, pairs)
 
 
 def cluster_pairs(
@@ -204,17 +237,21 @@ def cluster_pairs(
     kind: DuplicateKind | Callable[[Sequence[int]], DuplicateKind],
     keep: Collection[str] = frozenset(),
 ) -> DedupeResult:
-    """Group ``ids`` linked by index ``pairs`` ``(i, j, similarity)`` and choose who stays.
+    """Choose who stays among ``ids`` linked by index ``pairs`` ``(i, j, similarity)``.
 
-    In each cluster the members listed in ``keep`` stay (the creator's override); when none is
-    listed the first member in input order stays. ``kind`` is the kind of every cluster, or a
-    function of a cluster's member indices.
+    Members listed in ``keep`` always stay (the creator's override); otherwise texts are taken in
+    input order and one is dropped only when it is directly linked to a text that stays, so every
+    dropped text is within the threshold of a kept one (clusters never chain). A cluster is one
+    kept text and the texts dropped for it. ``kind`` is the kind of every cluster, or a function
+    of a cluster's member indices.
     """
-    keep = frozenset(keep)
-    clusters = [
-        _cluster(ids, group, kind if isinstance(kind, DuplicateKind) else kind(group.members), keep)
-        for group in _groups(len(ids), list(pairs))
-    ]
+    chosen = _choose(ids, list(pairs), frozenset(keep))
+    clusters = []
+    for kept in sorted(chosen):
+        if chosen[kept]:
+            members = sorted([kept, *(index for index, _ in chosen[kept])])
+            cluster_kind = kind if isinstance(kind, DuplicateKind) else kind(members)
+            clusters.append(_cluster(ids, kept, chosen[kept], cluster_kind))
     dropped = {name for cluster in clusters for name in cluster.dropped}
     counts = dict.fromkeys(DuplicateKind, 0)
     for cluster in clusters:
