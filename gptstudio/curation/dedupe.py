@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+import numpy.typing as npt
 from datasketch import LeanMinHash, MinHashLSH
+from scipy.sparse import csr_array
 
 from gptstudio.curation.errors import InvalidParameterError
 from gptstudio.curation.shingles import (
@@ -301,3 +303,108 @@ def find_duplicates(
         return DuplicateKind.EXACT if same else DuplicateKind.NEAR
 
     return cluster_pairs(ids=ids, pairs=links, kind=kind, keep=keep)
+
+
+@dataclass(frozen=True)
+class DocumentDedupeOptions:
+    """Whole-document near-duplicate and containment settings (before chunking)."""
+
+    enabled: bool = True
+    containment: float = 0.8
+    """Share of the smaller document's word shingles found in the larger one at or above which
+    the smaller one is dropped: the same document in two formats, or one held in another."""
+    shingle_size: int = 5
+    min_shingles: int = 20
+    """Documents with fewer shingles are too short to judge and always stay."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.containment <= 1:
+            raise InvalidParameterError("The document containment threshold must be in (0, 1].")
+        if self.shingle_size < 1 or self.min_shingles < 1:
+            raise InvalidParameterError("shingle_size and min_shingles must be at least 1.")
+
+
+def _unique_shingles(texts: Sequence[str], shingle_size: int) -> list[npt.NDArray[np.uint64]]:
+    shingles = shingle_sets(texts=texts, shingle_size=shingle_size)
+    return [np.unique(shingles.of(index)) for index in range(len(texts))]
+
+
+def containment_pairs(
+    *, texts: Sequence[str], options: DocumentDedupeOptions | None = None
+) -> list[tuple[int, int, float]]:
+    """``(larger, smaller, containment)`` index pairs: the share of the smaller text's distinct
+    shingles that the larger one holds is at least ``options.containment``.
+
+    Exact, from a sparse document-by-shingle matrix times its transpose (the shared shingle
+    count of every pair at once); documents are few, so this stays small."""
+    options = options or DocumentDedupeOptions()
+    return _containment(_unique_shingles(texts, options.shingle_size), options)
+
+
+def _containment(
+    sets: Sequence[npt.NDArray[np.uint64]], options: DocumentDedupeOptions
+) -> list[tuple[int, int, float]]:
+    sizes = np.array([len(values) for values in sets], dtype=np.int64)
+    if len(sets) < 2 or not sizes.any():
+        return []
+    _, columns = np.unique(np.concatenate(sets), return_inverse=True)
+    rows = np.repeat(np.arange(len(sets)), sizes)
+    matrix = csr_array(
+        (np.ones(len(columns), dtype=np.int64), (rows, columns)),
+        shape=(len(sets), int(columns.max()) + 1),
+    )
+    shared = (matrix @ matrix.T).tocoo()
+    found = []
+    for i, j, count in zip(
+        shared.row.tolist(), shared.col.tolist(), shared.data.tolist(), strict=True
+    ):
+        if i >= j:
+            continue
+        small, large = (i, j) if (sizes[i], j) < (sizes[j], i) else (j, i)
+        if sizes[small] < options.min_shingles:
+            continue
+        share = count / sizes[small]
+        if share >= options.containment:
+            found.append((large, small, float(share)))
+    return sorted(found)
+
+
+def find_document_duplicates(
+    *,
+    texts: Mapping[str, str],
+    options: DocumentDedupeOptions | None = None,
+    keep: Collection[str] = frozenset(),
+) -> DedupeResult:
+    """Whole documents (id -> text) that are near duplicates of, or contained in, another.
+
+    Larger documents are preferred (then input order), so of a README in Markdown and in DOCX
+    the fuller one stays, and an HTML chapter held in the full text edition goes. A document is
+    dropped only for a kept one that contains it (no chaining); ids in ``keep`` always stay.
+    """
+    options = options or DocumentDedupeOptions()
+    ids = list(texts)
+    if not options.enabled:
+        return cluster_pairs(ids=ids, pairs=[], kind=DuplicateKind.NEAR, keep=keep)
+    sets = _unique_shingles([texts[name] for name in ids], options.shingle_size)
+    # The order containment_pairs uses too: more distinct shingles first, then input order.
+    order = sorted(range(len(ids)), key=lambda index: (-len(sets[index]), index))
+    position = {index: rank for rank, index in enumerate(order)}
+    links = [
+        (min(position[a], position[b]), max(position[a], position[b]), share)
+        for a, b, share in _containment(sets, options)
+    ]
+    ranked = [ids[index] for index in order]
+    keys = [exact_key(text=texts[name]) for name in ranked]
+
+    def kind(members: Sequence[int]) -> DuplicateKind:
+        same = len({keys[index] for index in members}) == 1
+        return DuplicateKind.EXACT if same else DuplicateKind.NEAR
+
+    result = cluster_pairs(ids=ranked, pairs=links, kind=kind, keep=keep)
+    dropped = set(result.dropped)
+    return DedupeResult(
+        kept=tuple(name for name in ids if name not in dropped),
+        dropped=tuple(name for name in ids if name in dropped),
+        clusters=result.clusters,
+        counts=result.counts,
+    )

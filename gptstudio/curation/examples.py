@@ -56,6 +56,8 @@ class ExampleKind(enum.StrEnum):
     """How an example was made."""
 
     IMPORTED = "imported"
+    EXPLICIT = "explicit"
+    """A question and answer written as such in a document (FAQ, Q:/A:, question headings)."""
     DEFINITION = "definition"
     HEADING = "heading"
     CLOZE = "cloze"

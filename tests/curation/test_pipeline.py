@@ -84,7 +84,10 @@ def test_curation_run_end_to_end(documents: list[ParsedDocument]) -> None:
     assert run.reports["mulch"].pii[PiiCategory.PHONE] == 4
     assert run.reports["chat"].pii[PiiCategory.EMAIL] == 1
     assert run.reports["mulch"].cleaning.repeated_lines == ("ACME - Field Manual", "Page 1 of 4")
-    assert run.chunk_duplicates.counts[DuplicateKind.EXACT] == 4  # the copy of the manual
+    # The copy of the manual goes as a whole document, before it is chunked.
+    assert run.document_duplicates.dropped == ("copy",)
+    assert run.document_duplicates.counts[DuplicateKind.EXACT] == 1
+    assert run.reports["copy"].chunks == 0
     assert run.assignment["mulch"] == run.assignment["copy"]
     examples = [example for split in Split for example in run.splits[split]]
     kinds = {example.kind for example in examples}
