@@ -183,20 +183,21 @@ def _representatives(count: int, links: Sequence[Link]) -> list[int]:
 
 
 def _choose(
-    ids: Sequence[str], links: Sequence[Link], keep: frozenset[str]
+    ids: Sequence[str], links: Sequence[Link], keep: frozenset[str], directed: bool
 ) -> dict[int, list[tuple[int, float]]]:
     """Kept index -> the (dropped index, similarity) it stands for.
 
     Greedy in input order, with the creator's ``keep`` first: a text is dropped only when it is
     itself linked (at or above the threshold) to a text already kept, never through a chain of
     other dropped texts; otherwise it is kept. Each dropped text goes to its most similar kept
-    text."""
-    representative = _representatives(len(ids), links)
+    text. With ``directed`` a link ``(i, j, s)`` lets only ``j`` go for ``i`` (containment)."""
+    # Containment 1.0 is no copy: only symmetric similarity 1.0 means the same shingle set.
+    representative = list(range(len(ids))) if directed else _representatives(len(ids), links)
     neighbours: dict[int, dict[int, float]] = {}
     for i, j, similarity in links:
         a, b = representative[i], representative[j]
         if a != b:
-            for x, y in ((a, b), (b, a)):
+            for x, y in ((b, a),) if directed else ((a, b), (b, a)):
                 row = neighbours.setdefault(x, {})
                 row[y] = max(row.get(y, 0.0), similarity)
     linked = sorted({index for i, j, _ in links for index in (i, j)})
@@ -238,6 +239,7 @@ def cluster_pairs(
     pairs: Iterable[Link],
     kind: DuplicateKind | Callable[[Sequence[int]], DuplicateKind],
     keep: Collection[str] = frozenset(),
+    directed: bool = False,
 ) -> DedupeResult:
     """Choose who stays among ``ids`` linked by index ``pairs`` ``(i, j, similarity)``.
 
@@ -245,9 +247,10 @@ def cluster_pairs(
     input order and one is dropped only when it is directly linked to a text that stays, so every
     dropped text is within the threshold of a kept one (clusters never chain). A cluster is one
     kept text and the texts dropped for it. ``kind`` is the kind of every cluster, or a function
-    of a cluster's member indices.
+    of a cluster's member indices. With ``directed``, a pair ``(i, j, s)`` says only that ``j``
+    may go for ``i`` (``j`` is contained in ``i``), not the reverse.
     """
-    chosen = _choose(ids, list(pairs), frozenset(keep))
+    chosen = _choose(ids, list(pairs), frozenset(keep), directed)
     clusters = []
     for kept in sorted(chosen):
         if chosen[kept]:
@@ -390,8 +393,8 @@ def find_document_duplicates(
     order = sorted(range(len(ids)), key=lambda index: (-len(sets[index]), index))
     position = {index: rank for rank, index in enumerate(order)}
     links = [
-        (min(position[a], position[b]), max(position[a], position[b]), share)
-        for a, b, share in _containment(sets, options)
+        (position[large], position[small], share)
+        for large, small, share in _containment(sets, options)
     ]
     ranked = [ids[index] for index in order]
     keys = [exact_key(text=texts[name]) for name in ranked]
@@ -400,7 +403,7 @@ def find_document_duplicates(
         same = len({keys[index] for index in members}) == 1
         return DuplicateKind.EXACT if same else DuplicateKind.NEAR
 
-    result = cluster_pairs(ids=ranked, pairs=links, kind=kind, keep=keep)
+    result = cluster_pairs(ids=ranked, pairs=links, kind=kind, keep=keep, directed=True)
     dropped = set(result.dropped)
     return DedupeResult(
         kept=tuple(name for name in ids if name not in dropped),

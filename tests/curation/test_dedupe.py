@@ -8,8 +8,11 @@ import pytest
 
 from gptstudio.curation.dedupe import (
     DedupeOptions,
+    DocumentDedupeOptions,
     DuplicateKind,
+    containment_pairs,
     exact_key,
+    find_document_duplicates,
     find_duplicates,
     lsh_bands,
     near_duplicate_indices,
@@ -157,3 +160,43 @@ def test_a_long_chain_of_rows_keeps_every_row_not_similar_to_a_kept_one() -> Non
     rows = {f"r{k}": f"item {k} item {k + 1} item {k + 2} item {k + 3}" for k in range(3000)}
     result = find_duplicates(texts=rows, options=DedupeOptions(threshold=0.5))
     assert len(result.kept) > 100
+
+
+def test_a_document_contained_in_a_larger_one_goes_and_the_larger_stays() -> None:
+    rng = random.Random(9)
+    book = paragraph(rng, 400)
+    texts = {
+        "chapter": " ".join(book[100:200]) + " a short note only the web edition has",
+        "book": " ".join(book),
+        "other": " ".join(paragraph(rng, 200)),
+        "tiny": " ".join(book[:6]),  # too short to judge
+    }
+    result = find_document_duplicates(texts=texts)
+    assert result.dropped == ("chapter",)
+    (cluster,) = result.clusters
+    assert cluster.kept == ("book",) and cluster.kind == DuplicateKind.NEAR
+    assert cluster.pairs[0].similarity >= 0.8
+    assert find_document_duplicates(texts=texts, keep={"chapter"}).dropped == ()
+    off = DocumentDedupeOptions(enabled=False)
+    assert find_document_duplicates(texts=texts, options=off).dropped == ()
+
+
+def test_document_containment_does_not_chain() -> None:
+    # b is mostly in a, c is wholly in b but hardly in a: dropping b must not drop c.
+    rng = random.Random(10)
+    tokens, extra = paragraph(rng, 300), paragraph(rng, 40)
+    texts = {
+        "a": " ".join(tokens),
+        "b": " ".join(tokens[50:] + extra),
+        "c": " ".join(tokens[280:] + extra),
+    }
+    shares = {(large, small): share for large, small, share in containment_pairs(
+        texts=list(texts.values())
+    )}  # fmt: skip
+    assert set(shares) == {(0, 1), (1, 2)}  # c is not in a
+    result = find_document_duplicates(texts=texts)
+    assert result.dropped == ("b",)
+    assert result.kept == ("a", "c")
+    # The creator keeps the chapter: the book is not in it, so the book stays too.
+    assert find_document_duplicates(texts=texts, keep={"c"}).kept == ("a", "c")
+    assert find_document_duplicates(texts=texts, keep={"b"}).dropped == ("c",)
