@@ -336,7 +336,8 @@ def containment_pairs(
     *, texts: Sequence[str], options: DocumentDedupeOptions | None = None
 ) -> list[tuple[int, int, float]]:
     """``(larger, smaller, containment)`` index pairs: the share of the smaller text's distinct
-    shingles that the larger one holds is at least ``options.containment``.
+    shingles that the larger one holds is at least ``options.containment``; when the larger is
+    as much held in the smaller (near duplicates), the reverse pair is listed too.
 
     Exact, from a sparse document-by-shingle matrix times its transpose (the shared shingle
     count of every pair at once); documents are few, so this stays small."""
@@ -369,6 +370,8 @@ def _containment(
         share = count / sizes[small]
         if share >= options.containment:
             found.append((large, small, float(share)))
+            if count / sizes[large] >= options.containment:  # near duplicates: either may go
+                found.append((small, large, float(count / sizes[large])))
     return sorted(found)
 
 

@@ -184,19 +184,22 @@ def test_a_document_contained_in_a_larger_one_goes_and_the_larger_stays() -> Non
 def test_document_containment_does_not_chain() -> None:
     # b is mostly in a, c is wholly in b but hardly in a: dropping b must not drop c.
     rng = random.Random(10)
-    tokens, extra = paragraph(rng, 300), paragraph(rng, 40)
+    tokens, extra = paragraph(rng, 400), paragraph(rng, 40)
     texts = {
         "a": " ".join(tokens),
-        "b": " ".join(tokens[50:] + extra),
-        "c": " ".join(tokens[280:] + extra),
+        "b": " ".join(tokens[150:] + extra),
+        "c": " ".join(tokens[380:] + extra),
     }
     shares = {(large, small): share for large, small, share in containment_pairs(
         texts=list(texts.values())
     )}  # fmt: skip
-    assert set(shares) == {(0, 1), (1, 2)}  # c is not in a
+    assert set(shares) == {(0, 1), (1, 2)}  # c is not in a; a is not in b
     result = find_document_duplicates(texts=texts)
     assert result.dropped == ("b",)
     assert result.kept == ("a", "c")
-    # The creator keeps the chapter: the book is not in it, so the book stays too.
+    # What the creator keeps stays, and never drops a larger document it does not contain.
     assert find_document_duplicates(texts=texts, keep={"c"}).kept == ("a", "c")
     assert find_document_duplicates(texts=texts, keep={"b"}).dropped == ("c",)
+    same = {"x": texts["a"], "y": texts["a"].upper()}
+    assert find_document_duplicates(texts=same).dropped == ("y",)
+    assert find_document_duplicates(texts=same, keep={"y"}).dropped == ("x",)
