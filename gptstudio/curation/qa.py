@@ -75,7 +75,8 @@ _A_MARK = re.compile(
     r"^[ \t]*(?:[-*+•][ \t]+)?(?:\*\*|__)?[ \t]*(?:A|(?i:answer|antwort|respuesta))"
     r"(?:[ \t]*\d{1,3})?[ \t]*[:.)](?:[ \t]*(?:\*\*|__))?[ \t]*"
 )
-_DEFINITION_LINE = re.compile(r"^[ \t]*:[ \t]+")
+_DEFINITION_LINE = re.compile(r"^ {0,3}:[ \t]+")
+_UNDERLINE = re.compile(r"^[ \t]*(?:={3,}|-{3,})[ \t]*$")
 _SENTENCE_END = re.compile(r"[.!?][\"'’”)\]]*(?=\s+[\"'‘“(\[`]?[A-Z0-9]|\s*$)")
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "vs", "cf", "dr", "mr", "mrs", "ms", "fig", "no"})
 _PLACEHOLDER = re.compile(
@@ -199,6 +200,8 @@ def _units(text: str) -> Iterator[tuple[int, int]]:
     position = 0
     for line in text.split("\n"):
         line_end = position + len(line)
+        if _UNDERLINE.match(line):
+            line = ""
         if not line.strip() or _is_structural(line):
             if start is not None:
                 yield start, end
@@ -303,9 +306,21 @@ def _opens_entry(lines: Sequence[_Line], index: int) -> bool:
     return index == 0 or lines[index - 1].blank or bool(_BULLET.match(line.text))
 
 
+def _is_setext_heading(lines: Sequence[_Line], index: int) -> bool:
+    """A line underlined with ``===`` or ``---`` (or that underline itself)."""
+    if _UNDERLINE.match(lines[index].text):
+        return True
+    following = lines[index + 1] if index + 1 < len(lines) else None
+    return (
+        not lines[index].blank and following is not None and bool(_UNDERLINE.match(following.text))
+    )
+
+
 def _stops_answer(lines: Sequence[_Line], index: int) -> bool:
     line = lines[index].text
-    return bool(_Q_MARK.match(line) or _HEADING_MARK.match(line)) or _opens_entry(lines, index)
+    if _Q_MARK.match(line) or _HEADING_MARK.match(line) or _is_setext_heading(lines, index):
+        return True
+    return _opens_entry(lines, index)
 
 
 def _next_text(lines: Sequence[_Line], index: int) -> _Line | None:
@@ -317,7 +332,7 @@ def _next_text(lines: Sequence[_Line], index: int) -> _Line | None:
 def _answer_end(lines: Sequence[_Line], first: int, *, one_item: bool, one_block: bool) -> int:
     """Index after the last line of an answer that starts at line ``first``: at the next
     question or heading; with ``one_item`` at the next list item; with ``one_block`` at a blank
-    line, unless a list that belongs to the answer follows."""
+    line, unless an indented paragraph or a list that belongs to the answer follows."""
     index = first
     while index < len(lines):
         line = lines[index]
@@ -327,7 +342,10 @@ def _answer_end(lines: Sequence[_Line], first: int, *, one_item: bool, one_block
             break
         if one_block and line.blank:
             following = _next_text(lines, index)
-            if following is None or not _BULLET.match(following.text):
+            indented = following is not None and following.text[:1] in " \t"
+            announced = lines[index - 1].text.rstrip().endswith(":")  # "Do this:" then a list
+            listed = following is not None and announced and _BULLET.match(following.text)
+            if following is None or not (indented or listed):
                 break
         index += 1
     while index > first and lines[index - 1].blank:
@@ -344,25 +362,32 @@ def _pair(text: str, question: str, q_start: int, a_start: int, a_end: int) -> Q
     return QAPair(question, answer, q_start, end)
 
 
-def _marked_pair(text: str, lines: Sequence[_Line], index: int) -> tuple[QAPair | None, int]:
-    """A ``Q:``/``A:`` pair starting at line ``index``, and the line after it."""
-    mark = _Q_MARK.match(lines[index].text)
-    assert mark is not None
-    parts, cursor = [lines[index].text[mark.end() :]], index + 1
+def _marked_pairs(text: str, lines: Sequence[_Line], index: int) -> tuple[list[QAPair], int]:
+    """``Q:``/``A:`` pairs starting at line ``index``, and the line after them. Questions asked
+    one after another before an ``A:`` share that answer (as FAQ files write it)."""
+    questions: list[tuple[int, list[str]]] = []
+    cursor = index
     while cursor < len(lines) and not _A_MARK.match(lines[cursor].text):
         line = lines[cursor].text
-        if _Q_MARK.match(line) or _HEADING_MARK.match(line):
-            return None, cursor
-        parts.append(line)
+        mark = _Q_MARK.match(line)
+        if mark:
+            questions.append((lines[cursor].start, [line[mark.end() :]]))
+        elif _HEADING_MARK.match(line) or _is_setext_heading(lines, cursor):
+            return [], cursor
+        elif not lines[cursor].blank:
+            questions[-1][1].append(line)
         cursor += 1
     if cursor == len(lines):
-        return None, cursor
+        return [], cursor
     answer_mark = _A_MARK.match(lines[cursor].text)
     assert answer_mark is not None
     a_start = lines[cursor].start + answer_mark.end()
     stop = _answer_end(lines, cursor, one_item=False, one_block=True)
-    pair = _pair(text, "\n".join(parts), lines[index].start, a_start, lines[stop - 1].end)
-    return pair, stop
+    pairs = [
+        _pair(text, "\n".join(parts), start, a_start, lines[stop - 1].end)
+        for start, parts in questions
+    ]
+    return [pair for pair in pairs if pair is not None], stop
 
 
 def _question_line_pair(text: str, lines: Sequence[_Line], index: int) -> tuple[QAPair | None, int]:
@@ -370,7 +395,9 @@ def _question_line_pair(text: str, lines: Sequence[_Line], index: int) -> tuple[
     line = lines[index]
     one_item = bool(_BULLET.match(line.text))
     first = index + 1
-    while one_item and first < len(lines) and lines[first].blank:
+    if first < len(lines) and _UNDERLINE.match(lines[first].text):
+        first += 1  # a setext heading that asks a question
+    while first < len(lines) and lines[first].blank:
         first += 1
     if first >= len(lines) or _stops_answer(lines, first):
         return None, first
@@ -405,11 +432,14 @@ def explicit_pairs(*, text: str) -> list[QAPair]:
         pair: QAPair | None = None
         after = index + 1
         if _Q_MARK.match(line.text):
-            pair, after = _marked_pair(text, lines, index)
+            marked, after = _marked_pairs(text, lines, index)
+            pairs.extend(marked)
         elif _opens_entry(lines, index):
             pair, after = _question_line_pair(text, lines, index)
         elif (
             not line.blank
+            and line.text[:1] not in " \t"  # a term, not a line of indented code
+            and len(line.text.split()) <= 10
             and index + 1 < len(lines)
             and _DEFINITION_LINE.match(lines[index + 1].text)
             and not _DEFINITION_LINE.match(line.text)
