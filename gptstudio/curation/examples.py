@@ -58,6 +58,8 @@ class ExampleKind(enum.StrEnum):
     IMPORTED = "imported"
     EXPLICIT = "explicit"
     """A question and answer written as such in a document (FAQ, Q:/A:, question headings)."""
+    TEMPLATE = "template"
+    """A table row through a question/answer template over several columns."""
     DEFINITION = "definition"
     HEADING = "heading"
     CLOZE = "cloze"
