@@ -64,7 +64,9 @@ _MAX_ANSWER_CHARS = 2000
 _MAX_QUESTION_WORDS = 30
 
 _BULLET = re.compile(r"^[ \t]*(?:[-*+•▪◦‣·–]|\d{1,3}[.)])[ \t]+")
-_HEADING_MARK = re.compile(r"^[ \t]*#{1,6}[ \t]+")
+_HEADING_MARK = re.compile(r"^ {0,3}#{1,6}[ \t]+")
+_CODE_SYMBOLS = frozenset("{}[]()<>;|\\/$=#*&^~`'\"")
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
 _NUMBERING = re.compile(r"^(?:\d+(?:\.\d+)*\.?|[A-Z]\.(?:\d+\.?)*|[IVX]+\.)[ \t]+(?=\S)")
 _EMPHASIS = re.compile(r"^(?:\*\*|__|\*|_)(?P<inner>.+?)(?:\*\*|__|\*|_)$")
 _Q_MARK = re.compile(
@@ -152,7 +154,7 @@ def _is_structural(line: str) -> bool:
 
 def flow(text: str) -> str:
     """``text`` as it reads: wrapped lines joined, line-end hyphenation undone, spaces collapsed;
-    paragraphs stay apart and list items stay on their own lines."""
+    paragraphs stay apart, and list items and lines of code stay on their own lines."""
     text = _HYPHENATION.sub("", text.replace("\xad", ""))
     paragraphs = []
     for paragraph in _PARAGRAPHS.split(text):
@@ -160,7 +162,8 @@ def flow(text: str) -> str:
         for line in paragraph.split("\n"):
             if not line.strip():
                 continue
-            if lines and not _is_structural(line):
+            code = _is_code(line) or (bool(lines) and _is_code(lines[-1]))
+            if lines and not _is_structural(line) and not code:
                 lines[-1] = f"{lines[-1]} {line.strip()}"
             else:
                 lines.append(line.strip())
@@ -193,14 +196,32 @@ def _has_broken_word(text: str) -> bool:
     )
 
 
+def _is_code(line: str) -> bool:
+    """A line of a command or program rather than prose: a shell prompt, an indented comment,
+    or mostly symbols."""
+    stripped = line.strip()
+    if not stripped:
+        return False
+    if line[:1] in " \t" and stripped.startswith(("$ ", "# ", "#!", "% ", ">>> ")):
+        return True
+    visible = [character for character in stripped if not character.isspace()]
+    symbols = sum(character in _CODE_SYMBOLS for character in visible)
+    return symbols * 5 > len(visible)
+
+
 def _units(text: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of paragraphs and list items of ``text``: wrapped lines belong together."""
+    """(start, end) of paragraphs and list items of ``text``: wrapped lines belong together;
+    fenced code and lines of code are left out."""
     start: int | None = None
     end = 0
     position = 0
+    fenced = False
     for line in text.split("\n"):
         line_end = position + len(line)
-        if _UNDERLINE.match(line):
+        if _FENCE.match(line):
+            fenced = not fenced
+            line = ""
+        if _UNDERLINE.match(line) or fenced or _is_code(line):
             line = ""
         if not line.strip() or _is_structural(line):
             if start is not None:

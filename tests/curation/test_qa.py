@@ -13,6 +13,7 @@ from gptstudio.curation.qa import (
     SynthesisOptions,
     cloze_pairs,
     definition_pairs,
+    explicit_pairs,
     synthesize_examples,
 )
 
@@ -280,3 +281,17 @@ def test_a_sentence_in_the_overlap_of_two_chunks_is_one_example() -> None:
     # Without the documents each chunk is read alone: still one example per span and kind.
     alone = synthesize_examples(chunks=chunks).examples
     assert len({e.example_id for e in alone}) == len(alone)
+
+
+def test_lines_of_code_are_no_definitions_and_stay_lines_in_answers() -> None:
+    text = (
+        "To delete the block, run:\n\n"
+        "     sed -f script.sed myfile   # 'script.sed' is the file of commands\n"
+        "     # 'myfile' is the file being changed\n"
+        "     $ sed '/^Abel$/,/^Zebra$/d' files\n\n"
+        "A script file is a list of commands that sed reads before the input.\n"
+    )
+    assert [pair.question for pair in definition_pairs(text=text)] == ["What is a script file?"]
+    faq = "Q: How do I delete a block?\nA: Use a range:\n\n     sed '/^Abel$/,/^Zebra$/d' files\n"
+    (pair,) = explicit_pairs(text=faq)
+    assert pair.answer == "Use a range:\n\nsed '/^Abel$/,/^Zebra$/d' files"
