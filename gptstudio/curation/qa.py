@@ -192,7 +192,7 @@ def _has_broken_word(text: str) -> bool:
     """A lowercase fragment of one or two letters that is no word ("ar gument")."""
     return any(
         len(token) <= 2 and token.isalpha() and token.islower() and token not in _SHORT_WORDS
-        for token in re.findall(r"\w+", text)
+        for token in re.findall(r"\w+(?:['’]\w+)*", text)
     )
 
 
