@@ -50,6 +50,11 @@ _DEFINITION = re.compile(
 _PRONOUNS = frozenset(
     {"it", "this", "that", "there", "these", "those", "he", "she", "they", "we", "you", "i"}
     | {"what", "which", "who", "here", "such", "each", "one", "all", "some"}
+    # A sentence that opens with a conjunction or preposition defines nothing ("Though this
+    # is ...", "In general its operation is ...").
+    | {"though", "although", "if", "when", "while", "because", "since", "as", "so", "but"}
+    | {"and", "or", "in", "on", "at", "by", "with", "from", "to", "for", "of", "after"}
+    | {"before", "then", "thus", "also", "its", "their", "his", "her", "our", "my", "your"}
 )
 _QUESTIONS = {
     "is": "What is {term}?",
@@ -526,6 +531,8 @@ def definition_pairs(*, text: str) -> list[QAPair]:
             continue
         if _has_broken_word(match["term"]) or re.search(r"[|#\[\]<>{}=]", match["term"]):
             continue
+        if sentence.endswith(":"):
+            continue  # it introduces a list or code that is not part of the answer
         term = _display_term(match["article"], match["term"], text)
         question = _QUESTIONS[match["verb"]].format(term=term)
         pairs.append(QAPair(question, sentence, start, end))
@@ -537,7 +544,7 @@ def heading_pair(*, chunk: Chunk) -> QAPair | None:
     sentence end. Headings that are questions are taken as written."""
     if chunk.part != 0 or not chunk.source.heading_path:
         return None
-    heading = clean_question(chunk.source.heading_path[-1])
+    heading = clean_question(chunk.source.heading_path[-1]).rstrip(":").strip()
     if not heading:
         return None
     end = _last_sentence_end(chunk.text)

@@ -295,3 +295,18 @@ def test_lines_of_code_are_no_definitions_and_stay_lines_in_answers() -> None:
     faq = "Q: How do I delete a block?\nA: Use a range:\n\n     sed '/^Abel$/,/^Zebra$/d' files\n"
     (pair,) = explicit_pairs(text=faq)
     assert pair.answer == "Use a range:\n\nsed '/^Abel$/,/^Zebra$/d' files"
+
+
+def test_definitions_need_a_term_and_a_whole_answer() -> None:
+    text = (
+        "Though this is an unlikely combination, it is worth remembering.\n\n"
+        "In general its operation is the same as for the other call.\n\n"
+        "Echos is an echo command that does not issue a trailing newline:\n\n"
+        "A cartridge is the part that holds the ink of the printer.\n"
+    )
+    assert [p.question for p in definition_pairs(text=text)] == ["What is a cartridge?"]
+    document = _markdown("## Dictionary compression How To:\n\nTrain a dictionary on samples.")
+    (heading,) = [e for e in _examples(document) if e.kind == ExampleKind.HEADING]
+    assert heading.messages[0].content == (
+        "What should I know about dictionary compression How To?"
+    )
