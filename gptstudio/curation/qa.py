@@ -83,6 +83,7 @@ _A_MARK = re.compile(
     r"(?:[ \t]*\d{1,3})?[ \t]*[:.)](?:[ \t]*(?:\*\*|__))?[ \t]*"
 )
 _DEFINITION_LINE = re.compile(r"^ {0,3}:[ \t]+")
+_SECTION_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)+\.?(?=\s)")
 _UNDERLINE = re.compile(r"^[ \t]*(?:={3,}|-{3,})[ \t]*$")
 _SENTENCE_END = re.compile(r"[.!?][\"'’”)\]]*(?=\s+[\"'‘“(\[`]?[A-Z0-9]|\s*$)")
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "vs", "cf", "dr", "mr", "mrs", "ms", "fig", "no"})
@@ -385,6 +386,8 @@ def _pair(text: str, question: str, q_start: int, a_start: int, a_end: int) -> Q
     question = clean_question(question)
     if not question or len(answer.split()) < 2 or answer.rstrip("*_ ").endswith("?"):
         return None
+    if len(_SECTION_NUMBER.findall(answer)) * 12 >= max(len(answer.split()), 36):
+        return None  # a table of contents under a question, not its answer
     return QAPair(question, answer, q_start, end)
 
 
@@ -762,15 +765,25 @@ def synthesize_examples(
     """
     options = options or SynthesisOptions()
     collector = _Collector(options)
+    explicit: dict[str, list[tuple[int, int]]] = {}
     for passage in _passages(chunks, documents):
         for kind, pair in _passage_pairs(passage, options):
-            collector.add(kind, pair, passage.provenance(pair))
+            source = passage.provenance(pair)
+            collector.add(kind, pair, source)
+            if kind == ExampleKind.EXPLICIT and source.char_start is not None:
+                spans = explicit.setdefault(source.document_id, [])
+                spans.append((source.char_start, source.char_end or source.char_start))
     rejected = 0
     for chunk in chunks:
         heading = heading_pair(chunk=chunk) if options.headings else None
         asks = heading is not None and clean_question(chunk.source.heading_path[-1]).endswith("?")
         if heading is not None and not (options.explicit and asks):
-            collector.add(ExampleKind.HEADING, heading, _narrowed(chunk, heading))
+            source = _narrowed(chunk, heading)
+            start, end = source.char_start or 0, source.char_end or 0
+            spans = explicit.get(source.document_id, [])
+            if not any(first < end and start < last for first, last in spans):
+                # (a section that holds explicit pairs is better taught by them)
+                collector.add(ExampleKind.HEADING, heading, source)
         if generator is not None:
             generated, spoiled = _generated_pairs(chunk, generator, options)
             for pair in generated:

@@ -310,3 +310,17 @@ def test_definitions_need_a_term_and_a_whole_answer() -> None:
     assert heading.messages[0].content == (
         "What should I know about dictionary compression How To?"
     )
+
+
+def test_a_table_of_contents_is_no_answer_and_faq_sections_are_taught_by_their_pairs() -> None:
+    toc = (
+        "Where can I learn more?\n\n2.3.1. Books 2.3.2. Mailing list 2.3.3. Tutorials\n"
+        "2.3.4. Web sites 3. TECHNICAL 3.1. Basics 3.1.1. Expressions 3.1.2. Escapes\n"
+    )
+    assert explicit_pairs(text=toc) == []
+    document = _markdown(
+        "# Allotments\n\n- How long is the waiting list?\n- About eighteen months just now.\n"
+        "- May I keep chickens?\n- No, animals are not allowed under the lease.\n"
+    )
+    kinds = [e.kind for e in _examples(document)]
+    assert kinds == [ExampleKind.EXPLICIT, ExampleKind.EXPLICIT]
