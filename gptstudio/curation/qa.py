@@ -245,7 +245,7 @@ def _units(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _ends_sentence(text: str, position: int) -> bool:
-    before = re.search(r"(\w+(?:\.\w+)*)\W*$", text[:position])
+    before = re.search(r"(\w+(?:\.\w+)*)\W*$", text[max(0, position - 40) : position])
     if before is None:
         return True
     word = before.group(1).lower()

@@ -92,6 +92,7 @@ def test_curation_run_end_to_end(documents: list[ParsedDocument]) -> None:
     assert run.assignment["mulch"] == run.assignment["copy"]
     examples = [example for split in Split for example in run.splits[split]]
     kinds = {example.kind for example in examples}
+    assert len({example.example_id for example in examples}) == len(examples)
     assert {ExampleKind.DEFINITION, ExampleKind.HEADING, ExampleKind.IMPORTED} <= kinds
     texts = {document.document_id: document.text for document in run.documents}
     for example in examples:
