@@ -56,6 +56,10 @@ class ExampleKind(enum.StrEnum):
     """How an example was made."""
 
     IMPORTED = "imported"
+    EXPLICIT = "explicit"
+    """A question and answer written as such in a document (FAQ, Q:/A:, question headings)."""
+    TEMPLATE = "template"
+    """A table row through a question/answer template over several columns."""
     DEFINITION = "definition"
     HEADING = "heading"
     CLOZE = "cloze"

@@ -1,6 +1,8 @@
 """One curation run: parsed documents in, a split, leak-checked dataset snapshot out.
 
-Steps per document: clean, scrub personal data, chunk. Then over the whole collection: quality
+Steps per document: clean, scrub personal data. Then over the whole collection: whole-document
+near-duplicate and containment detection (the same document in two formats has different chunk
+boundaries, so chunk dedupe alone misses it), chunking of the documents that stay, quality
 filter on chunks, exact/near dedupe of chunks, question/answer synthesis (plus imported examples
 from chat or instruction files), dedupe of examples, document split that keeps duplicate-linked
 documents together, an independent leakage check, and the snapshot hash. Pure: the caller loads
@@ -15,7 +17,13 @@ from dataclasses import dataclass, field
 
 from gptstudio.curation.chunking import Chunk, ChunkingOptions, chunk_document
 from gptstudio.curation.cleaning import CleaningOptions, CleaningReport, clean_document
-from gptstudio.curation.dedupe import DedupeOptions, DedupeResult, find_duplicates
+from gptstudio.curation.dedupe import (
+    DedupeOptions,
+    DedupeResult,
+    DocumentDedupeOptions,
+    find_document_duplicates,
+    find_duplicates,
+)
 from gptstudio.curation.documents import ParsedDocument
 from gptstudio.curation.examples import Example
 from gptstudio.curation.pii import PiiCategory, PiiOptions, scrub_document
@@ -47,6 +55,7 @@ class CurationOptions:
     chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
     quality: QualityRules = field(default_factory=QualityRules)
     dedupe: DedupeOptions = field(default_factory=DedupeOptions)
+    document_dedupe: DocumentDedupeOptions = field(default_factory=DocumentDedupeOptions)
     synthesis: SynthesisOptions = field(default_factory=SynthesisOptions)
     ratios: SplitRatios = field(default_factory=SplitRatios)
     seed: int = 0
@@ -73,6 +82,8 @@ class CurationRun:
     chunks: tuple[Chunk, ...]
     """Chunks that passed the quality filter and dedupe."""
     chunk_quality: QualityResult
+    document_duplicates: DedupeResult
+    """Whole documents dropped before chunking (their imported examples stay)."""
     chunk_duplicates: DedupeResult
     synthesis: SynthesisResult
     example_duplicates: DedupeResult
@@ -83,15 +94,33 @@ class CurationRun:
 
 def _prepare(
     document: ParsedDocument, options: CurationOptions
-) -> tuple[ParsedDocument, DocumentReport, tuple[Chunk, ...]]:
+) -> tuple[ParsedDocument, CleaningReport, dict[PiiCategory, int]]:
     cleaned = clean_document(document=document, options=options.cleaning)
     current, pii = cleaned.document, dict.fromkeys(PiiCategory, 0)
     if options.scrub_pii:
         language = cleaned.report.language.code if cleaned.report.language else None
         scrubbed = scrub_document(document=current, options=options.pii, language=language)
         current, pii = scrubbed.document, scrubbed.counts
-    chunks = chunk_document(document=current, options=options.chunking)
-    return current, DocumentReport(cleaned.report, pii, len(chunks)), chunks
+    return current, cleaned.report, pii
+
+
+def _chunk(
+    documents: Sequence[ParsedDocument], options: CurationOptions
+) -> tuple[DedupeResult, dict[str, tuple[Chunk, ...]]]:
+    """Whole-document duplicates, then the chunks of every document that stays."""
+    duplicates = find_document_duplicates(
+        texts={document.document_id: document.text for document in documents},
+        options=options.document_dedupe,
+        keep=options.keep,
+    )
+    gone = set(duplicates.dropped)
+    chunks = {
+        document.document_id: ()
+        if document.document_id in gone
+        else chunk_document(document=document, options=options.chunking)
+        for document in documents
+    }
+    return duplicates, chunks
 
 
 def _select_chunks(
@@ -115,14 +144,15 @@ def _example_weights(
 
 
 def _links(
-    chunk_duplicates: DedupeResult,
-    example_duplicates: DedupeResult,
+    duplicates: Sequence[DedupeResult],
+    documents: Sequence[ParsedDocument],
     chunks: Sequence[Chunk],
     examples: Sequence[Example],
 ) -> list[frozenset[str]]:
-    document_of = {chunk.chunk_id: chunk.source.document_id for chunk in chunks}
+    document_of = {document.document_id: document.document_id for document in documents}
+    document_of.update({chunk.chunk_id: chunk.source.document_id for chunk in chunks})
     document_of.update({e.example_id: e.source.document_id for e in examples})
-    clusters = (*chunk_duplicates.clusters, *example_duplicates.clusters)
+    clusters = [cluster for result in duplicates for cluster in result.clusters]
     return linked_documents(clusters=clusters, document_of=document_of)
 
 
@@ -144,26 +174,39 @@ def curate(
     """Run the whole curation on parsed documents; raises ``CurationError`` subclasses only."""
     options = options or CurationOptions()
     prepared = [_prepare(document, options) for document in documents]
-    all_chunks = [chunk for _, _, chunks in prepared for chunk in chunks]
+    cleaned = tuple(document for document, _, _ in prepared)
+    document_duplicates, chunked = _chunk(cleaned, options)
+    all_chunks = [chunk for document in cleaned for chunk in chunked[document.document_id]]
     chunks, quality, chunk_duplicates = _select_chunks(all_chunks, options)
-    synthesis = synthesize_examples(chunks=chunks, options=options.synthesis, generator=generator)
-    imported = [example for document, _, _ in prepared for example in document.examples]
+    synthesis = synthesize_examples(
+        chunks=chunks, documents=cleaned, options=options.synthesis, generator=generator
+    )
+    imported = [example for document in cleaned for example in document.examples]
     everything = [*synthesis.examples, *imported]
     examples, example_duplicates = _dedupe_examples(everything, options, options.keep)
-    cleaned = tuple(document for document, _, _ in prepared)
     assignment = split_documents(
         weights=_example_weights(cleaned, examples),
-        links=_links(chunk_duplicates, example_duplicates, all_chunks, everything),
+        links=_links(
+            (document_duplicates, chunk_duplicates, example_duplicates),
+            cleaned,
+            all_chunks,
+            everything,
+        ),
         ratios=options.ratios,
         seed=options.seed,
     )
     splits = assign_examples(examples=examples, assignment=assignment)
     check_no_leakage(splits=splits, options=options.dedupe)
+    reports = {
+        document.document_id: DocumentReport(report, pii, len(chunked[document.document_id]))
+        for document, report, pii in prepared
+    }
     return CurationRun(
         documents=cleaned,
-        reports={document.document_id: report for document, report, _ in prepared},
+        reports=reports,
         chunks=chunks,
         chunk_quality=quality,
+        document_duplicates=document_duplicates,
         chunk_duplicates=chunk_duplicates,
         synthesis=synthesis,
         example_duplicates=example_duplicates,

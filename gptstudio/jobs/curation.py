@@ -144,6 +144,9 @@ def _curate(
     for document in parsed:
         everything.update({e.example_id: e for e in document.examples})
     texts.update({i: e.text for i, e in everything.items()})
+    texts.update(
+        {d.document_id: f"{names.get(d.document_id, '')}: {d.text}" for d in run.documents}
+    )
     semantic = _semantic_duplicates(run, keep) if settings.semantic_dedupe else None
     gone = set(semantic.dropped) if semantic else set()
     examples = [
@@ -160,6 +163,7 @@ def _curate(
             "dropped": list(cluster.dropped),
         }
         for cluster in (
+            *run.document_duplicates.clusters,
             *run.chunk_duplicates.clusters,
             *run.example_duplicates.clusters,
             *(semantic.clusters if semantic else ()),
@@ -177,11 +181,13 @@ def _curate(
     counts = {
         "documents": len(parsed),
         "chunks_kept": len(run.chunks),
+        "documents_dropped_as_duplicates": len(run.document_duplicates.dropped),
         "quality_dropped": {k.value: v for k, v in run.chunk_quality.counts.items() if v},
         "duplicates_dropped": {
             k.value: v
             for k, v in (
-                Counter(run.chunk_duplicates.counts)
+                Counter(run.document_duplicates.counts)
+                + Counter(run.chunk_duplicates.counts)
                 + Counter(run.example_duplicates.counts)
                 + Counter(semantic.counts if semantic else {})
             ).items()

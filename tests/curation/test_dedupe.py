@@ -8,8 +8,11 @@ import pytest
 
 from gptstudio.curation.dedupe import (
     DedupeOptions,
+    DocumentDedupeOptions,
     DuplicateKind,
+    containment_pairs,
     exact_key,
+    find_document_duplicates,
     find_duplicates,
     lsh_bands,
     near_duplicate_indices,
@@ -121,3 +124,82 @@ def test_lsh_bands_reach_the_requested_recall() -> None:
 def test_options_are_checked() -> None:
     with pytest.raises(InvalidParameterError):
         DedupeOptions(threshold=1.5)
+
+
+def test_clusters_do_not_chain_through_dropped_members() -> None:
+    # Twelve overlapping windows of one text: neighbours are near duplicates (Jaccard ~0.72),
+    # windows further apart are not; a chain must not drop them all in favour of the first.
+    tokens = paragraph(random.Random(5), 200)
+    windows = {f"w{k:02d}": " ".join(tokens[k * 10 : k * 10 + 60]) for k in range(12)}
+    options = DedupeOptions(threshold=0.7)
+    result = find_duplicates(texts=windows, options=options)
+    assert trigram_jaccard(windows["w00"], windows["w01"]) >= 0.7
+    assert trigram_jaccard(windows["w00"], windows["w02"]) < 0.7
+    for name in result.dropped:
+        best = max(trigram_jaccard(windows[name], windows[kept]) for kept in result.kept)
+        assert best >= 0.7, name
+    assert result.kept == ("w00", "w02", "w04", "w06", "w08", "w10")
+    for cluster in result.clusters:
+        (kept,) = cluster.kept
+        for pair in cluster.pairs:
+            assert kept in (pair.first, pair.second) and pair.similarity >= 0.7
+
+
+def test_exact_copies_of_a_dropped_text_are_dropped_with_it_not_kept() -> None:
+    tokens = paragraph(random.Random(6), 80)
+    base = " ".join(tokens)
+    near = edited(tokens, 1, random.Random(7))
+    texts = {"a": base, "b": near, "c": near.upper(), "d": " ".join(paragraph(random.Random(8)))}
+    result = find_duplicates(texts=texts)
+    assert result.kept == ("a", "d")
+    assert result.dropped == ("b", "c")
+
+
+def test_a_long_chain_of_rows_keeps_every_row_not_similar_to_a_kept_one() -> None:
+    # The CSV case: rows that differ from the previous row by one field, thousands of them.
+    rows = {f"r{k}": f"item {k} item {k + 1} item {k + 2} item {k + 3}" for k in range(3000)}
+    result = find_duplicates(texts=rows, options=DedupeOptions(threshold=0.5))
+    assert len(result.kept) > 100
+
+
+def test_a_document_contained_in_a_larger_one_goes_and_the_larger_stays() -> None:
+    rng = random.Random(9)
+    book = paragraph(rng, 400)
+    texts = {
+        "chapter": " ".join(book[100:200]) + " a short note only the web edition has",
+        "book": " ".join(book),
+        "other": " ".join(paragraph(rng, 200)),
+        "tiny": " ".join(book[:6]),  # too short to judge
+    }
+    result = find_document_duplicates(texts=texts)
+    assert result.dropped == ("chapter",)
+    (cluster,) = result.clusters
+    assert cluster.kept == ("book",) and cluster.kind == DuplicateKind.NEAR
+    assert cluster.pairs[0].similarity >= 0.8
+    assert find_document_duplicates(texts=texts, keep={"chapter"}).dropped == ()
+    off = DocumentDedupeOptions(enabled=False)
+    assert find_document_duplicates(texts=texts, options=off).dropped == ()
+
+
+def test_document_containment_does_not_chain() -> None:
+    # b is mostly in a, c is wholly in b but hardly in a: dropping b must not drop c.
+    rng = random.Random(10)
+    tokens, extra = paragraph(rng, 400), paragraph(rng, 40)
+    texts = {
+        "a": " ".join(tokens),
+        "b": " ".join(tokens[150:] + extra),
+        "c": " ".join(tokens[380:] + extra),
+    }
+    shares = {(large, small): share for large, small, share in containment_pairs(
+        texts=list(texts.values())
+    )}  # fmt: skip
+    assert set(shares) == {(0, 1), (1, 2)}  # c is not in a; a is not in b
+    result = find_document_duplicates(texts=texts)
+    assert result.dropped == ("b",)
+    assert result.kept == ("a", "c")
+    # What the creator keeps stays, and never drops a larger document it does not contain.
+    assert find_document_duplicates(texts=texts, keep={"c"}).kept == ("a", "c")
+    assert find_document_duplicates(texts=texts, keep={"b"}).dropped == ("c",)
+    same = {"x": texts["a"], "y": texts["a"].upper()}
+    assert find_document_duplicates(texts=same).dropped == ("y",)
+    assert find_document_duplicates(texts=same, keep={"y"}).dropped == ("x",)
