@@ -34,6 +34,8 @@ _CODE_LIKE = re.compile(r"[_/\\$@<>{}()=\[\]#*|~`]")
 RUN_TOGETHER_LETTERS = 25
 """A run of this many letters without a space is words run together (German compounds stop
 well short of it in running text)."""
+NOTE_RUN_TOGETHER = 0.05
+"""Above this share of run-together letters the report warns the creator."""
 
 
 def run_together_share(*, text: str) -> float:
@@ -105,6 +107,12 @@ def _read_pages(document: pdfium.PdfDocument, limits: ParseLimits) -> ParsedPart
         else:
             parts.sections.append(Section(text=text, page=index + 1))
     _note_pages(parts, unreadable=unreadable, blank=blank, pages=pages)
+    joined = run_together_share(text="\n".join(section.text for section in parts.sections))
+    if joined > NOTE_RUN_TOGETHER:
+        parts.notes.append(
+            f"{joined:.0%} of the letters sit in words run together without spaces; the PDF "
+            "may place its words oddly. If the text looks wrong, upload the original document."
+        )
     return parts
 
 

@@ -93,3 +93,11 @@ def test_run_together_share_counts_letters_in_joined_words() -> None:
     assert run_together_share(text="The debsign command signs files.") == 0.0
     # Paths, identifiers and URLs are long by nature.
     assert run_together_share(text="see /usr/share/doc/debmake-doc/examples DEB_BUILD_MAINT") == 0
+
+
+def test_a_pdf_whose_words_still_run_together_is_noted() -> None:
+    joined = "Thedebsigncommandincludedinthedevscriptspackagesignsfiles"
+    parts = parse_pdf(data=make_pdf([[joined, "A normal line of text."]]), limits=LIMITS)
+    assert any("run together without spaces" in note for note in parts.notes)
+    clean = parse_pdf(data=make_pdf([["A normal line of text."]]), limits=LIMITS)
+    assert not any("run together" in note for note in clean.notes)
