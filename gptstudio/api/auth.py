@@ -18,8 +18,10 @@ LINK_COOKIE = oidc.LINK_COOKIE
 
 
 def _client(request: Request) -> access.Client:
-    forwarded = request.headers.get("x-forwarded-for", "")
-    ip = forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
+    ip = access.client_address(
+        peer=request.client.host if request.client else "",
+        forwarded_for=request.headers.get("x-forwarded-for", ""),
+    )
     return access.Client(ip=ip, user_agent=request.headers.get("user-agent", ""))
 
 

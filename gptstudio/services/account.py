@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -66,9 +67,11 @@ class LoginResult:
 
 
 def normalize_email(email: str) -> str:
-    """A syntactically valid, lower-cased e-mail, or :class:`InvalidInput`."""
+    """A syntactically valid, lower-cased e-mail (NFKC: full-width and compatibility letters
+    folded, so that look-alike spellings are one account), or :class:`InvalidInput`."""
+    text = unicodedata.normalize("NFKC", email).strip()
     try:
-        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+        return validate_email(text, check_deliverability=False).normalized.lower()
     except EmailNotValidError as error:
         raise InvalidInput(f"That e-mail address is not valid: {error}") from None
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol, TypeVar, cast
 
 import redis
+from email_validator import EmailNotValidError, validate_email
 
 from gptstudio import redis_client
 from gptstudio.db import session_scope, utcnow
@@ -133,9 +135,22 @@ def _clear(store: Store, *, key: str) -> None:
     store.clear(key)
 
 
+def email_key(email: str) -> str:
+    """The one spelling of an address that its counter is kept under: NFKC (full-width and
+    compatibility letters folded), lower case, the domain in IDNA (ASCII) form. Checking and
+    counting under this key means no spelling of an address escapes, or clears, its lock."""
+    text = unicodedata.normalize("NFKC", email).strip()
+    try:
+        parsed = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return text.lower()
+    local = unicodedata.normalize("NFKC", parsed.local_part).lower()
+    return f"{local}@{parsed.ascii_domain.lower()}"
+
+
 def _keys(email: str, ip: str) -> list[tuple[str, int]]:
     threshold = get_settings().lockout_threshold
-    keys = [(f"account:{email.strip().lower()}", threshold)]
+    keys = [(f"account:{email_key(email)}", threshold)]
     if ip:
         keys.append((f"ip:{ip}", threshold * IP_THRESHOLD_FACTOR))
     return keys

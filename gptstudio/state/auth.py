@@ -42,8 +42,10 @@ class AuthState(rx.State):
 
     def _client(self) -> access.Client:
         headers = self.router.headers
-        forwarded = headers.raw_headers.get("x-forwarded-for", "")
-        ip = forwarded.split(",")[0].strip() or self.router.session.client_ip
+        ip = access.client_address(
+            peer=self.router.session.client_ip,  # the socket's peer (no trusted_proxy_hops)
+            forwarded_for=headers.raw_headers.get("x-forwarded-for", ""),
+        )
         return access.Client(ip=ip, user_agent=headers.user_agent)
 
     def home_for(self, user: UserPublic) -> str:
