@@ -150,6 +150,14 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
 
     @property
+    def app_origins(self) -> tuple[str, ...]:
+        """The origins the app's own pages load from: the only ones CORS (and Reflex's socket)
+        accept. Without a public URL, both local spellings of this port."""
+        if self.public_url:
+            return (self.base_url,)
+        return (self.base_url, f"http://127.0.0.1:{self.port}")
+
+    @property
     def resolved_engine_url(self) -> str:
         return (self.engine_url or f"http://127.0.0.1:{self.embedded_engine_port}").rstrip("/")
 

@@ -39,7 +39,9 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SCRIPT_TYPE = "text/javascript; charset=utf-8"
 DEFAULT_MAX_TOKENS = 512
 _FRAME = "widget-frame.html"
-CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}
+# A refusal (it names the site, nothing more) is readable by any page, so the loader can show
+# it; the config itself only by the listed site that asked. Never with credentials.
+REFUSAL_CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}
 
 
 @lru_cache(maxsize=8)
@@ -145,9 +147,12 @@ async def config(key: str, request: Request) -> JSONResponse:
         target = await asyncio.to_thread(widget.resolve, key)
         widget.check_origin(target, _page_origin(request))
     except DomainError as error:
-        return _error_json(error, CORS)
+        return _error_json(error, REFUSAL_CORS)
     body = {"name": target.name, "frame_url": f"/widget/{target.key}/frame"}
-    return JSONResponse(body, headers={**CORS, "Cache-Control": "no-store"})
+    headers = {"Vary": "Origin", "Cache-Control": "no-store"}
+    if request.headers.get("origin"):
+        headers["Access-Control-Allow-Origin"] = request.headers["origin"]  # checked above
+    return JSONResponse(body, headers=headers)
 
 
 # --- the iframe page -------------------------------------------------------------------------

@@ -154,10 +154,14 @@ def test_loader_config_refuses_other_origins_with_a_readable_message(bees: Setup
     ok = call("GET", f"/widget/{bees.key}/config", headers={"Origin": SITE})
     assert ok.status_code == 200
     assert ok.json() == {"name": NAME, "frame_url": f"/widget/{bees.key}/frame"}
-    assert ok.headers["access-control-allow-origin"] == "*"
+    # Only the listed site may read the config, and never with credentials (issue 16, break 2).
+    assert ok.headers["access-control-allow-origin"] == SITE
+    assert "access-control-allow-credentials" not in ok.headers
     refused = call("GET", f"/widget/{bees.key}/config", headers={"Origin": "https://evil.test"})
     assert refused.status_code == 403
-    assert refused.headers["access-control-allow-origin"] == "*"  # so the loader can show it
+    # The refusal names the site and nothing else: any page may read it, so the loader can show it.
+    assert refused.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in refused.headers
     message = refused.json()["error"]["message"]
     assert "not allowed on https://evil.test" in message and "Allowed origins" in message
 
