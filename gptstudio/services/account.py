@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -209,7 +209,16 @@ def _redeem(session: Session, token: str, *, purpose: str, hours: int, what: str
         raise InvalidInput(f"This {what} has already been used. Please start again.")
     if row.expires_at <= utcnow():
         raise InvalidInput(f"This {what} has expired. Please start again.")
-    row.used_at = utcnow()
+    # One conditional update spends the token: of several requests racing with it, the database
+    # lets exactly one change the row (the others wait on its lock, then match nothing).
+    spent = session.execute(
+        update(ActionToken)
+        .where(col(ActionToken.id) == row.id, col(ActionToken.used_at).is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidInput(f"This {what} has already been used. Please start again.")
     user = session.get(User, row.user_id)
     if user is None:
         raise InvalidInput(f"This {what} is not valid. Please start again.")

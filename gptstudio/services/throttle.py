@@ -16,6 +16,9 @@ from typing import Protocol, TypeVar, cast
 
 import redis
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from gptstudio import redis_client
 from gptstudio.db import session_scope, utcnow
@@ -63,13 +66,39 @@ class DatabaseStore:
             return _remaining(row.locked_until if row else None)
 
     def fail(self, key: str, threshold: int) -> None:
-        with session_scope() as session:
-            row = session.get(LoginThrottle, key) or LoginThrottle(key=key)
-            row.failures += 1
-            seconds = lock_seconds(row.failures, threshold)
-            row.locked_until = utcnow() + timedelta(seconds=seconds) if seconds else None
-            row.updated_at = utcnow()
-            session.add(row)
+        # An increment in the database, not read-modify-write: failures racing each other all
+        # count; the first failure's insert may race another's, and then the update wins.
+        for attempt in range(3):
+            try:
+                with session_scope() as session:
+                    self._count(session, key, threshold)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+
+    @staticmethod
+    def _count(session: Session, key: str, threshold: int) -> None:
+        now = utcnow()
+        bumped = session.execute(
+            update(LoginThrottle)
+            .where(col(LoginThrottle.key) == key)
+            .values(failures=col(LoginThrottle.failures) + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if bumped.rowcount == 0:  # type: ignore[attr-defined]
+            session.add(LoginThrottle(key=key, failures=1, updated_at=now))
+            session.flush()
+        failures = session.exec(
+            select(LoginThrottle.failures).where(LoginThrottle.key == key)
+        ).one()
+        seconds = lock_seconds(failures, threshold)
+        session.execute(
+            update(LoginThrottle)
+            .where(col(LoginThrottle.key) == key)
+            .values(locked_until=now + timedelta(seconds=seconds) if seconds else None)
+            .execution_options(synchronize_session=False)
+        )
 
     def clear(self, key: str) -> None:
         with session_scope() as session:
