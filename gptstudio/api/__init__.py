@@ -11,11 +11,17 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import DataError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gptstudio import cache
 from gptstudio.api import auth, chat, documents, model_list, ops, stripe_webhook, widget
-from gptstudio.api.errors import domain_error_handler, error_body, validation_error_handler
+from gptstudio.api.errors import (
+    domain_error_handler,
+    error_body,
+    unstorable_value_handler,
+    validation_error_handler,
+)
 from gptstudio.errors import DomainError
 
 REQUESTS = Counter(
@@ -119,6 +125,8 @@ def create_api() -> FastAPI:
         api.include_router(module.router)
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
+    for unstorable in (DataError, OverflowError, UnicodeEncodeError):
+        api.add_exception_handler(unstorable, unstorable_value_handler)
     api.add_middleware(OriginCheckMiddleware)
     api.add_middleware(ObservabilityMiddleware)
     return api

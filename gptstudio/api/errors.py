@@ -59,3 +59,16 @@ async def domain_error_handler(request: Request, error: Exception) -> JSONRespon
         status_code=status,
         headers=headers or None,
     )
+
+
+async def unstorable_value_handler(_request: Request, error: Exception) -> JSONResponse:
+    """A value the database or a codec cannot hold (an id beyond its integer range, NUL in
+    text, a lone surrogate) that no route check caught: the client's mistake, a 400, never a
+    500. Routes check what they can first; this is the net under them."""
+    return JSONResponse(
+        error_body(
+            "A value in the request is out of range or is not valid text.",
+            status=400, code="invalid_request",
+        ),
+        status_code=400,
+    )  # fmt: skip
