@@ -6,19 +6,23 @@ Routes live in one module per noun; middleware here counts every request (Reflex
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gptstudio import cache
 from gptstudio.api import auth, chat, documents, model_list, ops, stripe_webhook, widget
 from gptstudio.api.errors import (
+    ERROR_RESPONSES,
     domain_error_handler,
     error_body,
+    http_error_handler,
     unstorable_value_handler,
     validation_error_handler,
 )
@@ -116,15 +120,36 @@ class OriginCheckMiddleware:
         await self.app(scope, receive, send)
 
 
+def _document_errors(api: FastAPI) -> None:
+    """The schema says what the API answers: a bad request is a 400 OpenAI error (the
+    validation handler), not FastAPI's 422 ``HTTPValidationError``."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_api() -> FastAPI:
     """The FastAPI app Reflex mounts itself into. Every process that serves it (the Reflex
     backend, a uvicorn worker) takes part in the request-path caches."""
     cache.install()
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
     for module in (ops, auth, model_list, documents, chat, stripe_webhook, widget):
-        api.include_router(module.router)
+        api.include_router(module.router, responses=ERROR_RESPONSES)
+    _document_errors(api)
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
+    api.add_exception_handler(StarletteHTTPException, http_error_handler)
     for unstorable in (DataError, OverflowError, UnicodeEncodeError):
         api.add_exception_handler(unstorable, unstorable_value_handler)
     api.add_middleware(OriginCheckMiddleware)

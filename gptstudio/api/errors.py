@@ -11,8 +11,28 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from gptstudio.errors import DomainError, InvalidInput, PaymentRequired, type_for
+
+
+class ErrorObject(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error of the HTTP API (the OpenAI error object), as the OpenAPI schema says."""
+
+    error: ErrorObject
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "The request was refused (OpenAI error)"},
+    "5XX": {"model": ErrorResponse, "description": "Unavailable for now (OpenAI error)"},
+}
 
 
 def error_body(
@@ -72,3 +92,17 @@ async def unstorable_value_handler(_request: Request, error: Exception) -> JSONR
         ),
         status_code=400,
     )  # fmt: skip
+
+
+async def http_error_handler(_request: Request, error: Exception) -> JSONResponse:
+    """Starlette's own refusals (405 with ``Allow``, 404 of no route) in the same OpenAI error
+    shape as every other error, instead of ``{"detail": …}``."""
+    status = int(getattr(error, "status_code", 500))
+    detail = getattr(error, "detail", None)
+    message = detail if isinstance(detail, str) and detail else "The request was refused."
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status)
+    return JSONResponse(
+        error_body(message, status=status, code=code),
+        status_code=status,
+        headers=getattr(error, "headers", None),
+    )
