@@ -27,6 +27,7 @@ from gptstudio.api.errors import (
     validation_error_handler,
 )
 from gptstudio.errors import DomainError
+from gptstudio.settings import get_settings
 
 REQUESTS = Counter(
     "gptstudio_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -34,20 +35,48 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "gptstudio_http_request_duration_seconds", "HTTP request latency", ["method", "route"]
 )
-# Reflex's compiled pages carry inline bootstrap scripts and styles ('unsafe-inline'), and its
-# server-sent client actions (toasts, clipboard, redirects) run through eval ('unsafe-eval').
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
-    "style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' ws: wss:; "
-    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
-)
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-]
+HSTS = b"max-age=31536000; includeSubDomains"
+
+
+def content_security_policy(app_origins: tuple[str, ...]) -> str:
+    """The pages' CSP, as strict as Reflex allows; each exception says why:
+
+    * ``script-src 'unsafe-inline'``: Reflex's compiled pages boot with inline scripts (React
+      Router's hydration data) whose hashes change with every build;
+    * ``script-src 'unsafe-eval'``: Reflex runs server-sent client actions through ``eval``
+      (``rx.call_script``: the page loads that set and clear the HttpOnly session cookie, the
+      move to a sign-in provider; toasts and clipboard);
+    * ``style-src 'unsafe-inline'``: Radix and Emotion write style elements and attributes at
+      run time;
+    * ``connect-src``: the socket, on the app's own origins only (not any ``ws:`` host).
+
+    The session cookie is HttpOnly, so script that slips through still cannot read it."""
+    sockets = " ".join(
+        origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        for origin in app_origins
+    )
+    return (
+        "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+        "style-src 'self' 'unsafe-inline'; "
+        f"img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' {sockets}; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+    )
+
+
+def security_headers() -> list[tuple[bytes, bytes]]:
+    """Headers every response carries (a route's own CSP wins); HSTS in production."""
+    settings = get_settings()
+    headers = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        (b"x-frame-options", b"DENY"),
+        (b"content-security-policy", content_security_policy(settings.app_origins).encode()),
+    ]
+    if settings.is_production:
+        headers.append((b"strict-transport-security", HSTS))
+    return headers
+
+
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -65,6 +94,7 @@ class ObservabilityMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.security_headers = security_headers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +112,7 @@ class ObservabilityMiddleware:
                     # A route with its own policy (the widget frame: frame-ancestors per
                     # assistant) decides framing itself; X-Frame-Options would override it.
                     present.add(b"x-frame-options")
-                headers += [h for h in SECURITY_HEADERS if h[0] not in present]
+                headers += [h for h in self.security_headers if h[0] not in present]
                 message["headers"] = headers
             await send(message)
 
