@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         description="comma-separated addresses or networks (10.0.0.0/8) of the reverse proxies "
         "whose X-Forwarded-For is believed; empty: the peer address is the client",
     )
+    # Operations pages (/metrics, /api/docs, /api/openapi.json) in production: these addresses,
+    # or a request with "Authorization: Bearer <ops_token>". Development serves them to anyone.
+    ops_allowed_networks: str = Field(
+        "127.0.0.1/32, ::1/128", description="comma-separated addresses or networks"
+    )
+    ops_token: SecretStr = Field(SecretStr(""), description="a bearer token for the ops pages")
     # Documents: per-upload limit, per-creator storage quota, URL ingestion.
     max_upload_mb: int = Field(50, ge=1, description="largest single upload")
     storage_quota_mb: int = Field(2048, ge=1, description="all of one creator's documents")
@@ -135,9 +141,12 @@ class Settings(BaseSettings):
         if len(self.secret_key.get_secret_value()) < 16:
             raise InsecureSettingsError("GPTSTUDIO_SECRET_KEY must be at least 16 characters")
         try:
-            self.trusted_proxy_networks  # noqa: B018 (validates the list at start)
+            self.trusted_proxy_networks  # noqa: B018 (validates the lists at start)
+            self.ops_networks  # noqa: B018
         except ValueError as error:
-            raise ValueError(f"GPTSTUDIO_TRUSTED_PROXIES: {error}") from None
+            raise ValueError(
+                f"GPTSTUDIO_TRUSTED_PROXIES or _OPS_ALLOWED_NETWORKS: {error}"
+            ) from None
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'gptstudio.db').as_posix()}"
         if self.artifacts_dir == Path(""):
@@ -185,6 +194,14 @@ class Settings(BaseSettings):
         return tuple(
             ip_network(part.strip(), strict=False)
             for part in self.trusted_proxies.split(",")
+            if part.strip()
+        )
+
+    @property
+    def ops_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(
+            ip_network(part.strip(), strict=False)
+            for part in self.ops_allowed_networks.split(",")
             if part.strip()
         )
 

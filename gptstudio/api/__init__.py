@@ -5,7 +5,9 @@ Routes live in one module per noun; middleware here counts every request (Reflex
 
 from __future__ import annotations
 
+import secrets
 import time
+from ipaddress import ip_address
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +29,7 @@ from gptstudio.api.errors import (
     validation_error_handler,
 )
 from gptstudio.errors import DomainError
+from gptstudio.services import access
 from gptstudio.settings import get_settings
 
 REQUESTS = Counter(
@@ -169,6 +172,45 @@ def _document_errors(api: FastAPI) -> None:
     api.openapi = openapi  # type: ignore[method-assign]
 
 
+OPS_PATHS = ("/metrics", "/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect")
+
+
+class OpsGateMiddleware:
+    """In production, the operations pages (metrics, the API's docs and schema) are served only
+    to the configured addresses or with the ops token; anyone else gets a 404."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") in OPS_PATHS and not _ops_allowed(scope):
+            response = JSONResponse(
+                error_body("Not found.", status=404, code="not_found"), status_code=404
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _ops_allowed(scope: Scope) -> bool:
+    settings = get_settings()
+    if not settings.is_production:
+        return True
+    headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+    token = settings.ops_token.get_secret_value()
+    if token and secrets.compare_digest(headers.get("authorization", ""), f"Bearer {token}"):
+        return True
+    client = scope.get("client") or ("", 0)
+    address = access.client_address(
+        peer=str(client[0]), forwarded_for=headers.get("x-forwarded-for", "")
+    )
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in settings.ops_networks)
+
+
 def create_api() -> FastAPI:
     """The FastAPI app Reflex mounts itself into. Every process that serves it (the Reflex
     backend, a uvicorn worker) takes part in the request-path caches."""
@@ -183,6 +225,7 @@ def create_api() -> FastAPI:
     for unstorable in (DataError, OverflowError, UnicodeEncodeError):
         api.add_exception_handler(unstorable, unstorable_value_handler)
     api.add_middleware(OriginCheckMiddleware)
+    api.add_middleware(OpsGateMiddleware)
     api.add_middleware(ObservabilityMiddleware)
     return api
 
