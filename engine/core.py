@@ -44,7 +44,7 @@ from engine.errors import (
     ModelNotFoundError,
 )
 from engine.model import BASE_ADAPTER, ModelRunner, find_adapter
-from engine.protocol import Message
+from engine.protocol import Message, Usage
 from engine.sampling import RowSampler, SamplingParams
 from engine.text import Detokenizer, StopMatcher, fit_prompt
 
@@ -89,18 +89,6 @@ class EngineConfig:
                 raise ValueError(f"{name} cannot be negative, got {getattr(self, name)}")
         if self.gil_switch_interval is not None and self.gil_switch_interval <= 0:
             raise ValueError(f"gil_switch_interval must be above 0, got {self.gil_switch_interval}")
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one request (the EOS token counts as generated)."""
-
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass

@@ -244,7 +244,7 @@ async def wait_for_disconnect(request: Request) -> None:
 
 
 def usage_of(stream: Stream) -> Usage:
-    return Usage(stream.usage.prompt_tokens, stream.usage.completion_tokens)
+    return stream.usage
 
 
 async def answer_events(stream: Stream) -> AsyncIterator[Event]:
