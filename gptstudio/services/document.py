@@ -22,10 +22,10 @@ from sqlmodel import Session, col, select
 from gptstudio.curation.errors import CurationError, InvalidParameterError
 from gptstudio.curation.filenames import safe_filename
 from gptstudio.db import session_scope
-from gptstudio.errors import DomainError, InvalidInput, NotFound, PermissionDenied
+from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import Assistant, Document
 from gptstudio.models.user import UserPublic
-from gptstudio.services.assistant import owned_assistant
+from gptstudio.services.assistant import owned_assistant, owner_check
 from gptstudio.services.retrieval import indexed_documents
 from gptstudio.settings import get_settings
 
@@ -256,7 +256,7 @@ def choose_columns(
         document = session.get(Document, document_id)
         if document is None:
             raise NotFound("There is no such document.")
-        owned_assistant(session, actor=actor, assistant_id=document.assistant_id)
+        owner_check(session, actor=actor, assistant_id=document.assistant_id, what="document")
         available = document.report.get("columns") or []
         if not available:
             raise InvalidInput("Columns can only be chosen for CSV and JSON files.")
@@ -297,10 +297,7 @@ def cited_source(*, actor: UserPublic, document_id: int) -> Source:
             and document_id in indexed_documents(row.assistant_id)
         )  # fmt: skip
         if not citable:
-            try:
-                owned_assistant(session, actor=actor, assistant_id=row.assistant_id)
-            except PermissionDenied:
-                raise NotFound("There is no such document.") from None
+            owner_check(session, actor=actor, assistant_id=row.assistant_id, what="document")
         path, name = Path(row.storage_path), row.filename
         is_pdf = str(row.report.get("file_type", row.content_type)) == "pdf"
     if not path.is_file():
@@ -315,7 +312,7 @@ def delete_document(*, actor: UserPublic, document_id: int) -> None:
         document = session.get(Document, document_id)
         if document is None:
             raise NotFound("There is no such document.")
-        owned_assistant(session, actor=actor, assistant_id=document.assistant_id)
+        owner_check(session, actor=actor, assistant_id=document.assistant_id, what="document")
         path = Path(document.storage_path) if document.storage_path else None
         session.delete(document)
     if path is not None:
