@@ -19,6 +19,7 @@ from gptstudio.settings import get_settings
 from tests.factories import publish_assistant
 
 EXAMPLES = 25
+pytestmark = pytest.mark.timeout(300)  # per operation and backend; a run takes a few seconds
 schema = schemathesis.openapi.from_asgi("/api/openapi.json", create_api())
 
 
