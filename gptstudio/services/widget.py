@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
@@ -413,18 +414,21 @@ def link_site(*, actor: UserPublic, target: WidgetTarget, identity: str) -> None
             f"This site signed in someone else, not {actor.email}; sign in to GPT Studio with "
             "the account you use on that site."
         )
-    with session_scope() as session:
-        exists = session.exec(
-            select(WidgetLink.id).where(
-                WidgetLink.user_id == actor.id, WidgetLink.assistant_id == target.assistant_id
-            )
-        ).first()
-        if exists is None:
-            session.add(WidgetLink(user_id=actor.id, assistant_id=target.assistant_id))
-            audit.record(
-                session, action="widget.linked", actor_id=actor.id,
-                target=f"assistant:{target.assistant_id}",
-            )  # fmt: skip
+    try:
+        with session_scope() as session:
+            exists = session.exec(
+                select(WidgetLink.id).where(
+                    WidgetLink.user_id == actor.id, WidgetLink.assistant_id == target.assistant_id
+                )
+            ).first()
+            if exists is None:
+                session.add(WidgetLink(user_id=actor.id, assistant_id=target.assistant_id))
+                audit.record(
+                    session, action="widget.linked", actor_id=actor.id,
+                    target=f"assistant:{target.assistant_id}",
+                )  # fmt: skip
+    except IntegrityError:
+        pass  # a double click linked it in a concurrent request: linked either way
 
 
 def check_visitor_id(visitor_id: str) -> str:
