@@ -14,6 +14,10 @@ config = rx.Config(
     # Several web processes share state through Redis; one embedded process keeps it on disk.
     state_manager_mode="redis" if settings.redis_url else "disk",
     telemetry_enabled=False,
+    # Reflex reflects any Origin with credentials by default ("*"): a page on another port of
+    # the same site could read a signed-in user's files. Only the app's own origin is allowed
+    # (the socket checks it too); the widget's routes answer their listed origins themselves.
+    cors_allowed_origins=settings.app_origins,
     show_built_with_reflex=False,
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     disable_plugins=[rx.plugins.SitemapPlugin],

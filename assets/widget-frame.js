@@ -141,6 +141,11 @@
           if (!body.allowed && body.message) {
             showNotice(body.message, body.upgrade_url
               ? { href: body.upgrade_url, label: "See plans" } : null);
+          } else if (body.link_url) {
+            // The site signed an identity this widget may not use yet: the person links it
+            // once, signed in to GPT Studio, and chats as a guest until then.
+            showNotice("To chat on your own GPT Studio plan here, link your account once.",
+              { href: body.link_url, label: "Link account" });
           }
           els.input.focus();
         });

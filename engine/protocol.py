@@ -24,7 +24,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.errors import InvalidRequestError, StreamError
 
@@ -61,14 +61,24 @@ class ChatCompletionRequest(BaseModel):
     """``POST /v1/chat/completions``."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessage]
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
     max_completion_tokens: int | None = None  # OpenAI's newer name for max_tokens
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # what a sampler can take
+
+    @field_validator("model")
+    @classmethod
+    def _printable_model(cls, value: str) -> str:
+        # No NUL (PostgreSQL text cannot hold it) and no lone surrogate (not UTF-8): a name
+        # that cannot be looked up is refused here, not by the database.
+        if "\x00" in value or not value.isprintable() or _not_utf8(value):
+            raise ValueError("model must be a printable name from /v1/models")
+        return value
+
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = 1
@@ -121,6 +131,14 @@ class ChatCompletionRequest(BaseModel):
         return normalize_messages([m.model_dump() for m in self.messages])
 
 
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
     """``{"role", "content"}`` pairs with string content; text parts are joined, roles checked."""
     if not messages:
@@ -140,6 +158,16 @@ def _normalize_message(message: Mapping[str, Any], index: int) -> Message:
 
 
 def _content_text(content: Any, index: int) -> str:
+    text = _raw_text(content, index)
+    if _not_utf8(text):
+        raise InvalidRequestError(
+            f"messages[{index}].content is not valid Unicode (a lone surrogate escape)",
+            param=f"messages[{index}].content",
+        )
+    return text
+
+
+def _raw_text(content: Any, index: int) -> str:
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):

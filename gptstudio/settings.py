@@ -8,6 +8,7 @@ Redis URL and a real secret key; the shipped default secret is refused outside d
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,17 @@ class Settings(BaseSettings):
     lockout_threshold: int = Field(5, ge=1)
     lockout_base_seconds: int = Field(30, ge=1)
     lockout_max_seconds: int = Field(3600, ge=1)
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses or networks (10.0.0.0/8) of the reverse proxies "
+        "whose X-Forwarded-For is believed; empty: the peer address is the client",
+    )
+    # Operations pages (/metrics, /api/docs, /api/openapi.json) in production: these addresses,
+    # or a request with "Authorization: Bearer <ops_token>". Development serves them to anyone.
+    ops_allowed_networks: str = Field(
+        "127.0.0.1/32, ::1/128", description="comma-separated addresses or networks"
+    )
+    ops_token: SecretStr = Field(SecretStr(""), description="a bearer token for the ops pages")
     # Documents: per-upload limit, per-creator storage quota, URL ingestion.
     max_upload_mb: int = Field(50, ge=1, description="largest single upload")
     storage_quota_mb: int = Field(2048, ge=1, description="all of one creator's documents")
@@ -128,6 +140,13 @@ class Settings(BaseSettings):
             )
         if len(self.secret_key.get_secret_value()) < 16:
             raise InsecureSettingsError("GPTSTUDIO_SECRET_KEY must be at least 16 characters")
+        try:
+            self.trusted_proxy_networks  # noqa: B018 (validates the lists at start)
+            self.ops_networks  # noqa: B018
+        except ValueError as error:
+            raise ValueError(
+                f"GPTSTUDIO_TRUSTED_PROXIES or _OPS_ALLOWED_NETWORKS: {error}"
+            ) from None
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'gptstudio.db').as_posix()}"
         if self.artifacts_dir == Path(""):
@@ -138,6 +157,14 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Where links in e-mails and OAuth redirects point."""
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def app_origins(self) -> tuple[str, ...]:
+        """The origins the app's own pages load from: the only ones CORS (and Reflex's socket)
+        accept. Without a public URL, both local spellings of this port."""
+        if self.public_url:
+            return (self.base_url,)
+        return (self.base_url, f"http://127.0.0.1:{self.port}")
 
     @property
     def resolved_engine_url(self) -> str:
@@ -161,6 +188,22 @@ class Settings(BaseSettings):
     def resolved_base_model(self) -> str:
         """The configured base model, or the tiny local one when none is configured."""
         return self.base_model or str(self.tiny_model_dir)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(
+            ip_network(part.strip(), strict=False)
+            for part in self.trusted_proxies.split(",")
+            if part.strip()
+        )
+
+    @property
+    def ops_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(
+            ip_network(part.strip(), strict=False)
+            for part in self.ops_allowed_networks.split(",")
+            if part.strip()
+        )
 
     @property
     def is_production(self) -> bool:

@@ -1,4 +1,9 @@
-"""Single sign-on routes: ``/auth/oidc/{provider}/login`` and ``.../callback``."""
+"""Sign-in routes: single sign-on (``/auth/oidc/{provider}/login`` and ``.../callback``) and the
+session cookie (``/auth/session`` sets it after a sign-in, ``/auth/logout`` clears it).
+
+The session cookie is HttpOnly (page script never reads it), SameSite=Strict, and Secure in
+production; only these HTTP responses set it. The Reflex backend reads it from the socket's
+handshake, so a sign-in made on a page ends with a navigation here."""
 
 from __future__ import annotations
 
@@ -6,25 +11,36 @@ import asyncio
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
 from gptstudio.errors import DomainError
 from gptstudio.services import access, account, mfa, oidc
 from gptstudio.settings import get_settings
 
-router = APIRouter(prefix="/auth/oidc")
+router = APIRouter(prefix="/auth")
 STATE_COOKIE = "gptstudio_oidc"
 LINK_COOKIE = oidc.LINK_COOKIE
 
 
 def _client(request: Request) -> access.Client:
-    forwarded = request.headers.get("x-forwarded-for", "")
-    ip = forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
+    ip = access.client_address(
+        peer=request.client.host if request.client else "",
+        forwarded_for=request.headers.get("x-forwarded-for", ""),
+    )
     return access.Client(ip=ip, user_agent=request.headers.get("user-agent", ""))
 
 
 def _secure() -> bool:
-    return get_settings().base_url.startswith("https://")
+    settings = get_settings()
+    return settings.is_production or settings.base_url.startswith("https://")
+
+
+def set_session_cookie(response: Response, token: str) -> None:
+    """The session cookie: never readable by page script, never sent cross-site."""
+    response.set_cookie(
+        account.SESSION_COOKIE, token, path="/", httponly=True, samesite="strict",
+        secure=_secure(),
+    )  # fmt: skip
 
 
 def _to_login(**params: str) -> RedirectResponse:
@@ -34,7 +50,7 @@ def _to_login(**params: str) -> RedirectResponse:
     return response
 
 
-@router.get("/{name}/login")
+@router.get("/oidc/{name}/login")
 async def login(name: str, next: str = "") -> RedirectResponse:
     try:
         provider = oidc.get_provider(name)
@@ -50,7 +66,7 @@ async def login(name: str, next: str = "") -> RedirectResponse:
     return response
 
 
-@router.get("/{name}/callback")
+@router.get("/oidc/{name}/callback")
 async def callback(
     request: Request, name: str, code: str = "", state: str = "", error: str = ""
 ) -> RedirectResponse:
@@ -85,8 +101,31 @@ async def callback(
     response = RedirectResponse(target, status_code=303)
     response.delete_cookie(STATE_COOKIE, path="/auth/oidc")
     response.delete_cookie(LINK_COOKIE, path="/")
-    # Readable by the page script (Reflex keeps the token in its cookie state), never cross-site.
-    response.set_cookie(
-        account.SESSION_COOKIE, outcome.token, path="/", samesite="strict", secure=_secure()
-    )
+    set_session_cookie(response, outcome.token)
+    return response
+
+
+@router.get("/session", include_in_schema=False)
+async def session_cookie(grant: str = "", next: str = "") -> RedirectResponse:
+    """Trade a one-time sign-in grant (a minute old at most) for the session cookie, then go on
+    to ``next`` (a same-site path) with a fresh page, whose socket carries the cookie."""
+    try:
+        token = await asyncio.to_thread(account.redeem_cookie_grant, grant=grant)
+    except DomainError as error:
+        return _to_login(error=str(error))
+    response = RedirectResponse(oidc.safe_next(next) or "/", status_code=303)
+    set_session_cookie(response, token)
+    return response
+
+
+@router.get("/logout", include_in_schema=False)
+async def logout(request: Request) -> RedirectResponse:
+    """End the cookie's session and clear the cookie. Only from the app's own pages (a link on
+    another site must not sign people out)."""
+    response = RedirectResponse("/login?reason=signed_out", status_code=303)
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return response
+    token = request.cookies.get(account.SESSION_COOKIE, "")
+    await asyncio.to_thread(account.logout, token=token)
+    response.delete_cookie(account.SESSION_COOKIE, path="/", samesite="strict", secure=_secure())
     return response

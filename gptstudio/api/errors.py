@@ -11,8 +11,28 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from gptstudio.errors import DomainError, InvalidInput, PaymentRequired, type_for
+
+
+class ErrorObject(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error of the HTTP API (the OpenAI error object), as the OpenAPI schema says."""
+
+    error: ErrorObject
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "The request was refused (OpenAI error)"},
+    "5XX": {"model": ErrorResponse, "description": "Unavailable for now (OpenAI error)"},
+}
 
 
 def error_body(
@@ -58,4 +78,31 @@ async def domain_error_handler(request: Request, error: Exception) -> JSONRespon
         error_body(message, status=status, code=error.code, type=error.type),
         status_code=status,
         headers=headers or None,
+    )
+
+
+async def unstorable_value_handler(_request: Request, error: Exception) -> JSONResponse:
+    """A value the database or a codec cannot hold (an id beyond its integer range, NUL in
+    text, a lone surrogate) that no route check caught: the client's mistake, a 400, never a
+    500. Routes check what they can first; this is the net under them."""
+    return JSONResponse(
+        error_body(
+            "A value in the request is out of range or is not valid text.",
+            status=400, code="invalid_request",
+        ),
+        status_code=400,
+    )  # fmt: skip
+
+
+async def http_error_handler(_request: Request, error: Exception) -> JSONResponse:
+    """Starlette's own refusals (405 with ``Allow``, 404 of no route) in the same OpenAI error
+    shape as every other error, instead of ``{"detail": …}``."""
+    status = int(getattr(error, "status_code", 500))
+    detail = getattr(error, "detail", None)
+    message = detail if isinstance(detail, str) and detail else "The request was refused."
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status)
+    return JSONResponse(
+        error_body(message, status=status, code=code),
+        status_code=status,
+        headers=getattr(error, "headers", None),
     )

@@ -1,4 +1,6 @@
-"""``GET /v1/models``: the published assistants, in the OpenAI list format (scope models:read)."""
+"""``GET /v1/models``: the published assistants the key's owner may chat with now (an assistant sold
+only on paid tiers is listed to its subscribers and owner, not to everyone), in the OpenAI list
+format (scope models:read)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ from fastapi import APIRouter, Depends
 from gptstudio.api.deps import api_user
 from gptstudio.models.user import UserPublic
 from gptstudio.services import assistant
+from gptstudio.services.entitlements import entitlement
 
 router = APIRouter(prefix="/v1")
 
 
 @router.get("/models")
 async def list_models(user: Annotated[UserPublic, Depends(api_user("models:read"))]) -> Any:
-    assistants = await asyncio.to_thread(assistant.list_available, actor=user)
+    assistants = await asyncio.to_thread(_usable, user)
     return {
         "object": "list",
         "data": [
@@ -29,3 +32,11 @@ async def list_models(user: Annotated[UserPublic, Depends(api_user("models:read"
             for a in assistants
         ],
     }
+
+
+def _usable(user: UserPublic) -> list[assistant.AssistantPublic]:
+    return [
+        a
+        for a in assistant.list_available(actor=user)
+        if entitlement(user_id=user.id, assistant_id=a.id).allowed
+    ]

@@ -10,13 +10,21 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import BaseModel, ConfigDict
 
 from gptstudio.services import health
 
 router = APIRouter()
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    """``status`` ok or unavailable, then each part's own state."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str
+
+
+@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz() -> JSONResponse:
     """200 with each part "ok", or 503 naming the part that is down."""
     checks = await asyncio.to_thread(health.check_all)

@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from engine.protocol import Event, Finish, TextDelta, sse
 from gptstudio.errors import DomainError, PaymentRequired, RateLimited
-from gptstudio.services import completion, widget
+from gptstudio.services import account, completion, widget
 from gptstudio.services.entitlements import entitlement
 from gptstudio.settings import get_settings
 
@@ -39,7 +39,9 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SCRIPT_TYPE = "text/javascript; charset=utf-8"
 DEFAULT_MAX_TOKENS = 512
 _FRAME = "widget-frame.html"
-CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}
+# A refusal (it names the site, nothing more) is readable by any page, so the loader can show
+# it; the config itself only by the listed site that asked. Never with credentials.
+REFUSAL_CORS = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}
 
 
 @lru_cache(maxsize=8)
@@ -145,13 +147,16 @@ async def config(key: str, request: Request) -> JSONResponse:
         target = await asyncio.to_thread(widget.resolve, key)
         widget.check_origin(target, _page_origin(request))
     except DomainError as error:
-        return _error_json(error, CORS)
+        return _error_json(error, REFUSAL_CORS)
     body = {
         "name": target.name,
         "frame_url": f"/widget/{target.key}/frame",
         "look": target.look_json(),
     }
-    return JSONResponse(body, headers={**CORS, "Cache-Control": "no-store"})
+    headers = {"Vary": "Origin", "Cache-Control": "no-store"}
+    if request.headers.get("origin"):
+        headers["Access-Control-Allow-Origin"] = request.headers["origin"]  # checked above
+    return JSONResponse(body, headers=headers)
 
 
 # --- the iframe page -------------------------------------------------------------------------
@@ -238,6 +243,8 @@ async def session(key: str, body: VisitorIn, request: Request) -> JSONResponse:
             "allowed": granted.allowed,
             "message": "" if granted.allowed else granted.reason,
             "upgrade_url": "" if granted.allowed else granted.upgrade_url,
+            # A signed identity not linked yet (or naming no account: the same answer).
+            "link_url": _link_url(target, body.identity) if who.link_needed else "",
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -299,4 +306,81 @@ async def _events(first: Event | None, rest: AsyncGenerator[Event, None]) -> Asy
     usage = finish.usage.to_dict() if finish and finish.usage else {}
     yield sse(
         {"type": "done", "finish_reason": finish.reason if finish else "stop", "usage": usage}
+    )
+
+
+# --- linking a signed identity to the user's account (one-time consent) -----------------------
+
+
+def _link_url(target: widget.WidgetTarget, identity: str) -> str:
+    return f"{get_settings().base_url}/widget/{target.key}/link?{urlencode({'identity': identity})}"
+
+
+def _plain_page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    """A small page of GPT Studio's own (never framed); ``body`` is already escaped HTML."""
+    nonce = secrets.token_urlsafe(16)
+    page = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style nonce='{nonce}'>body{{font:15px/1.5 system-ui,sans-serif;max-width:32em;"
+        "margin:48px auto;padding:0 16px}button{font:inherit;padding:6px 14px}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    csp = (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return HTMLResponse(
+        page, status_code=status,
+        headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"},
+    )  # fmt: skip
+
+
+@router.get("/widget/{key}/link", include_in_schema=False)
+async def link_page(key: str, identity: str = "") -> HTMLResponse:
+    """The consent page the widget opens in a new window. It asks, and links nothing: the
+    session cookie (SameSite=Strict) is not sent on a navigation another site started, so the
+    confirmation is a form posted from this page."""
+    try:
+        target = await asyncio.to_thread(widget.resolve, key)
+    except DomainError as error:
+        return _plain_page("Chat unavailable", f"<p>{html.escape(str(error))}</p>", 403)
+    form = (
+        f"<p>Let the chat of <b>{html.escape(target.name)}</b> on "
+        f"{html.escape(', '.join(target.origins) or 'its site')} use your GPT Studio account "
+        "(your plan and your usage) whenever that site says you are signed in there.</p>"
+        f"<form method='post'><input type='hidden' name='identity' "
+        f"value='{html.escape(identity, quote=True)}'>"
+        "<button type='submit' id='link-confirm'>Link my account</button></form>"
+        "<p>You can do this once per assistant. Not you? Close this window.</p>"
+    )
+    return _plain_page("Link your account", form)
+
+
+@router.post("/widget/{key}/link", include_in_schema=False, response_model=None)
+async def link_confirm(key: str, request: Request) -> HTMLResponse:
+    """Link the signed-in user (session cookie; the Origin check refuses other sites) to this
+    widget, if the signed identity names them. Not signed in: log in, then come back here."""
+    form = await request.form()
+    identity = str(form.get("identity", ""))[:700]
+    here = f"/widget/{key}/link?{urlencode({'identity': identity})}"
+    token = request.cookies.get(account.SESSION_COOKIE, "")
+    try:
+        user = await asyncio.to_thread(account.user_for_session, token=token)
+    except DomainError:
+        return _plain_page(
+            "Sign in first",
+            "<p id='link-signin'>You are not signed in to GPT Studio in this browser. "
+            "<a href='/login' target='_blank' rel='noopener'>Sign in</a>, then "
+            f"<a href='{html.escape(here, quote=True)}'>come back to link your account</a>.</p>",
+            401,
+        )
+    try:
+        target = await asyncio.to_thread(widget.resolve, key)
+        await asyncio.to_thread(widget.link_site, actor=user, target=target, identity=identity)
+    except DomainError as error:
+        return _plain_page("Not linked", f"<p>{html.escape(str(error))}</p>", error.status_code)
+    return _plain_page(
+        "Account linked",
+        f"<p id='link-done'>The chat of {html.escape(target.name)} now uses your account "
+        f"{html.escape(user.email)}. Close this window and reload the chat.</p>",
     )

@@ -25,6 +25,7 @@ from gptstudio.models.user import (
     Tier,
     User,
     UserSession,
+    WidgetLink,
 )
 
 __all__ = [
@@ -53,4 +54,5 @@ __all__ = [
     "UsageEvent",
     "User",
     "UserSession",
+    "WidgetLink",
 ]

@@ -133,3 +133,17 @@ class LoginThrottle(SQLModel, table=True):
     failures: int = 0
     locked_until: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WidgetLink(SQLModel, table=True):
+    """A user's one-time consent that an assistant's widget may chat as them when the host site
+    signs their e-mail: without it a signed identity is only a guest (a creator holding the
+    widget secret cannot act as, or find out about, any other account)."""
+
+    __tablename__ = "widget_links"
+    __table_args__ = (UniqueConstraint("user_id", "assistant_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    assistant_id: int = Field(foreign_key="assistants.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)

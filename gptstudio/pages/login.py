@@ -54,12 +54,13 @@ class LoginState(AuthState):
             self.error = params["error"][:300]
 
     def _signed_in(self, result: account.LoginResult) -> Any:
-        self.session_token = result.token
         self._remember(result.user)
         self.notice, self.mfa_step, self._mfa_ticket = "", False, ""
         next_path = self.router.url.query_parameters.get("next", "")
         safe_next = next_path.startswith("/") and not next_path.startswith("//")
-        return rx.redirect(next_path if safe_next else self.home_for(result.user))
+        return self._start_session(
+            result.token, next_path if safe_next else self.home_for(result.user)
+        )
 
     @rx.event
     @shows_error

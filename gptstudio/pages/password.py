@@ -48,7 +48,6 @@ class PasswordState(AuthState):
             client=self._client(),
             keep_sso_links=bool(form.get("keep_sso")),
         )
-        self.session_token = ""
         return [
             rx.toast.success(f"Password changed for {user.email}. Log in with the new one."),
             rx.redirect("/login"),

@@ -48,14 +48,13 @@ class SignupState(AuthState):
             client=self._client(),
             previous_token=self.session_token,
         )
-        self.session_token = result.token
         self._remember(result.user)
         return [
             rx.toast.success(
                 f"Welcome, {result.user.display_name}! Your {result.user.role} account is ready. "
                 "We sent you a link to confirm your e-mail."
             ),
-            rx.redirect(self.home_for(result.user)),
+            self._start_session(result.token, self.home_for(result.user)),
         ]
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -52,8 +53,12 @@ _COMMON_PASSWORDS = frozenset(
     }
 )  # fmt: skip
 SELF_SERVICE_ROLES = (Role.creator, Role.subscriber)
-# The browser cookie holding the session token: set by Reflex state and by the OAuth callback.
+# The browser cookie holding the session token: HttpOnly, set only by HTTP responses (the OAuth
+# callback, GET /auth/session after a sign-in); the Reflex backend reads it from the socket's
+# handshake.
 SESSION_COOKIE = "gptstudio_session"
+COOKIE_GRANT_PURPOSE = "session-cookie"
+COOKIE_GRANT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,11 @@ class LoginResult:
 
 
 def normalize_email(email: str) -> str:
-    """A syntactically valid, lower-cased e-mail, or :class:`InvalidInput`."""
+    """A syntactically valid, lower-cased e-mail (NFKC: full-width and compatibility letters
+    folded, so that look-alike spellings are one account), or :class:`InvalidInput`."""
+    text = unicodedata.normalize("NFKC", email).strip()
     try:
-        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+        return validate_email(text, check_deliverability=False).normalized.lower()
     except EmailNotValidError as error:
         raise InvalidInput(f"That e-mail address is not valid: {error}") from None
 
@@ -194,9 +201,11 @@ def _mailed_link(session: Session, user: User, *, purpose: str, hours: int) -> s
     return f"{get_settings().base_url}/{page}?token={token}"
 
 
-def _redeem(session: Session, token: str, *, purpose: str, hours: int, what: str) -> User:
+def _redeem(
+    session: Session, token: str, *, purpose: str, hours: int, what: str, seconds: int = 0
+) -> User:
     """The user a mailed token was for; the token is used up. Raises InvalidInput otherwise."""
-    payload = crypto.unsign(token, purpose=purpose, max_age=hours * 3600, what=what)
+    payload = crypto.unsign(token, purpose=purpose, max_age=seconds or hours * 3600, what=what)
     row = session.exec(
         select(ActionToken).where(ActionToken.token_hash == hash_token(token))
     ).first()
@@ -206,7 +215,16 @@ def _redeem(session: Session, token: str, *, purpose: str, hours: int, what: str
         raise InvalidInput(f"This {what} has already been used. Please start again.")
     if row.expires_at <= utcnow():
         raise InvalidInput(f"This {what} has expired. Please start again.")
-    row.used_at = utcnow()
+    # One conditional update spends the token: of several requests racing with it, the database
+    # lets exactly one change the row (the others wait on its lock, then match nothing).
+    spent = session.execute(
+        update(ActionToken)
+        .where(col(ActionToken.id) == row.id, col(ActionToken.used_at).is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidInput(f"This {what} has already been used. Please start again.")
     user = session.get(User, row.user_id)
     if user is None:
         raise InvalidInput(f"This {what} is not valid. Please start again.")
@@ -397,6 +415,39 @@ def _revoke(session: Session, token: str) -> None:
     ).first()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
+
+
+def cookie_grant(*, token: str) -> str:
+    """A one-time grant, valid for a minute, that the browser trades at ``GET /auth/session``
+    for the session cookie. The cookie is HttpOnly, so page script (and an XSS) never reads it;
+    only an HTTP response can set it, and a sign-in made over the Reflex socket ends there."""
+    with session_scope() as session:
+        row = session.exec(
+            select(UserSession).where(UserSession.token_hash == hash_token(token))
+        ).first()
+        if row is None:
+            raise SessionExpired("Your session has expired. Please log in again.")
+        grant = crypto.sign(
+            {"uid": row.user_id, "s": crypto.encrypt(token)}, purpose=COOKIE_GRANT_PURPOSE
+        )
+        session.add(
+            ActionToken(
+                user_id=row.user_id, purpose=COOKIE_GRANT_PURPOSE, token_hash=hash_token(grant),
+                expires_at=utcnow() + timedelta(seconds=COOKIE_GRANT_SECONDS),
+            )
+        )  # fmt: skip
+    return grant
+
+
+def redeem_cookie_grant(*, grant: str) -> str:
+    """The session token behind a grant from :func:`cookie_grant`, once (InvalidInput after)."""
+    with session_scope() as session:
+        _redeem(
+            session, grant, purpose=COOKIE_GRANT_PURPOSE, hours=0, what="sign-in",
+            seconds=COOKIE_GRANT_SECONDS,
+        )  # fmt: skip
+    payload = crypto.unsign(grant, purpose=COOKIE_GRANT_PURPOSE, max_age=COOKIE_GRANT_SECONDS)
+    return crypto.decrypt(str(payload.get("s", "")))
 
 
 def logout(*, token: str) -> None:

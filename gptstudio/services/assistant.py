@@ -8,7 +8,7 @@ import secrets
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope
-from gptstudio.errors import InvalidInput, NotFound
+from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Assistant, Role
 from gptstudio.models.assistant import AssistantPublic
 from gptstudio.models.user import UserPublic
@@ -28,6 +28,16 @@ def owned_assistant(session: Session, *, actor: UserPublic, assistant_id: int) -
     if assistant is None or (assistant.owner_id != actor.id and actor.role != Role.admin):
         raise NotFound("There is no such assistant.")
     return assistant
+
+
+def owner_check(session: Session, *, actor: UserPublic, assistant_id: int, what: str) -> None:
+    """For an object of an assistant (a dataset, a document): refused exactly as an unknown id
+    of that object is ("There is no such dataset."), so another tenant's ids cannot be told
+    from ids that do not exist."""
+    try:
+        owned_assistant(session, actor=actor, assistant_id=assistant_id)
+    except (NotFound, PermissionDenied):
+        raise NotFound(f"There is no such {what}.") from None
 
 
 def get_owned(*, actor: UserPublic, assistant_id: int) -> AssistantPublic:

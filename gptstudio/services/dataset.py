@@ -23,7 +23,7 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.models.user import UserPublic
-from gptstudio.services.assistant import owned_assistant
+from gptstudio.services.assistant import owned_assistant, owner_check
 from gptstudio.settings import get_settings
 
 SPLITS = ("train", "validation", "test")
@@ -286,7 +286,7 @@ def dataset_file(*, actor: UserPublic, dataset_id: int, split: str) -> Path:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
             raise NotFound("There is no such dataset.")
-        owned_assistant(session, actor=actor, assistant_id=dataset.assistant_id)
+        owner_check(session, actor=actor, assistant_id=dataset.assistant_id, what="dataset")
         return Path(dataset.storage_path) / f"{split}.jsonl"
 
 

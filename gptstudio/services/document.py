@@ -25,7 +25,7 @@ from gptstudio.db import session_scope
 from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import Document
 from gptstudio.models.user import UserPublic
-from gptstudio.services.assistant import owned_assistant
+from gptstudio.services.assistant import owned_assistant, owner_check
 from gptstudio.services.retrieval import source_access
 from gptstudio.settings import get_settings
 
@@ -263,7 +263,7 @@ def choose_columns(
         document = session.get(Document, document_id)
         if document is None:
             raise NotFound("There is no such document.")
-        owned_assistant(session, actor=actor, assistant_id=document.assistant_id)
+        owner_check(session, actor=actor, assistant_id=document.assistant_id, what="document")
         available = document.report.get("columns") or []
         if not available:
             raise InvalidInput("Columns can only be chosen for CSV and JSON files.")
@@ -314,7 +314,7 @@ def delete_document(*, actor: UserPublic, document_id: int) -> None:
         document = session.get(Document, document_id)
         if document is None:
             raise NotFound("There is no such document.")
-        owned_assistant(session, actor=actor, assistant_id=document.assistant_id)
+        owner_check(session, actor=actor, assistant_id=document.assistant_id, what="document")
         path = Path(document.storage_path) if document.storage_path else None
         session.delete(document)
     if path is not None:

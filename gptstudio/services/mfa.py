@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pyotp
 import segno
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
@@ -101,22 +102,32 @@ def _matching_step(user: User, code: str) -> int | None:
 
 def verify_login_code(session: Session, user: User, code: str, *, client: Client) -> bool:
     """Accept a fresh TOTP code or an unused backup code; a replayed TOTP code is refused."""
+    # Each code is spent by one conditional update: of several requests racing with the same
+    # code, the database lets exactly one change the row (the others wait, then match nothing).
     step = _matching_step(user, code)
     if step is not None:
-        if step <= user.mfa_last_step:
+        advanced = session.execute(
+            update(User)
+            .where(col(User.id) == user.id, col(User.mfa_last_step) < step)
+            .values(mfa_last_step=step)
+            .execution_options(synchronize_session=False)
+        )
+        if advanced.rowcount != 1:  # type: ignore[attr-defined]
             return False  # this code (or a later one) was already used
-        user.mfa_last_step = step
+        session.expire(user, ["mfa_last_step"])
         return True
-    backup = session.exec(
-        select(MfaBackupCode).where(
-            MfaBackupCode.user_id == user.id,
-            MfaBackupCode.code_hash == hash_token(_normalise(code)),
+    spent = session.execute(
+        update(MfaBackupCode)
+        .where(
+            col(MfaBackupCode.user_id) == user.id,
+            col(MfaBackupCode.code_hash) == hash_token(_normalise(code)),
             col(MfaBackupCode.used_at).is_(None),
         )
-    ).first()
-    if backup is None:
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    backup.used_at = utcnow()
     audit.record(
         session, action="mfa.backup_code_used", actor_id=user.id, target=f"user:{user.id}",
         ip=client.ip, user_agent=client.user_agent,

@@ -80,9 +80,12 @@ def verify_webhook(payload: bytes, signature: str) -> dict[str, Any]:
     if not signature:
         raise WebhookRejected("Missing Stripe-Signature header.")
     try:
-        stripe.Webhook.construct_event(
+        # The signature alone (construct_event would also build an Event, and fail with a
+        # TypeError on a signed body that is not an object); the shape is checked below.
+        stripe.WebhookSignature.verify_header(
             payload, signature, secret, tolerance=settings.stripe_webhook_tolerance_seconds
         )
+        event = json.loads(payload)
     except stripe.SignatureVerificationError as error:
         message = str(error.user_message or error)
         if "tolerance" in message:
@@ -93,10 +96,24 @@ def verify_webhook(payload: bytes, signature: str) -> dict[str, Any]:
         raise WebhookRejected(f"Webhook signature verification failed: {message}") from None
     except ValueError:
         raise WebhookRejected("Webhook payload is not a valid Stripe event (bad JSON).") from None
-    event = json.loads(payload)
+    _check_shape(event)
+    return event
+
+
+def _check_shape(event: Any) -> None:
+    """A signed body is still checked for the shape of an event before anything reads it: an
+    object with an ``evt_`` id, a string type, an integer ``created`` and an object under
+    ``data.object`` (a signed array or string is refused, not a 500)."""
     if not isinstance(event, dict) or not str(event.get("id", "")).startswith("evt"):
         raise WebhookRejected("Webhook payload is not a Stripe event.")
-    return event
+    created = event.get("created")
+    if not isinstance(event.get("type"), str) or not isinstance(event["id"], str):
+        raise WebhookRejected("Webhook event has no string id and type.")
+    if isinstance(created, bool) or not isinstance(created, int) or not 0 <= created < 2**31:
+        raise WebhookRejected("Webhook event's created is not a Unix time in seconds.")
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise WebhookRejected("Webhook event's data.object is not an object.")
 
 
 def process_event(event: dict[str, Any]) -> str:

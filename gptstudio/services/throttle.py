@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol, TypeVar, cast
 
 import redis
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from gptstudio import redis_client
 from gptstudio.db import session_scope, utcnow
@@ -61,13 +66,39 @@ class DatabaseStore:
             return _remaining(row.locked_until if row else None)
 
     def fail(self, key: str, threshold: int) -> None:
-        with session_scope() as session:
-            row = session.get(LoginThrottle, key) or LoginThrottle(key=key)
-            row.failures += 1
-            seconds = lock_seconds(row.failures, threshold)
-            row.locked_until = utcnow() + timedelta(seconds=seconds) if seconds else None
-            row.updated_at = utcnow()
-            session.add(row)
+        # An increment in the database, not read-modify-write: failures racing each other all
+        # count; the first failure's insert may race another's, and then the update wins.
+        for attempt in range(3):
+            try:
+                with session_scope() as session:
+                    self._count(session, key, threshold)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+
+    @staticmethod
+    def _count(session: Session, key: str, threshold: int) -> None:
+        now = utcnow()
+        bumped = session.execute(
+            update(LoginThrottle)
+            .where(col(LoginThrottle.key) == key)
+            .values(failures=col(LoginThrottle.failures) + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if bumped.rowcount == 0:  # type: ignore[attr-defined]
+            session.add(LoginThrottle(key=key, failures=1, updated_at=now))
+            session.flush()
+        failures = session.exec(
+            select(LoginThrottle.failures).where(LoginThrottle.key == key)
+        ).one()
+        seconds = lock_seconds(failures, threshold)
+        session.execute(
+            update(LoginThrottle)
+            .where(col(LoginThrottle.key) == key)
+            .values(locked_until=now + timedelta(seconds=seconds) if seconds else None)
+            .execution_options(synchronize_session=False)
+        )
 
     def clear(self, key: str) -> None:
         with session_scope() as session:
@@ -133,9 +164,22 @@ def _clear(store: Store, *, key: str) -> None:
     store.clear(key)
 
 
+def email_key(email: str) -> str:
+    """The one spelling of an address that its counter is kept under: NFKC (full-width and
+    compatibility letters folded), lower case, the domain in IDNA (ASCII) form. Checking and
+    counting under this key means no spelling of an address escapes, or clears, its lock."""
+    text = unicodedata.normalize("NFKC", email).strip()
+    try:
+        parsed = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return text.lower()
+    local = unicodedata.normalize("NFKC", parsed.local_part).lower()
+    return f"{local}@{parsed.ascii_domain.lower()}"
+
+
 def _keys(email: str, ip: str) -> list[tuple[str, int]]:
     threshold = get_settings().lockout_threshold
-    keys = [(f"account:{email.strip().lower()}", threshold)]
+    keys = [(f"account:{email_key(email)}", threshold)]
     if ip:
         keys.append((f"ip:{ip}", threshold * IP_THRESHOLD_FACTOR))
     return keys

@@ -19,6 +19,12 @@ Signed identity (so that the host site's own users get their subscription's enti
     signature = hex(HMAC-SHA256(key=widget secret, message=payload))
     token     = "<email>.<expiry>.<signature>"
 
+A signed identity maps to a GPT Studio account only once that account's owner has linked it
+(:func:`link_site`: signed in to GPT Studio, they confirm in a window the widget opens). Until then
+the visitor chats as a guest and the widget offers the link, whether or not the e-mail has an
+account: whoever holds the widget secret can neither act as another person nor learn whether an
+address has an account.
+
 Anonymous visitors chat with ``user_id=None`` and a random visitor id the iframe keeps; the quota
 engine (inside :func:`gptstudio.services.completion.stream_completion`) limits each visitor.
 """
@@ -36,13 +42,15 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import DomainError, InvalidInput, PermissionDenied
-from gptstudio.models import Assistant, User
+from gptstudio.models import Assistant, User, WidgetLink
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit, crypto
+from gptstudio.services.account import normalize_email
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.settings import get_settings
 
@@ -178,6 +186,7 @@ class Visitor:
     user_id: int | None
     email: str
     visitor_id: str
+    link_needed: bool = False  # a valid signed identity that its account has not linked yet
 
 
 # --- the owner's side ------------------------------------------------------------------------
@@ -412,10 +421,10 @@ def sign_identity(secret: str, *, email: str, expires_at: int) -> str:
     return f"{payload}.{digest}"
 
 
-def verify_identity(target: WidgetTarget, token: str, *, now: float | None = None) -> UserPublic:
-    """The GPT Studio user a host site vouches for with a signed identity, or
-    :class:`IdentityRejected` saying what is wrong (malformed, tampered, expired, too long-lived,
-    unknown account)."""
+def verify_identity(target: WidgetTarget, token: str, *, now: float | None = None) -> str:
+    """The e-mail a host site vouches for with a signed identity, or :class:`IdentityRejected`
+    saying what is wrong with the token (malformed, tampered, expired, too long-lived). Whether
+    the e-mail has an account is not looked at here (see :func:`linked_user`)."""
     now = time.time() if now is None else now
     subject, expiry, signature = _split(token)
     stored = target.secret
@@ -442,7 +451,7 @@ def verify_identity(target: WidgetTarget, token: str, *, now: float | None = Non
             f"The signed identity is valid for too long ({seconds} s; at most {limit} s): sign "
             "it with an expiry closer to now."
         )
-    return _subscriber(subject)
+    return subject
 
 
 def _split(token: str) -> tuple[str, str, str]:
@@ -458,15 +467,58 @@ def _split(token: str) -> tuple[str, str, str]:
     return subject, expiry, signature
 
 
-def _subscriber(email: str) -> UserPublic:
+def _account(session: Session, email: str) -> User | None:
+    try:
+        canonical = normalize_email(email)
+    except InvalidInput:
+        return None
+    user = session.exec(select(User).where(col(User.email) == canonical)).first()
+    return user if user is not None and user.is_active else None
+
+
+def linked_user(target: WidgetTarget, email: str) -> UserPublic | None:
+    """The active account with this e-mail if its owner linked this assistant's widget; None
+    otherwise (no account, a disabled one, or no consent: the caller cannot tell which)."""
     with session_scope() as session:
-        user = session.exec(select(User).where(col(User.email) == email.strip().lower())).first()
-        if user is None or not user.is_active:
-            raise IdentityRejected(
-                f"The signed identity names {email[:120]}, which is not an active GPT Studio "
-                "account; the site should sign the e-mail its user subscribed with."
+        user = _account(session, email)
+        if user is None:
+            return None
+        link = session.exec(
+            select(WidgetLink.id).where(
+                WidgetLink.user_id == user.id, WidgetLink.assistant_id == target.assistant_id
             )
-        return UserPublic.model_validate(user, from_attributes=True)
+        ).first()
+        return None if link is None else UserPublic.model_validate(user, from_attributes=True)
+
+
+def link_site(*, actor: UserPublic, target: WidgetTarget, identity: str) -> None:
+    """The signed-in ``actor`` consents that this widget may chat as them whenever its site
+    signs their e-mail. The identity must be valid and name the actor's own address."""
+    email = verify_identity(target, identity)
+    try:
+        same = normalize_email(email) == actor.email
+    except InvalidInput:
+        same = False
+    if not same:
+        raise IdentityRejected(
+            f"This site signed in someone else, not {actor.email}; sign in to GPT Studio with "
+            "the account you use on that site."
+        )
+    try:
+        with session_scope() as session:
+            exists = session.exec(
+                select(WidgetLink.id).where(
+                    WidgetLink.user_id == actor.id, WidgetLink.assistant_id == target.assistant_id
+                )
+            ).first()
+            if exists is None:
+                session.add(WidgetLink(user_id=actor.id, assistant_id=target.assistant_id))
+                audit.record(
+                    session, action="widget.linked", actor_id=actor.id,
+                    target=f"assistant:{target.assistant_id}",
+                )  # fmt: skip
+    except IntegrityError:
+        pass  # a double click linked it in a concurrent request: linked either way
 
 
 def check_visitor_id(visitor_id: str) -> str:
@@ -483,6 +535,8 @@ def visitor(target: WidgetTarget, *, identity: str, visitor_id: str) -> Visitor:
     otherwise the anonymous visitor."""
     visitor_id = check_visitor_id(visitor_id)
     if identity.strip():
-        user = verify_identity(target, identity)
+        user = linked_user(target, verify_identity(target, identity))
+        if user is None:  # no account, or not linked: the same guest either way
+            return Visitor(user_id=None, email="", visitor_id=visitor_id, link_needed=True)
         return Visitor(user_id=user.id, email=user.email, visitor_id=visitor_id)
     return Visitor(user_id=None, email="", visitor_id=visitor_id)

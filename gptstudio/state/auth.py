@@ -1,13 +1,18 @@
 """The signed-in user, shared by every page; page states subclass it.
 
-The browser holds only a random session token (a SameSite=Strict cookie); every event resolves it
+The browser holds only a random session token in an HttpOnly, SameSite=Strict cookie that page
+script cannot read; the backend reads it from the socket's handshake, and every event resolves it
 against the database through :func:`account.user_for_session`, so a revoked or expired session
-stops working at once, whatever the UI shows. Domain errors raised by any event handler are
-turned into messages (or a redirect to the login page) by :func:`handle_backend_error`.
+stops working at once, whatever the UI shows. Signing in or out ends with a page load through
+``/auth/session`` or ``/auth/logout``, the HTTP responses that set and clear the cookie.
+Domain errors raised by any event handler are turned into messages (or a redirect to the login
+page) by :func:`handle_backend_error`.
 """
 
 from __future__ import annotations
 
+import json
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,9 +28,6 @@ from gptstudio.services import access, account, mfa
 class AuthState(rx.State):
     """Who is signed in; the token itself never leaves the cookie and the backend."""
 
-    session_token: str = rx.Cookie(
-        "", name=account.SESSION_COOKIE, same_site="strict", max_age=None
-    )
     user_id: int = 0
     email: str = ""
     display_name: str = ""
@@ -44,10 +46,30 @@ class AuthState(rx.State):
     def home_path(self) -> str:
         return mfa.HOME_BY_ROLE.get(Role(self.role), "/home") if self.role else "/login"
 
+    @property
+    def session_token(self) -> str:
+        """The session cookie of the socket's handshake (HttpOnly: the page cannot send it)."""
+        cookies = SimpleCookie()
+        try:
+            cookies.load(self.router.headers.cookie or "")
+        except CookieError:
+            return ""
+        morsel = cookies.get(account.SESSION_COOKIE)
+        return morsel.value if morsel is not None else ""
+
+    def _start_session(self, token: str, target: str) -> EventSpec:
+        """Hand the new session to the browser: a page load through ``/auth/session``, whose
+        response sets the HttpOnly cookie, then ``target``."""
+        grant = account.cookie_grant(token=token)
+        url = f"/auth/session?{urlencode({'grant': grant, 'next': target})}"
+        return rx.call_script(f"window.location.assign({json.dumps(url)})")
+
     def _client(self) -> access.Client:
         headers = self.router.headers
-        forwarded = headers.raw_headers.get("x-forwarded-for", "")
-        ip = forwarded.split(",")[0].strip() or self.router.session.client_ip
+        ip = access.client_address(
+            peer=self.router.session.client_ip,  # the socket's peer (no trusted_proxy_hops)
+            forwarded_for=headers.raw_headers.get("x-forwarded-for", ""),
+        )
         return access.Client(ip=ip, user_agent=headers.user_agent)
 
     def home_for(self, user: UserPublic) -> str:
@@ -82,7 +104,6 @@ class AuthState(rx.State):
         try:
             user = self._actor()
         except SessionExpired as error:
-            self.session_token = ""
             return _to_login(error.reason, self._here())
         if self.refused and self.router.url.path != self._refused_on:
             self.refused = ""
@@ -133,9 +154,9 @@ class AuthState(rx.State):
     @rx.event
     def logout(self) -> Any:
         account.logout(token=self.session_token)
-        self.session_token = ""
         self._forget()
-        return rx.redirect("/login?reason=signed_out")
+        # The cookie is HttpOnly: only an HTTP response clears it (the session is over already).
+        return rx.call_script("window.location.assign('/auth/logout')")
 
 
 # Why the login page was shown, by reason (a SessionExpired's, or a sign-out): the URL carries

@@ -8,6 +8,7 @@ from huey import RedisHuey
 
 import gptstudio.jobs.queue
 from gptstudio.api import create_api
+from gptstudio.settings import get_settings
 
 
 @pytest.fixture
@@ -66,3 +67,25 @@ def test_metrics_count_requests_and_report_queue_depth(client: TestClient) -> No
     assert float(line.rsplit(" ", 1)[1]) >= 2
     assert "gptstudio_http_request_duration_seconds_bucket" in text
     assert "gptstudio_queue_depth 0.0" in text
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/api/docs", "/api/openapi.json"])
+def test_ops_pages_are_private_in_production(
+    db: str, settings_env: pytest.MonkeyPatch, path: str
+) -> None:
+    """Issue 16: /metrics and /api/docs were public in production. Now only the configured
+    addresses, or a request with the ops token, see them."""
+    settings_env.setenv("GPTSTUDIO_ENV", "production")
+    settings_env.setenv("GPTSTUDIO_SECRET_KEY", "a-production-secret-of-some-length")
+    settings_env.setenv("GPTSTUDIO_OPS_TOKEN", "ops-token-for-the-test")
+    settings_env.setenv("GPTSTUDIO_OPS_ALLOWED_NETWORKS", "10.1.0.0/16")
+    get_settings.cache_clear()
+    outside = TestClient(create_api(), client=("203.0.113.5", 5000))
+    assert outside.get(path).status_code == 404
+    assert outside.get(path, headers={"X-Forwarded-For": "10.1.2.3"}).status_code == 404
+    assert outside.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 404
+    token = {"Authorization": "Bearer ops-token-for-the-test"}
+    assert outside.get(path, headers=token).status_code == 200
+    inside = TestClient(create_api(), client=("10.1.9.9", 5000))
+    assert inside.get(path).status_code == 200
+    assert outside.get("/healthz").status_code in (200, 503)  # probes stay public

@@ -50,6 +50,32 @@ def test_lists_published_assistants_in_openai_format(
     assert body["data"][0]["object"] == "model"
 
 
+def test_lists_only_models_the_key_can_chat_with(
+    client: TestClient, sue: account.UserPublic
+) -> None:
+    """Issue 16: /v1/models listed an assistant sold only on paid tiers, which answered 402 to a
+    key whose owner has no subscription. Only usable models are listed; the owner sees theirs."""
+    from gptstudio.models import Plan
+
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    made = {name: assistant.create_assistant(actor=cy, name=name) for name in ("Open", "Paid")}
+    with session_scope() as session:
+        for made_one in made.values():
+            row = session.get(Assistant, made_one.id)
+            assert row is not None
+            row.is_published = True
+        session.add(
+            Plan(assistant_id=made["Paid"].id, key="pro", name="Pro", monthly_price_cents=900)
+        )
+    listed = {}
+    for who in (sue, cy):
+        raw, _ = api_key.create_key(actor=who, name="t", scopes=["models:read"])
+        listed[who.email] = [
+            m["id"] for m in client.get("/v1/models", headers=auth(raw)).json()["data"]
+        ]
+    assert listed == {"sue@example.com": ["open"], "cy@example.com": ["open", "paid"]}
+
+
 @pytest.mark.parametrize(
     ("case", "status", "code", "message"),
     [

@@ -178,10 +178,14 @@ def test_loader_config_refuses_other_origins_with_a_readable_message(bees: Setup
     config = page.split('id="gptstudio-config">', 1)[1].split("</script>", 1)[0]
     assert json.loads(config)["look"] == shown
     assert '<span class="title" id="title">Ask us</span>' in page
-    assert ok.headers["access-control-allow-origin"] == "*"
+    # Only the listed site may read the config, and never with credentials (issue 16, break 2).
+    assert ok.headers["access-control-allow-origin"] == SITE
+    assert "access-control-allow-credentials" not in ok.headers
     refused = call("GET", f"/widget/{bees.key}/config", headers={"Origin": "https://evil.test"})
     assert refused.status_code == 403
-    assert refused.headers["access-control-allow-origin"] == "*"  # so the loader can show it
+    # The refusal names the site and nothing else: any page may read it, so the loader can show it.
+    assert refused.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in refused.headers
     message = refused.json()["error"]["message"]
     assert "not allowed on https://evil.test" in message and "Allowed origins" in message
 
@@ -212,7 +216,57 @@ def test_session_says_who_is_chatting(bees: Setup) -> None:
         "POST", f"/widget/{bees.key}/session", json={**body, "identity": token},
         headers={"Origin": APP},
     )  # fmt: skip
-    assert sue.json()["signed_in_as"] == "sue@example.com"
+    # Not linked yet: a guest offered the link, the same answer as for an address with no
+    # account (the creator who signs learns nothing).
+    nobody = call(
+        "POST", f"/widget/{bees.key}/session",
+        json={**body, "identity": identity(bees, "nobody@example.com")}, headers={"Origin": APP},
+    )  # fmt: skip
+    assert sue.json()["signed_in_as"] is None and sue.json()["link_url"]
+    assert {**sue.json(), "link_url": ""} == {**nobody.json(), "link_url": ""}
+    link_account(bees, "sue@example.com", token)
+    sue = call(
+        "POST", f"/widget/{bees.key}/session", json={**body, "identity": token},
+        headers={"Origin": APP},
+    )  # fmt: skip
+    assert sue.json()["signed_in_as"] == "sue@example.com" and sue.json()["link_url"] == ""
+
+
+def link_account(setup: Setup, email: str, token: str) -> None:
+    """What the person does in the window the widget opens: the consent page, then the form
+    posted with their GPT Studio session."""
+    page = call("GET", f"/widget/{setup.key}/link", params={"identity": token})
+    assert page.status_code == 200 and "link-confirm" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    session = account.login(email=email, password=PASSWORD).token
+    done = call(
+        "POST", f"/widget/{setup.key}/link", data={"identity": token},
+        headers={"Origin": APP, "Cookie": f"{account.SESSION_COOKIE}={session}"},
+    )  # fmt: skip
+    assert done.status_code == 200 and "link-done" in done.text, done.text
+
+
+def test_linking_needs_the_named_person_signed_in(bees: Setup) -> None:
+    token = identity(bees, "sue@example.com")
+    anonymous = call(
+        "POST", f"/widget/{bees.key}/link", data={"identity": token}, headers={"Origin": APP}
+    )
+    assert anonymous.status_code == 401 and "link-signin" in anonymous.text
+    cy = account.login(email="cy@example.com", password=PASSWORD).token
+    other = call(
+        "POST", f"/widget/{bees.key}/link", data={"identity": token},
+        headers={"Origin": APP, "Cookie": f"{account.SESSION_COOKIE}={cy}"},
+    )  # fmt: skip
+    assert other.status_code == 401 and "someone else" in other.text
+    forged = call(
+        "POST", f"/widget/{bees.key}/link", data={"identity": token},
+        headers={"Origin": "https://evil.test", "Cookie": f"{account.SESSION_COOKIE}={cy}"},
+    )  # fmt: skip
+    assert forged.status_code == 403  # a cross-site post with the cookie: refused
+    guest = post_chat(bees.key, identity=token)  # still a guest: billed to no one's account
+    assert guest.status_code == 200
+    with session_scope() as session:
+        assert session.exec(select(UsageEvent)).one().user_id is None
 
 
 def test_disallowed_embedding_origins_are_refused(bees: Setup) -> None:
@@ -236,7 +290,9 @@ def test_disallowed_embedding_origins_are_refused(bees: Setup) -> None:
 
 
 def test_signed_identity_chats_as_the_subscriber(bees: Setup) -> None:
-    response = post_chat(bees.key, identity=identity(bees, "sue@example.com"))
+    token = identity(bees, "sue@example.com")
+    link_account(bees, "sue@example.com", token)
+    response = post_chat(bees.key, identity=token)
     assert response.status_code == 200, response.text
     assert events(response)[-1]["type"] == "done"
     with session_scope() as session:

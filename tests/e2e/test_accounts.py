@@ -29,6 +29,10 @@ def test_creator_signs_up_logs_out_logs_in_and_creates_an_assistant(
     expect(page.locator("#form-error")).to_have_text("Wrong e-mail or password.")
     log_in(page, app, "cy@example.com")
     expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    # The session cookie is HttpOnly: the browser holds it, page script cannot read it.
+    (session_cookie,) = [c for c in page.context.cookies() if c["name"] == "gptstudio_session"]
+    assert session_cookie["httpOnly"] and session_cookie["sameSite"] == "Strict"
+    assert "gptstudio_session" not in page.evaluate("document.cookie")
 
     page.click("#create-assistant")
     page.fill("#assistant-name", "Bee Mentor")

@@ -206,6 +206,9 @@ def test_signed_subscriber_chats_on_their_plan_and_tampering_is_refused(
     snippet: dict[str, object] = {}
     exec(PYTHON_SNIPPET, snippet)  # the very snippet the settings page gives creators
     token = snippet["gptstudio_identity"]("wanda@example.com")  # type: ignore[operator]
+    # Wanda linked this site to her account once (the consent window the widget offers).
+    target = widget.resolve(published.key)
+    widget.link_site(actor=sam, target=target, identity=str(token))
     email, expiry, signature = str(token).rsplit(".", 2)
     tampered = f"{email}.{int(expiry) + 600}.{signature}"
     allowed.pages["/member"] = host_page("Members", tag(app, published.key, str(token)))

@@ -50,3 +50,42 @@ def test_second_user_cannot_touch_first_users_objects(
     assert account.user_for_session(token=token).id == first.id
     assert not api_key.list_keys(actor=first)[0].revoked
     assert [a.name for a in assistant.list_owned(actor=first)] == ["First's assistant"]
+
+
+def test_another_creators_dataset_or_document_answers_like_an_unknown_id(
+    two_creators: tuple[account.UserPublic, account.UserPublic, str, int],
+    tmp_path: object,
+) -> None:
+    """Issue 16: another tenant's dataset or document answered "There is no such assistant."
+    while an unknown id answered "There is no such dataset.": ids could be told apart."""
+    from gptstudio.db import session_scope
+    from gptstudio.models import Dataset, Document
+    from gptstudio.services import dataset, document
+
+    first, second, _, _ = two_creators
+    owned = assistant.list_owned(actor=first)[0].id
+    with session_scope() as session:
+        data = Dataset(assistant_id=owned, storage_path=str(tmp_path))
+        doc = Document(
+            owner_id=first.id, assistant_id=owned, filename="a.txt", storage_path=str(tmp_path)
+        )
+        session.add_all([data, doc])
+        session.flush()
+        data_id, doc_id = data.id or 0, doc.id or 0
+
+    def message(call: object) -> str:
+        with pytest.raises(NotFound) as refused:
+            call()  # type: ignore[operator]
+        return str(refused.value)
+
+    for real, unknown in [
+        (lambda: dataset.dataset_file(actor=second, dataset_id=data_id, split="train"),
+         lambda: dataset.dataset_file(actor=second, dataset_id=data_id + 999, split="train")),
+        (lambda: document.delete_document(actor=second, document_id=doc_id),
+         lambda: document.delete_document(actor=second, document_id=doc_id + 999)),
+        (lambda: document.choose_columns(actor=second, document_id=doc_id, columns={}),
+         lambda: document.choose_columns(actor=second, document_id=doc_id + 999, columns={})),
+        (lambda: document.cited_source(actor=second, document_id=doc_id),
+         lambda: document.cited_source(actor=second, document_id=doc_id + 999)),
+    ]:  # fmt: skip
+        assert message(real) == message(unknown)

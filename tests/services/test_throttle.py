@@ -84,3 +84,48 @@ def test_redis_down_falls_back_to_the_database(db: str, settings_env: pytest.Mon
     fail_times("ada@example.com", 5)
     with pytest.raises(throttle.LockedOut):
         account.login(email="ada@example.com", password=PASSWORD, client=ALICE)
+
+
+# --- the adversarial probe (issue 16, break 1) ----------------------------------------------
+
+SPELLINGS = [
+    "ada@example.com", "ADA@example.com", "ada@EXAMPLE.com", "ada@ｅxample.com",
+    "ａｄａ@example.com", " Ada@Example.COM ", "ada@ＥＸＡＭＰＬＥ.com", "ᴬda@example.com",
+]  # fmt: skip
+
+
+def test_every_spelling_of_an_address_shares_one_lock(db: str) -> None:
+    """Failures under many spellings lock the one account; a locked account stays locked under
+    any spelling (with the right password), and the lock is not cleared by another spelling."""
+    account.register(email="ada@example.com", password=PASSWORD)
+    assert {throttle.email_key(s) for s in SPELLINGS} == {"ada@example.com"}
+    for spelling in SPELLINGS[:5]:
+        fail_times(spelling, 1, access.Client(ip=""))  # no address: only the account counts
+    for spelling in SPELLINGS:
+        with pytest.raises(throttle.LockedOut):
+            account.login(email=spelling, password=PASSWORD, client=access.Client(ip=""))
+
+
+def test_idna_domain_spellings_share_one_key() -> None:
+    assert throttle.email_key("ada@bücher.de") == throttle.email_key("ADA@xn--bcher-kva.de")
+    assert throttle.email_key("not an address") == "not an address"
+
+
+def test_forwarded_for_is_trusted_only_from_configured_proxies(
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    spoofed = "198.51.100.1, 10.0.0.2"
+    # No proxy configured: the peer is the client, whatever the header says.
+    assert access.client_address(peer="203.0.113.9", forwarded_for=spoofed) == "203.0.113.9"
+    settings_env.setenv("GPTSTUDIO_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1")
+    get_settings.cache_clear()
+    # Through the trusted proxies, the right-most untrusted hop is the client (a client can
+    # prepend anything it likes on the left).
+    assert access.client_address(peer="10.0.0.3", forwarded_for=spoofed) == "198.51.100.1"
+    assert access.client_address(peer="192.0.2.1", forwarded_for="6.6.6.6, 198.51.100.7") == (
+        "198.51.100.7"
+    )
+    # An untrusted peer's header is ignored; a garbage header leaves the peer.
+    assert access.client_address(peer="203.0.113.9", forwarded_for=spoofed) == "203.0.113.9"
+    assert access.client_address(peer="10.0.0.3", forwarded_for="not-an-ip") == "10.0.0.3"
+    assert access.client_address(peer="10.0.0.3", forwarded_for="") == "10.0.0.3"

@@ -177,14 +177,31 @@ def _token(people: dict[str, account.UserPublic], bees: int, email: str, ttl: in
     return widget.sign_identity(secret, email=email, expires_at=int(time.time()) + ttl)
 
 
-def test_a_valid_identity_names_the_subscriber(
+def test_a_signed_identity_is_the_subscriber_only_once_they_linked_the_site(
     people: dict[str, account.UserPublic], bees: int
 ) -> None:
+    """Issue 16, break 4: a creator signing another person's e-mail with the widget secret got
+    a session as that subscriber (billed to them), and learnt whether the address had an
+    account. Now a signed identity is a guest until its account links the widget, and an
+    unknown address is answered exactly like a known one."""
+    target, visitor_id = _target(people, bees), "v_" + "a" * 32
     token = _token(people, bees, "Sue@Example.com", 300)
-    user = widget.verify_identity(_target(people, bees), token)
-    assert user.id == people["sue"].id
-    who = widget.visitor(_target(people, bees), identity=token, visitor_id="v_" + "a" * 32)
-    assert (who.user_id, who.email) == (people["sue"].id, "sue@example.com")
+    assert widget.verify_identity(target, token) == "Sue@Example.com"
+    sue = widget.visitor(target, identity=token, visitor_id=visitor_id)
+    nobody = widget.visitor(
+        target, identity=_token(people, bees, "nobody@example.com", 300), visitor_id=visitor_id
+    )
+    assert sue == nobody == widget.Visitor(None, "", visitor_id, link_needed=True)
+
+    # Only Sue herself can link, with an identity naming her (any spelling of it).
+    with pytest.raises(widget.IdentityRejected, match="someone else"):
+        widget.link_site(actor=people["cy"], target=target, identity=token)
+    widget.link_site(actor=people["sue"], target=target, identity=token)
+    widget.link_site(actor=people["sue"], target=target, identity=token)  # once is enough
+    who = widget.visitor(target, identity=token, visitor_id=visitor_id)
+    assert (who.user_id, who.email, who.link_needed) == (people["sue"].id, "sue@example.com", False)
+    with session_scope() as session:
+        assert "widget.linked" in session.exec(select(AuditEvent.action)).all()
 
 
 def test_identity_matches_the_documented_hmac(
@@ -198,8 +215,9 @@ def test_identity_matches_the_documented_hmac(
     expiry = int(time.time()) + 60
     payload = f"sue@example.com.{expiry}"
     digest = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-    user = widget.verify_identity(_target(people, bees), f"{payload}.{digest}")
-    assert user.email == "sue@example.com"
+    assert widget.verify_identity(_target(people, bees), f"{payload}.{digest}") == (
+        "sue@example.com"
+    )
 
 
 def test_tampered_identities_are_refused(people: dict[str, account.UserPublic], bees: int) -> None:
@@ -256,20 +274,20 @@ def test_malformed_identities_are_refused(
         widget.verify_identity(_target(people, bees), token)
 
 
-def test_identities_of_unknown_or_disabled_accounts_are_refused(
+def test_disabled_accounts_are_guests_even_when_linked(
     people: dict[str, account.UserPublic], bees: int
 ) -> None:
     target = _target(people, bees)
-    with pytest.raises(widget.IdentityRejected, match="not an active GPT Studio account"):
-        widget.verify_identity(target, _token(people, bees, "nobody@example.com", 300))
+    token = _token(people, bees, "sue@example.com", 300)
+    widget.link_site(actor=people["sue"], target=target, identity=token)
     from gptstudio.models import User
 
     with session_scope() as session:
         row = session.get(User, people["sue"].id)
         assert row is not None
         row.is_active = False
-    with pytest.raises(widget.IdentityRejected, match="not an active GPT Studio account"):
-        widget.verify_identity(target, _token(people, bees, "sue@example.com", 300))
+    who = widget.visitor(target, identity=token, visitor_id="v_" + "b" * 32)
+    assert who.user_id is None and who.link_needed
 
 
 def test_anonymous_visitors_need_a_well_formed_visitor_id(
