@@ -1,5 +1,6 @@
-"""Training jobs and model versions: launch, queue position, cancel, the knowledge-gain gate,
-publishing, and asking for an export.
+"""Training jobs and model versions: launch, queue position, cancel (into a resumable state),
+resume or drop a cancelled job's checkpoints, the knowledge-gain gate, publishing, and asking for
+an export.
 
 This is the web side and uses only torch-free parts of :mod:`trainer` (config and registry). A
 queue job (:mod:`gptstudio.jobs.training`) trains, reports live progress, evaluates, resumes
@@ -159,7 +160,8 @@ def queue_position(job: TrainingJob) -> int:
 
 
 def cancel_job(*, actor: UserPublic, job_id: int, client: Client = Client()) -> TrainingJob:
-    """A queued job is cancelled at once; a running one stops after its current step."""
+    """A queued job is cancelled at once; a running one stops within about a second (mid-step,
+    validation or evaluation) and saves a checkpoint that :func:`resume_job` continues from."""
     from gptstudio.jobs.queue import huey
 
     with session_scope() as session:

@@ -353,6 +353,9 @@ def test_a_cancelled_job_resumes_where_it_stopped(
     assert [p.name for p in checkpoints.iterdir()] == [f"step-{stopped_at:08d}"]
     assert cancelled.progress["data"]["train"]["examples"] > 0  # shown on the training page
 
+    from gptstudio.pages.training.state import _job_row
+
+    assert _job_row(cancelled)["resumable"] == "yes"  # the page offers Resume
     queued = training.resume_job(actor=cy, job_id=job_id)
     assert queued.status == "queued" and not queued.cancel_requested
     huey.flush()
@@ -475,3 +478,18 @@ def test_two_consumers_on_redis_run_a_job_once(
             select(ModelVersion).where(ModelVersion.training_job_id == job_id)
         ).all()
     assert len(versions) == 1 and versions[0].report["resumed_from_steps"] == []
+
+
+def test_the_training_page_says_what_was_cut() -> None:
+    from gptstudio.pages.training.state import _data_note, _scored_note
+
+    data = {"train": {"examples": 398, "truncated": 1, "dropped": 1}, "eval": {}}
+    assert _data_note(data).startswith(
+        "1 training examples were cut"
+    ) and "1 dropped" in _data_note(data)
+    assert _data_note({"train": {"examples": 4, "truncated": 0, "dropped": 0}}) == ""
+    metrics = {"target_tokens": 6463, "answer_tokens": 7117, "sequence_length": 1024}
+    assert (
+        _scored_note(metrics) == "6,463 of 7,117 answer tokens scored (answers cut at 1,024 tokens)"
+    )
+    assert _scored_note({"target_tokens": 10, "answer_tokens": 10}) == ""

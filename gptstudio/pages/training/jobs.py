@@ -12,6 +12,7 @@ from gptstudio.components.badges import status_badge
 from gptstudio.components.tables import data_table
 from gptstudio.pages.training.state import TrainingState
 from gptstudio.services import training
+from gptstudio.state.errors import toasts_error
 
 
 class JobsState(TrainingState):
@@ -20,6 +21,20 @@ class JobsState(TrainingState):
         training.cancel_job(actor=self._actor(), job_id=int(job_id), client=self._client())
         self._refresh()
         return rx.toast.info("Cancelling: the job stops after its current step.")
+
+    @rx.event
+    @toasts_error
+    def resume(self, job_id: str) -> Any:
+        training.resume_job(actor=self._actor(), job_id=int(job_id), client=self._client())
+        self._refresh()
+        return rx.toast.info("Resuming from where the job stopped.")
+
+    @rx.event
+    @toasts_error
+    def remove_checkpoints(self, job_id: str) -> Any:
+        training.remove_checkpoints(actor=self._actor(), job_id=int(job_id), client=self._client())
+        self._refresh()
+        return rx.toast.info("The job's checkpoints are deleted; it cannot be resumed.")
 
     @rx.event
     def select_job(self, job_id: str) -> None:
@@ -52,7 +67,27 @@ def _job_view(j: rx.Var[dict[str, str]]) -> rx.Component:
                     on_click=JobsState.cancel(j["id"]),
                     class_name="job-cancel",
                 ),
-            )
+            ),
+            rx.cond(
+                j["resumable"] == "yes",
+                rx.hstack(
+                    rx.button(
+                        "Resume",
+                        size="1",
+                        variant="soft",
+                        on_click=JobsState.resume(j["id"]),
+                        class_name="job-resume",
+                    ),
+                    rx.button(
+                        "Delete checkpoints",
+                        size="1",
+                        color_scheme="gray",
+                        variant="soft",
+                        on_click=JobsState.remove_checkpoints(j["id"]),
+                        class_name="job-remove-checkpoints",
+                    ),
+                ),
+            ),
         ),
         class_name="job-row",
     )
@@ -83,6 +118,7 @@ def live_card() -> rx.Component:
         ),
         rx.progress(value=job["percent"].to(int), width="100%", id="job-progress"),
         rx.cond(job["error"] != "", rx.callout(job["error"], color_scheme="red", id="job-error")),
+        rx.cond(job["data_note"] != "", rx.text(job["data_note"], size="2", id="job-data-note")),
         rx.recharts.line_chart(
             rx.recharts.line(data_key="loss", stroke="#3e63dd", dot=False, name="training loss"),
             rx.recharts.line(
