@@ -20,8 +20,10 @@ One process trains on one device (``cuda:0`` or the CPU) unless ``num_processes`
 visible GPU) asks for more: then :mod:`trainer.distributed` starts one process per GPU (or
 per share of the CPU, on gloo) that runs this same code with a :class:`Parallel` context. A step
 then takes ``gradient_accumulation`` micro-batches per process, in the single-process order: the
-step's micro-batches are dealt out round-robin, so N processes train exactly like one process with
-N times the accumulation (up to float summation order). Only rank 0 writes files and progress.
+step's micro-batches are dealt out round-robin, and each micro-batch draws its dropout from a
+generator seeded by (seed, step, its index in the step), not from a per-process stream, so N
+processes train exactly like one process with N times the accumulation, dropout included (up to
+float summation order). Only rank 0 writes files and progress.
 """
 
 from __future__ import annotations
@@ -697,7 +699,8 @@ def train_step(run: Run, group: list[list[list[int]]]) -> Step:
     batches = [collate(rows_of(run.train_examples, rows), pad_id=pad_id) for rows in group]
     targets = sum(b.targets for b in batches)
     total = 0.0
-    for batch in batches:
+    for index, batch in enumerate(batches):
+        seed_micro_batch(run, index)
         with autocast(run.hardware):
             summed = loss_sum(run.model, batch.to(run.hardware.placement))
         # Dividing by the step's target count makes accumulation equal one big batch.
@@ -737,6 +740,7 @@ def parallel_step(run: Run, parallel: Parallel, group: list[list[list[int]]]) ->
     total, tokens = 0.0, 0
     for number, (rows, weight) in enumerate(mine):
         batch = collate(rows_of(run.train_examples, rows), pad_id=pad_id)
+        seed_micro_batch(run, parallel.rank + number * parallel.processes)
         last = number == passes - 1
         with nullcontext() if last else accelerator.no_sync(parallel.wrapped):
             with autocast(run.hardware):
@@ -753,6 +757,13 @@ def parallel_step(run: Run, parallel: Parallel, group: list[list[list[int]]]) ->
     optimizer.zero_grad(set_to_none=True)
     total, summed_tokens = all_sum(run, [total, float(tokens)])
     return Step(total / targets, int(summed_tokens), time.perf_counter() - started, learning_rate)
+
+
+def seed_micro_batch(run: Run, index: int) -> None:
+    """Seed the dropout of micro-batch ``index`` of the coming step from (seed, step, index):
+    whichever process runs it draws the same masks, and a resumed run draws them again."""
+    if run.config.dropout:
+        torch.manual_seed((run.config.seed * 1_000_003 + run.history.step) * 4_099 + index)
 
 
 def all_sum(run: Run, values: list[float]) -> list[float]:
