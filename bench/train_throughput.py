@@ -28,7 +28,8 @@ The sides:
 * ``trl-padding-free``: TRL's ``SFTTrainer`` with ``padding_free=True`` and ``--batch`` examples.
 
 All are timed the same way: the wall time of the whole training call, from the chat records to a
-trained adapter (tokenising, loading the model, training; not evaluating). Useful tokens are
+trained adapter (tokenising, loading the model, training; not evaluating; every library is
+imported before the first clock starts). Useful tokens are
 counted alike: the non-pad tokens of the tokenised dataset, which every side trains on exactly
 once. After training, every adapter's loss per assistant token on the same 32 held-out examples
 is measured by the same function (one example at a time, no dropout), so a side that is faster
@@ -270,6 +271,17 @@ def measure(model_dir: Path, records: list[dict[str, Any]], held_out: list[Any],
     return best
 
 
+def import_everything() -> None:
+    """Import every side's libraries before any clock starts (peft alone imports bitsandbytes,
+    seconds on a loaded machine): the first side to run would otherwise pay for all."""
+    import datasets  # noqa: F401
+    import peft  # noqa: F401
+    import transformers.trainer  # noqa: F401
+    import trl  # noqa: F401
+
+    import trainer.launch  # noqa: F401
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=128)
@@ -294,6 +306,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
+    import_everything()
     records = make_records(args.examples, seed=0)
     with tempfile.TemporaryDirectory() as folder:
         model_dir = build_tiny_model(
