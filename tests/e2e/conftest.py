@@ -63,7 +63,7 @@ def running_app(
     log = (data_dir.parent / "app.log").open("wb")
     if engine:  # what `make run` does before starting: the tiny local base model
         subprocess.run(
-            [sys.executable, "-m", "trainer.tiny", "--if-unconfigured"],
+            [sys.executable, "-m", "gptstudio.tiny_model", "--if-unconfigured"],
             cwd=ROOT, env=env, check=True, stdout=log, stderr=log,
         )  # fmt: skip
     command = [sys.executable, "-m", "gptstudio.run", *([] if engine else ["--no-engine"])]
