@@ -78,7 +78,7 @@ tiny-model: install
 	$(BIN)/python -m gptstudio.tiny_model
 
 bench: install-dev ## CPU benchmarks; bench/train_gpu.py runs on a GPU host only
-	for script in bench/dedupe.py bench/train_throughput.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/dedupe.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) $(TOOLS) .web .states reflex.lock

@@ -101,10 +101,12 @@ def temp_folder(parent: Path, name: str) -> Path:
 
 
 def publish(temp: Path, final: Path) -> Path:
-    """Move a fully written folder into place in one rename."""
+    """Move a fully written folder into place in one rename. An existing ``final`` is never
+    replaced (deleting it first would leave a window with neither): callers decide before."""
     _fsync_tree(temp)
-    if final.exists():  # e.g. a step re-saved after resuming from an earlier checkpoint
-        shutil.rmtree(final)
+    if final.exists():
+        shutil.rmtree(temp, ignore_errors=True)
+        raise CheckpointError(f"{final} already exists; it is kept as it is")
     os.replace(temp, final)
     _fsync_tree(final.parent)
     return final
@@ -148,8 +150,16 @@ def save_checkpoint(
     tensors: dict[str, Any],
     keep: int,
 ) -> Path:
-    """Write a checkpoint atomically and keep only the ``keep`` newest."""
+    """Write a checkpoint atomically and keep only the ``keep`` newest.
+
+    A complete checkpoint of the same step is kept rather than rewritten (a run cancelled right
+    after resuming from it holds the same state); an incomplete one is worthless and replaced.
+    """
     name = f"{PREFIX}{step:08d}"
+    existing = root / name
+    if is_complete(existing):
+        return existing
+    shutil.rmtree(existing, ignore_errors=True)
     temp = temp_folder(root, name)
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, temp / WEIGHTS)
     if best_weights is not None:
@@ -162,6 +172,11 @@ def save_checkpoint(
     return final
 
 
+def is_complete(path: Path) -> bool:
+    """Whether every file a checkpoint needs is there (not whether each one reads)."""
+    return all((path / name).is_file() for name in (STATE, WEIGHTS, TENSORS))
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`."""
     try:
@@ -171,5 +186,5 @@ def load_checkpoint(path: Path) -> Checkpoint:
         # weights_only: only tensors and plain containers are unpickled (no code).
         tensors = torch.load(path / TENSORS, weights_only=True)
     except (OSError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({error}); delete it") from error
+        raise CheckpointError(f"checkpoint {path} cannot be read ({error})") from error
     return Checkpoint(path, int(state["step"]), weights, best, state, tensors)

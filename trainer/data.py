@@ -21,6 +21,7 @@ Everything here is plain Python except :func:`collate`, which builds torch tenso
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import math
 import random
@@ -77,6 +78,18 @@ class DataStats:
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+
+def dataset_hash(train: Sequence[Conversation], held_out: Sequence[Conversation]) -> str:
+    """SHA-256 of the conversations a run trains and validates on, in order: a checkpoint or an
+    adapter stores it, and resuming on other data is refused."""
+    digest = hashlib.sha256()
+    for part, conversations in (("train", train), ("eval", held_out)):
+        digest.update(part.encode())
+        for conversation in conversations:
+            digest.update(json.dumps(conversation.messages, sort_keys=True).encode())
+            digest.update(b"\n")
+    return digest.hexdigest()
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ the job and show it to the creator as is.
 from __future__ import annotations
 
 
+class Stopped(Exception):
+    """``should_stop`` said stop inside validation or evaluation (a cancel, not a failure)."""
+
+
 class TrainingError(Exception):
     """Base of every error the trainer raises on purpose."""
 

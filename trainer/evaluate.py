@@ -16,15 +16,16 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.data import Conversation, Message, load_conversations
-from trainer.errors import DatasetError
+from trainer.data import Conversation, Message, load_conversations, tokenize_all
+from trainer.errors import DatasetError, Stopped
 
 DEFAULT_MARGIN = 0.05  # tuned perplexity must be at least 5% below the base's
+UNLIMITED = 1 << 40  # a length no example reaches: counts answer tokens before truncation
 
 
 # --- pure scoring --------------------------------------------------------------------------
@@ -175,7 +176,9 @@ class EvaluationReport:
     tuned_qa: QAScores
     samples: list[SampleRow] = field(default_factory=list)
     n_examples: int = 0
-    target_tokens: int = 0
+    target_tokens: int = 0  # answer tokens scored (within ``sequence_length``)
+    answer_tokens: int = 0  # answer tokens in the held-out set, untruncated
+    sequence_length: int = 0  # the training length examples were truncated to
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,6 +195,7 @@ def perplexity(
     sequence_length: int,
     batch_size: int = 4,
     device: str = "cpu",
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[float, int]:
     """exp(mean loss per assistant token) and the number of those tokens."""
     import torch
@@ -208,6 +212,8 @@ def perplexity(
     total = 0.0
     with torch.no_grad():
         for _, rows in plan.micro_batches(0):
+            if should_stop():
+                raise Stopped
             batch = collate(
                 [[examples[i] for i in row] for row in rows], pad_id=tokenizer.pad_token_id
             )
@@ -223,6 +229,7 @@ def generate_answers(
     max_new_tokens: int,
     batch_size: int = 8,
     device: str = "cpu",
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[str]:
     """Greedy answers to chat prompts, batched with left padding."""
     import torch
@@ -230,6 +237,8 @@ def generate_answers(
     tokenizer.padding_side = "left"  # generation continues from the right edge
     answers: list[str] = []
     for start in range(0, len(prompts), batch_size):
+        if should_stop():
+            raise Stopped
         texts = [
             tokenizer.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False)
             for p in prompts[start : start + batch_size]
@@ -265,8 +274,13 @@ def evaluate(
     max_qa: int = 100,
     margin: float = DEFAULT_MARGIN,
     sequence_length: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> EvaluationReport:
-    """Compare the base model and base + ``adapter`` on the test conversations of ``dataset``."""
+    """Compare the base model and base + ``adapter`` on the test conversations of ``dataset``.
+
+    Perplexity scores answers within the training length, as training saw them: the report
+    says how many answer tokens that kept (``target_tokens`` of ``answer_tokens``).
+    ``should_stop`` is polled between batches; when it says stop, :class:`Stopped` is raised."""
     from trainer.modeling import adapter_job_config, find_adapter_dir, load_tuned
 
     adapter_dir = find_adapter_dir(adapter)
@@ -274,16 +288,19 @@ def evaluate(
     job = adapter_job_config(adapter_dir)
     length = sequence_length or (job.sequence_length if job else 1024)
     model, tokenizer, hardware = load_tuned(adapter_dir, base_model=base_model)
+    whole = tokenize_all(tokenizer, conversations, max_length=UNLIMITED)[1]
     pairs = qa_pairs(conversations)[:max_qa]
     prompts = [p.prompt for p in pairs]
 
     def measure() -> tuple[float, int, list[str]]:
         ppl, n_tokens = perplexity(
-            model, tokenizer, conversations, sequence_length=length, device=hardware.device
-        )
+            model, tokenizer, conversations, sequence_length=length, device=hardware.device,
+            should_stop=should_stop,
+        )  # fmt: skip
         answers = generate_answers(
-            model, tokenizer, prompts, max_new_tokens=max_new_tokens, device=hardware.device
-        )
+            model, tokenizer, prompts, max_new_tokens=max_new_tokens, device=hardware.device,
+            should_stop=should_stop,
+        )  # fmt: skip
         return ppl, n_tokens, answers
 
     with model.disable_adapter():
@@ -299,4 +316,6 @@ def evaluate(
         samples=side_by_side(pairs, base_answers, tuned_answers)[:n_samples],
         n_examples=len(conversations),
         target_tokens=n_tokens,
+        answer_tokens=whole.target_tokens,
+        sequence_length=length,
     )

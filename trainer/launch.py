@@ -11,6 +11,7 @@ from pathlib import Path
 
 from trainer import distributed
 from trainer.config import JobConfig
+from trainer.data import dataset_hash
 from trainer.train import (
     ADAPTER_DIR,
     REPORT_FILE,
@@ -19,6 +20,7 @@ from trainer.train import (
     StopCallback,
     TrainResult,
     finished_result,
+    load_splits,
     main,
     setup,
 )
@@ -42,7 +44,7 @@ def train(
     """
     output = Path(output_dir)
     if resume and (output / ADAPTER_DIR / REPORT_FILE).is_file():
-        return finished_result(output)
+        return finished_result(output, dataset_hash(*load_splits(config, dataset, eval_dataset)))
     processes = distributed.resolve_processes(config, output, resume=resume)
     if processes > 1:
         return distributed.launch(

@@ -56,8 +56,11 @@ def train_tokenizer(vocab_size: int = 1024):  # type: ignore[no-untyped-def]
     return fast
 
 
-def build_tiny_model(output_dir: str | Path, *, seed: int = 0, hidden_size: int = 64) -> Path:
-    """Write the tiny model and tokenizer to ``output_dir`` with ``save_pretrained``."""
+def build_tiny_model(
+    output_dir: str | Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 2
+) -> Path:
+    """Write the tiny model and tokenizer to ``output_dir`` with ``save_pretrained`` (wider and
+    deeper shapes are for benchmarks, where compute rather than Python should dominate)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -69,7 +72,7 @@ def build_tiny_model(output_dir: str | Path, *, seed: int = 0, hidden_size: int 
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=CONTEXT_WINDOW,

@@ -20,8 +20,10 @@ One process trains on one device (``cuda:0`` or the CPU) unless ``num_processes`
 visible GPU) asks for more: then :mod:`trainer.distributed` starts one process per GPU (or
 per share of the CPU, on gloo) that runs this same code with a :class:`Parallel` context. A step
 then takes ``gradient_accumulation`` micro-batches per process, in the single-process order: the
-step's micro-batches are dealt out round-robin, so N processes train exactly like one process with
-N times the accumulation (up to float summation order). Only rank 0 writes files and progress.
+step's micro-batches are dealt out round-robin, and each micro-batch draws its dropout from a
+generator seeded by (seed, step, its index in the step), not from a per-process stream, so N
+processes train exactly like one process with N times the accumulation, dropout included (up to
+float summation order). Only rank 0 writes files and progress.
 """
 
 from __future__ import annotations
@@ -52,11 +54,18 @@ from trainer.data import (
     Example,
     check_enough,
     collate,
+    dataset_hash,
     load_conversations,
     split_conversations,
     tokenize_all,
 )
-from trainer.errors import CheckpointError, ConfigError, DatasetError, OutOfMemoryError
+from trainer.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    OutOfMemoryError,
+    Stopped,
+)
 from trainer.modeling import (
     Hardware,
     add_lora,
@@ -163,6 +172,7 @@ class Run:
     on_progress: ProgressCallback
     should_stop: StopCallback
     notes: list[str] = field(default_factory=list)  # shown in the report
+    dataset_hash: str = ""  # of the train and eval conversations (see trainer.data)
     parallel: Parallel | None = None
     history: History = field(default_factory=History)
     best_weights: dict[str, torch.Tensor] | None = None
@@ -185,9 +195,11 @@ class Run:
         return self.config.gradient_accumulation * self.processes
 
 
-def finished_result(output: Path) -> TrainResult:
-    """The result of a run whose adapter was already published."""
+def finished_result(output: Path, data_hash: str) -> TrainResult:
+    """The result of a run whose adapter was already published, if it was trained on the data
+    whose :func:`~trainer.data.dataset_hash` is ``data_hash``."""
     report = json.loads((output / ADAPTER_DIR / REPORT_FILE).read_text())
+    check_dataset(output / ADAPTER_DIR, report.get("dataset_hash"), data_hash)
     return TrainResult(report["status"], output, output / ADAPTER_DIR, report)
 
 
@@ -258,6 +270,7 @@ def setup(
         on_progress=on_progress or (lambda _: None),
         should_stop=should_stop or (lambda: False),
         notes=notes,
+        dataset_hash=dataset_hash(train_conversations, eval_conversations),
         parallel=parallel,
     )
 
@@ -416,11 +429,15 @@ def main(run: Run, *, resume: bool = False) -> TrainResult:
         resume_latest(run, checkpoints)
     if run.is_main:
         run.config.save(run.output_dir / CONFIG_FILE)
+    emit(run, "started", loss=None, data=run.data_stats)
     status = fit(run)
     if status != "cancelled":
-        final_eval(run)
-        if run.config.early_stopping_patience and run.best_weights is not None:
-            load_weights(run.model, run.best_weights)  # early stopping keeps the best adapter
+        try:
+            final_eval(run)
+        except Stopped:
+            status = cancel(run)
+    if status != "cancelled" and run.config.early_stopping_patience and run.best_weights:
+        load_weights(run.model, run.best_weights)  # early stopping keeps the best adapter
     report = build_report(run, status)
     adapter = None
     if run.is_main:  # the other ranks hold the same weights and history: rank 0 writes
@@ -449,11 +466,11 @@ def load_weights(model: Any, weights: dict[str, torch.Tensor]) -> None:
 
 def resume_latest(run: Run, root: Path) -> None:
     """Continue from the newest checkpoint: weights, optimizer, scheduler, RNG, data position."""
-    latest = ckpt.latest_checkpoint(root)
-    if latest is None:
+    saved = newest_readable(run, root)
+    if saved is None:
         logger.info("no checkpoint in %s; starting from step 0", root)
         return
-    saved = ckpt.load_checkpoint(latest)
+    latest = saved.path
     saved_config = {**FIELDS_ADDED_SINCE, **saved.state.get("config", {})}
     if saved_config != run.config.to_dict():
         changed = sorted(k for k, v in run.config.to_dict().items() if saved_config.get(k) != v)
@@ -461,6 +478,7 @@ def resume_latest(run: Run, root: Path) -> None:
             f"{latest} was written with a different job config (changed: {changed}); "
             "resume with the original config or start in a new output folder"
         )
+    check_dataset(latest, saved.state.get("dataset_hash"), run.dataset_hash)
     check_processes(latest, int(saved.state.get("processes", 1)), run.processes)
     load_weights(run.model, saved.weights)
     run.best_weights = saved.best_weights
@@ -473,6 +491,33 @@ def resume_latest(run: Run, root: Path) -> None:
     rng = saved.tensors["rng_ranks"][run.parallel.rank] if run.parallel else saved.tensors["rng"]
     ckpt.restore_rng(rng)
     logger.info("resumed from %s", latest)
+
+
+def newest_readable(run: Run, root: Path) -> ckpt.Checkpoint | None:
+    """The newest checkpoint that loads; an unreadable one (a disk that lost a file) is skipped
+    for the one before it, with a note in the report. None when there is none at all."""
+    found = ckpt.list_checkpoints(root)
+    for index, path in enumerate(reversed(found)):
+        try:
+            return ckpt.load_checkpoint(path)
+        except CheckpointError as error:
+            if index == len(found) - 1:
+                raise
+            note = (
+                f"skipped unreadable checkpoint {path.name} ({error}); resumed from the one before"
+            )
+            logger.warning(note)
+            run.notes.append(note)
+    return None
+
+
+def check_dataset(path: Path, saved: str | None, current: str) -> None:
+    """A checkpoint continues only on the data it was trained on."""
+    if saved is not None and saved != current:
+        raise CheckpointError(
+            f"{path} was trained on a different dataset (its hash {saved[:12]}…, this one "
+            f"{current[:12]}…); resume with the original dataset or start in a new output folder"
+        )
 
 
 # Fields a checkpoint written before they existed lacks, with the value that run had.
@@ -500,6 +545,7 @@ def save_checkpoint(run: Run) -> Path | None:
         "config": run.config.to_dict(),
         "history": {**asdict(h), "wall_seconds": h.wall_seconds + elapsed(run)},
         "processes": run.processes,
+        "dataset_hash": run.dataset_hash,
     }
     tensors = {
         "optimizer": run.optimizer.state_dict(),
@@ -572,6 +618,7 @@ def build_report(run: Run, status: Status) -> dict[str, Any]:
         "trainable_parameters": trainable,
         "total_parameters": total,
         "data": run.data_stats,
+        "dataset_hash": run.dataset_hash,
         "notes": run.notes,
     }
 
@@ -582,22 +629,24 @@ def build_report(run: Run, status: Status) -> dict[str, Any]:
 def fit(run: Run) -> Status:
     """Optimizer steps until done, early-stopped, or ``should_stop()`` says so.
 
-    A cancelled run saves a checkpoint of where it stopped (when checkpoints are on), so that
-    a worker shutting down loses nothing: resuming continues from the exact step.
+    A cancelled run saves a checkpoint of where it stopped (even with ``checkpoint_interval``
+    0), so that a cancelled job or a worker shutting down loses nothing: resuming continues from
+    the exact step. A stop asked during validation ends it early (the step itself is kept).
     """
     run.model.train()
     for position, group in step_groups(run):
         if run.should_stop():
-            if run.config.checkpoint_interval and run.history.step:
-                save_checkpoint(run)
-            return "cancelled"
+            return cancel(run)
         try:
             step = train_step(run, group)
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if is_out_of_memory(error):
                 raise OutOfMemoryError(out_of_memory_message(run.config, run.hardware)) from error
             raise
-        stop_early = record_step(run, position, step)
+        try:
+            stop_early = record_step(run, position, step)
+        except Stopped:
+            return cancel(run)
         saved = due(run.history.step, run.config.checkpoint_interval) and not (
             stop_early or run.history.step == run.total_steps
         )
@@ -607,6 +656,13 @@ def fit(run: Run) -> Status:
         if stop_early:
             return "early_stopped"
     return "completed"
+
+
+def cancel(run: Run) -> Status:
+    """Save where the run stopped (every rank calls it: ranks hand over their RNG state)."""
+    if run.history.step:
+        save_checkpoint(run)
+    return "cancelled"
 
 
 def step_groups(run: Run) -> Iterator[tuple[tuple[int, int], list[list[list[int]]]]]:
@@ -643,7 +699,8 @@ def train_step(run: Run, group: list[list[list[int]]]) -> Step:
     batches = [collate(rows_of(run.train_examples, rows), pad_id=pad_id) for rows in group]
     targets = sum(b.targets for b in batches)
     total = 0.0
-    for batch in batches:
+    for index, batch in enumerate(batches):
+        seed_micro_batch(run, index)
         with autocast(run.hardware):
             summed = loss_sum(run.model, batch.to(run.hardware.placement))
         # Dividing by the step's target count makes accumulation equal one big batch.
@@ -683,6 +740,7 @@ def parallel_step(run: Run, parallel: Parallel, group: list[list[list[int]]]) ->
     total, tokens = 0.0, 0
     for number, (rows, weight) in enumerate(mine):
         batch = collate(rows_of(run.train_examples, rows), pad_id=pad_id)
+        seed_micro_batch(run, parallel.rank + number * parallel.processes)
         last = number == passes - 1
         with nullcontext() if last else accelerator.no_sync(parallel.wrapped):
             with autocast(run.hardware):
@@ -699,6 +757,13 @@ def parallel_step(run: Run, parallel: Parallel, group: list[list[list[int]]]) ->
     optimizer.zero_grad(set_to_none=True)
     total, summed_tokens = all_sum(run, [total, float(tokens)])
     return Step(total / targets, int(summed_tokens), time.perf_counter() - started, learning_rate)
+
+
+def seed_micro_batch(run: Run, index: int) -> None:
+    """Seed the dropout of micro-batch ``index`` of the coming step from (seed, step, index):
+    whichever process runs it draws the same masks, and a resumed run draws them again."""
+    if run.config.dropout:
+        torch.manual_seed((run.config.seed * 1_000_003 + run.history.step) * 4_099 + index)
 
 
 def all_sum(run: Run, values: list[float]) -> list[float]:
@@ -759,6 +824,9 @@ def validate(run: Run) -> float:
     for index, rows in run.eval_plan.micro_batches(0):
         if index % run.processes != rank:
             continue
+        if run.parallel is None and run.should_stop():  # ranks agree on stops only per step
+            run.model.train()
+            raise Stopped
         batch = collate(rows_of(run.eval_examples, rows), pad_id=pad_id)
         with autocast(run.hardware):
             total += loss_sum(run.model, batch.to(run.hardware.placement)).item()
@@ -781,8 +849,11 @@ def epoch_progress(run: Run) -> float:
     return h.epoch + h.micro_batch / in_epoch
 
 
-def emit(run: Run, event: str, *, loss: float | None, checkpoint: bool = False) -> None:
-    """Tell ``on_progress`` where the run is; ``event`` is step, done or cancelled."""
+def emit(
+    run: Run, event: str, *, loss: float | None, checkpoint: bool = False, **extra: Any
+) -> None:
+    """Tell ``on_progress`` where the run is; ``event`` is started (with the ``data`` stats:
+    examples kept, truncated, dropped), step, done or cancelled."""
     h = run.history
     if not run.is_main:
         return
@@ -800,5 +871,6 @@ def emit(run: Run, event: str, *, loss: float | None, checkpoint: bool = False) 
             "eta_seconds": per_step * (run.total_steps - h.step) if per_step else None,
             "elapsed_seconds": h.wall_seconds + elapsed(run),
             "checkpoint": checkpoint,
+            **extra,
         }
     )

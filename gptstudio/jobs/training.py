@@ -14,13 +14,14 @@ import logging
 import os
 import socket
 import tarfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import col, select
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
 from gptstudio.jobs.tasks import body
@@ -31,65 +32,151 @@ from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
+HEARTBEAT_SECONDS = 1.0  # also how soon a cancel is seen (a quarter of the stale time if shorter)
+# Kept in the job's progress from one write to the next (the rest is the latest event).
+KEPT_PROGRESS = ("resumed_from_worker", "data")
 
 
 def _this_worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def _claim(job_id: int) -> TrainingJob | None:
+def _claim(job_id: int, worker: str) -> bool:
+    """Take the job in one compare-and-set: only a queued or running job whose last owner's
+    heartbeat is older than the stale time (or that never had one) can be taken, so two workers
+    (a duplicate task, or ``resume_stale_jobs`` racing a live worker) never run it together."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=get_settings().job_stale_seconds)
+    free = (col(TrainingJob.worker) == "") | col(TrainingJob.heartbeat_at).is_(None)
     with session_scope() as session:
+        taken = session.execute(
+            update(TrainingJob)
+            .where(
+                col(TrainingJob.id) == job_id,
+                col(TrainingJob.status).in_(ACTIVE),
+                col(TrainingJob.cancel_requested).is_(False),
+                free | (col(TrainingJob.heartbeat_at) < cutoff),
+            )
+            .values(status="running", worker=worker, heartbeat_at=now)
+            .returning(col(TrainingJob.id))
+        ).first()
         job = session.get(TrainingJob, job_id)
-        if job is None or job.status not in ACTIVE or job.cancel_requested:
-            if job is not None and job.cancel_requested and job.status in ACTIVE:
-                job.status, job.finished_at = "cancelled", utcnow()
-            return None
-        job.status, job.worker, job.heartbeat_at = "running", _this_worker(), utcnow()
-        job.started_at = job.started_at or utcnow()
-        return job
+        if job is None:
+            return False
+        if taken:
+            job.started_at = job.started_at or now
+            return True
+        if job.cancel_requested and job.status == "queued":
+            job.status, job.finished_at = "cancelled", now
+        return False
 
 
 def _load_splits(dataset_path: str) -> list[dict[str, Any]]:
-    records = []
-    for split in SPLITS:
-        path = Path(dataset_path) / f"{split}.jsonl"
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                records.append({**json.loads(line), "split": split})
-    return records
+    """The snapshot's records with their split; a corrupt file fails naming file and line."""
+    from trainer.data import read_jsonl
+
+    return [
+        {**record, "split": split}
+        for split in SPLITS
+        for record in read_jsonl(Path(dataset_path) / f"{split}.jsonl")
+    ]
+
+
+class _Lease:
+    """The heartbeat of a claimed job, written by a thread every ``interval`` seconds whatever the
+    job is doing (loading the model, tokenising, validating, evaluating), with the compare-and-set
+    ``worker = me``: a worker that lost the job (it was re-queued and taken by another) learns it
+    at the next beat and stops. Each beat also reads ``cancel_requested``, so cancel is seen
+    within ``interval`` seconds, between steps, inside validation and during evaluation."""
+
+    def __init__(self, job_id: int, worker: str, *, stale_seconds: float) -> None:
+        self.job_id, self.worker = job_id, worker
+        self.interval = max(0.2, min(HEARTBEAT_SECONDS, stale_seconds / 4))
+        self.stale_seconds = stale_seconds
+        self.cancel = self.lost = False
+        self._last_beat = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except Exception:  # a database hiccup: the next beat retries; a long gap loses it
+                log.warning("heartbeat of training job %s failed", self.job_id, exc_info=True)
+            if time.monotonic() - self._last_beat > self.stale_seconds * 0.75:
+                self.lost = True  # others may take it soon: stop before they do
+
+    def beat(self) -> None:
+        with session_scope() as session:
+            row = session.execute(
+                update(TrainingJob)
+                .where(
+                    col(TrainingJob.id) == self.job_id,
+                    col(TrainingJob.worker) == self.worker,
+                    col(TrainingJob.status) == "running",
+                )
+                .values(heartbeat_at=utcnow())
+                .returning(col(TrainingJob.cancel_requested))
+            ).first()
+        if row is None:
+            self.lost = True
+            return
+        self._last_beat = time.monotonic()
+        self.cancel = self.cancel or bool(row[0])
+
+    def should_stop(self) -> bool:
+        return self.cancel or self.lost
 
 
 class _Reporter:
-    """Writes progress to the job row at most once a second; answers 'should I stop?'."""
+    """Writes progress to the job row at most once a second (only while this worker owns it)."""
 
-    def __init__(self, job_id: int) -> None:
-        self.job_id, self.last = job_id, 0.0
+    def __init__(self, job_id: int, lease: _Lease) -> None:
+        self.job_id, self.lease, self.last = job_id, lease, 0.0
         self.points: list[dict[str, Any]] = []
-        self.cancel = False
 
     def __call__(self, update: dict[str, Any]) -> None:
-        if update.get("loss") is not None:
+        if update.get("loss") is not None and update.get("event") == "step":
             self.points.append(
                 {k: update.get(k) for k in ("step", "loss", "eval_loss", "learning_rate")}
             )
-        final = update.get("event") in {"done", "cancelled"}
-        if not final and time.monotonic() - self.last < PROGRESS_EVERY_SECONDS:
+        # Always written: the first events, the last, and a step that saved a checkpoint.
+        now = update.get("event") != "step" or update.get("checkpoint") or not self.last
+        if not now and time.monotonic() - self.last < PROGRESS_EVERY_SECONDS:
             return
-        self.last = time.monotonic()
+        if update.get("event") == "step":
+            self.last = time.monotonic()
         with session_scope() as session:
             job = session.get(TrainingJob, self.job_id)
-            if job is None:
-                self.cancel = True
+            if job is None or job.worker != self.lease.worker:
+                self.lease.lost = True
                 return
-            kept = {k: v for k, v in job.progress.items() if k == "resumed_from_worker"}
+            kept = {k: v for k, v in job.progress.items() if k in KEPT_PROGRESS}
+            if isinstance(update.get("data"), dict):
+                kept["data"] = update["data"]  # examples kept, truncated, dropped
             job.progress = {**kept, **{k: v for k, v in update.items() if _plain(v)}}
-            job.history = [*job.history, *self.points]
-            job.heartbeat_at = utcnow()
+            job.history = _merged_history(job.history, self.points)
             self.points = []
-            self.cancel = job.cancel_requested
 
-    def should_stop(self) -> bool:
-        return self.cancel
+
+def _merged_history(
+    stored: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``stored`` then ``new``; a run resumed from a checkpoint repeats the steps after it, and
+    those replace the ones the dead worker had written (the chart never doubles back)."""
+    if not new:
+        return stored
+    first = min(int(p["step"]) for p in new)
+    return [p for p in stored if int(p.get("step") or 0) < first] + new
 
 
 def _plain(value: Any) -> bool:
@@ -98,38 +185,54 @@ def _plain(value: Any) -> bool:
 
 @body("train")
 def run_job(job_id: int) -> None:
-    """Train, evaluate and record a model version; resumes from the job's last checkpoint."""
-    job = _claim(job_id)
-    if job is None:
+    """Train, evaluate and record a model version; resumes from the job's last checkpoint.
+
+    The job is claimed with a compare-and-set and held by a heartbeat thread (:class:`_Lease`)
+    from the claim to the end; every write after that checks this worker still owns it."""
+    worker = _this_worker()
+    if not _claim(job_id, worker):
+        log.info("training job %s is not free to run (done, cancelled or owned); skipped", job_id)
         return
+    with _Lease(job_id, worker, stale_seconds=get_settings().job_stale_seconds) as lease:
+        status, error = _train_and_evaluate(job_id, lease)
+    if lease.lost:
+        log.warning("training job %s was taken over by another worker; this one stopped", job_id)
+        return
+    _finish(job_id, worker, status, error)
+
+
+def _train_and_evaluate(job_id: int, lease: _Lease) -> tuple[str, str]:
+    """The job's outcome: (status, error). A version is recorded when it succeeds."""
     from trainer.config import JobConfig
-    from trainer.errors import TrainingError
+    from trainer.errors import Stopped, TrainingError
     from trainer.launch import train
 
-    reporter = _Reporter(job_id)
+    reporter = _Reporter(job_id, lease)
     try:
         with session_scope() as session:
-            data = session.get(Dataset, job.dataset_id)
-            assert data is not None
-            dataset_path = data.storage_path
+            job = session.get(TrainingJob, job_id)
+            data = session.get(Dataset, job.dataset_id) if job else None
+            assert job is not None and data is not None
+            dataset_path, job_config, output_dir = data.storage_path, job.config, job.output_dir
         records = _load_splits(dataset_path)
-        config = JobConfig.from_dict(job.config)
+        config = JobConfig.from_dict(job_config)
         result = train(
             config, dataset=[r for r in records if r["split"] != "test"],
-            output_dir=job.output_dir, resume=True, on_progress=reporter,
-            should_stop=reporter.should_stop,
+            output_dir=output_dir, resume=True, on_progress=reporter,
+            should_stop=lease.should_stop,
         )  # fmt: skip
-        if result.status == "cancelled":
-            _finish(job_id, "cancelled")
-            return
-        metrics = _evaluate(str(result.adapter_dir), records, config)
-        _record_version(job_id, str(result.adapter_dir), metrics, result.report)
-        _finish(job_id, "succeeded")
+        if result.status == "cancelled" or lease.should_stop():
+            return "cancelled", ""
+        metrics = _evaluate(str(result.adapter_dir), records, config, lease)
+        _record_version(job_id, lease.worker, str(result.adapter_dir), metrics, result.report)
+        return "succeeded", ""
+    except Stopped:
+        return "cancelled", ""
     except TrainingError as error:
-        _finish(job_id, "failed", str(error))
+        return "failed", str(error)
     except Exception as error:
         log.exception("training job %s failed", job_id)
-        _finish(job_id, "failed", f"The job failed unexpectedly ({type(error).__name__}: {error}).")
+        return "failed", f"The job failed unexpectedly ({type(error).__name__}: {error})."
 
 
 def held_out_for_gate(
@@ -168,7 +271,9 @@ def held_out_for_gate(
     )  # fmt: skip
 
 
-def _evaluate(adapter_dir: str, records: list[dict[str, Any]], config: Any) -> dict[str, Any]:
+def _evaluate(
+    adapter_dir: str, records: list[dict[str, Any]], config: Any, lease: _Lease
+) -> dict[str, Any]:
     from trainer.evaluate import evaluate
 
     used, held_out, note = held_out_for_gate(
@@ -178,17 +283,27 @@ def _evaluate(adapter_dir: str, records: list[dict[str, Any]], config: Any) -> d
     if not held_out:
         return {"note": note, "held_out": about}
     report = evaluate(
-        adapter_dir, held_out, base_model=config.base_model, margin=get_settings().gate_margin
-    )
+        adapter_dir, held_out, base_model=config.base_model, margin=get_settings().gate_margin,
+        should_stop=lease.should_stop,
+    )  # fmt: skip
     return {**json.loads(json.dumps(report.to_dict(), default=str)), "held_out": about}
 
 
+def _owned(session: Session, job_id: int, worker: str) -> TrainingJob | None:
+    """The job row, if this worker still runs it."""
+    job = session.get(TrainingJob, job_id)
+    if job is None or job.worker != worker or job.status != "running":
+        return None
+    return job
+
+
 def _record_version(
-    job_id: int, adapter_dir: str, metrics: dict[str, Any], report: dict[str, Any]
+    job_id: int, worker: str, adapter_dir: str, metrics: dict[str, Any], report: dict[str, Any]
 ) -> None:
     with session_scope() as session:
-        job = session.get(TrainingJob, job_id)
-        assert job is not None
+        job = _owned(session, job_id, worker)
+        if job is None:
+            return
         latest = session.exec(
             select(func.max(ModelVersion.version)).where(
                 ModelVersion.assistant_id == job.assistant_id
@@ -203,28 +318,43 @@ def _record_version(
         )  # fmt: skip
 
 
-def _finish(job_id: int, status: str, error: str = "") -> None:
+def _finish(job_id: int, worker: str, status: str, error: str = "") -> None:
     with session_scope() as session:
-        job = session.get(TrainingJob, job_id)
+        job = _owned(session, job_id, worker)
         if job is not None:
             job.status, job.error, job.finished_at = status, error[:4000], utcnow()
 
 
 @body("resume_stale_jobs")
 def resume_stale_jobs() -> list[int]:
-    """Re-queue running jobs whose worker stopped sending heartbeats (it died or was killed)."""
+    """Re-queue running jobs whose worker stopped sending heartbeats (it died or was killed).
+
+    Each job is re-queued by a conditional UPDATE, so a heartbeat written meanwhile keeps it its
+    worker's; a job queued twice (every worker runs this) still runs once: :func:`_claim`."""
     cutoff = utcnow() - timedelta(seconds=get_settings().job_stale_seconds)
+    stale_beat = col(TrainingJob.heartbeat_at).is_(None) | (col(TrainingJob.heartbeat_at) < cutoff)
+    ids = []
     with session_scope() as session:
         stale = session.exec(
-            select(TrainingJob).where(
-                TrainingJob.status == "running",
-                col(TrainingJob.heartbeat_at).is_(None) | (col(TrainingJob.heartbeat_at) < cutoff),
-            )
+            select(TrainingJob).where(TrainingJob.status == "running", stale_beat)
         ).all()
-        ids = [job.id or 0 for job in stale]
         for job in stale:
-            job.status = "queued"
-            job.progress = {**job.progress, "resumed_from_worker": job.worker}
+            requeued = session.execute(
+                update(TrainingJob)
+                .where(
+                    col(TrainingJob.id) == job.id,
+                    col(TrainingJob.status) == "running",
+                    col(TrainingJob.worker) == job.worker,
+                    stale_beat,
+                )
+                .values(
+                    status="queued", progress={**job.progress, "resumed_from_worker": job.worker}
+                )
+                .returning(col(TrainingJob.id))
+                .execution_options(synchronize_session=False)
+            ).first()
+            if requeued:
+                ids.append(job.id or 0)
     for job_id in ids:
         log.warning("training job %s lost its worker; resuming it from its last checkpoint", job_id)
         enqueue(job_id)

@@ -1,5 +1,6 @@
-"""Training jobs and model versions: launch, queue position, cancel, the knowledge-gain gate,
-publishing, and asking for an export.
+"""Training jobs and model versions: launch, queue position, cancel (into a resumable state),
+resume or drop a cancelled job's checkpoints, the knowledge-gain gate, publishing, and asking for
+an export.
 
 This is the web side and uses only torch-free parts of :mod:`trainer` (config and registry). A
 queue job (:mod:`gptstudio.jobs.training`) trains, reports live progress, evaluates, resumes
@@ -9,6 +10,7 @@ jobs whose worker died, and exports.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +195,8 @@ def queue_position(job: TrainingJob) -> int:
 
 
 def cancel_job(*, actor: UserPublic, job_id: int, client: Client = Client()) -> TrainingJob:
-    """A queued job is cancelled at once; a running one stops after its current step."""
+    """A queued job is cancelled at once; a running one stops within about a second (mid-step,
+    validation or evaluation) and saves a checkpoint that :func:`resume_job` continues from."""
     from gptstudio.jobs.queue import huey
 
     with session_scope() as session:
@@ -213,6 +216,59 @@ def cancel_job(*, actor: UserPublic, job_id: int, client: Client = Client()) -> 
             ip=client.ip, user_agent=client.user_agent,
         )  # fmt: skip
     return get_job(actor=actor, job_id=job_id)
+
+
+def can_resume(job: TrainingJob) -> bool:
+    """A cancelled job whose checkpoints the creator kept can continue where it stopped."""
+    return job.status == "cancelled" and not job.progress.get("checkpoints_removed")
+
+
+def resume_job(*, actor: UserPublic, job_id: int, client: Client = Client()) -> TrainingJob:
+    """Queue a cancelled job again: it continues from the checkpoint its cancel saved."""
+    with session_scope() as session:
+        job = _owned_job(session, actor=actor, job_id=job_id)
+        if not can_resume(job):
+            raise InvalidInput(_why_not_resumable(job))
+        job.status, job.cancel_requested, job.error = "queued", False, ""
+        job.finished_at, job.worker, job.heartbeat_at = None, "", None
+        audit.record(
+            session, action="training.resumed", actor_id=actor.id, target=f"job:{job_id}",
+            ip=client.ip, user_agent=client.user_agent,
+        )  # fmt: skip
+    enqueue(job_id)
+    return get_job(actor=actor, job_id=job_id)
+
+
+def remove_checkpoints(*, actor: UserPublic, job_id: int, client: Client = Client()) -> TrainingJob:
+    """Delete a cancelled job's checkpoints (it can no longer be resumed)."""
+    with session_scope() as session:
+        job = _owned_job(session, actor=actor, job_id=job_id)
+        if not can_resume(job):
+            raise InvalidInput(_why_not_resumable(job))
+        if job.output_dir:
+            shutil.rmtree(Path(job.output_dir) / "checkpoints", ignore_errors=True)
+        job.progress = {**job.progress, "checkpoints_removed": True}
+        audit.record(
+            session, action="training.checkpoints_removed", actor_id=actor.id,
+            target=f"job:{job_id}", ip=client.ip, user_agent=client.user_agent,
+        )  # fmt: skip
+    return get_job(actor=actor, job_id=job_id)
+
+
+def _owned_job(session: Session, *, actor: UserPublic, job_id: int) -> TrainingJob:
+    job = session.get(TrainingJob, job_id)
+    if job is None:
+        raise NotFound("There is no such training job.")
+    owned_assistant(session, actor=actor, assistant_id=job.assistant_id)
+    return job
+
+
+def _why_not_resumable(job: TrainingJob) -> str:
+    if job.status == "running" and job.cancel_requested:
+        return "The job is still stopping; try again in a moment."
+    if job.status == "cancelled":
+        return "The job's checkpoints were removed; start a new job."
+    return f"Only a cancelled job can be resumed; this one is {job.status}."
 
 
 # --- model versions ----------------------------------------------------------------------

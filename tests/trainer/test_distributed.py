@@ -70,10 +70,12 @@ def test_a_rank_error_is_raised_as_in_one_process(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
 def test_two_processes_train_like_one_with_the_same_global_batch(
-    tiny_model: Path, facts: list[dict[str, Any]], tmp_path: Path
+    tiny_model: Path, facts: list[dict[str, Any]], tmp_path: Path, dropout: float
 ) -> None:
-    common = {"max_steps": STEPS, "batch_size": 1, "dropout": 0.0, "eval_interval": 4}
+    # Dropout too: each micro-batch draws its masks from (seed, step, index), on any rank.
+    common = {"max_steps": STEPS, "batch_size": 1, "dropout": dropout, "eval_interval": 4}
     single = small_config(tiny_model, gradient_accumulation=2, num_processes=1, **common)
     double = small_config(tiny_model, gradient_accumulation=1, num_processes=2, **common)
     reference = train(single, dataset=facts, eval_dataset=facts[:3], output_dir=tmp_path / "one")
@@ -97,6 +99,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
     )
     assert result.report["train_tokens"] == reference.report["train_tokens"]
     # One writer: one adapter, one report, progress once per step, no leftovers.
+    assert events.pop(0)["event"] == "started"
     assert [e["step"] for e in events] == [*range(1, STEPS + 1), STEPS]
     assert events[-1]["event"] == "done"
     out = tmp_path / "two"
@@ -133,7 +136,7 @@ def test_cancel_stops_both_ranks_and_resume_continues_exactly(
         config,
         dataset=facts,
         output_dir=tmp_path / "run",
-        on_progress=lambda e: steps.append(e["step"]),
+        on_progress=lambda e: e["event"] == "step" and steps.append(e["step"]),
         should_stop=stop,
     )
     returned = time.monotonic()

@@ -114,7 +114,7 @@ def test_cancel_then_resume_in_process_matches(
         config,
         dataset=facts,
         output_dir=tmp_path / "run",
-        on_progress=lambda e: steps.append(e["step"]),
+        on_progress=lambda e: e["event"] == "step" and steps.append(e["step"]),
         should_stop=lambda: len(steps) >= 5,
     )
     assert stopped.status == "cancelled" and stopped.report["steps"] == 5

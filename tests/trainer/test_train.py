@@ -52,13 +52,15 @@ def test_progress_reports_every_step_and_cancel_stops_within_one(
     events: list[dict[str, Any]] = []
 
     def stop() -> bool:
-        return len(events) >= 3
+        return len(events) >= 4
 
     config = small_config(tiny_model, max_steps=20, checkpoint_interval=100)
     result = train(
         config, dataset=facts, output_dir=tmp_path, on_progress=events.append, should_stop=stop
     )
     assert result.status == "cancelled" and result.adapter_dir is None
+    started = events.pop(0)  # what tokenisation kept, truncated and dropped, before step 1
+    assert started["event"] == "started" and started["data"]["train"]["examples"] == len(facts)
     assert [e["step"] for e in events] == [1, 2, 3, 3]
     assert events[-1]["event"] == "cancelled"
     first = events[0]

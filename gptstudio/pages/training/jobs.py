@@ -27,6 +27,22 @@ class JobsState(TrainingState):
 
     @rx.event
     @toasts_error
+    def resume(self, job_id: Any) -> Any:
+        training.resume_job(actor=self._actor(), job_id=whole_number(job_id, "job"),
+                            client=self._client())  # fmt: skip
+        self._refresh()
+        return rx.toast.info("Resuming from where the job stopped.")
+
+    @rx.event
+    @toasts_error
+    def remove_checkpoints(self, job_id: Any) -> Any:
+        training.remove_checkpoints(actor=self._actor(), job_id=whole_number(job_id, "job"),
+                                    client=self._client())  # fmt: skip
+        self._refresh()
+        return rx.toast.info("The job's checkpoints are deleted; it cannot be resumed.")
+
+    @rx.event
+    @toasts_error
     def select_job(self, job_id: Any) -> None:
         self.selected_job = str(job_id or "")
         self._refresh()
@@ -57,7 +73,27 @@ def _job_view(j: rx.Var[dict[str, str]]) -> rx.Component:
                     on_click=JobsState.cancel(j["id"]),
                     class_name="job-cancel",
                 ),
-            )
+            ),
+            rx.cond(
+                j["resumable"] == "yes",
+                rx.hstack(
+                    rx.button(
+                        "Resume",
+                        size="1",
+                        variant="soft",
+                        on_click=JobsState.resume(j["id"]),
+                        class_name="job-resume",
+                    ),
+                    rx.button(
+                        "Delete checkpoints",
+                        size="1",
+                        color_scheme="gray",
+                        variant="soft",
+                        on_click=JobsState.remove_checkpoints(j["id"]),
+                        class_name="job-remove-checkpoints",
+                    ),
+                ),
+            ),
         ),
         class_name="job-row",
     )
@@ -97,6 +133,7 @@ def live_card() -> rx.Component:
         ),
         rx.progress(value=job["percent"].to(int), width="100%", id="job-progress"),
         rx.cond(job["error"] != "", rx.callout(job["error"], color_scheme="red", id="job-error")),
+        rx.cond(job["data_note"] != "", rx.text(job["data_note"], size="2", id="job-data-note")),
         loss_chart(
             data=TrainingState.chart,
             domain=TrainingState.chart_domain,

@@ -67,10 +67,34 @@ def _job_row(job: TrainingJob) -> dict[str, str]:
         "speed": _number(p.get("tokens_per_second"), 0),
         "eta": _eta(p.get("eta_seconds")),
         "error": job.error,
+        "resumable": "yes" if training.can_resume(job) else "",
+        "data_note": _data_note(p.get("data")),
         "method": str(job.config.get("method", "")),
         "preset": str(job.config.get("preset", "")),
         "epochs": str(job.config.get("epochs", "")),
     }
+
+
+def _data_note(data: Any) -> str:
+    """What tokenisation did to the training examples, when it cut or dropped any."""
+    train = data.get("train") if isinstance(data, dict) else None
+    if not isinstance(train, dict) or not (train.get("truncated") or train.get("dropped")):
+        return ""
+    return (
+        f"{train.get('truncated', 0)} training examples were cut to the sequence length and "
+        f"{train.get('dropped', 0)} dropped (no answer token left within it)."
+    )
+
+
+def _scored_note(metrics: dict[str, Any]) -> str:
+    """Evaluation scores answers within the training length: say how much that kept."""
+    scored, whole = metrics.get("target_tokens"), metrics.get("answer_tokens")
+    if not isinstance(scored, int) or not isinstance(whole, int) or scored >= whole:
+        return ""
+    return (
+        f"{scored:,} of {whole:,} answer tokens scored (answers cut at "
+        f"{metrics.get('sequence_length', 0):,} tokens)"
+    )
 
 
 def _change(base: dict[str, Any], tuned: dict[str, Any], key: str) -> str:
@@ -87,6 +111,7 @@ def _version_row(version: ModelVersion) -> dict[str, str]:
         "status": version.status,
         "base_ppl": _number(m.get("base_perplexity"), 2),
         "tuned_ppl": _number(m.get("tuned_perplexity"), 2),
+        "scored": _scored_note(m),
         "gain": f"{100 * gate['relative_gain']:.1f} %" if "relative_gain" in gate else "—",
         "passed": "yes" if gate.get("passed") else "no",
         "message": str(gate.get("message", "")),

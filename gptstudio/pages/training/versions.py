@@ -57,7 +57,10 @@ def _version_view(v: rx.Var[dict[str, str]]) -> rx.Component:
         rx.table.cell("v", v["version"]),
         rx.table.cell(rx.badge(v["status"])),
         rx.table.cell(v["base_ppl"]),
-        rx.table.cell(v["tuned_ppl"]),
+        rx.table.cell(
+            v["tuned_ppl"],
+            rx.cond(v["scored"] != "", rx.text(v["scored"], size="1", color_scheme="gray")),
+        ),
         rx.table.cell(v["gain"]),
         rx.table.cell(
             rx.badge(v["passed"], color_scheme=rx.cond(v["passed"] == "yes", "green", "red")),
