@@ -22,6 +22,7 @@ from gptstudio.pages.training.preview import PreviewState
 from gptstudio.pages.training.state import EMPTY_ANSWER, TrainingState, split_summary
 from gptstudio.pages.training.versions import VersionsState
 from gptstudio.services import account, assistant
+from gptstudio.state.auth import AuthState
 from tests.jobs.test_training import make_dataset
 
 PASSWORD = "correct horse battery"
@@ -47,7 +48,7 @@ def version(assistant_id: int, dataset_id: int, number: int, samples: list[Any])
 
 
 @pytest.fixture
-def page(db: str, tmp_path: Path) -> Iterator[Any]:
+def page(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A signed-in creator's training page state for an assistant with two dataset versions
     and two model versions."""
     account.register(email="root@example.com", password=PASSWORD)
@@ -69,8 +70,10 @@ def page(db: str, tmp_path: Path) -> Iterator[Any]:
     version(bees, first, 2, samples)
     root = State(_reflex_internal_init=True)
     states = {cls: root.get_substate(cls.get_full_name().split(".")) for cls in STATES}
+    # The session token comes from the socket handshake's HttpOnly cookie; here, no socket.
+    monkeypatch.setattr(AuthState, "session_token", property(lambda _state: session.token))
     for state in states.values():
-        state.session_token, state.assistant_id = session.token, bees
+        state.assistant_id = bees
     yield states
     from gptstudio.jobs.queue import huey
 
