@@ -84,7 +84,8 @@ def build_tiny_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    (output / MARKER).write_text(json.dumps({"seed": seed, "hidden_size": hidden_size, "head_dim": head_dim}))
+    marker = {"seed": seed, "hidden_size": hidden_size, "head_dim": head_dim}
+    (output / MARKER).write_text(json.dumps(marker))
     return output
 
 
