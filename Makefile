@@ -63,6 +63,12 @@ $(VLLM_VENV)/.installed: constraints.txt
 	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server"
 	touch $@
 
+test-vllm: install-dev vllm-venv ## vLLM's CPU build as the engine (tests/vllm; builds .venv-vllm)
+	$(BIN)/python -m pytest -m vllm tests/vllm $(PYTEST_ARGS)
+
+bench-vllm: install-dev vllm-venv ## the project's engine vs vLLM over HTTP, same model and load
+	$(BIN)/python bench/engine_vs_vllm.py
+
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
