@@ -92,9 +92,16 @@ def vllm_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(vllm_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
+def vllm_python() -> Path:
     if not VLLM_PYTHON.exists():
         pytest.skip(f"vLLM's virtualenv is missing ({VLLM_PYTHON}): run `make vllm-venv`")
+    return VLLM_PYTHON
+
+
+@pytest.fixture(scope="session")
+def vllm_server(
+    vllm_python: Path, vllm_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VLLMServer]:
     server = VLLMServer(vllm_model, tmp_path_factory.mktemp("vllm") / "vllm.log")
     server.start()
     yield server

@@ -30,7 +30,9 @@ QUESTION = [{"role": "user", "content": "How often should I check for mites?"}]
 
 
 @pytest.fixture(scope="module")
-def adapters(vllm_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def adapters(
+    vllm_python: Path, vllm_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     """Two trained-shaped versions of one assistant (random LoRA weights, rank 8)."""
     from tests.engine.conftest import write_random_adapter
 
@@ -41,7 +43,7 @@ def adapters(vllm_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 @pytest.fixture
 def studio(
-    db: str, vllm: VLLMServer, adapters: dict[str, Path], settings_env: pytest.MonkeyPatch
+    vllm: VLLMServer, db: str, adapters: dict[str, Path], settings_env: pytest.MonkeyPatch
 ) -> Iterator[tuple[str, account.UserPublic, Published]]:
     """A creator's assistant published as v1 on vLLM, and a subscriber's API key."""
     settings_env.setenv("GPTSTUDIO_ENGINE_URL", vllm.url)
