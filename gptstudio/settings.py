@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     qa_model: str = Field("", description="model name for QA synthesis; empty turns it off")
     qa_model_url: str = Field("", description="its OpenAI-compatible URL; empty: the engine")
     # Retrieval (RAG): chunks embedded by the engine's /v1/embeddings (MiniLM), cited in answers.
+    # A chat server that serves no embeddings (vLLM with a chat model) gets a second server for
+    # them: `python -m engine` (it serves MiniLM), or any OpenAI-compatible /v1/embeddings.
+    embeddings_url: str = Field("", description="its /v1/embeddings server; empty: the engine")
+    embeddings_api_key: SecretStr = Field(
+        SecretStr(""), description="its API key; empty with embeddings_url empty: the engine's"
+    )
     embedding_model: str = Field(
         "minilm", description="name the engine serves embeddings under (vLLM: the model id)"
     )
@@ -169,6 +175,11 @@ class Settings(BaseSettings):
     @property
     def resolved_engine_url(self) -> str:
         return (self.engine_url or f"http://127.0.0.1:{self.embedded_engine_port}").rstrip("/")
+
+    @property
+    def resolved_embeddings_url(self) -> str:
+        """Where retrieval embeds questions: ``embeddings_url``, or the engine."""
+        return (self.embeddings_url or self.resolved_engine_url).rstrip("/")
 
     @property
     def embedded_engine_port(self) -> int:

@@ -2,7 +2,10 @@
 
 Offline and in seconds. Tests and the offline demo use it; real users name any hub id or path.
 
-    python -m trainer.tiny OUTPUT_DIR [--force]
+    python -m trainer.tiny OUTPUT_DIR [--force] [--head-dim 64]
+
+``--head-dim 64`` builds it with attention heads vLLM's CPU build accepts (it refuses the
+default 16): the model the vLLM integration tests serve.
 """
 
 from __future__ import annotations
@@ -57,10 +60,16 @@ def train_tokenizer(vocab_size: int = 1024):  # type: ignore[no-untyped-def]
 
 
 def build_tiny_model(
-    output_dir: str | Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 2
+    output_dir: str | Path,
+    *,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    head_dim: int | None = None,
 ) -> Path:
     """Write the tiny model and tokenizer to ``output_dir`` with ``save_pretrained`` (wider and
-    deeper shapes are for benchmarks, where compute rather than Python should dominate)."""
+    deeper shapes are for benchmarks, where compute rather than Python should dominate;
+    ``head_dim``: per attention head, default ``hidden_size`` / 4 heads)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -75,6 +84,7 @@ def build_tiny_model(
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
+        head_dim=head_dim,
         max_position_embeddings=CONTEXT_WINDOW,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -85,7 +95,10 @@ def build_tiny_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    marker = {"seed": seed, "hidden_size": hidden_size, "context_window": CONTEXT_WINDOW}
+    marker = {
+        "seed": seed, "hidden_size": hidden_size, "context_window": CONTEXT_WINDOW,
+        "head_dim": head_dim,
+    }  # fmt: skip
     (output / MARKER).write_text(json.dumps(marker))
     return output
 
@@ -106,11 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output_dir", help="the folder to write the model and tokenizer to")
     parser.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    parser.add_argument(
+        "--head-dim", type=int, default=None, help="per attention head (vLLM's CPU build: 64)"
+    )
     args = parser.parse_args(argv)
     if is_built(args.output_dir) and not args.force:
         print(f"tiny model already at {args.output_dir}")
         return
-    print(f"tiny model written to {build_tiny_model(args.output_dir)}")
+    print(f"tiny model written to {build_tiny_model(args.output_dir, head_dim=args.head_dim)}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class EngineUnavailable(DomainError):
     status_code = 503
     type = "server_error"
     code = "engineunavailable"
+    retry_after = 5  # a restarting engine (or vLLM) is back in seconds to a few minutes
 
 
 class EngineRefused(DomainError):

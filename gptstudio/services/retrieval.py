@@ -19,8 +19,9 @@ millisecond for 20,000), with no recall lost to an approximate index. The index 
 between builds, is loaded once per web process and reloaded when the file changes, and sits
 next to the other artifacts (datasets, adapters) that already live on shared storage.
 
-**Asking** (the web process, :func:`retrieve`): the question is embedded by the engine over HTTP
-(``settings.resolved_engine_url``, model ``settings.embedding_model``; the web process never
+**Asking** (the web process, :func:`retrieve`): the question is embedded over HTTP by the engine,
+or by the server ``GPTSTUDIO_EMBEDDINGS_URL`` names (``settings.resolved_embeddings_url``, model
+``settings.embedding_model``; a vLLM chat server serves no MiniLM; the web process never
 imports torch), scored against the cached index, and the top ``k`` become numbered
 :class:`Passage` objects, which :mod:`.prompt` puts into the system message with the
 instruction to cite them as ``[n]``. Retrieval never fails a chat: with no index yet, or the
@@ -388,10 +389,11 @@ def indexed_documents(assistant_id: int) -> set[int]:
 
 
 async def embed_query(text: str) -> npt.NDArray[np.float32]:
-    """The engine's embedding of ``text`` (``POST /v1/embeddings``); raises ``httpx`` errors."""
+    """The embeddings server's vector for ``text`` (``POST /v1/embeddings``); raises ``httpx``
+    errors."""
     body = {"model": get_settings().embedding_model, "input": [text], "encoding_format": "float"}
     # The first call loads the model on the engine.
-    async with engine_client.client(httpx.Timeout(5, read=60)) as client:
+    async with engine_client.embeddings_client(httpx.Timeout(5, read=60)) as client:
         response = await client.post("/v1/embeddings", json=body)
         response.raise_for_status()
         vector = response.json()["data"][0]["embedding"]

@@ -214,6 +214,26 @@ def test_chat_goes_on_without_passages_when_there_is_no_index_or_no_engine(
     assert list(down) == [] and "unavailable right now" in down.warning
 
 
+def test_embeddings_come_from_their_own_url_when_one_is_set(
+    creator: Creator, engine_url: str, settings_env: pytest.MonkeyPatch
+) -> None:
+    """The chat server (vLLM, say) need not serve embeddings: GPTSTUDIO_EMBEDDINGS_URL names
+    the server that does, and retrieval asks it and only it."""
+    from tests.conftest import free_port
+
+    cy, bees, _ = creator
+    retrieval.request_build(actor=cy, assistant_id=bees)
+    settings_env.setenv("GPTSTUDIO_ENGINE_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+    settings_env.setenv("GPTSTUDIO_EMBEDDINGS_URL", engine_url)
+    get_settings.cache_clear()
+    found = ask(bees, QUESTION)
+    assert found.warning == "" and "cobalt blue" in found[0].text
+    settings_env.setenv("GPTSTUDIO_ENGINE_URL", engine_url)
+    settings_env.setenv("GPTSTUDIO_EMBEDDINGS_URL", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    assert "unavailable right now" in ask(bees, QUESTION).warning
+
+
 def test_who_may_build_and_what_a_failed_build_says(creator: Creator) -> None:
     cy, bees, _ = creator
     other = account.register(email="cleo@example.com", password=PASSWORD, role=Role.creator)

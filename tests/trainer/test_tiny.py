@@ -72,3 +72,19 @@ def test_the_window_fits_real_documents_and_an_older_build_is_rebuilt(tiny: Path
     finally:
         marker.write_text(current)
     assert is_built(tiny)
+
+
+def test_head_dim_is_a_parameter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """vLLM's CPU attention refuses the default head_dim 16; head_dim 64 is a build option."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    main([str(tmp_path / "wide"), "--head-dim", "64"])
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "wide")
+    assert model.config.head_dim == 64 and model.config.hidden_size == 64
+    assert model.model.layers[0].self_attn.q_proj.out_features == 64 * 4
+    with torch.no_grad():
+        logits = model(torch.tensor([[1, 2, 3]])).logits
+    assert logits.shape == (1, 3, model.config.vocab_size)
+    default = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp_path / "narrow"))
+    assert default.config.head_dim == 16
