@@ -176,7 +176,7 @@ def test_sdk_errors_carry_openai_codes(client: openai.OpenAI, server: str) -> No
         ({"model": "alpha", "messages": QUESTION, "logprobs": True}, 400, "logprobs", None),
         ({"model": "alpha", "messages": [{"role": "user"}] * 0 + [{"content": "x"}]}, 400,
          "messages[0].role", None),
-        ({"model": "alpha", "messages": [{"role": "user", "content": "bees " * 3000}]}, 400,
+        ({"model": "alpha", "messages": [{"role": "user", "content": "bees " * 9000}]}, 400,
          "messages", "context_length_exceeded"),
     ],
 )  # fmt: skip

@@ -437,6 +437,9 @@ def test_a_cancelled_job_can_drop_its_checkpoints_instead(
         training.resume_job(actor=cy, job_id=job.id or 0)
 
 
+STALE = 5  # seconds (the least the settings allow); the heartbeat beats every quarter of it
+
+
 def test_two_consumers_on_redis_run_a_job_once(
     creator: tuple[account.UserPublic, int, int],
     db: str,
@@ -445,12 +448,15 @@ def test_two_consumers_on_redis_run_a_job_once(
     tiny_model: Path,
 ) -> None:
     """Two real Huey consumers on Redis, a 5 s stale time, a duplicate task of the job, and a
-    stale-job sweep every half second racing them. The final evaluation alone outlasts the
-    stale time (it generates answers to 120 held-out questions with two models) and runs no
-    training step: before the heartbeat thread, the sweep re-queued the live job there and the
-    second consumer trained and recorded it again."""
+    stale-job sweep every half second racing them. Loading and the final evaluation (answers to
+    held-out questions from two models) each outlast the stale time and run no training step:
+    before the heartbeat thread, the sweep re-queued the live job there and the second consumer
+    trained and recorded it again."""
     cy, bees, _ = creator
-    held_out = [chat(f"What is fact number {i}?", f"Fact {i} is about bees.") for i in range(120)]
+    # Long answers: scoring them with two models keeps the evaluation (no training step) busy
+    # for longer than the stale time even on an idle machine.
+    long_answer = " ".join(f"Fact {{i}} is about bees, part {p}." for p in range(60))
+    held_out = [chat(f"What is fact number {i}?", long_answer.format(i=i)) for i in range(240)]
     folder = tmp_path / "long-eval"
     folder.mkdir()
     for name, rows in {"train": [chat(q, a) for q, a in FACTS * 2], "validation": held_out[:2],
@@ -459,7 +465,7 @@ def test_two_consumers_on_redis_run_a_job_once(
     with session_scope() as session:
         row = Dataset(
             assistant_id=bees, version=2, content_hash="y" * 64, status="ready",
-            counts={"splits": {"train": 16, "validation": 2, "test": 120}},
+            counts={"splits": {"train": 16, "validation": 2, "test": 240}},
             storage_path=str(folder),
         )  # fmt: skip
         session.add(row)
@@ -468,7 +474,7 @@ def test_two_consumers_on_redis_run_a_job_once(
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
     env.update(
         GPTSTUDIO_DATA_DIR=str(tmp_path / "worker-data"), GPTSTUDIO_DATABASE_URL=db,
-        GPTSTUDIO_BASE_MODEL=str(tiny_model), GPTSTUDIO_JOB_STALE_SECONDS="5",
+        GPTSTUDIO_BASE_MODEL=str(tiny_model), GPTSTUDIO_JOB_STALE_SECONDS=str(STALE),
         GPTSTUDIO_REDIS_URL=redis_url, GPTSTUDIO_QUEUE_NAME=f"once-{os.getpid()}",
         OMP_NUM_THREADS="1",
     )  # fmt: skip
@@ -519,7 +525,7 @@ def test_two_consumers_on_redis_run_a_job_once(
     assert finished.status == "succeeded", finished.error
     assert finished.started_at and finished.finished_at
     lasted = (finished.finished_at - finished.started_at).total_seconds()
-    assert lasted > 10, f"the job took {lasted:.1f} s: too short to outlast the stale time"
+    assert lasted > STALE, f"the job took {lasted:.1f} s: too short to outlast the stale time"
     assert {line for line in swept if line} == {"[]"}, "a live job was re-queued"
     assert "resumed_from_worker" not in finished.progress
     with session_scope() as session:

@@ -161,8 +161,8 @@ def test_too_small_or_malformed_dataset(
 def test_sequence_length_over_the_model_context(
     tmp_path: Path, tiny_model: Path, facts: list[dict[str, Any]]
 ) -> None:
-    with pytest.raises(ContextLengthError, match=r"context of .* \(1024 tokens\)"):
-        run(tmp_path, small_config(tiny_model, sequence_length=2048), facts)
+    with pytest.raises(ContextLengthError, match=r"context of .* \(8192 tokens\)"):
+        run(tmp_path, small_config(tiny_model, sequence_length=16384), facts)
 
 
 def test_gpu_precision_without_gpu(
