@@ -51,9 +51,8 @@ Each inspection records brood pattern, stores and temper in the shared logbook b
 """
 
 
-@pytest.fixture(scope="module")
-def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real engine process on the tiny model; it serves MiniLM at /v1/embeddings."""
+def _engine(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[str]:
+    """A real engine process on the tiny model (it serves MiniLM at /v1/embeddings)."""
     from tests.conftest import free_port
     from trainer.tiny import build_tiny_model
 
@@ -61,7 +60,7 @@ def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "engine", "--base", str(base), "--port", str(port),
-               "--threads", "1", "--log-level", "warning"]  # fmt: skip
+               "--threads", "1", "--log-level", "warning", *extra]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -75,6 +74,12 @@ def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real engine process on the tiny model; it serves MiniLM at /v1/embeddings."""
+    yield from _engine(tmp_path_factory)
 
 
 Creator = tuple[account.UserPublic, int, dict[str, int]]
@@ -322,27 +327,7 @@ PERSONA = (
 @pytest.fixture(scope="module")
 def old_window_engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The tiny model served with the 1,024-token window it used to have."""
-    from tests.conftest import free_port
-    from trainer.tiny import build_tiny_model
-
-    base = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "engine", "--base", str(base), "--port", str(port),
-               "--threads", "1", "--log-level", "warning", "--max-model-len", "1024"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=2)
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "engine did not start"
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    yield from _engine(tmp_path_factory, "--max-model-len", "1024")
 
 
 def test_a_retrieval_prompt_is_built_to_the_window_and_answers(
