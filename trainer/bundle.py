@@ -165,9 +165,7 @@ def write_gguf(
     floats16 = any(array.dtype.name == "float16" for _, array in tensors)
     writer = gguf.GGUFWriter(str(target), arch="llama")
     _add_architecture(writer, config, name)
-    writer.add_file_type(
-        gguf.LlamaFileType.MOSTLY_F16 if floats16 else gguf.LlamaFileType.ALL_F32
-    )
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if floats16 else gguf.LlamaFileType.ALL_F32)
     _add_tokenizer(writer, folder, int(config["vocab_size"]))
     for tensor_name, array in tensors:
         writer.add_tensor(tensor_name, array)

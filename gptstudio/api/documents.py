@@ -4,9 +4,9 @@ sources citations open.
 ``POST /api/assistants/{id}/documents`` takes multipart files (any field names, several under one
 name too) and streams each to disk as the body arrives: the body is parsed chunk by chunk, never
 spooled, so a file over the upload limit is refused after reading the limit, not the whole body;
-``GET /api/datasets/{id}/{split}.jsonl`` downloads a split, and
-``GET /api/model-versions/{id}/export.tar`` a version's merged model, for its owner (browser
-session cookie, or an API key with ``documents:write``). ``GET /api/sources/{id}`` shows a cited
+``GET /api/datasets/{id}/{split}.jsonl`` downloads a split for its owner (browser session
+cookie, or an API key with ``documents:write``); a version's export bundle is
+:mod:`gptstudio.api.bundles`. ``GET /api/sources/{id}`` shows a cited
 document's scrubbed passages in context; ``GET /api/sources/{id}/original`` sends the original
 upload to its owner, and to subscribers only where the creator allows it.
 """
@@ -25,7 +25,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from gptstudio.api.deps import api_user, bearer
 from gptstudio.errors import InvalidInput
 from gptstudio.models.user import UserPublic
-from gptstudio.services import account, api_key, dataset, document, retrieval, training
+from gptstudio.services import account, api_key, dataset, document, retrieval
 
 router = APIRouter(prefix="/api")
 
@@ -155,15 +155,6 @@ async def export_split(dataset_id: int, split: str, request: Request) -> FileRes
     return FileResponse(
         path, media_type="application/jsonl", filename=f"dataset-{dataset_id}-{split}.jsonl"
     )
-
-
-@router.get("/model-versions/{version_id}/export.tar")
-async def download_export(version_id: int, request: Request) -> FileResponse:
-    """The merged model of an exported version, as one tar file (a download, as often as
-    wanted)."""
-    user = await _download_user(request)
-    path = await asyncio.to_thread(training.export_archive, actor=user, version_id=version_id)
-    return FileResponse(path, media_type="application/x-tar", filename=path.name)
 
 
 async def _session_user(request: Request) -> UserPublic:

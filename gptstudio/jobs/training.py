@@ -1,6 +1,6 @@
 """The training jobs: train a job's config on its dataset version with live progress and a
 heartbeat, evaluate base against tuned, record a model version; resume jobs whose worker died;
-export a version as a standalone model; build the tiny local base model.
+build the tiny local base model (exports are :mod:`gptstudio.jobs.bundle`).
 
 The training engine is :mod:`trainer` (torch), imported inside each job, so loading this module
 (every worker does) stays light. The web side, queueing and cancelling, is
@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import socket
-import tarfile
 import threading
 import time
 from datetime import timedelta
@@ -27,7 +26,7 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Dataset, ModelVersion, TrainingJob
 from gptstudio.services.dataset import SPLITS
-from gptstudio.services.training import ACTIVE, enqueue, export_archive_path
+from gptstudio.services.training import ACTIVE, enqueue
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -359,34 +358,6 @@ def resume_stale_jobs() -> list[int]:
         log.warning("training job %s lost its worker; resuming it from its last checkpoint", job_id)
         enqueue(job_id)
     return ids
-
-
-@body("export_version")
-def export_version(version_id: int) -> None:
-    """Merge the version's adapter into a standalone model and pack it as one tar file (what the
-    training page's download serves); the folder is recorded on the version. Exporting again
-    serves the model merged before: the same adapter on the same base merges the same."""
-    from trainer.merge import merge_adapter
-
-    with session_scope() as session:
-        version = session.get(ModelVersion, version_id)
-        if version is None:
-            return
-        adapter, base = version.adapter_path, version.base_model
-        name = f"assistant-{version.assistant_id}-v{version.version}"
-        target = get_settings().artifacts_dir / "exports" / name
-    if not (target / "config.json").is_file():
-        merge_adapter(adapter, target, base_model=base)
-    archive = export_archive_path(target)
-    if not archive.is_file():
-        partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
-        with tarfile.open(partial, "w") as packed:
-            packed.add(target, arcname=name)
-        partial.replace(archive)
-    with session_scope() as session:
-        version = session.get(ModelVersion, version_id)
-        if version is not None:
-            version.export_path = str(target)
 
 
 @body("build_tiny_model")

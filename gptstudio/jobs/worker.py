@@ -15,6 +15,7 @@ from __future__ import annotations
 from gptstudio import cache
 from gptstudio.jobs import (  # noqa: F401  (each import registers that module's job bodies)
     billing,
+    bundle,
     curation,
     documents,
     mail,

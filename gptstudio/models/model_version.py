@@ -28,5 +28,10 @@ class ModelVersion(SQLModel, table=True):
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     gate_override_reason: str = Field(default="", max_length=2000)
     export_path: str = Field(default="", max_length=1000)
+    # The export bundle's build: {"state": queued|running|done|failed, "step", "fraction",
+    # "error", "bytes"}; the training page shows it while the worker builds the bundle.
+    export_progress: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     created_at: datetime = Field(default_factory=utcnow)
     published_at: datetime | None = None

@@ -1,10 +1,10 @@
 """Training jobs and model versions: launch, queue position, cancel (into a resumable state),
-resume or drop a cancelled job's checkpoints, the knowledge-gain gate, publishing, and asking for
-an export.
+resume or drop a cancelled job's checkpoints, the knowledge-gain gate and publishing (exports
+are :mod:`gptstudio.services.bundle`).
 
 This is the web side and uses only torch-free parts of :mod:`trainer` (config and registry). A
 queue job (:mod:`gptstudio.jobs.training`) trains, reports live progress, evaluates, resumes
-jobs whose worker died, and exports.
+jobs whose worker died.
 """
 
 from __future__ import annotations
@@ -311,7 +311,7 @@ def publish(
                     "Write a reason (10+ characters) to publish anyway."
                 )
             version.gate_override_reason = reason
-        _publish(session, assistant, version)
+        publish_version(session, assistant, version)
         audit.record(
             session, action="model.published", actor_id=actor.id, target=f"version:{version_id}",
             ip=client.ip, user_agent=client.user_agent,
@@ -320,7 +320,8 @@ def publish(
         return version
 
 
-def _publish(session: Session, assistant: Assistant, version: ModelVersion) -> None:
+def publish_version(session: Session, assistant: Assistant, version: ModelVersion) -> None:
+    """Make ``version`` the assistant's live one (the one before kept for rollback)."""
     for other in session.exec(
         select(ModelVersion).where(
             ModelVersion.assistant_id == assistant.id, ModelVersion.status == "published"
@@ -334,35 +335,3 @@ def _publish(session: Session, assistant: Assistant, version: ModelVersion) -> N
         assistant.candidate_model_version_id, assistant.candidate_percent = None, 0
     assistant.current_model_version_id = version.id
     assistant.is_published, assistant.updated_at = True, utcnow()
-
-
-def export_archive_path(export_dir: str | Path) -> Path:
-    """The tar file of an exported model folder (beside it)."""
-    folder = Path(export_dir)
-    return folder.with_name(f"{folder.name}.tar")
-
-
-def export_archive(*, actor: UserPublic, version_id: int) -> Path:
-    """The downloadable tar of a version's merged model (its owner only)."""
-    with session_scope() as session:
-        version = session.get(ModelVersion, version_id)
-        if version is None:
-            raise ModelNotFound("There is no such model version.")
-        owned_assistant(session, actor=actor, assistant_id=version.assistant_id)
-        exported = version.export_path
-    archive = export_archive_path(exported) if exported else None
-    if archive is None or not archive.is_file():
-        raise NotFound("This version has no export yet. Export it first.")
-    return archive
-
-
-def request_export(*, actor: UserPublic, version_id: int) -> None:
-    """Queue merging the adapter into a standalone model (a download once done)."""
-    with session_scope() as session:
-        version = session.get(ModelVersion, version_id)
-        if version is None:
-            raise ModelNotFound("There is no such model version.")
-        owned_assistant(session, actor=actor, assistant_id=version.assistant_id)
-    from gptstudio.jobs.tasks import export_task
-
-    export_task(version_id)

@@ -118,11 +118,28 @@ def _version_row(version: ModelVersion) -> dict[str, str]:
         "qa": f"EM {_change(base_qa, tuned_qa, 'exact_match')}, "
         f"F1 {_change(base_qa, tuned_qa, 'f1')}",
         "override": version.gate_override_reason,
-        "export": f"/api/model-versions/{version.id}/export.tar" if version.export_path else "",
+        **_export_fields(version),
         "held_out": " ".join(
             [_held_out_text(m.get("held_out"))]
             + [f"Training: {note}." for note in (version.report or {}).get("notes", [])]
         ).strip(),
+    }
+
+
+def _export_fields(version: ModelVersion) -> dict[str, str]:
+    """The export bundle's download, or its build's progress (step and percent) or error."""
+    progress = version.export_progress or {}
+    state = str(progress.get("state", ""))
+    ready = bool(version.export_path) and state in ("", "done")
+    fraction = progress.get("fraction")
+    size = progress.get("bytes")
+    return {
+        "export": f"/api/model-versions/{version.id}/export.tar" if ready else "",
+        "export_state": state if state in ("queued", "running", "failed") else "",
+        "export_step": str(progress.get("step", "")),
+        "export_percent": str(int(100 * fraction)) if isinstance(fraction, (int, float)) else "0",
+        "export_error": str(progress.get("error", "")) if state == "failed" else "",
+        "export_size": f"{size / 2**20:,.1f} MiB" if isinstance(size, int) and ready else "",
     }
 
 
@@ -195,7 +212,7 @@ class TrainingState(AssistantPageState):
             m["key"] if not m.get("hub_id") else m["hub_id"] for m in training.base_models()
         ]
         self._refresh()
-        return TrainingState.watch if self.active else None
+        return TrainingState.watch if self._pending() else None
 
     def _refresh(self) -> None:
         actor = self._actor()
@@ -249,7 +266,9 @@ class TrainingState(AssistantPageState):
         self.publish_choice = str(value or "")
 
     def _pending(self) -> bool:
-        return bool(self.active)
+        return bool(self.active) or any(
+            v["export_state"] in ("queued", "running") for v in self.versions
+        )
 
     @rx.event(background=True)
     async def watch(self) -> None:

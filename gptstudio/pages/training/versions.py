@@ -1,6 +1,6 @@
 """The model versions card (perplexity before and after, the knowledge-gain gate, QA scores;
-samples, export, publish, with a reason to publish despite the gate) and the base-vs-tuned
-answers of one version. :class:`VersionsState` holds the handlers."""
+samples, the export bundle with its progress, publish, with a reason to publish despite the
+gate) and the base-vs-tuned answers of one version. :class:`VersionsState` holds the handlers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import reflex as rx
 from gptstudio.components.layout import submit_button
 from gptstudio.components.tables import data_table
 from gptstudio.pages.training.state import TrainingState, whole_number
-from gptstudio.services import training
+from gptstudio.services import bundle, training
 from gptstudio.state.errors import shows_error, toasts_error
 
 
@@ -48,8 +48,62 @@ class VersionsState(TrainingState):
     @rx.event
     @toasts_error
     def export(self, version_id: Any) -> Any:
-        training.request_export(actor=self._actor(), version_id=whole_number(version_id, "version"))
-        return rx.toast.info("Exporting a merged model; its download appears here when done.")
+        bundle.request_export(actor=self._actor(), version_id=whole_number(version_id, "version"))
+        self._refresh()
+        return [
+            rx.toast.info(
+                "Building the export bundle (adapter, merged model, GGUF, Modelfile, sources); "
+                "its download appears here when done."
+            ),
+            TrainingState.watch,
+        ]
+
+
+def _export_view(v: rx.Var[dict[str, str]]) -> rx.Component:
+    """The bundle's build progress, its error, or its download link."""
+    return rx.fragment(
+        rx.cond(
+            v["export_state"] == "queued",
+            rx.text("Export queued", size="1", class_name="export-progress"),
+        ),
+        rx.cond(
+            v["export_state"] == "running",
+            rx.vstack(
+                rx.progress(value=v["export_percent"].to(int), max=100, width="8em"),
+                rx.text(
+                    v["export_step"],
+                    " (",
+                    v["export_percent"],
+                    " %)",
+                    size="1",
+                    color_scheme="gray",
+                ),
+                spacing="1",
+                class_name="export-progress",
+            ),
+        ),
+        rx.cond(
+            v["export_state"] == "failed",
+            rx.text(
+                "Export failed: ",
+                v["export_error"],
+                size="1",
+                color_scheme="red",
+                class_name="export-error",
+            ),
+        ),
+        rx.cond(
+            v["export"] != "",
+            rx.el.a(
+                "Download bundle (",
+                v["export_size"],
+                ")",
+                href=v["export"],
+                download=True,
+                class_name="export",
+            ),
+        ),
+    )
 
 
 def _version_view(v: rx.Var[dict[str, str]]) -> rx.Component:
@@ -85,10 +139,7 @@ def _version_view(v: rx.Var[dict[str, str]]) -> rx.Component:
                 rx.button(
                     "Export", size="1", variant="soft", on_click=VersionsState.export(v["id"])
                 ),
-                rx.cond(
-                    v["export"] != "",
-                    rx.el.a("Download .tar", href=v["export"], download=True, class_name="export"),
-                ),
+                _export_view(v),
             )
         ),
         class_name="version-row",
