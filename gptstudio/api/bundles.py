@@ -10,17 +10,14 @@ key with ``documents:write``); the answer names the recreated assistant.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from gptstudio.api.deps import bearer
-from gptstudio.errors import InvalidInput
 from gptstudio.models.user import UserPublic
 from gptstudio.services import access, account, api_key, bundle
-from gptstudio.settings import get_settings
 
 router = APIRouter(prefix="/api")
 
@@ -45,17 +42,11 @@ async def download_export(version_id: int, request: Request) -> FileResponse:
 async def import_bundle(request: Request) -> dict[str, Any]:
     """Import the bundle in the request body; 201 with the new assistant's id and slug."""
     user = await _user(request)
-    uploads = get_settings().artifacts_dir / "imports" / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    target = uploads / f"{uuid.uuid4().hex}.tar"
+    upload = bundle.BundleUpload()
     try:
-        size = 0
-        with target.open("wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                await asyncio.to_thread(out.write, chunk)
-        if not size:
-            raise InvalidInput("Send the bundle (.tar) as the request body.")
+        async for chunk in request.stream():
+            await asyncio.to_thread(upload.write, chunk)
+        archive = upload.finish()
         client = access.Client(
             ip=access.client_address(
                 peer=request.client.host if request.client else "",
@@ -64,8 +55,8 @@ async def import_bundle(request: Request) -> dict[str, Any]:
             user_agent=request.headers.get("user-agent", ""),
         )
         made = await asyncio.to_thread(
-            bundle.import_bundle, actor=user, archive=target, client=client
+            bundle.import_bundle, actor=user, archive=archive, client=client
         )
     finally:
-        target.unlink(missing_ok=True)
+        upload.discard()
     return {"id": made.id, "slug": made.slug, "name": made.name}

@@ -116,6 +116,9 @@ def dashboard() -> rx.Component:
         rx.hstack(
             rx.heading("Your assistants", size="7"),
             rx.spacer(),
+            link_button(
+                "Import a bundle", "/assistants/import", variant="soft", id="import-bundle"
+            ),
             rx.button(
                 "Create assistant", on_click=DashboardState.toggle_form, id="create-assistant"
             ),

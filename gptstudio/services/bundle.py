@@ -44,7 +44,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.errors import DomainError, ModelNotFound, NotFound
+from gptstudio.errors import DomainError, InvalidInput, ModelNotFound, NotFound
 from gptstudio.models import Assistant, ModelVersion, Role
 from gptstudio.models.user import UserPublic
 from gptstudio.services import audit, training
@@ -182,6 +182,34 @@ def export_archive(*, actor: UserPublic, version_id: int) -> Path:
 
 
 # --- import -----------------------------------------------------------------------------------
+
+
+class BundleUpload:
+    """A bundle arriving in chunks (an HTTP body, a browser upload), written to disk as they
+    come: a bundle is gigabytes and is never held in memory."""
+
+    def __init__(self) -> None:
+        folder = get_settings().artifacts_dir / "imports" / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{uuid.uuid4().hex}.tar"
+        self._handle = self.path.open("wb")
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+        self.size += len(data)
+
+    def finish(self) -> Path:
+        self._handle.close()
+        if not self.size:
+            self.discard()
+            raise InvalidInput("Send the bundle (.tar) as the request body.")
+        return self.path
+
+    def discard(self) -> None:
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
 
 Step = Callable[[str, float], None]
 

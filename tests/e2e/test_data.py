@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
+import tarfile
+import tempfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +19,8 @@ from tests.e2e.conftest import RunningApp, hydrated, log_in, log_out, sign_up
 from tests.services.docs import BEES_MD, TAX_MD, chat_jsonl
 
 pytestmark = pytest.mark.e2e
+BUNDLE = Path(tempfile.gettempdir()) / f"gptstudio-e2e-bundle-{os.getpid()}.tar"
+SHOTS = os.environ.get("GPTSTUDIO_TEST_SCREENSHOTS", "")  # a folder to keep screenshots in
 
 HTML = (
     "<html><head><title>Hive care</title></head><body><article><h1>Hive care</h1>"
@@ -151,20 +158,31 @@ def test_train_follow_and_publish(app: RunningApp, admin: str, page: Page) -> No
     expect(page.locator(".version-row")).to_have_count(1, timeout=30_000)
     expect(page.locator(".sample-row").first).to_be_visible()
 
-    # Export is a download, and a second export works too; no server path is shown.
+    # Export builds the bundle on the worker: the row shows its progress and then the download
+    # (the page follows the build, no reload); a second export works too; no server path shown.
+    errors = console_errors(page)
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    for _ in range(2):
-        page.locator(".version-row").get_by_role("button", name="Export").click()
-        expect(page.get_by_text("Exporting a merged model").first).to_be_visible()
-        link = page.locator(".version-row a.export")
-        for _ in range(60):
-            page.reload()
-            hydrated(page)
-            if link.count():
-                break
+    row = page.locator(".version-row")
+    for attempt in range(2):
+        row.get_by_role("button", name="Export").click()
+        expect(page.get_by_text("Building the export bundle").first).to_be_visible()
+        expect(row.locator(".export-progress")).to_be_visible()
+        if attempt == 0 and SHOTS:
+            page.screenshot(path=f"{SHOTS}/export-progress.png", full_page=True)
+        link = row.locator("a.export")
+        expect(link).to_be_visible(timeout=180_000)
+        expect(link).to_contain_text("MiB")
+        if attempt == 0 and SHOTS:
+            page.screenshot(path=f"{SHOTS}/export-done.png", full_page=True)
         href = str(link.get_attribute("href"))
         download = httpx.get(app.url + href, cookies=cookies, timeout=60)
         assert download.status_code == 200 and download.content[257:262] == b"ustar"
+    with tarfile.open(fileobj=io.BytesIO(download.content)) as packed:
+        names = {n.split("/", 1)[1] for n in packed.getnames() if "/" in n}
+    assert {"manifest.json", "Modelfile", "model.gguf", "adapter/adapter_config.json",
+            "merged/model.safetensors"} <= names  # fmt: skip
+    BUNDLE.write_bytes(download.content)
+    assert errors == []
     expect(page.locator(".version-row")).not_to_contain_text(str(app.data_dir))
 
     page.locator("#publish-version").click()
@@ -201,3 +219,35 @@ def test_train_follow_and_publish(app: RunningApp, admin: str, page: Page) -> No
     page.fill("#chat-search", "varroa")
     expect(page.locator(".conversation")).to_have_count(1)
     assert first
+
+
+def test_import_a_bundle(app: RunningApp, admin: str, page: Page, tmp_path: Path) -> None:
+    """Continues from the export above: another creator imports the bundle on the import page;
+    a file that is not a bundle is refused with a message."""
+    errors = console_errors(page)
+    sign_up(page, app, "ivo@example.com", role="creator")
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.click("#import-bundle")
+    expect(page).to_have_url(re.compile(r"/assistants/import/?$"))
+    expect(page.locator("#import-button")).to_be_enabled()
+
+    junk = tmp_path / "notes.tar"
+    junk.write_bytes(b"not a tar at all" * 64)
+    page.locator("#bundle input[type=file]").set_input_files(str(junk))
+    page.click("#import-button")
+    expect(page.locator("#form-error")).to_contain_text("not a readable bundle")
+
+    page.locator("#bundle input[type=file]").set_input_files(str(BUNDLE))
+    page.click("#import-button")
+    expect(page.locator("#import-done")).to_be_visible(timeout=120_000)
+    expect(page.locator("#import-step")).to_contain_text("done")
+    expect(page.locator("#form-error")).to_have_count(0)
+    expect(page.locator(".imported-row")).to_have_count(1)
+    expect(page.locator(".imported-row")).to_contain_text("Hive Helper")
+    expect(page.locator(".imported-row")).to_contain_text("published")
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/import-done.png", full_page=True)
+    page.goto(f"{app.url}/dashboard")
+    expect(page.locator(".assistant-card", has_text="Hive Helper")).to_be_visible()
+    BUNDLE.unlink(missing_ok=True)
+    assert errors == []
