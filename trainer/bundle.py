@@ -4,8 +4,9 @@
 tokenizer (tokens, types, merges, special ids, chat template) and every tensor under llama.cpp's
 name (``gguf.get_tensor_name_map``). The query and key projections are permuted exactly as
 llama.cpp's ``convert_hf_to_gguf.py`` does for Llama (its RoPE pairs neighbouring dimensions;
-Hugging Face pairs the two halves). Tensors are read one at a time from the merged
-``safetensors`` and written in their own dtype (float32 stays float32; bfloat16 becomes float16,
+Hugging Face pairs the two halves). The tensor table is planned from the safetensors headers,
+then tensors are read, converted and written one at a time (memory: about one tensor), in their
+own dtype (float32 stays float32; bfloat16 becomes float16,
 which ``numpy`` and every llama.cpp build read). :func:`check_gguf` reads the file back with
 ``gguf.GGUFReader`` and compares every tensor to the merged model.
 
@@ -61,18 +62,25 @@ def _safetensors_files(model_dir: Path) -> list[Path]:
     return files
 
 
-def _gguf_tensors(model_dir: Path, config: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    """(llama.cpp name, numpy array) for each tensor of the merged model, permuted as
-    llama.cpp's converter permutes them."""
+@dataclass(frozen=True)
+class _Planned:
+    """One tensor of the GGUF: its llama.cpp name, where it comes from, how it is stored."""
+
+    target: str
+    source: str
+    file: Path
+    shape: tuple[int, ...]
+    dtype: str  # "float32" or "float16"
+
+
+def _plan(model_dir: Path, config: dict[str, Any]) -> list[_Planned]:
+    """Every tensor of the merged model, named as llama.cpp names it, from the safetensors
+    headers alone (no weights read)."""
     import gguf
-    import numpy as np
-    import torch
     from safetensors import safe_open
 
-    blocks = int(config["num_hidden_layers"])
-    heads = int(config["num_attention_heads"])
-    kv_heads = int(config.get("num_key_value_heads") or heads)
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, blocks)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, int(config["num_hidden_layers"]))
+    plan = []
     for file in _safetensors_files(model_dir):
         with safe_open(str(file), framework="pt") as tensors:
             for name in tensors.keys():  # noqa: SIM118 (safe_open is not a mapping)
@@ -81,17 +89,40 @@ def _gguf_tensors(model_dir: Path, config: dict[str, Any]) -> Iterator[tuple[str
                 target = names.get_name(name, try_suffixes=(".weight", ".bias"))
                 if target is None:
                     raise ConfigError(f"llama.cpp has no name for the tensor {name}")
-                tensor = tensors.get_tensor(name)
-                if tensor.dtype not in (torch.float32, torch.float16):
-                    tensor = tensor.to(torch.float16)
-                array = tensor.numpy()
-                if name.endswith("q_proj.weight"):
-                    array = _permute(array, heads)
-                elif name.endswith("k_proj.weight"):
-                    array = _permute(array, kv_heads)
-                if array.ndim == 1:
-                    array = array.astype(np.float32)  # llama.cpp keeps norms in float32
-                yield target, np.ascontiguousarray(array)
+                view = tensors.get_slice(name)
+                shape = tuple(int(n) for n in view.get_shape())
+                # llama.cpp keeps norms (1-D) in float32; float16 and bfloat16 become float16.
+                dtype = "float32" if view.get_dtype() == "F32" or len(shape) == 1 else "float16"
+                plan.append(_Planned(target, name, file, shape, dtype))
+    return plan
+
+
+def _loaded(tensors: Any, planned: _Planned, config: dict[str, Any]) -> Any:
+    """The tensor's data as llama.cpp wants it: in its dtype, query and key permuted."""
+    import numpy as np
+    import torch
+
+    heads = int(config["num_attention_heads"])
+    kv_heads = int(config.get("num_key_value_heads") or heads)
+    tensor = tensors.get_tensor(planned.source)
+    wanted = torch.float32 if planned.dtype == "float32" else torch.float16
+    array = tensor.to(wanted).numpy()
+    if planned.source.endswith("q_proj.weight"):
+        array = _permute(array, heads)
+    elif planned.source.endswith("k_proj.weight"):
+        array = _permute(array, kv_heads)
+    return np.ascontiguousarray(array)
+
+
+def _gguf_tensors(model_dir: Path, config: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(llama.cpp name, numpy array) for each tensor of the merged model, one at a time."""
+    from safetensors import safe_open
+
+    plan = _plan(model_dir, config)
+    for file in dict.fromkeys(p.file for p in plan):
+        with safe_open(str(file), framework="pt") as tensors:
+            for planned in (p for p in plan if p.file == file):
+                yield planned.target, _loaded(tensors, planned, config)
 
 
 def _rope_theta(config: dict[str, Any]) -> float:
@@ -153,6 +184,7 @@ def write_gguf(
 ) -> Path:
     """Convert the merged Llama-architecture model in ``model_dir`` to one GGUF file."""
     import gguf
+    import numpy as np
 
     folder, target = Path(model_dir), Path(output)
     if not gguf_supported(folder):
@@ -161,20 +193,24 @@ def write_gguf(
             f"{_config(folder).get('architectures')}"
         )
     config = _config(folder)
-    tensors = list(_gguf_tensors(folder, config))
-    floats16 = any(array.dtype.name == "float16" for _, array in tensors)
+    plan = _plan(folder, config)
     writer = gguf.GGUFWriter(str(target), arch="llama")
     _add_architecture(writer, config, name)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if floats16 else gguf.LlamaFileType.ALL_F32)
+    all_f32 = all(p.dtype == "float32" for p in plan)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32 if all_f32 else gguf.LlamaFileType.MOSTLY_F16)
     _add_tokenizer(writer, folder, int(config["vocab_size"]))
-    for tensor_name, array in tensors:
-        writer.add_tensor(tensor_name, array)
+    for planned in plan:
+        size = int(np.prod(planned.shape)) * np.dtype(planned.dtype).itemsize
+        writer.add_tensor_info(planned.target, planned.shape, np.dtype(planned.dtype), size)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
-    writer.write_tensors_to_file(progress=False)
+    writer.write_ti_data_to_file()
+    # One tensor in memory at a time: a 15 GB model converts in about one tensor's memory.
+    for done, (_, array) in enumerate(_gguf_tensors(folder, config), 1):
+        writer.write_tensor_data(array)
+        if progress is not None:
+            progress(done / len(plan))
     writer.close()
-    if progress is not None:
-        progress(1.0)
     return target
 
 
@@ -203,11 +239,12 @@ def check_gguf(gguf_path: str | Path, model_dir: str | Path) -> GgufCheck:
     field_value = reader.fields["general.architecture"]
     architecture = bytes(field_value.parts[field_value.data[0]]).decode("utf-8")
     stored = {t.name: t for t in reader.tensors}
-    expected = dict(_gguf_tensors(folder, _config(folder)))
-    mismatched = sorted(set(stored) ^ set(expected))
+    plan = _plan(folder, _config(folder))
+    mismatched = sorted(set(stored) ^ {p.target for p in plan})
     worst = 0.0
-    for tensor_name in set(stored) & set(expected):
-        want = expected[tensor_name]
+    for tensor_name, want in _gguf_tensors(folder, _config(folder)):
+        if tensor_name not in stored:
+            continue
         # GGUF lists dimensions fastest first; the data is row-major like numpy's.
         got = np.asarray(stored[tensor_name].data).reshape(want.shape)
         if got.dtype != want.dtype:

@@ -145,7 +145,10 @@ def _model_files(facts: dict[str, Any], folder: Path, report: _Reporter) -> dict
     source = "./merged"
     if model_bundle.gguf_supported(merged):
         report("writing the GGUF file")
-        model_bundle.write_gguf(merged, folder / "model.gguf", name=facts["name"])
+        model_bundle.write_gguf(
+            merged, folder / "model.gguf", name=facts["name"],
+            progress=lambda done: report("writing the GGUF file", done),
+        )  # fmt: skip
         report("reading the GGUF back and comparing tensors")
         check = model_bundle.check_gguf(folder / "model.gguf", merged)
         if not check.ok:
