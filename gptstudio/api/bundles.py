@@ -2,7 +2,7 @@
 
 ``GET /api/model-versions/{id}/export.tar`` streams a version's finished bundle from disk to its
 owner (``FileResponse``: chunked, resumable with ``Range``). ``POST /api/bundles`` takes a bundle
-as the raw request body (``curl -T bundle.tar``, or ``--data-binary @bundle.tar``), streams it to
+as the raw request body (``curl -X POST -T bundle.tar``: curl streams the file), streams it to
 disk as it arrives and imports it for the signed-in creator (browser session cookie, or an API
 key with ``documents:write``); the answer names the recreated assistant.
 """
