@@ -48,7 +48,7 @@ class JobsState(TrainingState):
         self._refresh()
 
 
-def _number(value: rx.Var) -> rx.Var[int]:
+def js_number(value: rx.Var) -> rx.Var[int]:
     """A row's string as a number in the page's JavaScript: ``.to(int)`` only changes the Python
     type, so Radix's Progress got a string ("Invalid prop `value`" in the console)."""
     return rx.Var(_js_expr=f"Number({value!s})", _var_type=int, _var_data=value._get_all_var_data())
@@ -63,7 +63,7 @@ def _job_view(j: rx.Var[dict[str, str]]) -> rx.Component:
         rx.table.cell(rx.link("#", j["id"], on_click=JobsState.select_job(j["id"]))),
         rx.table.cell(_job_status(j["status"])),
         rx.table.cell(j["position"]),
-        rx.table.cell(rx.progress(value=_number(j["percent"]), width="8em")),
+        rx.table.cell(rx.progress(value=js_number(j["percent"]), width="8em")),
         rx.table.cell(j["step"]),
         rx.table.cell(j["loss"]),
         rx.table.cell(j["speed"]),
@@ -137,7 +137,7 @@ def live_card() -> rx.Component:
             width="100%",
             align="center",
         ),
-        rx.progress(value=_number(job["percent"]), width="100%", id="job-progress"),
+        rx.progress(value=js_number(job["percent"]), width="100%", id="job-progress"),
         rx.cond(job["error"] != "", rx.callout(job["error"], color_scheme="red", id="job-error")),
         rx.cond(job["data_note"] != "", rx.text(job["data_note"], size="2", id="job-data-note")),
         loss_chart(

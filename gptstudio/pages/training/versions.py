@@ -10,6 +10,7 @@ import reflex as rx
 
 from gptstudio.components.layout import submit_button
 from gptstudio.components.tables import data_table
+from gptstudio.pages.training.jobs import js_number
 from gptstudio.pages.training.state import TrainingState, whole_number
 from gptstudio.services import bundle, training
 from gptstudio.state.errors import shows_error, toasts_error
@@ -69,7 +70,7 @@ def _export_view(v: rx.Var[dict[str, str]]) -> rx.Component:
         rx.cond(
             v["export_state"] == "running",
             rx.vstack(
-                rx.progress(value=v["export_percent"].to(int), max=100, width="8em"),
+                rx.progress(value=js_number(v["export_percent"]), max=100, width="8em"),
                 rx.text(
                     v["export_step"],
                     " (",
