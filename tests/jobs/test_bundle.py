@@ -353,7 +353,17 @@ def test_import_refuses_changed_bundles_and_missing_base_models(
     assert _post(_repack(root), "dee@example.com").status_code == 201
 
 
-def test_no_export_before_one_is_built(db: str, tiny_model: Path, tmp_path: Path) -> None:
+def test_exports_and_imports_are_the_owners_and_creators(
+    db: str, tiny_model: Path, tmp_path: Path
+) -> None:
     cy, version_id = _version(tiny_model, tmp_path)
     with pytest.raises(NotFound, match="Export it first"):
         bundle.export_archive(actor=cy, version_id=version_id)
+    eve = account.register(email="eve@example.com", password=PASSWORD, role=Role.creator)
+    with pytest.raises(NotFound):
+        bundle.request_export(actor=eve, version_id=version_id)
+    with pytest.raises(NotFound):
+        bundle.export_archive(actor=eve, version_id=version_id)
+    account.register(email="sub@example.com", password=PASSWORD)
+    refused = _post(b"anything", "sub@example.com")
+    assert refused.status_code == 403
