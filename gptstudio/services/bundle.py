@@ -252,6 +252,8 @@ def _manifest(root: Path) -> dict[str, Any]:
 def verify(root: Path, manifest: dict[str, Any], step: Step = _no_step) -> None:
     """Every file the manifest lists is there with its checksum, and no other file is."""
     listed: dict[str, Any] = manifest.get("files") or {}
+    if any(Path(name).is_absolute() or ".." in Path(name).parts for name in listed):
+        raise BundleRejected("The bundle's manifest names files outside the bundle.")
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     present.discard(MANIFEST)
     if missing := sorted(set(listed) - present):
