@@ -59,6 +59,8 @@ WIRE = {
     # OpenAI's (and the engine's) code for a prompt the context window cannot hold.
     "PromptTooLong": (400, "invalid_request_error", "context_length_exceeded"),
     "MailNotSent": (503, "server_error", "mailnotsent"),
+    "BundleRejected": (400, "invalid_request_error", "bundle_rejected"),
+    "BaseModelMissing": (409, "invalid_request_error", "base_model_missing"),
 }
 
 
