@@ -5,6 +5,7 @@ assistants imported so far. The work is :func:`gptstudio.services.bundle.import_
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import reflex as rx
@@ -22,6 +23,14 @@ UPLOAD_ID = "bundle"
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:,.1f} MiB"
+
+
+def _when(iso: str) -> str:
+    """``2026-12-06 14:24 UTC`` from an ISO time; the text itself when it is not one."""
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso
 
 
 class BundleImportState(AuthState):
@@ -44,10 +53,13 @@ class BundleImportState(AuthState):
 
     def _refresh(self) -> None:
         self.imported = [
-            {k: str(v) for k, v in row.items() if k in ("assistant", "slug", "version",
-                                                         "status", "from", "imported_at")}
+            {
+                **{k: str(row.get(k, "")) for k in ("assistant", "slug", "version", "status")},
+                "from": str(row.get("from", "")),
+                "imported_at": _when(str(row.get("imported_at", ""))),
+            }
             for row in bundle.imported_versions(actor=self._actor())
-        ]  # fmt: skip
+        ]
 
     @rx.event(background=True)
     @shows_error
