@@ -1,5 +1,5 @@
 """creator tiers (admin-defined), creators' tier subscriptions, training compute usage;
-invoices: kind and application fee
+invoices: kind, application fee, connected account; users: Stripe Connect account
 
 Revision ID: 0015
 Revises: 0011
@@ -134,10 +134,42 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("application_fee_cents", sa.Integer(), nullable=False, server_default="0")
         )
+        batch_op.add_column(
+            sa.Column(
+                "connected_account",
+                sqlmodel.sql.sqltypes.AutoString(length=120),
+                nullable=False,
+                server_default="",
+            )
+        )
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "stripe_account_id",
+                sqlmodel.sql.sqltypes.AutoString(length=120),
+                nullable=False,
+                server_default="",
+            )
+        )
+        for name in (
+            "connect_details_submitted", "connect_charges_enabled", "connect_payouts_enabled"
+        ):  # fmt: skip
+            batch_op.add_column(
+                sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.false())
+            )
+        batch_op.create_index(batch_op.f("ix_users_stripe_account_id"), ["stripe_account_id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_users_stripe_account_id"))
+        for name in (
+            "connect_payouts_enabled", "connect_charges_enabled", "connect_details_submitted",
+            "stripe_account_id",
+        ):  # fmt: skip
+            batch_op.drop_column(name)
     with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.drop_column("connected_account")
         batch_op.drop_column("application_fee_cents")
         batch_op.drop_column("kind")
 

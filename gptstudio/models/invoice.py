@@ -25,6 +25,9 @@ class Invoice(SQLModel, table=True):
     application_fee_cents: int = Field(
         default=0, description="the platform's fee on a connected creator's invoice"
     )
+    connected_account: str = Field(
+        default="", max_length=120, description="the creator's Stripe account the charge went to"
+    )
     status: str = Field(default="paid", max_length=20, description="paid, payment_failed, …")
     currency: str = Field(default="usd", max_length=3)
     amount_due_cents: int = 0

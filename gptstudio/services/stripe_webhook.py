@@ -2,7 +2,8 @@
 
 Each event is stored by its id in the same transaction as its effects (:func:`process_event`), so
 a replay changes nothing; ``Subscription.last_event_created`` makes them order-safe. Handled:
-checkout completed and subscription created/updated/deleted (the local subscription row), invoices
+checkout completed and subscription created/updated/deleted (the local subscription row, or a
+creator's tier: :mod:`creator_tier`), a connected creator's ``account.updated``, invoices
 paid or failed (``Invoice`` rows; a failed payment starts dunning: past_due and an e-mail, while
 entitlements keep the plan for ``billing_grace_days``), and refunds.
 """
@@ -32,7 +33,7 @@ from gptstudio.models import (
     User,
 )
 from gptstudio.money import format_money
-from gptstudio.services import audit, creator_tier
+from gptstudio.services import audit, connect, creator_tier
 from gptstudio.services.subscription import LIVE_STATUSES, find_subscription, pricing_url
 from gptstudio.settings import get_settings
 from gptstudio.stripe_client import (
@@ -54,6 +55,7 @@ HANDLED_EVENTS = {
     "invoice.payment_succeeded",
     "invoice.payment_failed",
     "charge.refunded",
+    "account.updated",
 }
 
 
@@ -189,6 +191,9 @@ def _dispatch(session: Session, event: dict[str, Any]) -> _Outcome:
     created = int(event.get("created") or 0)
     if kind not in HANDLED_EVENTS:
         return _Outcome("ignored", f"event type {kind} is not used")
+    if kind == "account.updated":
+        note = connect.apply_account(session, obj)
+        return _Outcome("ignored" if note.startswith("ignored") else "processed", note)
     if kind == "checkout.session.completed" and creator_tier.is_tier_subscription(obj):
         return _on_tier_checkout(session, obj, created)
     if kind == "checkout.session.completed":
@@ -435,6 +440,12 @@ def _on_invoice(session: Session, obj: dict[str, Any], created: int, *, paid: bo
         elif invoice.id is None or invoice.status != "paid":
             invoice.status = "payment_failed"
     invoice.currency = str(obj.get("currency") or invoice.currency)
+    # A destination charge to a connected creator: the platform's fee and where the rest went.
+    invoice.application_fee_cents = max(
+        invoice.application_fee_cents, int(obj.get("application_fee_amount") or 0)
+    )
+    destination = (obj.get("transfer_data") or {}).get("destination") or ""
+    invoice.connected_account = str(destination or invoice.connected_account)
     invoice.amount_due_cents = int(obj.get("amount_due") or 0)
     invoice.amount_paid_cents = max(invoice.amount_paid_cents, int(obj.get("amount_paid") or 0))
     invoice.period_start = _ts(obj.get("period_start")) or invoice.period_start

@@ -76,9 +76,7 @@ def test_creator_upgrades_tier_and_overage_is_metered(
     hydrated(page)
     page.fill("#job-steps", "2")
     page.click("#job-start")
-    expect(page.locator("#overage-notice")).to_contain_text(
-        "1.20 USD per GPU-hour", timeout=30_000
-    )
+    expect(page.locator("#overage-notice")).to_contain_text("1.20 USD per GPU-hour", timeout=30_000)
     page.click("#job-confirm-overage")
     page.click("#job-start")
     expect(page.locator(".job-row").first).to_contain_text("succeeded", timeout=300_000)
