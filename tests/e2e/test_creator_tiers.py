@@ -52,10 +52,20 @@ def test_creator_upgrades_tier_and_overage_is_metered(
     boss.context.close()
 
     page = browser.new_context().new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     log_in(page, app, EMAIL)
     expect(page).to_have_url(re.compile(r"/dashboard/?$"), timeout=30_000)
+    errors: list[str] = []
+    failed: list[str] = []
+    # The app's console (the offline Stripe's own pages have no favicon: a 401 there is not ours).
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and m.location.get("url", "").startswith(app.url)
+            else None
+        ),
+    )
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.click("text=Tier")
     expect(page).to_have_url(re.compile(r"/studio/tier"))
     expect(page.locator("#current-tier")).to_have_text("No tier limits")
@@ -97,5 +107,5 @@ def test_creator_upgrades_tier_and_overage_is_metered(
     page.goto(f"{app.url}/studio/tier")
     expect(page.locator("#meter-compute")).to_contain_text("overage")
     page.screenshot(path=str(tmp_path / "creator-tier-metered.png"), full_page=True)
-    assert not [e for e in errors if "Warning" not in e], errors
+    assert not [e for e in errors if "Warning" not in e], (errors, failed)
     page.context.close()
