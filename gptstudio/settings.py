@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr = SecretStr("")
     stripe_api_base: str = Field("", description="empty: api.stripe.com; tests: localstripe")
     stripe_webhook_tolerance_seconds: int = Field(300, ge=1, description="older: refused")
+    application_fee_percent: float = Field(
+        10.0, ge=0, le=100,
+        description="Stripe Connect: the operator's share of a connected creator's subscriptions",
+    )  # fmt: skip
     billing_grace_days: int = Field(
         7, ge=0, description="past_due this long keeps paid access; then the free tier applies"
     )

@@ -45,6 +45,8 @@ WIRE = {
     "EngineRefused": (400, "invalid_request_error", "engine_error"),
     "ApiKeyRefused": (401, "authentication_error", "invalid_api_key"),
     "GateBlocked": (409, "invalid_request_error", "gateblocked"),
+    "TierLimitReached": (402, "payment_required", "tier_limit_reached"),
+    "OverageNeedsConfirmation": (409, "invalid_request_error", "overage_needs_confirmation"),
     "LockedOut": (429, "rate_limit_error", "lockedout"),
     "BillingNotConfigured": (503, "server_error", "billingnotconfigured"),
     "BillingUnavailable": (502, "invalid_request_error", "billingunavailable"),

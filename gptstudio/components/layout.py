@@ -28,6 +28,7 @@ def navbar() -> rx.Component:
                 rx.cond(AuthState.role == "admin", _nav_link("Admin", "/admin")),
                 rx.cond(AuthState.role != "subscriber", _nav_link("Dashboard", "/dashboard")),
                 rx.cond(AuthState.role != "subscriber", _nav_link("Revenue", "/revenue")),
+                rx.cond(AuthState.role == "creator", _nav_link("Tier", "/studio/tier")),
                 _nav_link("Assistants", "/home"),
                 _nav_link("Usage", "/usage"),
                 _nav_link("Account", "/account"),

@@ -24,7 +24,7 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.jobs.tasks import body
 from gptstudio.mail import MailNotSent, send_mail
 from gptstudio.models import Assistant, Plan, StripeEvent, Subscription, UsageEvent, User
-from gptstudio.services import audit
+from gptstudio.services import audit, creator_tier
 from gptstudio.services.stripe_sync import meter_event_name
 from gptstudio.services.subscription import LIVE_STATUSES, pricing_url
 from gptstudio.settings import get_settings
@@ -215,3 +215,10 @@ def _report_one(event_id: int, over: int, at: datetime, customer: str, assistant
             event.reported_at = utcnow()
             session.add(event)
     return 1 if over > 0 else 0
+
+
+@body("report_compute")
+def report_compute() -> int:
+    """Report creators' training overage that Stripe has not accepted yet (see
+    :func:`gptstudio.services.creator_tier.report_compute_overage`)."""
+    return creator_tier.report_compute_overage()

@@ -112,6 +112,13 @@ def report_usage_task() -> int:
     return int(run("report_usage"))
 
 
+@huey.periodic_task(crontab(minute="*/5"))
+def report_compute_task() -> int:
+    """Every five minutes: report creators' unreported training overage to Stripe (each
+    training run reports its own when it ends; this retries what Stripe did not accept)."""
+    return int(run("report_compute"))
+
+
 @huey.periodic_task(crontab(minute="17"))
 def grace_period_task() -> int:
     """Hourly: e-mail subscribers whose failed-payment grace period has ended (each once)."""

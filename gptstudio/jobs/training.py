@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from gptstudio.db import session_scope, utcnow
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Dataset, ModelVersion, TrainingJob
+from gptstudio.services import creator_tier
 from gptstudio.services.dataset import SPLITS
 from gptstudio.services.training import ACTIVE, enqueue
 from gptstudio.settings import get_settings
@@ -192,16 +193,26 @@ def run_job(job_id: int) -> None:
     if not _claim(job_id, worker):
         log.info("training job %s is not free to run (done, cancelled or owned); skipped", job_id)
         return
-    with _Lease(job_id, worker, stale_seconds=get_settings().job_stale_seconds) as lease:
-        status, error = _train_and_evaluate(job_id, lease)
+    began, measured = time.monotonic(), {"devices": 1, "tokens": 0}
+    try:
+        with _Lease(job_id, worker, stale_seconds=get_settings().job_stale_seconds) as lease:
+            status, error = _train_and_evaluate(job_id, lease, measured)
+    finally:
+        # Every run is metered, whatever its outcome (a failed or cancelled run used the
+        # devices too): wall seconds from the claim × the devices it trained on.
+        creator_tier.record_compute(
+            job_id=job_id, seconds=time.monotonic() - began, devices=measured["devices"],
+            tokens=measured["tokens"],
+        )  # fmt: skip
     if lease.lost:
         log.warning("training job %s was taken over by another worker; this one stopped", job_id)
         return
     _finish(job_id, worker, status, error)
 
 
-def _train_and_evaluate(job_id: int, lease: _Lease) -> tuple[str, str]:
-    """The job's outcome: (status, error). A version is recorded when it succeeds."""
+def _train_and_evaluate(job_id: int, lease: _Lease, measured: dict[str, int]) -> tuple[str, str]:
+    """The job's outcome: (status, error). A version is recorded when it succeeds; ``measured``
+    gets the devices it trained on and its training tokens."""
     from trainer.config import JobConfig
     from trainer.errors import Stopped, TrainingError
     from trainer.launch import train
@@ -220,6 +231,10 @@ def _train_and_evaluate(job_id: int, lease: _Lease) -> tuple[str, str]:
             output_dir=output_dir, resume=True, on_progress=reporter,
             should_stop=lease.should_stop,
         )  # fmt: skip
+        report = result.report or {}
+        parallel = report.get("device") == "cuda"
+        measured["devices"] = max(1, int(report.get("processes") or 1)) if parallel else 1
+        measured["tokens"] = int(report.get("train_tokens") or 0)
         if result.status == "cancelled" or lease.should_stop():
             return "cancelled", ""
         metrics = _evaluate(str(result.adapter_dir), records, config, lease)

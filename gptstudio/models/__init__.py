@@ -5,6 +5,7 @@ from gptstudio.models.app_setting import AppSetting
 from gptstudio.models.assistant import Assistant
 from gptstudio.models.audit_event import AuditEvent
 from gptstudio.models.conversation import Conversation, Message
+from gptstudio.models.creator_tier import ComputeUsage, CreatorSubscription, CreatorTier
 from gptstudio.models.curation_run import CurationRun
 from gptstudio.models.dataset import Dataset
 from gptstudio.models.document import Document
@@ -34,7 +35,10 @@ __all__ = [
     "AppSetting",
     "Assistant",
     "AuditEvent",
+    "ComputeUsage",
     "Conversation",
+    "CreatorSubscription",
+    "CreatorTier",
     "CurationRun",
     "Dataset",
     "Document",

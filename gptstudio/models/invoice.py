@@ -19,6 +19,15 @@ class Invoice(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     assistant_id: int | None = Field(default=None, foreign_key="assistants.id", index=True)
     subscription_id: int | None = Field(default=None, foreign_key="subscriptions.id")
+    kind: str = Field(
+        default="assistant", max_length=20, description="assistant, or creator_tier (platform's)"
+    )
+    application_fee_cents: int = Field(
+        default=0, description="the platform's fee on a connected creator's invoice"
+    )
+    connected_account: str = Field(
+        default="", max_length=120, description="the creator's Stripe account the charge went to"
+    )
     status: str = Field(default="paid", max_length=20, description="paid, payment_failed, …")
     currency: str = Field(default="usd", max_length=3)
     amount_due_cents: int = 0

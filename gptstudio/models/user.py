@@ -48,6 +48,11 @@ class User(SQLModel, table=True):
     # The last TOTP time step accepted: a code is never accepted twice.
     mfa_last_step: int = 0
     stripe_customer_id: str = Field(default="", max_length=120, index=True)
+    # Stripe Connect: the creator's Express account (payouts of their assistants' subscriptions).
+    stripe_account_id: str = Field(default="", max_length=120, index=True)
+    connect_details_submitted: bool = False
+    connect_charges_enabled: bool = False
+    connect_payouts_enabled: bool = False
 
 
 class UserPublic(BaseModel):

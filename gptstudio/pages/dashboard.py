@@ -8,6 +8,7 @@ import reflex as rx
 
 from gptstudio.components.assistant_card import assistant_card, assistant_row
 from gptstudio.components.layout import form_error, link_button, page, submit_button
+from gptstudio.errors import DomainError
 from gptstudio.pages.registry import add_page
 from gptstudio.services import assistant
 from gptstudio.state.auth import AuthState
@@ -40,7 +41,7 @@ class DashboardState(AuthState):
                 name=str(form.get("name", "")),
                 description=str(form.get("description", "")),
             )
-        except assistant.InvalidInput as error:
+        except DomainError as error:  # a bad name, or the creator's tier allows no more
             self.error = str(error)
             return None
         self.error = ""

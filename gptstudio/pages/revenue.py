@@ -1,5 +1,6 @@
 """The creator's revenue page (/revenue): subscribers, MRR, churn and ARPU, revenue over time
-and per assistant, usage per assistant and per model version."""
+and per assistant, usage per assistant and per model version; payouts (Stripe Connect) in
+:mod:`gptstudio.pages.revenue_payouts`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from gptstudio.components.charts import (
 from gptstudio.components.layout import page
 from gptstudio.models import Role
 from gptstudio.pages.registry import add_page
+from gptstudio.pages.revenue_payouts import payouts_card
 from gptstudio.services import analytics
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import toasts_error
@@ -168,6 +170,7 @@ def revenue_page() -> rx.Component:
             align="center",
         ),
         _kpis(),
+        payouts_card(),
         rx.text(
             RevenueState.churn_detail,
             " · revenue in the period: ",

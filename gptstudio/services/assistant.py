@@ -12,6 +12,7 @@ from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Assistant, Role
 from gptstudio.models.assistant import AssistantPublic
 from gptstudio.models.user import UserPublic
+from gptstudio.services import creator_tier
 from gptstudio.services.access import authorize
 
 
@@ -59,6 +60,7 @@ def create_assistant(*, actor: UserPublic, name: str, description: str = "") -> 
     if len(description) > 2000:
         raise InvalidInput("The description must be at most 2000 characters.")
     with session_scope() as session:
+        creator_tier.check_new_assistant(session, user_id=actor.id)
         slug = slugify(name)
         taken = session.exec(select(Assistant.id).where(Assistant.slug == slug)).first()
         if taken is not None:

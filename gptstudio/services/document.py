@@ -25,6 +25,7 @@ from gptstudio.db import session_scope
 from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import Document
 from gptstudio.models.user import UserPublic
+from gptstudio.services import creator_tier
 from gptstudio.services.assistant import owned_assistant, owner_check
 from gptstudio.services.retrieval import source_access
 from gptstudio.settings import get_settings
@@ -126,7 +127,8 @@ class UploadWriter:
         self.name = _clean_name(filename)
         with session_scope() as session:
             owned_assistant(session, actor=actor, assistant_id=assistant_id)
-            self.room = settings.storage_quota_mb * 1024 * 1024 - used_bytes(session, actor.id)
+            self.quota_mb = creator_tier.storage_quota_mb(session, user_id=actor.id)
+            self.room = self.quota_mb * 1024 * 1024 - used_bytes(session, actor.id)
         self.limit = settings.max_upload_mb * 1024 * 1024
         self.folder = _documents_dir(assistant_id)
         self.partial = self.folder / f".upload-{secrets.token_hex(8)}"
@@ -143,8 +145,8 @@ class UploadWriter:
             )
         if self.size > self.room:
             raise UploadRefused(
-                f"{self.name} does not fit in your {settings.storage_quota_mb} MB of storage; "
-                "delete documents you no longer need."
+                f"{self.name} does not fit in your {self.quota_mb} MB of storage; "
+                "delete documents you no longer need, or upgrade your GPT Studio tier."
             )
         self.digest.update(chunk)
         self.sink.write(chunk)
@@ -326,4 +328,5 @@ def storage_summary(*, actor: UserPublic) -> tuple[int, int]:
     """(bytes used, bytes allowed) for the actor's documents."""
     with session_scope() as session:
         used = used_bytes(session, actor.id)
-    return used, get_settings().storage_quota_mb * 1024 * 1024
+        quota = creator_tier.storage_quota_mb(session, user_id=actor.id)
+    return used, quota * 1024 * 1024

@@ -2,7 +2,8 @@
 
 Each event is stored by its id in the same transaction as its effects (:func:`process_event`), so
 a replay changes nothing; ``Subscription.last_event_created`` makes them order-safe. Handled:
-checkout completed and subscription created/updated/deleted (the local subscription row), invoices
+checkout completed and subscription created/updated/deleted (the local subscription row, or a
+creator's tier: :mod:`creator_tier`), a connected creator's ``account.updated``, invoices
 paid or failed (``Invoice`` rows; a failed payment starts dunning: past_due and an e-mail, while
 entitlements keep the plan for ``billing_grace_days``), and refunds.
 """
@@ -22,9 +23,17 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import DomainError
 from gptstudio.jobs.tasks import send_mail_task
 from gptstudio.mail import MailNotSent, send_mail
-from gptstudio.models import Assistant, Invoice, Plan, StripeEvent, Subscription, User
+from gptstudio.models import (
+    Assistant,
+    CreatorSubscription,
+    Invoice,
+    Plan,
+    StripeEvent,
+    Subscription,
+    User,
+)
 from gptstudio.money import format_money
-from gptstudio.services import audit
+from gptstudio.services import audit, connect, creator_tier
 from gptstudio.services.subscription import LIVE_STATUSES, find_subscription, pricing_url
 from gptstudio.settings import get_settings
 from gptstudio.stripe_client import (
@@ -46,6 +55,7 @@ HANDLED_EVENTS = {
     "invoice.payment_succeeded",
     "invoice.payment_failed",
     "charge.refunded",
+    "account.updated",
 }
 
 
@@ -181,8 +191,18 @@ def _dispatch(session: Session, event: dict[str, Any]) -> _Outcome:
     created = int(event.get("created") or 0)
     if kind not in HANDLED_EVENTS:
         return _Outcome("ignored", f"event type {kind} is not used")
+    if kind == "account.updated":
+        note = connect.apply_account(session, obj)
+        return _Outcome("ignored" if note.startswith("ignored") else "processed", note)
+    if kind == "checkout.session.completed" and creator_tier.is_tier_subscription(obj):
+        return _on_tier_checkout(session, obj, created)
     if kind == "checkout.session.completed":
         return _on_checkout_completed(session, obj, created)
+    if kind.startswith("customer.subscription.") and creator_tier.is_tier_subscription(obj):
+        note = creator_tier.apply_subscription(
+            session, obj, created, deleted=kind.endswith(".deleted")
+        )
+        return _Outcome("ignored" if note.startswith("ignored") else "processed", note)
     if kind.startswith("customer.subscription."):
         return _on_subscription(session, obj, created, deleted=kind.endswith(".deleted"))
     if kind in ("invoice.paid", "invoice.payment_succeeded"):
@@ -223,6 +243,38 @@ def _on_checkout_completed(session: Session, obj: dict[str, Any], created: int) 
         user.stripe_customer_id = customer
         session.add(user)
     return _on_subscription(session, current, created, deleted=False, fetched=True)
+
+
+def _on_tier_checkout(session: Session, obj: dict[str, Any], created: int) -> _Outcome:
+    """A creator bought a tier of the installation (see :mod:`creator_tier`)."""
+    if obj.get("mode") != "subscription" or not obj.get("subscription"):
+        return _Outcome("ignored", "not a subscription checkout")
+    subscription_id = obj["subscription"]
+    subscription_id = subscription_id if isinstance(subscription_id, str) else subscription_id["id"]
+    try:
+        current = as_dict(stripe_client().v1.subscriptions.retrieve(subscription_id))
+    except stripe.StripeError as error:
+        raise stripe_failed("read the new subscription", error) from None
+    current["metadata"] = {**(obj.get("metadata") or {}), **(current.get("metadata") or {})}
+    note = creator_tier.apply_subscription(session, current, created, deleted=False)
+    return _Outcome("ignored" if note.startswith("ignored") else "processed", note)
+
+
+def _is_tier_invoice(session: Session, obj: dict[str, Any], sub_id: str) -> bool:
+    if (
+        sub_id
+        and session.exec(
+            select(CreatorSubscription.id).where(
+                CreatorSubscription.stripe_subscription_id == sub_id
+            )
+        ).first()
+    ):
+        return True
+    for line in (obj.get("lines") or {}).get("data") or []:
+        price = line.get("price") or line.get("plan") or {}
+        if creator_tier.TIER_METADATA in (price.get("metadata") or {}):
+            return True
+    return False
 
 
 def _licensed_item(sub: dict[str, Any]) -> dict[str, Any]:
@@ -370,6 +422,8 @@ def _on_invoice(session: Session, obj: dict[str, Any], created: int, *, paid: bo
         else None
     )
     invoice = _invoice_row(session, str(obj["id"]))
+    if row is None and _is_tier_invoice(session, obj, sub_id):
+        invoice.kind = "creator_tier"  # the platform's own revenue, not a creator's
     if row is not None:
         invoice.user_id, invoice.assistant_id, invoice.subscription_id = (
             row.user_id, row.assistant_id, row.id,
@@ -386,6 +440,12 @@ def _on_invoice(session: Session, obj: dict[str, Any], created: int, *, paid: bo
         elif invoice.id is None or invoice.status != "paid":
             invoice.status = "payment_failed"
     invoice.currency = str(obj.get("currency") or invoice.currency)
+    # A destination charge to a connected creator: the platform's fee and where the rest went.
+    invoice.application_fee_cents = max(
+        invoice.application_fee_cents, int(obj.get("application_fee_amount") or 0)
+    )
+    destination = (obj.get("transfer_data") or {}).get("destination") or ""
+    invoice.connected_account = str(destination or invoice.connected_account)
     invoice.amount_due_cents = int(obj.get("amount_due") or 0)
     invoice.amount_paid_cents = max(invoice.amount_paid_cents, int(obj.get("amount_paid") or 0))
     invoice.period_start = _ts(obj.get("period_start")) or invoice.period_start

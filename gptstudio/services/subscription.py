@@ -25,6 +25,7 @@ from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Assistant, Plan, Subscription, User
 from gptstudio.models.plan import PlanPublic
 from gptstudio.models.user import Role, UserPublic
+from gptstudio.services import connect
 from gptstudio.services.access import authorize
 from gptstudio.services.entitlements import entitlement_in, offered_plans
 from gptstudio.services.stripe_sync import INTERVALS, overage_price
@@ -211,7 +212,11 @@ def start_checkout(*, actor: UserPublic, plan_id: int, interval: str = "month") 
             metadata = {"gptstudio_user_id": str(actor.id),
                         "gptstudio_assistant_id": str(assistant.id),
                         "gptstudio_plan_id": str(plan.id), "interval": interval}  # fmt: skip
-            subscription_data: dict[str, Any] = {"metadata": metadata}
+            # A connected creator's subscription is a destination charge (services/connect.py).
+            subscription_data: dict[str, Any] = {
+                "metadata": metadata,
+                **connect.checkout_terms(session, assistant),
+            }
             had_paid = row is not None and bool(row.stripe_subscription_id)
             if plan.trial_days and not had_paid:
                 subscription_data["trial_period_days"] = plan.trial_days

@@ -21,7 +21,7 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import DomainError, InvalidInput, ModelNotFound, NotFound
 from gptstudio.models import Assistant, Dataset, ModelVersion, Role, Tier, TrainingJob
 from gptstudio.models.user import UserPublic
-from gptstudio.services import audit
+from gptstudio.services import audit, creator_tier
 from gptstudio.services.access import Client
 from gptstudio.services.assistant import owned_assistant
 from gptstudio.settings import get_settings
@@ -32,9 +32,16 @@ PRIORITY_BY_TIER = {Tier.free: 0, Tier.individual: 10, Tier.professional: 20, Ti
 ADMIN_PRIORITY = 40
 
 
-def priority_of(actor: UserPublic) -> int:
-    """The queue priority of a new job: by the creator's tier (admins first)."""
-    return ADMIN_PRIORITY if actor.role == Role.admin else PRIORITY_BY_TIER[Tier(actor.tier)]
+def priority_of(actor: UserPublic, session: Session | None = None) -> int:
+    """The queue priority of a new job: by the creator's tier (admins first); the priority an
+    admin set on the tier wins over the default for its name."""
+    if actor.role == Role.admin:
+        return ADMIN_PRIORITY
+    if session is not None:
+        defined = creator_tier.queue_priority(session, actor.id)
+        if defined is not None:
+            return defined
+    return PRIORITY_BY_TIER[Tier(actor.tier)]
 
 
 class GateBlocked(DomainError):
@@ -115,8 +122,12 @@ def start_job(
     preset: str = "auto",
     method: str = "lora",
     overrides: dict[str, Any] | None = None,
+    confirm_overage: bool = False,
 ) -> TrainingJob:
-    """Queue a fine-tune of ``base_model`` on a dataset version."""
+    """Queue a fine-tune of ``base_model`` on a dataset version.
+
+    The creator's tier is checked first (:func:`creator_tier.check_training`): a job beyond the
+    month's included compute is refused, or needs ``confirm_overage`` where the tier bills it."""
     with session_scope() as session:
         data = _dataset(session, actor=actor, dataset_id=dataset_id)
         n_train = int(data.counts.get("splits", {}).get("train", 0))
@@ -125,15 +136,22 @@ def start_job(
                 f"Dataset version {data.version} has {n_train} training examples; at least 4 "
                 "are needed. Add documents and snapshot again."
             )
+        size = dataset_size(data.storage_path)
         config = build_config(
             base_model=base_model or get_settings().resolved_base_model, preset=preset,
-            method=method, n_examples=n_train, overrides=overrides or {},
-            size=dataset_size(data.storage_path),
+            method=method, n_examples=n_train, overrides=overrides or {}, size=size,
         )  # fmt: skip
+        estimate = creator_tier.estimate_seconds(
+            session, train_tokens=int(size.tokens) * int(config.epochs)
+        )
+        overage = creator_tier.check_training(
+            session, user_id=actor.id, estimated_seconds=estimate, confirm_overage=confirm_overage
+        )
         job = TrainingJob(
             assistant_id=data.assistant_id, dataset_id=data.id or 0, base_model=config.base_model,
-            config=config.to_dict(), priority=priority_of(actor),
-            progress={"step": 0, "total_steps": 0},
+            config=config.to_dict(), priority=priority_of(actor, session),
+            progress={"step": 0, "total_steps": 0, "estimated_device_seconds": round(estimate, 1),
+                      "overage_confirmed": overage > 0},
         )  # fmt: skip
         session.add(job)
         session.flush()

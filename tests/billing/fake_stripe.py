@@ -4,6 +4,8 @@ localstripe (PyPI) emulates customers, products, plans, subscriptions, invoices 
 signs its own webhooks. It has no Prices, Checkout Sessions, Billing Portal or Billing Meters, so
 :class:`StripeFront` answers those requests itself, in Stripe's shapes (recorded from the Stripe
 API reference), records every request it receives, and forwards everything else to localstripe.
+Connect (accounts, account links, balances and payouts read with the ``Stripe-Account`` header,
+application fees on destination charges) is answered here too: localstripe has none of it.
 A created Price is mirrored as a localstripe Plan with the same id, so that a subscription
 started from the fake checkout page is a real localstripe subscription. Events the front
 produces itself (``checkout.session.completed``) are signed the way Stripe signs webhooks.
@@ -100,6 +102,13 @@ class StripeFront:
     idempotent: dict[str, bytes] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Stripe Connect (see "Connect" below): connected accounts, their balances and payouts, the
+    # platform's application fees, and the Stripe-Account header of every request.
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    balances: dict[str, dict[str, int]] = field(default_factory=dict)
+    payouts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    application_fees: list[dict[str, Any]] = field(default_factory=list)
+    stripe_accounts: list[str] = field(default_factory=list)
 
     # -------------------------------------------------------------- helpers for tests
 
@@ -176,11 +185,66 @@ class StripeFront:
             status="complete", payment_status="paid", subscription=subscription["id"],
         )  # fmt: skip
         self.send(event("checkout.session.completed", self._export(session)))
+        if sub_data.get("transfer_data"):
+            self.connect_first_invoice(subscription["id"], sub_data)
         return subscription
 
     @staticmethod
     def _export(session: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in session.items() if k not in ("line_items", "subscription_data")}
+
+    # -------------------------------------------------------------- Connect (tests and front)
+
+    def handle_connect(
+        self, method: str, path: str, params: dict[str, Any], account: str
+    ) -> tuple[int, Any]:
+        return _handle_connect(self, method, path, params, account)
+
+    def finish_onboarding(self, account_id: str) -> None:
+        """What submitting Stripe's hosted onboarding does: the account can take charges and
+        receive payouts, and ``account.updated`` is sent."""
+        account = self.accounts[account_id]
+        account.update(details_submitted=True, charges_enabled=True, payouts_enabled=True)
+        account["capabilities"] = {k: "active" for k in account["capabilities"]}
+        account["requirements"] = {"currently_due": []}
+        self.send(event("account.updated", dict(account)))
+
+    def connect_first_invoice(self, subscription_id: str, sub_data: dict[str, Any]) -> None:
+        """A destination charge's paid invoice as Stripe describes it (localstripe has no
+        Connect): ``invoice.paid`` with ``application_fee_amount`` and ``transfer_data``, an
+        ``application_fee`` object, and the rest in the connected account's pending balance."""
+        destination = sub_data["transfer_data"]["destination"]
+        percent = float(sub_data.get("application_fee_percent") or 0)
+        invoices = self.localstripe_call("GET", "/v1/invoices", {"subscription": subscription_id})
+        for invoice in invoices["data"]:
+            paid = int(invoice.get("amount_paid") or invoice.get("total") or 0)
+            fee = round(paid * percent / 100)
+            invoice.update(
+                status="paid", amount_paid=paid, application_fee_amount=fee,
+                transfer_data={"destination": destination, "amount": None},
+                subscription=subscription_id,
+            )  # fmt: skip
+            self.application_fees.append(
+                {"id": "fee_" + secrets.token_hex(8), "object": "application_fee",
+                 "account": destination, "amount": fee, "amount_refunded": 0,
+                 "currency": invoice.get("currency", "usd"), "charge": invoice.get("charge"),
+                 "created": int(time.time()), "refunded": False}
+            )  # fmt: skip
+            money = self.balances.setdefault(destination, {"available": 0, "pending": 0})
+            money["pending"] += paid - fee
+            self.send(event("invoice.paid", invoice))
+
+    def pay_out(self, account_id: str) -> dict[str, Any]:
+        """Stripe's payout schedule, now: the pending balance becomes available, then paid out
+        to the account's bank (a ``payout`` on the connected account)."""
+        money = self.balances.setdefault(account_id, {"available": 0, "pending": 0})
+        amount = money["available"] + money["pending"]
+        money.update(available=0, pending=0)
+        payout = {"id": "po_" + secrets.token_hex(8), "object": "payout", "amount": amount,
+                  "currency": "usd", "status": "paid", "arrival_date": int(time.time()),
+                  "method": "standard", "type": "bank_account"}  # fmt: skip
+        self.payouts.setdefault(account_id, []).append(payout)
+        return payout
 
     # -------------------------------------------------------------- the Stripe API it answers
 
@@ -279,6 +343,76 @@ class StripeFront:
         return 200, self._export(session)
 
 
+# -------------------------------------------------------------- Connect
+
+
+def _handle_connect(
+    front: StripeFront, method: str, path: str, params: dict[str, Any], account: str
+) -> tuple[int, Any]:
+    """Accounts, Account Links, and a connected account's balance and payouts (read with the
+    ``Stripe-Account`` header), in Stripe's shapes; (0, None) for everything else."""
+    if method == "POST" and path == "/v1/accounts":
+        made = {
+            "id": "acct_" + secrets.token_hex(8), "object": "account",
+            "type": params.get("type", "express"), "email": params.get("email"),
+            "country": params.get("country", "US"), "default_currency": "usd",
+            "details_submitted": False, "charges_enabled": False, "payouts_enabled": False,
+            "capabilities": {k: "inactive" for k in params.get("capabilities") or {}},
+            "business_profile": params.get("business_profile") or {},
+            "metadata": params.get("metadata") or {}, "created": int(time.time()),
+            "requirements": {"currently_due": ["external_account", "tos_acceptance.date"]},
+        }  # fmt: skip
+        front.accounts[made["id"]] = made
+        return 200, made
+    if path.startswith("/v1/accounts/") and path.count("/") == 3:
+        found = front.accounts.get(path.rsplit("/", 1)[1])
+        if found is None:
+            return 404, _error("No such account", "resource_missing")
+        return 200, found
+    if method == "POST" and path == "/v1/account_links":
+        if params.get("account") not in front.accounts:
+            return 400, _error(f"No such account: '{params.get('account')}'", "resource_missing")
+        if params.get("type") not in ("account_onboarding", "account_update"):
+            return 400, _error("Invalid type", "parameter_invalid")
+        link_id = "acctlink_" + secrets.token_hex(8)
+        link = {
+            "object": "account_link", "created": int(time.time()),
+            "expires_at": int(time.time()) + 300, "url": f"{front.url}/connect/onboard/{link_id}",
+        }  # fmt: skip
+        front.objects[link_id] = {
+            **link, "account": params["account"], "return_url": params.get("return_url"),
+            "refresh_url": params.get("refresh_url"), "object": "account_link_record",
+        }  # fmt: skip
+        return 200, link
+    if account and method == "GET" and path == "/v1/balance":
+        if account not in front.accounts:
+            return 403, _error(
+                "The provided key does not have access to account", "account_invalid"
+            )
+        money = front.balances.get(account, {})
+        return 200, {
+            "object": "balance", "livemode": False,
+            "available": [{"amount": money.get("available", 0), "currency": "usd"}],
+            "pending": [{"amount": money.get("pending", 0), "currency": "usd"}],
+        }  # fmt: skip
+    if account and method == "GET" and path == "/v1/payouts":
+        data = list(reversed(front.payouts.get(account, [])))
+        return 200, {"object": "list", "data": data, "has_more": False, "url": "/v1/payouts"}
+    if method == "GET" and path == "/v1/application_fees":
+        return 200, {"object": "list", "data": list(reversed(front.application_fees)),
+                     "has_more": False, "url": "/v1/application_fees"}  # fmt: skip
+    return 0, None
+
+
+def _onboarding_page(link: dict[str, Any]) -> bytes:
+    account = html.escape(str(link["account"]))
+    return f"""<!doctype html><html><head><title>Connect onboarding (offline Stripe)</title></head>
+<body><h1>Set up payouts</h1><p>Express account {account}</p>
+<form method="post"><label>Bank account (test) <input id="connect-iban" name="iban"
+value="000123456789"></label> <button id="connect-submit" type="submit">Submit</button></form>
+</body></html>""".encode()
+
+
 def _error(message: str, code: str) -> dict[str, Any]:
     return {"error": {"type": "invalid_request_error", "message": message, "code": code}}
 
@@ -327,6 +461,14 @@ def serve(front: StripeFront) -> ThreadingHTTPServer:
             if parsed.path.startswith("/pay/"):
                 self._pay(parsed.path.rsplit("/", 1)[1], body)
                 return
+            if parsed.path.startswith("/connect/onboard/"):
+                link = front.objects[parsed.path.rsplit("/", 1)[1]]
+                front.finish_onboarding(link["account"])
+                self.send_response(303)
+                self.send_header("Location", link["return_url"])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self._api("POST", body)
 
         def _pay(self, session_id: str, body: bytes) -> None:
@@ -353,6 +495,13 @@ def serve(front: StripeFront) -> ThreadingHTTPServer:
                 else:
                     self._reply(200, _pay_page(session), "text/html")
                 return
+            if method == "GET" and parsed.path.startswith("/connect/onboard/"):
+                link = front.objects.get(parsed.path.rsplit("/", 1)[1])
+                if link is None or link["expires_at"] < time.time():
+                    self._reply(404, b"this onboarding link expired", "text/plain")
+                else:
+                    self._reply(200, _onboarding_page(link), "text/html")
+                return
             if method == "GET" and parsed.path.startswith("/portal/"):
                 self._reply(200, b"<h1 id='portal'>Customer portal (offline)</h1>", "text/html")
                 return
@@ -363,7 +512,11 @@ def serve(front: StripeFront) -> ThreadingHTTPServer:
                 if key and method == "POST" and key in front.idempotent:
                     self._reply(200, front.idempotent[key])
                     return
-                status, answer = front.handle(method, parsed.path, params, key)
+                account = self.headers.get("Stripe-Account", "")
+                front.stripe_accounts.append(account)
+                status, answer = front.handle_connect(method, parsed.path, params, account)
+                if not status:
+                    status, answer = front.handle(method, parsed.path, params, key)
             if status:
                 data = json.dumps(answer).encode()
                 if key and method == "POST" and status == 200:

@@ -23,13 +23,14 @@ pytestmark = pytest.mark.e2e
 EMAIL = "tess@example.com"
 
 
-def seed(app: RunningApp, folder: Path) -> int:
+def seed(app: RunningApp, folder: Path, *, email: str = EMAIL, name: str = "Hive Trainer") -> int:
     """A creator with an assistant and two dataset versions (v2, the newest, to be chosen)."""
     with Session(engine_for(app.database_url), expire_on_commit=False) as session:
-        user = User(email=EMAIL, password_hash=hash_password(PASSWORD), role=Role.creator.value)
+        user = User(email=email, password_hash=hash_password(PASSWORD), role=Role.creator.value)
         session.add(user)
         session.flush()
-        bot = Assistant(owner_id=int(user.id or 0), name="Hive Trainer", slug="hive-trainer")
+        slug = name.lower().replace(" ", "-")
+        bot = Assistant(owner_id=int(user.id or 0), name=name, slug=slug)
         session.add(bot)
         session.flush()
         for number in (1, 2):

@@ -6,7 +6,7 @@ import reflex as rx
 
 from gptstudio.components.layout import tabs
 
-ADMIN_PAGES = (("Users", "/admin"), ("Audit log", "/admin/audit"))
+ADMIN_PAGES = (("Users", "/admin"), ("Tiers", "/admin/tiers"), ("Audit log", "/admin/audit"))
 
 
 def admin_header(current: str) -> tuple[rx.Component, rx.Component]:

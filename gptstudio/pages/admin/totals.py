@@ -4,13 +4,16 @@ loads itself when it mounts (:class:`AdminTotalsState`)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import reflex as rx
 
 from gptstudio.components.charts import admin_totals_view, money_text, series
+from gptstudio.db import utcnow
 from gptstudio.errors import DomainError
-from gptstudio.services import analytics
+from gptstudio.money import format_money
+from gptstudio.services import analytics, creator_tier
 from gptstudio.state.auth import AuthState
 
 
@@ -18,7 +21,14 @@ def _breakdown(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {key.replace('_', ' ')}" for key, n in counts.items()) or "none"
 
 
-def admin_cards(totals: analytics.AdminTotals) -> list[dict[str, str]]:
+def _money(revenue: dict[str, int]) -> str:
+    return ", ".join(format_money(c, cur) for cur, c in sorted(revenue.items())) or "0.00"
+
+
+def admin_cards(
+    totals: analytics.AdminTotals,
+    split: tuple[dict[str, int], dict[str, int]] = ({}, {}),
+) -> list[dict[str, str]]:
     subscriptions = totals.subscriptions_by_status
     return [
         {
@@ -42,8 +52,20 @@ def admin_cards(totals: analytics.AdminTotals) -> list[dict[str, str]]:
         {
             "label": "Revenue (30 days)",
             "value": money_text(totals.revenue_30d_cents),
-            "hint": "paid minus refunded",
+            "hint": "all invoices, paid minus refunded (creators' and platform's)",
             "id": "total-revenue",
+        },
+        {
+            "label": "Platform revenue (30 days)",
+            "value": _money(split[0]),
+            "hint": "creators' tiers + application fees",
+            "id": "total-platform-revenue",
+        },
+        {
+            "label": "Creators' revenue (30 days)",
+            "value": _money(split[1]),
+            "hint": "their assistants' invoices, less the fees",
+            "id": "total-creator-revenue",
         },
         {
             "label": "Tokens (30 days)",
@@ -73,7 +95,9 @@ class AdminTotalsState(AuthState):
             totals = analytics.admin_totals(actor=self._actor())
         except DomainError:
             return
-        self.cards = admin_cards(totals)
+        since = utcnow() - timedelta(days=30)
+        split = creator_tier.revenue_split(actor=self._actor(), since=since)
+        self.cards = admin_cards(totals, split)
         currencies = sorted({c for d in totals.days for c in d.revenue_cents})
         self.currencies = series({c: c.upper() for c in currencies})
         self.days = [

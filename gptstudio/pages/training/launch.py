@@ -12,6 +12,7 @@ from gptstudio.components.layout import submit_button
 from gptstudio.errors import InvalidInput
 from gptstudio.pages.training.state import TrainingState
 from gptstudio.services import dataset, training
+from gptstudio.services.creator_tier import OverageNeedsConfirmation
 from gptstudio.state.errors import shows_error
 
 PRESETS = ["auto", "quick", "balanced", "thorough"]
@@ -19,6 +20,10 @@ METHODS = ["lora", "qlora-4bit", "qlora-8bit"]
 
 
 class LaunchState(TrainingState):
+    # Set when the job would go beyond the month's included compute: the form then asks to
+    # confirm the overage (the creator's tier bills it) before the job starts.
+    overage_notice: str = ""
+
     @rx.event
     @shows_error
     def launch(self, form: Any) -> Any:
@@ -38,14 +43,20 @@ class LaunchState(TrainingState):
             )
             return None
         overrides = optional_whole_numbers(form, {"max_steps": "Max steps", "epochs": "Epochs"})
-        job = training.start_job(
-            actor=actor,
-            dataset_id=int(versions[chosen] or 0),
-            base_model=str(form.get("base_model", "") or ""),
-            preset=str(form.get("preset") or "auto"),
-            method=str(form.get("method") or "lora"),
-            overrides=overrides,
-        )
+        try:
+            job = training.start_job(
+                actor=actor,
+                dataset_id=int(versions[chosen] or 0),
+                base_model=str(form.get("base_model", "") or ""),
+                preset=str(form.get("preset") or "auto"),
+                method=str(form.get("method") or "lora"),
+                overrides=overrides,
+                confirm_overage=bool(self.overage_notice and form.get("confirm_overage")),
+            )
+        except OverageNeedsConfirmation as needed:
+            self.overage_notice = str(needed)
+            return None
+        self.overage_notice = ""
         self.selected_job = str(job.id)
         self._refresh()
         return [rx.toast.success(f"Job {job.id} queued."), TrainingState.watch]
@@ -132,6 +143,22 @@ def launch_card() -> rx.Component:
                 size="1",
                 color_scheme="gray",
                 margin_top="0.5em",
+            ),
+            rx.cond(
+                LaunchState.overage_notice != "",
+                rx.callout(
+                    rx.vstack(
+                        rx.text(LaunchState.overage_notice, id="overage-notice"),
+                        rx.checkbox(
+                            "Start the job and bill the overage",
+                            name="confirm_overage",
+                            id="job-confirm-overage",
+                        ),
+                    ),
+                    icon="triangle_alert",
+                    color_scheme="amber",
+                    margin_top="1em",
+                ),
             ),
             submit_button("Start training", id="job-start", margin_top="1em"),
             on_submit=LaunchState.launch,
