@@ -48,6 +48,9 @@ class User(SQLModel, table=True):
     # The last TOTP time step accepted: a code is never accepted twice.
     mfa_last_step: int = 0
     stripe_customer_id: str = Field(default="", max_length=120, index=True)
+    # Erased at the user's request: the row stays, pseudonymised, for the billing records that
+    # point at it (invoices, usage); everything personal is gone (services/erasure.py).
+    deleted_at: datetime | None = None
 
 
 class UserPublic(BaseModel):
