@@ -184,17 +184,29 @@ class EncryptingWriter:
         sink.write(self._header)
 
     def write(self, data: bytes) -> None:
-        self._buffer += data
-        # Keep at least one byte back: the last segment is only known at close.
-        while len(self._buffer) > SEGMENT:
-            self._seal(bytes(self._buffer[:SEGMENT]), last=False)
-            del self._buffer[:SEGMENT]
+        # A full segment is sealed only once more data follows: the last one (sealed by
+        # ``close``, flagged as last) is only known then. Whole segments are sealed straight
+        # from ``data``, without copying them through the buffer.
+        view, start = memoryview(data), 0
+        if self._buffer or len(view) <= SEGMENT:
+            need = SEGMENT - len(self._buffer)
+            if len(view) <= need:
+                self._buffer += view
+                return
+            self._buffer += view[:need]
+            self._seal(bytes(self._buffer), last=False)
+            self._buffer.clear()
+            start = need
+        while len(view) - start > SEGMENT:
+            self._seal(view[start : start + SEGMENT], last=False)
+            start += SEGMENT
+        self._buffer += view[start:]
 
     def close(self) -> None:
         self._seal(bytes(self._buffer), last=True)
         self._buffer.clear()
 
-    def _seal(self, chunk: bytes, *, last: bool) -> None:
+    def _seal(self, chunk: bytes | memoryview, *, last: bool) -> None:
         nonce = _nonce(self._prefix, self._counter, last)
         self._sink.write(self._aead.encrypt(nonce, chunk, self._header))
         self._counter += 1
