@@ -84,7 +84,7 @@ def test_download_then_delete_an_assistant_then_the_account(
     expect(page.locator("#delete-impact")).to_contain_text("removes its 1 document(s)")
     page.fill("#delete-assistant-confirm", "doomed")
     page.click("#delete-assistant")
-    expect(page.locator("#form-error")).to_contain_text("Type the assistant's name")
+    expect(page.locator("#delete-assistant-error")).to_contain_text("Type the assistant's name")
     page.fill("#delete-assistant-confirm", "Doomed Bees")
     shot(page, "assistant-settings")
     page.click("#delete-assistant")

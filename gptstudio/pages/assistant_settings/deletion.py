@@ -16,13 +16,15 @@ from gptstudio.services import erasure
 
 class DeletionState(SettingsState):
     deleting: bool = False
+    # Shown in the card, at the bottom of a long page, where the creator is looking.
+    delete_error: str = ""
 
     @rx.event(background=True)
     async def delete_assistant(self, form: dict[str, Any]) -> Any:
         async with self:
             if self.deleting:
                 return None
-            self.deleting, self.error = True, ""
+            self.deleting, self.delete_error = True, ""
             actor, client, assistant_id = self._actor(), self._client(), self.assistant_id
             name = self.assistant_name
         try:
@@ -32,7 +34,7 @@ class DeletionState(SettingsState):
             )  # fmt: skip
         except DomainError as error:
             async with self:
-                self.error, self.deleting = str(error), False
+                self.delete_error, self.deleting = str(error), False
             return None
         async with self:
             self.deleting = False
@@ -44,6 +46,15 @@ def deletion_card() -> rx.Component:
         rx.vstack(
             rx.heading("Delete this assistant", size="4", color_scheme="red"),
             rx.text(SettingsState.impact_text, size="2", id="delete-impact"),
+            rx.cond(
+                DeletionState.delete_error != "",
+                rx.callout(
+                    DeletionState.delete_error,
+                    icon="triangle_alert",
+                    color_scheme="red",
+                    id="delete-assistant-error",
+                ),
+            ),
             rx.form(
                 rx.hstack(
                     rx.input(
