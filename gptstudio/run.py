@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from gptstudio.services import file_crypto
 from gptstudio.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:  # a malformed key stops the start, not the first upload (development: made here)
+        file_crypto.keyring()
+    except file_crypto.InvalidKeys as error:
+        print(f"GPTSTUDIO_ENCRYPTION_KEYS: {error}", file=sys.stderr)
+        return 2
     if not args.no_migrate:
         migrate()
 

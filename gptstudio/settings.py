@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     ops_token: SecretStr = Field(SecretStr(""), description="a bearer token for the ops pages")
     # Documents: per-upload limit, per-creator storage quota, URL ingestion.
     max_upload_mb: int = Field(50, ge=1, description="largest single upload")
+    # Uploaded originals are encrypted at rest (AES-GCM): "id:base64key, id2:base64key", the
+    # current key first, older ones kept until `python -m gptstudio.rotate_keys` has run.
+    # Development without keys generates one in data_dir; production refuses to start.
+    encryption_keys: SecretStr = Field(
+        SecretStr(""), description="id:base64 AES keys, comma-separated, the current one first"
+    )
     storage_quota_mb: int = Field(2048, ge=1, description="all of one creator's documents")
     allow_private_urls: bool = Field(
         False, description="let URL ingestion fetch private addresses (tests, intranets)"
@@ -147,6 +153,12 @@ class Settings(BaseSettings):
                 "GPTSTUDIO_SECRET_KEY still has the shipped default; set a long random value "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
                 "or run with GPTSTUDIO_ENV=development"
+            )
+        if self.env != "development" and not self.encryption_keys.get_secret_value().strip():
+            raise InsecureSettingsError(
+                "GPTSTUDIO_ENCRYPTION_KEYS is not set: uploaded files are encrypted at rest and "
+                "production needs a key kept outside the data folder. Set it to "
+                "id:base64key, e.g. `python -m gptstudio.rotate_keys --new-key` prints one."
             )
         if len(self.secret_key.get_secret_value()) < 16:
             raise InsecureSettingsError("GPTSTUDIO_SECRET_KEY must be at least 16 characters")

@@ -22,6 +22,7 @@ def test_embedded_defaults_need_no_configuration(settings_env: pytest.MonkeyPatc
 
 def test_production_refuses_the_shipped_secret(settings_env: pytest.MonkeyPatch) -> None:
     settings_env.setenv("GPTSTUDIO_ENV", "production")
+    settings_env.setenv("GPTSTUDIO_ENCRYPTION_KEYS", "k1:" + "A" * 43 + "=")
     with pytest.raises(ValidationError, match="GPTSTUDIO_SECRET_KEY still has the shipped default"):
         Settings(_env_file=None)
     settings_env.setenv("GPTSTUDIO_SECRET_KEY", "x" * 40)

@@ -122,7 +122,8 @@ async def session_cookie(grant: str = "", next: str = "") -> RedirectResponse:
 async def logout(request: Request) -> RedirectResponse:
     """End the cookie's session and clear the cookie. Only from the app's own pages (a link on
     another site must not sign people out)."""
-    response = RedirectResponse("/login?reason=signed_out", status_code=303)
+    reason = "account_deleted" if request.query_params.get("reason") == "account_deleted" else ""
+    response = RedirectResponse(f"/login?reason={reason or 'signed_out'}", status_code=303)
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return response
     token = request.cookies.get(account.SESSION_COOKIE, "")

@@ -14,11 +14,13 @@ upload to its owner, and to subscribers only where the creator allows it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
 from html import escape
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -173,15 +175,27 @@ async def open_source(document_id: int, request: Request, at: int | None = None)
 
 
 @router.get("/sources/{document_id}/original")
-async def open_original(document_id: int, request: Request) -> FileResponse:
-    """The original upload behind a citation (its owner; subscribers where the creator allows);
-    PDFs inline, so ``#page=N`` works."""
+async def open_original(document_id: int, request: Request) -> StreamingResponse:
+    """The original upload behind a citation (its owner; subscribers where the creator allows),
+    decrypted as it is sent; PDFs inline, so ``#page=N`` works. The first segment is decrypted
+    before the answer starts, so a missing key or a damaged file is a clear error, not a cut
+    download."""
     user = await _session_user(request)
     source = await asyncio.to_thread(document.cited_source, actor=user, document_id=document_id)
-    return FileResponse(
-        source.path, media_type=source.media_type, filename=source.filename,
-        content_disposition_type="inline" if source.inline else "attachment",
+    chunks = source.content()
+    first = await asyncio.to_thread(next, chunks, b"")
+    disposition = "inline" if source.inline else "attachment"
+    return StreamingResponse(
+        _prepend(first, chunks), media_type=source.media_type,
+        headers={"Content-Disposition": f"{disposition}; filename*=utf-8''{quote(source.filename)}",
+                 "Cache-Control": "no-store"},
     )  # fmt: skip
+
+
+async def _prepend(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    while chunk := await asyncio.to_thread(next, rest, b""):
+        yield chunk
 
 
 SOURCE_STYLE = """

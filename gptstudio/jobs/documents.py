@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Document
+from gptstudio.services import file_crypto
 from gptstudio.services.document import column_choice, parsed_path
 from gptstudio.settings import get_settings
 
@@ -51,29 +51,30 @@ def _key(filename: str, document_id: int | str, columns: dict[str, str] | None) 
 def parse_file(
     *, path: str | Path, filename: str, document_id: int | str, columns: dict[str, str] | None
 ) -> ParsedDocument:
-    """The stored file parsed as its upload would be (the upload limit, the creator's columns),
-    kept for :func:`parsed_document`; raises the parsers' ``CurationError`` and ``OSError``."""
+    """The stored file (decrypted) parsed as its upload would be (the upload limit, the
+    creator's columns), kept for :func:`parsed_document`; raises the parsers' ``CurationError``,
+    ``OSError``, and :mod:`file_crypto`'s errors for a missing key or a damaged file."""
     from gptstudio.curation.parsers import ParseLimits, parse_document
 
     limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
     parsed = parse_document(
-        data=Path(path).read_bytes(), filename=filename, document_id=str(document_id),
-        limits=limits, columns=column_choice(columns),
+        data=file_crypto.read_plain(path, name=filename), filename=filename,
+        document_id=str(document_id), limits=limits, columns=column_choice(columns),
     )  # fmt: skip
     _keep(path, _key(filename, document_id, columns), parsed)
     return parsed
 
 
 def _keep(path: str | Path, key: str, parsed: ParsedDocument) -> None:
+    # The parsed copy holds the original's text: encrypted at rest like the original (which
+    # also authenticates it: only this code's own pickles are ever loaded).
     target = parsed_path(path)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(pickle.dumps((key, parsed), protocol=pickle.HIGHEST_PROTOCOL))
-        partial.replace(target)  # atomic: a reader sees the old file or the new one
+        data = pickle.dumps((key, parsed), protocol=pickle.HIGHEST_PROTOCOL)
+        file_crypto.write_encrypted(target, data)  # atomic: a reader sees old or new
     except OSError:
         log.warning("could not keep the parsed document %s", target, exc_info=True)
-        partial.unlink(missing_ok=True)
 
 
 def parsed_document(
@@ -83,10 +84,14 @@ def parsed_document(
     column choice or the limits changed since (see :func:`parse_file`)."""
     key = _key(filename, document_id, columns)
     try:
-        # Written by these jobs only, in the artifacts folder, under a key naming this code's
-        # hash: never a file a user supplied.
-        kept_key, parsed = pickle.loads(parsed_path(path).read_bytes())  # noqa: S301
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError):
+        # Written by these jobs only, encrypted and authenticated with the installation's key,
+        # under a key naming this code's hash: never a file a user supplied. A copy under a key
+        # since removed, or damaged, is parsed again.
+        kept_key, parsed = pickle.loads(file_crypto.read_plain(parsed_path(path)))  # noqa: S301
+    except (
+        OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError,
+        file_crypto.KeyMissing, file_crypto.StoredFileDamaged,
+    ):  # fmt: skip
         kept_key, parsed = None, None
     if kept_key == key and isinstance(parsed, ParsedDocument):
         return parsed
@@ -108,7 +113,9 @@ def parse_stored(document_id: int) -> None:
         status, report = "parsed", parse_report(parsed)
     except ColumnChoiceError as failure:
         error, report = str(failure), {"columns": list(failure.columns)}
-    except (CurationError, InvalidInput) as failure:
+    except (
+        CurationError, InvalidInput, file_crypto.KeyMissing, file_crypto.StoredFileDamaged
+    ) as failure:  # fmt: skip
         error = str(failure)
     except OSError as failure:
         error = f"The stored file cannot be read ({failure.strerror}); upload it again."

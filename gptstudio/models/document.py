@@ -23,6 +23,9 @@ class Document(SQLModel, table=True):
     size_bytes: int = 0
     sha256: str = Field(default="", max_length=64, index=True)
     storage_path: str = Field(default="", max_length=1000)
+    # The key the stored file is encrypted with (services/file_crypto); "": stored plain, before
+    # encryption existed (read as is until `python -m gptstudio.rotate_keys` encrypts it).
+    encryption_key_id: str = Field(default="", max_length=40, index=True)
     # uploaded → parsing → parsed | failed (with ``error`` saying what to fix)
     status: str = Field(default="uploaded", max_length=20, index=True)
     error: str = Field(default="", max_length=2000)

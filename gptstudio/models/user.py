@@ -53,6 +53,9 @@ class User(SQLModel, table=True):
     connect_details_submitted: bool = False
     connect_charges_enabled: bool = False
     connect_payouts_enabled: bool = False
+    # Erased at the user's request: the row stays, pseudonymised, for the billing records that
+    # point at it (invoices, usage); everything personal is gone (services/erasure.py).
+    deleted_at: datetime | None = None
 
 
 class UserPublic(BaseModel):

@@ -1,7 +1,8 @@
 """Documents: streamed uploads with a per-creator quota, parsing on a worker, per-file status.
 
-Uploads are written to disk in chunks (never whole in memory) under the artifacts folder; the
-bytes are parsed by a queue job (:mod:`gptstudio.jobs.documents`) with the pure
+Uploads are written to disk in chunks (never whole in memory) under the artifacts folder,
+encrypted as they arrive (AES-GCM, :mod:`gptstudio.services.file_crypto`); the bytes are
+parsed by a queue job (:mod:`gptstudio.jobs.documents`) with the pure
 :mod:`gptstudio.curation.parsers`, and every problem ends as a ``failed`` document whose
 ``error`` tells the creator what to fix.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from gptstudio.db import session_scope
 from gptstudio.errors import DomainError, InvalidInput, NotFound
 from gptstudio.models import Document
 from gptstudio.models.user import UserPublic
-from gptstudio.services import creator_tier
+from gptstudio.services import creator_tier, file_crypto
 from gptstudio.services.assistant import owned_assistant, owner_check
 from gptstudio.services.retrieval import source_access
 from gptstudio.settings import get_settings
@@ -133,6 +134,7 @@ class UploadWriter:
         self.folder = _documents_dir(assistant_id)
         self.partial = self.folder / f".upload-{secrets.token_hex(8)}"
         self.sink = self.partial.open("wb")
+        self.cipher = file_crypto.EncryptingWriter(self.sink)
         self.digest, self.size = hashlib.sha256(), 0
 
     def write(self, chunk: bytes) -> None:
@@ -149,9 +151,10 @@ class UploadWriter:
                 "delete documents you no longer need, or upgrade your GPT Studio tier."
             )
         self.digest.update(chunk)
-        self.sink.write(chunk)
+        self.cipher.write(chunk)
 
     def finish(self) -> DocumentInfo:
+        self.cipher.close()
         self.sink.close()
         try:
             with session_scope() as session:
@@ -159,6 +162,7 @@ class UploadWriter:
                     owner_id=self.actor.id, assistant_id=self.assistant_id, filename=self.name,
                     size_bytes=self.size, sha256=self.digest.hexdigest(),
                     source_url=self.source_url, status="uploaded",
+                    encryption_key_id=self.cipher.key_id,
                 )  # fmt: skip
                 session.add(document)
                 session.flush()
@@ -290,6 +294,10 @@ class Source:
     media_type: str
     inline: bool
 
+    def content(self) -> Iterator[bytes]:
+        """The original bytes, decrypted as they are sent (never whole in memory)."""
+        return file_crypto.iter_plain(self.path, name=self.filename)
+
 
 def cited_source(*, actor: UserPublic, document_id: int) -> Source:
     """The original file behind a citation, before PII scrubbing: for its owner (and admins),
@@ -330,3 +338,58 @@ def storage_summary(*, actor: UserPublic) -> tuple[int, int]:
         used = used_bytes(session, actor.id)
         quota = creator_tier.storage_quota_mb(session, user_id=actor.id)
     return used, quota * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What :func:`reencrypt_originals` did."""
+
+    key_id: str
+    reencrypted: int
+    already_current: int
+    missing: list[str]
+    failed: list[str]
+    parsed_dropped: int
+
+
+def reencrypt_originals() -> Rotation:
+    """Re-encrypt every stored original not under the current key (older keys, and plain files
+    stored before encryption) and record the key per document; drop parsed copies under other
+    keys (jobs parse those again). An operator's command (``python -m gptstudio.rotate_keys``):
+    safe to run again, and while the app runs (each file is replaced atomically)."""
+    current = file_crypto.keyring().current
+    with session_scope() as session:
+        rows = session.exec(
+            select(Document.id, Document.storage_path, Document.filename).where(
+                Document.storage_path != ""
+            )
+        ).all()
+    done = current_count = 0
+    missing: list[str] = []
+    failed: list[str] = []
+    for document_id, path, name in rows:
+        label = f"document {document_id} ({name})"
+        stored = Path(path)
+        if not stored.is_file():
+            missing.append(label)
+            continue
+        try:
+            if file_crypto.key_id_of(stored) == current:
+                current_count += 1
+                key_id = current
+            else:
+                key_id = file_crypto.reencrypt(stored, name=label)
+                done += 1
+        except (file_crypto.KeyMissing, file_crypto.StoredFileDamaged) as error:
+            failed.append(str(error))
+            continue
+        with session_scope() as session:
+            row = session.get(Document, document_id)
+            if row is not None:
+                row.encryption_key_id = key_id
+    dropped = 0
+    for copy in (get_settings().artifacts_dir / "parsed").glob("*/*.parsed"):
+        if file_crypto.key_id_of(copy) != current:
+            copy.unlink(missing_ok=True)
+            dropped += 1
+    return Rotation(current, done, current_count, missing, failed, dropped)

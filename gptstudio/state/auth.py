@@ -166,6 +166,7 @@ LOGIN_NOTICES = {
     "expired": "Your session has expired. Please log in again.",
     "disabled": "This account is disabled. Contact the administrator.",
     "signed_out": "You are signed out.",
+    "account_deleted": "Your account is deleted. Thank you for having used GPT Studio.",
 }
 
 

@@ -130,7 +130,12 @@ def test_citations_open_the_scrubbed_passage_and_the_original_only_where_allowed
         manifest={},
     )  # fmt: skip
     assert client.get(f"/api/sources/{notes.id}", cookies=sue).status_code == 404
-    assert client.get(f"/api/sources/{notes.id}/original", cookies=owner).status_code == 200
+    opened = client.get(f"/api/sources/{notes.id}/original", cookies=owner)
+    # stored encrypted, sent decrypted (issue 16): the bytes uploaded, as an attachment
+    assert (
+        opened.status_code == 200 and opened.content == b"# Notes\n\nPrivate notes on the apiary.\n"
+    )
+    assert opened.headers["content-disposition"].startswith("attachment;")
     shown = client.get(f"/api/sources/{pdf.id}?at=40", cookies=sue)
     assert shown.status_code == 200 and shown.headers["content-type"].startswith("text/html")
     html = shown.text

@@ -77,6 +77,7 @@ def test_ops_pages_are_private_in_production(
     addresses, or a request with the ops token, see them."""
     settings_env.setenv("GPTSTUDIO_ENV", "production")
     settings_env.setenv("GPTSTUDIO_SECRET_KEY", "a-production-secret-of-some-length")
+    settings_env.setenv("GPTSTUDIO_ENCRYPTION_KEYS", "k1:" + "A" * 43 + "=")
     settings_env.setenv("GPTSTUDIO_OPS_TOKEN", "ops-token-for-the-test")
     settings_env.setenv("GPTSTUDIO_OPS_ALLOWED_NETWORKS", "10.1.0.0/16")
     get_settings.cache_clear()

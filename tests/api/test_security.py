@@ -100,6 +100,7 @@ def test_the_session_cookie_is_httponly_and_set_only_by_an_http_response(
     if env == "production":
         settings_env.setenv("GPTSTUDIO_ENV", "production")
         settings_env.setenv("GPTSTUDIO_SECRET_KEY", "a-production-secret-of-some-length")
+        settings_env.setenv("GPTSTUDIO_ENCRYPTION_KEYS", "k1:" + "A" * 43 + "=")
         get_settings.cache_clear()
     token = signed_in_token()
     client = TestClient(create_api(), base_url="http://localhost:3000")

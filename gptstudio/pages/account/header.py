@@ -10,6 +10,7 @@ ACCOUNT_PAGES = (
     ("Security", "/account"),
     ("Sessions", "/account/sessions"),
     ("API keys", "/account/keys"),
+    ("Your data", "/account/data"),
 )
 
 

@@ -4,7 +4,8 @@ rollout (current version, an A/B split with a candidate, promote, one-click roll
 and latency per version); and the subscribers' recent feedback.
 
 - ``state.py``: :class:`SettingsState`, what every card shows, loaded on each visit;
-- ``profile.py``, ``retrieval.py``, ``rollout.py``, ``feedback.py``: one card each, with its
+- ``profile.py``, ``retrieval.py``, ``rollout.py``, ``feedback.py``, ``deletion.py``: one card
+  each, with its
   substate of ``SettingsState`` (its handlers) beside its components;
 - ``page.py``: the route and its cards in order.
 """

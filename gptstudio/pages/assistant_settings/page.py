@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from gptstudio.components.layout import assistant_header, form_error, page
+from gptstudio.pages.assistant_settings.deletion import deletion_card
 from gptstudio.pages.assistant_settings.feedback import feedback_card
 from gptstudio.pages.assistant_settings.profile import profile_card, welcome_card
 from gptstudio.pages.assistant_settings.retrieval import retrieval_card
@@ -23,5 +24,6 @@ def settings_page() -> rx.Component:
         retrieval_card(),
         rollout_card(),
         feedback_card(),
+        deletion_card(),
         max_width="1100px",
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import reflex as rx
 
-from gptstudio.services import assistant_settings, feedback, rollout, training
+from gptstudio.services import assistant_settings, erasure, feedback, rollout, training
 from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState
 
@@ -61,6 +61,8 @@ class SettingsState(AssistantPageState):
     stats: list[dict[str, str]] = []
     chart: list[dict[str, Any]] = []
     rated: list[dict[str, str]] = []
+    # What deleting it takes with it (the deletion card says so before the creator confirms).
+    impact_text: str = ""
 
     @rx.var
     def splitting(self) -> bool:
@@ -82,7 +84,23 @@ class SettingsState(AssistantPageState):
         self.starters_text = "\n".join(found.conversation_starters)
         self._refresh_index()
         self._refresh_rollout()
+        self._refresh_impact()
         return SettingsState.follow_index if self.index_building else None
+
+    def _refresh_impact(self) -> None:
+        impact = erasure.assistant_impact(actor=self._actor(), assistant_id=self.assistant_id)
+        paid = (
+            f", and {impact.paid_subscribers} paid plan(s) are cancelled in Stripe at once "
+            "(no further charge)"
+            if impact.paid_subscribers
+            else ""
+        )
+        self.impact_text = (
+            f"Deleting {impact.name} removes its {impact.documents} document(s), datasets, "
+            f"{impact.versions} trained version(s), retrieval index and every file on disk; "
+            f"it stops being served. Its {impact.subscribers} subscriber(s) lose access"
+            f"{paid}. Their conversations with it are deleted; invoices are kept."
+        )
 
     def _refresh_index(self) -> None:
         try:
