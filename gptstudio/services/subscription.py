@@ -188,6 +188,7 @@ class CheckoutStatus:
     payment_status: str  # paid, unpaid or no_payment_required
     assistant_id: int
     assistant_name: str
+    assistant_slug: str
     plan_name: str
     current: CurrentSubscription | None
 
@@ -246,7 +247,8 @@ def checkout_status(*, actor: UserPublic, session_id: str) -> CheckoutStatus:
         return CheckoutStatus(
             session_id=session_id, status=str(found.get("status") or ""),
             payment_status=str(found.get("payment_status") or ""), assistant_id=assistant_id,
-            assistant_name=assistant.name, plan_name=plan.name if plan else "",
+            assistant_name=assistant.name, assistant_slug=assistant.slug,
+            plan_name=plan.name if plan else "",
             current=_current(row),
         )  # fmt: skip
 

@@ -356,8 +356,10 @@ def serve(front: StripeFront) -> ThreadingHTTPServer:
                 return
             try:
                 front.complete_checkout(session_id, str(form.get("card", "4242424242424242")))
-            except ValueError as error:
-                self._reply(*fake_stripe_js.frame_page(session, secret, str(error)), "text/html")
+            except (ValueError, urllib.error.HTTPError) as error:
+                # localstripe refuses a declining card (402) already when it is attached
+                reason = "Your card was declined." if isinstance(error, OSError) else str(error)
+                self._reply(*fake_stripe_js.frame_page(session, secret, reason), "text/html")
                 return
             self._reply(200, fake_stripe_js.completed_page(session), "text/html")
 
