@@ -107,6 +107,14 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, last_day))
 
 
+def _months_until(start: datetime, moment: datetime, *, inclusive: bool = False) -> int:
+    """The most whole months *k* with ``add_months(start, k)`` before ``moment`` (or at it,
+    ``inclusive``); -1 when ``moment`` is not after ``start``."""
+    k = (moment.year - start.year) * 12 + moment.month - start.month
+    at = add_months(start, k)
+    return k - 1 if (at > moment if inclusive else at >= moment) else k
+
+
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -134,48 +142,48 @@ def cohorts(
     result = []
     for month in sorted(members):
         group = members[month]
-        retention = []
-        for k in range(months):
-            observable = [(s, e) for s, e in group if add_months(s, k) <= now]
-            if not observable:
-                break
-            alive = sum(1 for s, e in observable if e is None or e > add_months(s, k))
-            retention.append(alive / len(observable))
+        observable = [0] * months
+        alive = [0] * months
+        for started, ended in group:
+            seen = min(_months_until(started, now, inclusive=True) + 1, months)
+            kept = seen if ended is None else min(_months_until(started, ended) + 1, seen)
+            for k in range(seen):
+                observable[k] += 1
+                alive[k] += k < kept
+        retention = [alive[k] / observable[k] for k in range(months) if observable[k]]
         result.append(Cohort(month=month, size=len(group), retention=retention))
     return result
 
 
 def _cohort_rows(session: Session, ids: list[int]) -> list[tuple[datetime, datetime | None]]:
     rows = session.exec(
-        select(Subscription).where(
+        select(
+            col(Subscription.created_at), col(Subscription.status),
+            col(Subscription.canceled_at), col(Subscription.updated_at),
+        ).where(
             col(Subscription.assistant_id).in_(ids),
             col(Subscription.stripe_subscription_id) != "",
             col(Subscription.status).not_in(NEVER_STARTED),
         )
-    ).all()
-    return [
-        (r.created_at, (r.canceled_at or r.updated_at) if r.status == "canceled" else None)
-        for r in rows
-    ]
+    ).all()  # fmt: skip
+    return [(created, (canceled or updated) if status == "canceled" else None)
+            for created, status, canceled, updated in rows]  # fmt: skip
 
 
 def _trials(session: Session, ids: list[int], now: datetime) -> TrialConversion:
+    paid = (
+        select(col(Invoice.id))
+        .where(col(Invoice.subscription_id) == col(Subscription.id),
+               col(Invoice.amount_paid_cents) > 0)
+        .exists()
+    )  # fmt: skip
     rows = session.exec(
-        select(Subscription).where(
+        select(col(Subscription.trial_end), paid).where(
             col(Subscription.assistant_id).in_(ids), col(Subscription.trial_end).is_not(None)
         )
     ).all()
-    paid = set(
-        session.exec(
-            select(Invoice.subscription_id).where(
-                col(Invoice.subscription_id).in_([r.id for r in rows]),
-                col(Invoice.amount_paid_cents) > 0,
-            )
-        ).all()
-    )
-    ended = [r for r in rows if r.trial_end is not None and _aware(r.trial_end) <= now]
-    converted = sum(1 for r in ended if r.id in paid)
-    return TrialConversion(ended=len(ended), converted=converted, running=len(rows) - len(ended))
+    ended = [bool(paid) for end, paid in rows if end is not None and _aware(end) <= now]
+    return TrialConversion(ended=len(ended), converted=sum(ended), running=len(rows) - len(ended))
 
 
 def _refunds(session: Session, ids: list[int], since: datetime) -> Refunds:

@@ -144,6 +144,13 @@ def test_subscriber_pays_inside_the_pricing_page_and_chats_on_the_paid_plan(
     expect(subscriber.locator("#embedded-checkout iframe")).to_have_count(0)
     sessions = [o for o in front.objects.values() if o.get("object") == "checkout.session"]
     assert sessions[-1]["ui_mode"] == "embedded" and sessions[-1]["status"] == "expired"
+    subscriber.goto(f"{app.url}/checkout/return?session_id={sessions[-1]['id']}")
+    expect(subscriber.locator("#return-notice")).to_contain_text("nothing was charged")
+    expect(subscriber.locator("#return-pricing")).to_be_visible()
+    subscriber.goto(f"{app.url}/checkout/return?session_id=cs_test_not_hers")
+    expect(subscriber.locator("#return-notice")).to_have_text("There is no such checkout.")
+    subscriber.goto(pricing)
+    expect(subscriber.locator("#subscribe-pro")).to_be_enabled()
 
     # Paid inside the page: a declined card says so in the form; a good one goes through.
     subscriber.click("#subscribe-pro")
