@@ -161,6 +161,8 @@ class PricingState(AuthState):
             self._refresh()
             return rx.toast.success("You are on the free plan.")
         interval = "year" if self.annual else "month"
+        if self.checkout_session_id:  # another plan chosen while one was open: close that
+            await self._close_embedded()
         if self.embedded and not self.stripe_js_failed:
             made = await asyncio.to_thread(
                 subscription.start_embedded_checkout, actor=self._actor(), plan_id=int(plan_id),

@@ -118,7 +118,8 @@ class RevenueState(AuthState):
             f"{_percent(share)} of {currency.upper()} paid"
             for currency, share in v.refunds.rate.items()
         )
-        self.refund_detail = f"{v.refunds.count} invoices refunded" + (
+        invoices = "invoice" if v.refunds.count == 1 else "invoices"
+        self.refund_detail = f"{v.refunds.count} {invoices} refunded" + (
             f" ({rates})" if rates else ""
         )
         self.cohort_series = series({f"c{c.month}": f"{c.month} ({c.size})" for c in v.cohorts})

@@ -192,7 +192,7 @@ def test_creator_sees_kpis_and_charts_of_their_own_assistants(
     )
     expect(page.locator("#kpi-refunds")).to_have_text("20.00 USD")
     expect(page.locator(".kpi-card", has=page.locator("#kpi-refunds"))).to_contain_text(
-        "1 invoices refunded (14.3 % of USD paid)"  # 20 of 140
+        "1 invoice refunded (14.3 % of USD paid)"  # 20 of 140
     )
     cohort = page.locator("#cohort-chart")
     expect(cohort.locator("svg.recharts-surface[role=application]")).to_be_visible()
