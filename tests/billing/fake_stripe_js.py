@@ -134,7 +134,7 @@ def frame_page(session: dict[str, Any], secret: str, error: str = "") -> tuple[i
 <form method="post"><input type="hidden" name="client_secret" value="{html.escape(secret)}">
 <label>Card number <input id="card-number" name="card" value="4242424242424242"></label>
 <button id="pay" type="submit">Subscribe</button></form></body></html>"""
-    return (402 if error else 200), page.encode()
+    return 200, page.encode()  # a declined card re-renders the form, as Stripe's iframe does
 
 
 def completed_page(session: dict[str, Any]) -> bytes:
