@@ -109,7 +109,13 @@ class Settings(BaseSettings):
     )
     # Billing: Stripe (or localstripe, via stripe_api_base). No secret key: every plan is free.
     stripe_secret_key: SecretStr = SecretStr("")
-    stripe_publishable_key: str = ""
+    stripe_publishable_key: str = Field(
+        "", description="pk_…: Checkout embedded in the pricing page; empty: the hosted page only"
+    )
+    stripe_js_url: str = Field(
+        "https://js.stripe.com/v3",
+        description="where Stripe.js loads from (Stripe requires js.stripe.com; tests: a stand-in)",
+    )
     stripe_webhook_secret: SecretStr = SecretStr("")
     stripe_api_base: str = Field("", description="empty: api.stripe.com; tests: localstripe")
     stripe_webhook_tolerance_seconds: int = Field(300, ge=1, description="older: refused")

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 
@@ -48,6 +49,40 @@ class BillingUnavailable(DomainError):
 
 def stripe_enabled() -> bool:
     return bool(get_settings().stripe_secret_key.get_secret_value())
+
+
+def embedded_checkout_enabled() -> bool:
+    """Checkout embedded in the app needs Stripe.js, hence a publishable key beside the secret."""
+    return stripe_enabled() and bool(get_settings().stripe_publishable_key)
+
+
+# What Stripe documents for a page that loads Stripe.js and mounts embedded Checkout
+# (docs.stripe.com/security/guide#content-security-policy: "Stripe.js" and "Checkout").
+STRIPE_CSP: dict[str, tuple[str, ...]] = {
+    "script-src": ("https://js.stripe.com", "https://*.js.stripe.com",
+                   "https://maps.googleapis.com", "https://checkout.stripe.com"),
+    "frame-src": ("https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com",
+                  "https://checkout.stripe.com"),
+    "connect-src": ("https://api.stripe.com", "https://maps.googleapis.com",
+                    "https://checkout.stripe.com"),
+    "img-src": ("https://*.stripe.com",),
+}  # fmt: skip
+
+
+def stripe_csp_sources() -> dict[str, tuple[str, ...]]:
+    """The CSP sources the pages need for embedded Checkout: none without it; Stripe's documented
+    list; and, where Stripe.js is configured from elsewhere (a test stand-in), that origin for
+    its script and its frame."""
+    settings = get_settings()
+    if not embedded_checkout_enabled():
+        return {}
+    sources = {k: list(v) for k, v in STRIPE_CSP.items()}
+    parts = urlsplit(settings.stripe_js_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if parts.netloc and parts.netloc != "js.stripe.com":
+        sources["script-src"].append(origin)
+        sources["frame-src"].append(origin)
+    return {k: tuple(v) for k, v in sources.items()}
 
 
 @lru_cache(maxsize=4)

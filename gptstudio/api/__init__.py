@@ -41,6 +41,7 @@ from gptstudio.api.errors import (
 from gptstudio.errors import DomainError
 from gptstudio.services import access
 from gptstudio.settings import get_settings
+from gptstudio.stripe_client import stripe_csp_sources
 
 REQUESTS = Counter(
     "gptstudio_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -51,7 +52,9 @@ LATENCY = Histogram(
 HSTS = b"max-age=31536000; includeSubDomains"
 
 
-def content_security_policy(app_origins: tuple[str, ...]) -> str:
+def content_security_policy(
+    app_origins: tuple[str, ...], extra: dict[str, tuple[str, ...]] | None = None
+) -> str:
     """The pages' CSP, as strict as Reflex allows; each exception says why:
 
     * ``script-src 'unsafe-inline'``: Reflex's compiled pages boot with inline scripts (React
@@ -61,17 +64,25 @@ def content_security_policy(app_origins: tuple[str, ...]) -> str:
       move to a sign-in provider; toasts and clipboard);
     * ``style-src 'unsafe-inline'``: Radix and Emotion write style elements and attributes at
       run time;
-    * ``connect-src``: the socket, on the app's own origins only (not any ``ws:`` host).
+    * ``connect-src``: the socket, on the app's own origins only (not any ``ws:`` host);
+    * ``extra``: sources per directive on top (Stripe's documented list where Checkout is
+      embedded, :func:`gptstudio.stripe_client.stripe_csp_sources`).
 
     The session cookie is HttpOnly, so script that slips through still cannot read it."""
     sockets = " ".join(
         origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         for origin in app_origins
     )
+    more = {k: " " + " ".join(v) for k, v in (extra or {}).items()}
+
+    def _(directive: str) -> str:
+        return more.get(directive, "")
+
     return (
-        "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+        f"default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'{_('script-src')}; "
         "style-src 'self' 'unsafe-inline'; "
-        f"img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' {sockets}; "
+        f"img-src 'self' data: blob:{_('img-src')}; font-src 'self' data:; "
+        f"connect-src 'self' {sockets}{_('connect-src')}; frame-src 'self'{_('frame-src')}; "
         "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
     )
 
@@ -83,7 +94,10 @@ def security_headers() -> list[tuple[bytes, bytes]]:
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"strict-origin-when-cross-origin"),
         (b"x-frame-options", b"DENY"),
-        (b"content-security-policy", content_security_policy(settings.app_origins).encode()),
+        (
+            b"content-security-policy",
+            content_security_policy(settings.app_origins, stripe_csp_sources()).encode(),
+        ),
     ]
     if settings.is_production:
         headers.append((b"strict-transport-security", HSTS))

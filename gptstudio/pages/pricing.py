@@ -1,6 +1,11 @@
 """The pricing page of one assistant (``/pricing?assistant=N``): its tiers (monthly or annual),
-the subscriber's current plan and status, Subscribe (Stripe Checkout) and Manage subscription
-(Stripe Customer Portal); ``?checkout=success|cancelled`` comes back from Checkout."""
+the subscriber's current plan and status, Subscribe and Manage subscription (Stripe Customer
+Portal).
+
+Subscribe opens Stripe Checkout *inside the page* (embedded mode, mounted with Stripe.js; Stripe
+then sends the subscriber to ``/checkout/return``) where a publishable key is configured; where
+there is none, or Stripe.js cannot load, it goes to Stripe's hosted Checkout page, which comes
+back with ``?checkout=success|cancelled``."""
 
 from __future__ import annotations
 
@@ -11,14 +16,16 @@ from typing import Any
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page
+from gptstudio.components.stripe_checkout import embedded_checkout
 from gptstudio.errors import DomainError
 from gptstudio.models.plan import PlanPublic
 from gptstudio.money import format_money
 from gptstudio.pages.registry import add_page
 from gptstudio.services import subscription
+from gptstudio.settings import get_settings
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import shows_error
-from gptstudio.stripe_client import NOT_CONFIGURED
+from gptstudio.stripe_client import NOT_CONFIGURED, embedded_checkout_enabled
 
 WAIT_FOR_WEBHOOK_SECONDS = 60
 
@@ -70,6 +77,15 @@ class PricingState(AuthState):
     stripe_enabled: bool = False
     checkout_notice: str = ""
     error: str = ""
+    # Embedded Checkout: Stripe.js's address and key, and the open session mounted in the page.
+    embedded: bool = False
+    stripe_js_url: str = ""
+    publishable_key: str = ""
+    stripe_js_failed: bool = False
+    client_secret: str = ""
+    checkout_session_id: str = ""
+    checkout_plan: str = ""
+    checkout_plan_name: str = ""
 
     @rx.event
     def load(self) -> Any:
@@ -94,6 +110,12 @@ class PricingState(AuthState):
         return None
 
     def _refresh(self) -> None:
+        settings = get_settings()
+        self.embedded = embedded_checkout_enabled()
+        self.stripe_js_url, self.publishable_key = (
+            settings.stripe_js_url,
+            settings.stripe_publishable_key,
+        )
         view = subscription.pricing(actor=self._actor(), assistant_id=self.assistant_id)
         self.assistant_name, self.stripe_enabled = view.assistant_name, view.stripe_enabled
         self.plans = [_plan(p) for p in view.plans]
@@ -138,11 +160,56 @@ class PricingState(AuthState):
             )
             self._refresh()
             return rx.toast.success("You are on the free plan.")
+        interval = "year" if self.annual else "month"
+        if self.checkout_session_id:  # another plan chosen while one was open: close that
+            await self._close_embedded()
+        if self.embedded and not self.stripe_js_failed:
+            made = await asyncio.to_thread(
+                subscription.start_embedded_checkout, actor=self._actor(), plan_id=int(plan_id),
+                interval=interval,
+            )  # fmt: skip
+            self.client_secret, self.checkout_session_id = made.client_secret, made.session_id
+            self.checkout_plan = plan_id
+            self.checkout_plan_name = next(
+                (p["name"] for p in self.plans if p["id"] == plan_id), ""
+            )
+            return None
+        return await self._hosted(plan_id, interval)
+
+    async def _hosted(self, plan_id: str, interval: str) -> Any:
         url = await asyncio.to_thread(
             subscription.start_checkout, actor=self._actor(), plan_id=int(plan_id),
-            interval="year" if self.annual else "month",
+            interval=interval,
         )  # fmt: skip
         return rx.call_script(f"window.location.assign({json.dumps(url)})")
+
+    async def _close_embedded(self) -> None:
+        """Expire the open embedded session (it can no longer be paid) and unmount it."""
+        session_id, self.client_secret, self.checkout_session_id = self.checkout_session_id, "", ""
+        if session_id:
+            await asyncio.to_thread(
+                subscription.expire_checkout, actor=self._actor(), session_id=session_id
+            )
+
+    @rx.event
+    @shows_error
+    async def close_checkout(self) -> None:
+        self.error = ""
+        await self._close_embedded()
+
+    @rx.event
+    @shows_error
+    async def stripe_js_unavailable(self, reason: str) -> Any:
+        """Stripe.js could not load: Stripe's hosted page instead (now, if a checkout was open)."""
+        self.stripe_js_failed = True
+        plan_id = self.checkout_plan if self.checkout_session_id else ""
+        if not plan_id:
+            return None
+        await self._close_embedded()
+        return [
+            rx.toast.info("The payment form could not load here; continuing on Stripe's page."),
+            await self._hosted(plan_id, "year" if self.annual else "month"),
+        ]
 
     @rx.event
     @shows_error
@@ -230,6 +297,37 @@ def _plan_card(p: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
+def _embedded_checkout() -> rx.Component:
+    """Stripe.js loads with the page; a session, once started, is mounted in this card."""
+    s = PricingState
+    return rx.card(
+        rx.hstack(
+            rx.heading("Subscribe to ", s.checkout_plan_name, size="4"),
+            rx.spacer(),
+            rx.button(
+                "Cancel",
+                on_click=s.close_checkout,
+                variant="soft",
+                color_scheme="gray",
+                id="close-checkout",
+            ),
+            width="100%",
+            align="center",
+        ),
+        embedded_checkout(
+            script_url=s.stripe_js_url,
+            publishable_key=s.publishable_key,
+            client_secret=s.client_secret,
+            on_unavailable=s.stripe_js_unavailable,
+            id="embedded-checkout",
+            width="100%",
+        ),
+        width="100%",
+        id="checkout-card",
+        display=rx.cond(s.client_secret != "", "block", "none"),
+    )
+
+
 @add_page(route="/pricing", title="Pricing · GPT Studio", on_load=PricingState.load)
 def pricing_page() -> rx.Component:
     s = PricingState
@@ -246,6 +344,7 @@ def pricing_page() -> rx.Component:
         ),
         form_error(s.error),
         _status(),
+        rx.cond(s.embedded, _embedded_checkout()),
         rx.hstack(
             rx.text("Monthly", size="2"),
             rx.switch(checked=s.annual, on_change=s.toggle_annual, id="annual-toggle"),

@@ -1,6 +1,7 @@
-"""The creator's revenue page (/revenue): subscribers, MRR, churn and ARPU, revenue over time
-and per assistant, usage per assistant and per model version; payouts (Stripe Connect) in
-:mod:`gptstudio.pages.revenue_payouts`."""
+"""The creator's revenue page (/revenue): subscribers, MRR, ARR, churn, ARPU, lifetime value,
+trial → paid conversion and refunds, cohort retention, revenue over time and per assistant, usage
+per assistant and per model version, and CSV exports of subscriptions and invoices; payouts
+(Stripe Connect) in :mod:`gptstudio.pages.revenue_payouts`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from gptstudio.components.layout import page
 from gptstudio.models import Role
 from gptstudio.pages.registry import add_page
 from gptstudio.pages.revenue_payouts import payouts_card
-from gptstudio.services import analytics
+from gptstudio.services import analytics, revenue
 from gptstudio.state.auth import AuthState
 from gptstudio.state.errors import toasts_error
 
@@ -51,6 +52,14 @@ class RevenueState(AuthState):
     usage_assistants: list[dict[str, Any]] = []
     version_series: list[dict[str, str]] = []
     usage_versions: list[dict[str, Any]] = []
+    arr: str = ""
+    ltv: str = ""
+    trial_conversion: str = ""
+    trial_detail: str = ""
+    refunds: str = ""
+    refund_detail: str = ""
+    cohort_series: list[dict[str, str]] = []
+    cohort_rows: list[dict[str, Any]] = []
 
     # A refusal (the session ended or the role changed meanwhile) is said in a toast.
     @rx.event
@@ -95,6 +104,47 @@ class RevenueState(AuthState):
             x_values=list(label.values()), keys=currencies, x_key="assistant",
         )  # fmt: skip
         self._usage(m, days)
+        self._views(m)
+
+    def _views(self, m: analytics.CreatorMetrics) -> None:
+        v = revenue.revenue_views(actor=self._actor(), metrics=m, days=int(self.window))
+        self.arr = money_text(v.arr_cents)
+        self.ltv = "— (no churn yet)" if v.ltv_cents is None else money_text(v.ltv_cents)
+        self.trial_conversion = _percent(v.trials.rate)
+        self.trial_detail = (
+            f"{v.trials.converted} of {v.trials.ended} ended trials paid; "
+            f"{v.trials.running} in trial now"
+        )
+        self.refunds = money_text(v.refunds.refunded_cents) or "none"
+        rates = " · ".join(
+            f"{_percent(share)} of {currency.upper()} paid"
+            for currency, share in v.refunds.rate.items()
+        )
+        invoices = "invoice" if v.refunds.count == 1 else "invoices"
+        self.refund_detail = f"{v.refunds.count} {invoices} refunded" + (
+            f" ({rates})" if rates else ""
+        )
+        self.cohort_series = series({f"c{c.month}": f"{c.month} ({c.size})" for c in v.cohorts})
+        # A cohort's months not observable yet are left out (a gap), never drawn as 0 %.
+        months = max((len(c.retention) for c in v.cohorts), default=0)
+        self.cohort_rows = [
+            {"month": f"Month {k}"}
+            | {f"c{c.month}": round(100 * c.retention[k], 1) for c in v.cohorts
+               if k < len(c.retention)}
+            for k in range(months)
+        ]  # fmt: skip
+
+    @rx.event
+    @toasts_error
+    def export_subscriptions(self) -> Any:
+        text = revenue.subscriptions_csv(actor=self._actor())
+        return rx.download(data=text, filename="subscriptions.csv", mime_type="text/csv")
+
+    @rx.event
+    @toasts_error
+    def export_invoices(self) -> Any:
+        text = revenue.invoices_csv(actor=self._actor())
+        return rx.download(data=text, filename="invoices.csv", mime_type="text/csv")
 
     def _usage(self, m: analytics.CreatorMetrics, days: list[str]) -> None:
         assistants = {f"a{aid}": name for aid, name in m.assistants.items()}
@@ -145,6 +195,22 @@ def _kpis() -> rx.Component:
             hint="Subscriptions canceled / active 30 days ago",
         ),
         kpi_card("ARPU", RevenueState.arpu, id="kpi-arpu", hint="MRR / paying subscribers"),
+        kpi_card("ARR", RevenueState.arr, id="kpi-arr", hint="MRR × 12"),
+        kpi_card(
+            "Lifetime value",
+            RevenueState.ltv,
+            id="kpi-ltv",
+            hint="ARPU / monthly churn: what a paying subscriber brings before leaving",
+        ),
+        kpi_card(
+            "Trial → paid",
+            RevenueState.trial_conversion,
+            id="kpi-trials",
+            hint=RevenueState.trial_detail,
+        ),
+        kpi_card(
+            "Refunds", RevenueState.refunds, id="kpi-refunds", hint=RevenueState.refund_detail
+        ),
         wrap="wrap",
         spacing="3",
         width="100%",
@@ -166,6 +232,22 @@ def revenue_page() -> rx.Component:
                 size="1",
             ),
             rx.text("days", size="2"),
+            rx.button(
+                rx.icon("download", size=14),
+                "Subscriptions CSV",
+                on_click=RevenueState.export_subscriptions,
+                variant="soft",
+                size="1",
+                id="export-subscriptions",
+            ),
+            rx.button(
+                rx.icon("download", size=14),
+                "Invoices CSV",
+                on_click=RevenueState.export_invoices,
+                variant="soft",
+                size="1",
+                id="export-invoices",
+            ),
             width="100%",
             align="center",
         ),
@@ -190,6 +272,18 @@ def revenue_page() -> rx.Component:
                 id="revenue-chart",
             ),
             hint="Paid minus refunded, on the invoice's day; one bar per currency.",
+        ),
+        chart_card(
+            "Cohort retention",
+            series_chart(
+                "line",
+                data=RevenueState.cohort_rows,
+                lines=RevenueState.cohort_series,
+                x_key="month",
+                id="cohort-chart",
+            ),
+            hint="Paid subscriptions by the month they started (size in brackets): the percent "
+            "still subscribed 1, 2, … months after their start, over those old enough.",
         ),
         chart_card(
             "Revenue per assistant",

@@ -1,9 +1,13 @@
 """Subscriptions, from the subscriber's side: the pricing an assistant's visitor sees, joining a
 free plan, Stripe Checkout for a paid one, the Stripe Customer and the Customer Portal.
 
-- **Checkout** (:func:`start_checkout`) opens a hosted Stripe Checkout Session in subscription
-  mode (trial, promotion codes, the user/assistant/plan ids in its metadata); a free plan needs
-  no checkout (:func:`subscribe_free`). The subscription row itself is written by the webhooks
+- **Checkout** opens a Stripe Checkout Session in subscription mode (trial, promotion codes, the
+  user/assistant/plan ids in its metadata): embedded in the pricing page
+  (:func:`start_embedded_checkout`: ``ui_mode=embedded``, its ``client_secret`` for Stripe.js,
+  a ``return_url`` whose page reads the session with :func:`checkout_status`), or Stripe's
+  hosted page (:func:`start_checkout`), the fallback where Stripe.js cannot load
+  (:func:`expire_checkout` closes the embedded session left behind). A free plan needs no
+  checkout (:func:`subscribe_free`). The subscription row itself is written by the webhooks
   (:mod:`gptstudio.services.stripe_webhook`) once Stripe confirms it.
 - **The Customer Portal** (:func:`portal_url`) handles upgrades and downgrades (with proration),
   cancellation at period end and payment methods.
@@ -170,8 +174,101 @@ def _customer_for(session: Session, client: stripe.StripeClient, user_id: int) -
     return user.stripe_customer_id
 
 
+@dataclass(frozen=True)
+class EmbeddedCheckout:
+    session_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class CheckoutStatus:
+    """A Checkout Session as the return page shows it, with the local subscription."""
+
+    session_id: str
+    status: str  # open, complete or expired (Stripe's)
+    payment_status: str  # paid, unpaid or no_payment_required
+    assistant_id: int
+    assistant_name: str
+    assistant_slug: str
+    plan_name: str
+    current: CurrentSubscription | None
+
+
+def checkout_return_url() -> str:
+    """Where embedded Checkout sends the subscriber once paid (Stripe fills in the id)."""
+    return f"{get_settings().base_url}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}"
+
+
 def start_checkout(*, actor: UserPublic, plan_id: int, interval: str = "month") -> str:
     """A Stripe Checkout URL for a paid plan (hosted page, subscription mode)."""
+    created = _create_checkout(actor=actor, plan_id=plan_id, interval=interval, embedded=False)
+    url = str(created.get("url") or "")
+    if not url:
+        raise BillingUnavailable("Stripe returned no checkout page; please try again.")
+    return url
+
+
+def start_embedded_checkout(
+    *, actor: UserPublic, plan_id: int, interval: str = "month"
+) -> EmbeddedCheckout:
+    """A Checkout Session to mount inside the pricing page with Stripe.js (``ui_mode=embedded``):
+    its id and the ``client_secret`` Stripe.js asks for."""
+    created = _create_checkout(actor=actor, plan_id=plan_id, interval=interval, embedded=True)
+    secret = str(created.get("client_secret") or "")
+    if not secret:
+        raise BillingUnavailable("Stripe returned no embedded checkout; please try again.")
+    return EmbeddedCheckout(session_id=str(created["id"]), client_secret=secret)
+
+
+def _own_session(actor: UserPublic, session_id: str) -> dict[str, Any]:
+    """The Checkout Session ``session_id``, if the actor started it (else NotFound)."""
+    if not session_id.startswith("cs_"):
+        raise NotFound("There is no such checkout.")
+    try:
+        found = as_dict(stripe_client().v1.checkout.sessions.retrieve(session_id))
+    except stripe.InvalidRequestError:
+        raise NotFound("There is no such checkout.") from None
+    except stripe.StripeError as error:
+        raise stripe_failed("read the checkout", error) from None
+    owner = str((found.get("metadata") or {}).get("gptstudio_user_id") or "")
+    if owner != str(actor.id):
+        raise NotFound("There is no such checkout.")
+    return found
+
+
+def checkout_status(*, actor: UserPublic, session_id: str) -> CheckoutStatus:
+    """What became of the actor's Checkout Session (read from Stripe), and their subscription."""
+    found = _own_session(actor, session_id)
+    metadata = found.get("metadata") or {}
+    assistant_id = int(metadata.get("gptstudio_assistant_id") or 0)
+    with session_scope() as session:
+        assistant = _visible_assistant(session, actor, assistant_id)
+        plan = session.get(Plan, int(metadata.get("gptstudio_plan_id") or 0))
+        row = find_subscription(session, user_id=actor.id, assistant_id=assistant_id)
+        return CheckoutStatus(
+            session_id=session_id, status=str(found.get("status") or ""),
+            payment_status=str(found.get("payment_status") or ""), assistant_id=assistant_id,
+            assistant_name=assistant.name, assistant_slug=assistant.slug,
+            plan_name=plan.name if plan else "",
+            current=_current(row),
+        )  # fmt: skip
+
+
+def expire_checkout(*, actor: UserPublic, session_id: str) -> None:
+    """Close the actor's open Checkout Session (an embedded one given up for the hosted page),
+    so that it can no longer be paid; one already complete or expired is left as it is."""
+    found = _own_session(actor, session_id)
+    if found.get("status") != "open":
+        return
+    try:
+        stripe_client().v1.checkout.sessions.expire(session_id)
+    except stripe.StripeError as error:
+        raise stripe_failed("close the checkout", error) from None
+
+
+def _create_checkout(
+    *, actor: UserPublic, plan_id: int, interval: str, embedded: bool
+) -> dict[str, Any]:
     if interval not in INTERVALS:
         raise InvalidInput("Choose monthly or annual billing.")
     with session_scope() as session:
@@ -220,29 +317,28 @@ def start_checkout(*, actor: UserPublic, plan_id: int, interval: str = "month") 
             had_paid = row is not None and bool(row.stripe_subscription_id)
             if plan.trial_days and not had_paid:
                 subscription_data["trial_period_days"] = plan.trial_days
-            created = client.v1.checkout.sessions.create(
-                as_params(
-                    {
-                        "mode": "subscription",
-                        "customer": customer,
-                        "client_reference_id": str(actor.id),
-                        "line_items": items,
-                        "allow_promotion_codes": True,
-                        "subscription_data": subscription_data,
-                        "metadata": metadata,
-                        "success_url": pricing_url(
-                            plan.assistant_id, "checkout=success&session_id={CHECKOUT_SESSION_ID}"
-                        ),
-                        "cancel_url": pricing_url(plan.assistant_id, "checkout=cancelled"),
-                    }
-                )
-            )
+            params: dict[str, Any] = {
+                "mode": "subscription",
+                "customer": customer,
+                "client_reference_id": str(actor.id),
+                "line_items": items,
+                "allow_promotion_codes": True,
+                "subscription_data": subscription_data,
+                "metadata": metadata,
+            }
+            if embedded:  # Stripe refuses success_url and cancel_url in embedded mode
+                params |= {"ui_mode": "embedded", "return_url": checkout_return_url()}
+            else:
+                params |= {
+                    "success_url": pricing_url(
+                        plan.assistant_id, "checkout=success&session_id={CHECKOUT_SESSION_ID}"
+                    ),
+                    "cancel_url": pricing_url(plan.assistant_id, "checkout=cancelled"),
+                }
+            created = client.v1.checkout.sessions.create(as_params(params))
         except stripe.StripeError as error:
             raise stripe_failed("start the checkout", error) from None
-        url = str(as_dict(created).get("url") or "")
-        if not url:
-            raise BillingUnavailable("Stripe returned no checkout page; please try again.")
-        return url
+        return as_dict(created)
 
 
 def portal_url(*, actor: UserPublic, assistant_id: int) -> str:

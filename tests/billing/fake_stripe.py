@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.billing import fake_stripe_js
+
 
 def stripe_signature(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     """The ``Stripe-Signature`` header Stripe sends: ``t=<unix>,v1=<HMAC-SHA256 of t.payload>``."""
@@ -288,6 +290,9 @@ class StripeFront:
                       "customer": params.get("customer"), "return_url": params.get("return_url"),
                       "url": f"{self.url}/portal/{secrets.token_hex(8)}"}  # fmt: skip
             return 200, portal
+        status, answer = fake_stripe_js.embedded_api(self, method, path)  # embedded Checkout
+        if status:
+            return status, answer
         return 0, None  # not ours: forwarded
 
     def _create_price(self, params: dict[str, Any]) -> tuple[int, Any]:
@@ -328,6 +333,9 @@ class StripeFront:
                     "parameter_invalid",
                 )
         session_id = "cs_test_" + secrets.token_hex(12)
+        refused, embedded = fake_stripe_js.embedded_session_fields(params, session_id)
+        if refused:
+            return 400, _error(refused, "parameter_invalid")
         session = {
             "id": session_id, "object": "checkout.session", "mode": "subscription",
             "status": "open", "payment_status": "unpaid", "customer": params.get("customer"),
@@ -338,6 +346,7 @@ class StripeFront:
             "url": f"{self.url}/pay/{session_id}",
             "line_items": params.get("line_items") or [],
             "subscription_data": params.get("subscription_data") or {},
+            **embedded,
         }  # fmt: skip
         self.objects[session_id] = session
         return 200, self._export(session)
@@ -469,7 +478,32 @@ def serve(front: StripeFront) -> ThreadingHTTPServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if parsed.path.startswith(fake_stripe_js.FRAME_PREFIX):
+                self._pay_embedded(parsed.path.rsplit("/", 1)[1], body)
+                return
             self._api("POST", body)
+
+        def _pay_embedded(self, session_id: str, body: bytes) -> None:
+            """The embedded Checkout iframe's form (tests/billing/fake_stripe_js.py)."""
+            session = front.objects.get(session_id)
+            form = parse_form(body)
+            secret = str(form.get("client_secret", ""))
+            status, page = (
+                fake_stripe_js.frame_page(session or {}, secret)
+                if session
+                else (404, b"no such checkout session")
+            )
+            if status != 200 or session is None:
+                self._reply(status, page, "text/html")
+                return
+            try:
+                front.complete_checkout(session_id, str(form.get("card", "4242424242424242")))
+            except (ValueError, urllib.error.HTTPError) as error:
+                # localstripe refuses a declining card (402) already when it is attached
+                reason = "Your card was declined." if isinstance(error, OSError) else str(error)
+                self._reply(*fake_stripe_js.frame_page(session, secret, reason), "text/html")
+                return
+            self._reply(200, fake_stripe_js.completed_page(session), "text/html")
 
         def _pay(self, session_id: str, body: bytes) -> None:
             session = front.objects[session_id]
@@ -501,6 +535,19 @@ def serve(front: StripeFront) -> ThreadingHTTPServer:
                     self._reply(404, b"this onboarding link expired", "text/plain")
                 else:
                     self._reply(200, _onboarding_page(link), "text/html")
+                return
+            if method == "GET" and parsed.path == fake_stripe_js.SCRIPT_PATH:
+                self._reply(200, fake_stripe_js.stripe_js(front), "text/javascript")
+                return
+            if method == "GET" and parsed.path.startswith(fake_stripe_js.FRAME_PREFIX):
+                session = front.objects.get(parsed.path.rsplit("/", 1)[1])
+                secret = str(parse_form(parsed.query.encode()).get("client_secret", ""))
+                status, page = (
+                    fake_stripe_js.frame_page(session, secret)
+                    if session
+                    else (404, b"no such checkout session")
+                )
+                self._reply(status, page, "text/html")
                 return
             if method == "GET" and parsed.path.startswith("/portal/"):
                 self._reply(200, b"<h1 id='portal'>Customer portal (offline)</h1>", "text/html")

@@ -128,6 +128,9 @@ def app(
         "GPTSTUDIO_STRIPE_SECRET_KEY": "sk_test_e2e",
         "GPTSTUDIO_STRIPE_API_BASE": stripe_front.url,
         "GPTSTUDIO_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # Embedded Checkout, with the offline front's stand-in for Stripe.js.
+        "GPTSTUDIO_STRIPE_PUBLISHABLE_KEY": "pk_test_e2e",
+        "GPTSTUDIO_STRIPE_JS_URL": f"{stripe_front.url}/stripe-js/v3",
         "GPTSTUDIO_SMTP_HOST": smtp_server.host,
         "GPTSTUDIO_SMTP_PORT": str(smtp_server.port),
         "GPTSTUDIO_SMTP_SECURITY": "none",

@@ -3,6 +3,8 @@ KPIs and charts (matching rows seeded into the app's database), and the admin to
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import datetime, timedelta
 
@@ -154,11 +156,12 @@ def test_creator_sees_kpis_and_charts_of_their_own_assistants(
         basic = _plan(s, soil, monthly_price_cents=500)
         firm = _plan(s, otto, monthly_price_cents=99900)
         who = {n: _user(s, f"{n}@example.com") for n in ("ann", "bob", "cat", "dan", "eve")}
-        _subscribe(s, who["ann"], pro)
-        _subscribe(s, who["bob"], pro, interval="year")  # 120.00 / 12 = 10.00 a month
-        _subscribe(s, who["cat"], basic)
-        _subscribe(s, who["dan"], pro, status="trialing", created_at=ago(3))
-        _subscribe(s, who["eve"], basic, status="canceled", updated_at=ago(5))
+        paid = {n: {"stripe_subscription_id": f"sub_e2e_{n}"} for n in who}
+        _subscribe(s, who["ann"], pro, **paid["ann"])
+        _subscribe(s, who["bob"], pro, interval="year", **paid["bob"])  # 120.00 / 12 a month
+        _subscribe(s, who["cat"], basic, **paid["cat"])
+        _subscribe(s, who["dan"], pro, status="trialing", created_at=ago(3), trial_end=ago(-11))
+        _subscribe(s, who["eve"], basic, status="canceled", updated_at=ago(5), **paid["eve"])
         _subscribe(s, who["ann"], firm)  # another creator's subscriber and money
         _invoice(s, who["ann"], orchard, 2, amount_paid_cents=1500)
         _invoice(s, who["bob"], orchard, 1, amount_paid_cents=12000, amount_refunded_cents=2000)
@@ -181,6 +184,35 @@ def test_creator_sees_kpis_and_charts_of_their_own_assistants(
     expect(page.locator("#kpi-arpu")).to_have_text("10.00 USD")  # 30 / 3 paying
     expect(page.locator("#kpi-churn")).to_have_text("25.0 %")  # eve, of ann, bob, cat, eve
     expect(page.locator("#revenue-total")).to_contain_text("120.00 USD")  # 15 + 100 + 5
+    expect(page.locator("#kpi-arr")).to_have_text("360.00 USD")  # MRR × 12
+    expect(page.locator("#kpi-ltv")).to_have_text("40.00 USD")  # ARPU 10 / churn 0.25
+    expect(page.locator("#kpi-trials")).to_have_text("—")  # dan's trial is still running
+    expect(page.locator(".kpi-card", has=page.locator("#kpi-trials"))).to_contain_text(
+        "0 of 0 ended trials paid; 1 in trial now"
+    )
+    expect(page.locator("#kpi-refunds")).to_have_text("20.00 USD")
+    expect(page.locator(".kpi-card", has=page.locator("#kpi-refunds"))).to_contain_text(
+        "1 invoice refunded (14.3 % of USD paid)"  # 20 of 140
+    )
+    cohort = page.locator("#cohort-chart")
+    expect(cohort.locator("svg.recharts-surface[role=application]")).to_be_visible()
+    expect(cohort.locator(".recharts-line")).to_have_count(1)  # ann, bob, cat, eve: one month
+    expect(cohort.locator(".recharts-legend-item-text")).to_have_text(
+        f"{ago(60).strftime('%Y-%m')} (4)"
+    )
+    with page.expect_download() as download:
+        page.click("#export-invoices")
+    assert download.value.suggested_filename == "invoices.csv"
+    invoices = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    assert sorted(r["assistant"] for r in invoices) == ["Orchard Guide"] * 2 + ["Soil Coach"]
+    assert {r["amount_refunded"] for r in invoices} == {"0.00", "20.00"}
+    with page.expect_download() as download:
+        page.click("#export-subscriptions")
+    subscriptions = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    assert sorted(r["subscriber_email"] for r in subscriptions) == [
+        f"{n}@example.com" for n in ("ann", "bob", "cat", "dan", "eve")
+    ]
+    page.screenshot(path=str(app.data_dir.parent / "revenue.png"), full_page=True)
 
     for chart in ("revenue-chart", "revenue-by-assistant", "usage-by-assistant"):
         expect(page.locator(f"#{chart} svg.recharts-surface[role=application]")).to_be_visible()
