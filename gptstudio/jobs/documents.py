@@ -100,10 +100,14 @@ def parsed_document(
 def parse_stored(document_id: int) -> None:
     """Parse a stored upload and record the outcome on the document."""
     with session_scope() as session:
-        # Claim it: a second copy of the task (the sweep re-queued it) finds it taken and stops.
+        # Claim it: a copy of the task for a document already parsed (or failed) stops here.
         claimed = session.execute(
             update(Document)
-            .where(col(Document.id) == document_id, col(Document.status) == "uploaded")
+            .where(
+                col(Document.id) == document_id,
+                # "parsing": Huey's retry of an attempt that failed before recording its outcome
+                col(Document.status).in_(["uploaded", "parsing"]),
+            )
             .values(status="parsing")
             .execution_options(synchronize_session=False)
         )
