@@ -98,9 +98,9 @@ class Child:
     quick_deaths: int = 0
     restart_at: float | None = None  # when a dead child is due to start again
 
-    def start(self) -> None:
+    def start(self, now: float) -> None:
         self.process = subprocess.Popen(self.command, env=self.env)  # noqa: S603 (fixed argv)
-        self.started_at, self.restart_at = time.monotonic(), None
+        self.started_at, self.restart_at = now, None
 
     @property
     def alive(self) -> bool:
@@ -121,7 +121,7 @@ class Supervisor:
 
     def start(self) -> None:
         for child in self.children:
-            child.start()
+            child.start(self.clock())
 
     def tend(self) -> None:
         """Notice children that died (each gets a log line and a restart time) and start again
@@ -131,7 +131,7 @@ class Supervisor:
             if child.restart_at is not None:
                 if now >= child.restart_at:
                     log.warning("starting %s again", child.name)
-                    child.start()
+                    child.start(now)
                 continue
             process = child.process
             if process is None or process.poll() is None:
