@@ -157,10 +157,13 @@ class Supervisor:
                 process.wait()
 
 
-def wait_until_healthy(url: str, supervisor: Supervisor, limit: float) -> bool:
-    """Poll ``url`` until it answers 200 or ``limit`` seconds pass (tending the children)."""
+def wait_until_healthy(
+    url: str, supervisor: Supervisor, limit: float, stopped: Callable[[], bool] = lambda: False
+) -> bool:
+    """Poll ``url`` until it answers 200, ``limit`` seconds pass or ``stopped()`` (tending the
+    children meanwhile)."""
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopped():
         supervisor.tend()
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own URL)
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://localhost:{settings.port}"
     try:
         supervisor.start()
-        if wait_until_healthy(f"{url}/healthz", supervisor, limit=600):
+        if wait_until_healthy(f"{url}/healthz", supervisor, 600, stopped=lambda: stopping):
             print(f"\n  GPT Studio is running at {url}  (Ctrl-C stops it)\n", flush=True)
         while not stopping:
             supervisor.tend()
