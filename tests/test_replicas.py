@@ -31,19 +31,10 @@ from tests.e2e.conftest import browser, hydrated  # noqa: F401 (a fixture)
 from tests.engine.conftest import tiny_model, write_random_adapter  # noqa: F401 (a fixture)
 from tests.factories import publish_assistant
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(1800),
-    # Not yet passing on this machine (issue 15 §2): the second replica's frontend export timed
-    # out prerendering "/" while the first answered at the public URL. Run it on purpose.
-    pytest.mark.skipif(
-        not os.environ.get("GPTSTUDIO_TEST_REPLICAS"),
-        reason="opt-in (GPTSTUDIO_TEST_REPLICAS=1): two replicas behind nginx, not yet passing",
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 PASSWORD = "correct horse battery"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # .ci/run installs Debian's nginx-light
 QUESTION = [{"role": "user", "content": "How often should I check for mites?"}]
 
 
@@ -116,6 +107,8 @@ def cluster(
     """nginx, two replicas, an engine, an assistant published on it, a subscriber's key."""
     if not db.startswith("postgresql"):
         pytest.skip("replicas share PostgreSQL (SQLite is the one-process setup)")
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is not installed: apt-get install -y nginx-light (.ci/run does)")
     data = tmp_path / "data"
     adapter = write_random_adapter(tiny_model, data / "artifacts" / "v1" / "adapter", 7)
     engine_port, lb_port = free_port(), free_port()
@@ -134,8 +127,9 @@ def cluster(
         GPTSTUDIO_PUBLIC_URL=f"http://localhost:{lb_port}", GPTSTUDIO_RESPONSE_CACHE_SECONDS="0",
         REFLEX_USE_SYSTEM_BUN="1", REFLEX_TELEMETRY_ENABLED="false",
         REFLEX_CHECK_LATEST_VERSION="false", OMP_NUM_THREADS="1",
-        # No prerendering: a replica's export prerenders "/" against the public URL, and with
-        # another replica answering there it timed out ("Prerender: Request failed for /").
+        # No prerendering (as deploy/app.Dockerfile sets): a replica's export prerenders "/"
+        # against the public URL, and with another replica answering there it timed out
+        # ("Prerender: Request failed for /") every time, so a replica never came up.
         REFLEX_SSR="false",
         PATH=f"{ROOT / '.tools/node_modules/.bin'}:{Path(sys.executable).parent}:{env['PATH']}",
     )  # fmt: skip
@@ -209,8 +203,8 @@ def test_a_signed_in_session_survives_its_replica_and_changes_reach_both(
     page.fill("#email", "sue@example.com")
     page.fill("#password", PASSWORD)
     page.click("#submit")
-    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
-    first = served_by(folder, "/_event")[-1]
+    expect(page).to_have_url(re.compile(r"/home/?$"))  # a subscriber's start page
+    first = served_by(folder, "/_event/")[-1]
     serving = next(r for r in replicas if first.endswith(f":{r.port}"))
     other = next(r for r in replicas if r is not serving)
 
@@ -218,14 +212,14 @@ def test_a_signed_in_session_survives_its_replica_and_changes_reach_both(
     page.goto(f"{url}/account")
     expect(page).to_have_url(re.compile(r"/account/?$"))  # still signed in: no /login
     expect(page.locator("#logout")).to_be_visible()
-    assert served_by(folder, "/_event")[-1].endswith(f":{other.port}")
+    assert served_by(folder, "/_event/")[-1].endswith(f":{other.port}")
 
     serving.start()  # back, mid-session
     time.sleep(6)  # nginx's fail_timeout: the restarted replica takes traffic again
-    page.goto(f"{url}/dashboard")
-    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.goto(f"{url}/home")
+    expect(page).to_have_url(re.compile(r"/home/?$"))
     expect(page.locator("#logout")).to_be_visible()
-    assert {a.rsplit(":", 1)[1] for a in served_by(folder, "/_event")} == {
+    assert {a.rsplit(":", 1)[1] for a in served_by(folder, "/_event/")} == {
         str(r.port) for r in replicas
     }, "the session's socket did not land on both replicas"
     assert not errors, errors
