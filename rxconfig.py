@@ -6,7 +6,12 @@ from gptstudio.settings import get_settings
 
 settings = get_settings()
 
+# Behind a load balancer the browser must reach the app (and its WebSocket) at the public URL,
+# not at the replica's own port, which Reflex would otherwise write into the compiled frontend.
+public = {"api_url": settings.public_url, "deploy_url": settings.public_url}
+
 config = rx.Config(
+    **(public if settings.public_url else {}),
     app_name="gptstudio",
     frontend_port=settings.port,
     backend_port=settings.port,

@@ -8,7 +8,10 @@ ENV PYTHONUNBUFFERED=1 \
     REFLEX_USE_SYSTEM_BUN=1 \
     REFLEX_TELEMETRY_ENABLED=false \
     REFLEX_CHECK_LATEST_VERSION=false \
+    REFLEX_SSR=false \
     GPTSTUDIO_DATA_DIR=/data
+# REFLEX_SSR=false: a web replica starting while another answers at GPTSTUDIO_PUBLIC_URL timed
+# out prerendering "/" in its frontend export (tests/test_replicas.py runs replicas this way).
 # Node.js for Reflex's JS build; bun as the Makefile pins it.
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends nodejs npm \

@@ -1,4 +1,5 @@
-"""Operations routes: ``/healthz`` (database and queue reachable) and ``/metrics`` (Prometheus)."""
+"""Operations routes: ``/healthz`` (database, queue and engine reachable) and ``/metrics``
+(Prometheus)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ router = APIRouter()
 
 
 class Health(BaseModel):
-    """``status`` ok or unavailable, then each part's own state."""
+    """``status`` ok, degraded (the engine is down) or unavailable, then each part's state."""
 
     model_config = ConfigDict(extra="allow")
     status: str
@@ -26,13 +27,14 @@ class Health(BaseModel):
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz() -> JSONResponse:
-    """200 with each part "ok", or 503 naming the part that is down."""
+    """200 with each part "ok"; 200 "degraded" naming the engine when only the engine is down
+    (pages, sign-in and jobs still work; answers are 503s until it is back: see
+    :mod:`gptstudio.services.health`); 503 naming the database or queue when either is down."""
     checks = await asyncio.to_thread(health.check_all)
-    healthy = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", **checks},
-        status_code=200 if healthy else 503,
-    )
+    if any(checks[part] != "ok" for part in health.REQUIRED):
+        return JSONResponse({"status": "unavailable", **checks}, status_code=503)
+    status = "ok" if all(value == "ok" for value in checks.values()) else "degraded"
+    return JSONResponse({"status": status, **checks}, status_code=200)
 
 
 class QueueCollector(Collector):

@@ -13,7 +13,8 @@ import logging
 from collections import Counter
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from gptstudio.curation.chunking import Chunk, chunk_document
 from gptstudio.curation.documents import ParsedDocument
@@ -53,10 +54,17 @@ def _execute(run_id: int) -> None:
     from gptstudio.curation.snapshot import to_chunks_jsonl
 
     with session_scope() as session:
+        # Claim it: a second copy of the task (the sweep re-queued it) finds it taken and stops.
+        claimed = session.execute(
+            update(CurationRun)
+            .where(col(CurationRun.id) == run_id, col(CurationRun.status) == "queued")
+            .values(status="running")
+            .execution_options(synchronize_session=False)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            return  # deleted, finished, or running in another copy of this task
         run = session.get(CurationRun, run_id)
-        if run is None:
-            return
-        run.status = "running"
+        assert run is not None
         assistant_id, settings = run.assistant_id, CurationSettings.from_json(run.options)
         documents = session.exec(
             select(Document).where(

@@ -14,6 +14,9 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
+from sqlmodel import col
+
 from gptstudio.curation.documents import ParsedDocument
 from gptstudio.curation.errors import ColumnChoiceError, CurationError
 from gptstudio.db import session_scope
@@ -102,10 +105,21 @@ def parsed_document(
 def parse_stored(document_id: int) -> None:
     """Parse a stored upload and record the outcome on the document."""
     with session_scope() as session:
+        # Claim it: a copy of the task for a document already parsed (or failed) stops here.
+        claimed = session.execute(
+            update(Document)
+            .where(
+                col(Document.id) == document_id,
+                # "parsing": Huey's retry of an attempt that failed before recording its outcome
+                col(Document.status).in_(["uploaded", "parsing"]),
+            )
+            .values(status="parsing")
+            .execution_options(synchronize_session=False)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            return  # deleted, or parsed or being parsed by another copy of this task
         document = session.get(Document, document_id)
-        if document is None:
-            return  # deleted before the worker got to it
-        document.status = "parsing"
+        assert document is not None
         path, name, columns = document.storage_path, document.filename, document.columns
     status, error, report = "failed", "", {}
     try:

@@ -8,14 +8,20 @@ without ever importing a body (or torch).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from huey import crontab
+import redis
+from huey import Huey, crontab
+from huey.api import TaskWrapper
 
 from gptstudio.jobs.queue import documents_huey, huey
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +50,43 @@ def run(name: str, *args: Any, **kwargs: Any) -> Any:
             "`huey_consumer gptstudio.jobs.worker.huey`, which loads every body."
         ) from None
     return function(*args, **kwargs)
+
+
+def hand_over(task: TaskWrapper, *args: Any) -> bool:
+    """Enqueue ``task(*args)``; ``False`` (and a log line) when the broker cannot be reached.
+
+    The caller has committed the row that says the work is waiting (a document ``uploaded``, a
+    curation run ``queued``): that row is the intent to enqueue, and :func:`requeue_waiting_task`
+    hands every waiting row the broker does not hold to it again once it is back. So a broker
+    outage delays the work and never loses it, and the request that made the row succeeds."""
+    try:
+        task(*args)
+    except (redis.RedisError, sqlite3.Error, OSError) as error:
+        log.warning(
+            "the queue broker is unreachable (%s: %s); %s%s waits for the sweep",
+            type(error).__name__, error, task.task_class.__name__, args,
+        )  # fmt: skip
+        return False
+    return True
+
+
+def once_per_tick(queue: Huey, name: str, period_seconds: int) -> bool:
+    """Whether this consumer runs periodic task ``name`` for this period.
+
+    Every consumer of a queue schedules its periodic tasks, so with several consumers on Redis
+    each tick is enqueued once per consumer: the first copy to run takes the tick (``SET NX`` on
+    the broker, the tick read from the broker's clock and rounded, so hosts whose clocks differ
+    by seconds still agree on it) and the others return at once. The embedded SQLite queue has
+    one consumer per queue: always ``True``."""
+    connection = getattr(queue.storage, "conn", None)
+    if not isinstance(connection, redis.Redis):
+        return True
+    seconds, _micro = cast("tuple[int, int]", connection.time())
+    tick = round(seconds / period_seconds)
+    key = f"{queue.name}:periodic:{name}:{tick}"
+    taken = bool(connection.set(key, os.getpid(), nx=True, ex=period_seconds * 2))
+    log.info("periodic %s tick %d: %s", name, tick, "run here" if taken else "taken by another")
+    return taken
 
 
 # --- the tasks --------------------------------------------------------------------------------
@@ -76,6 +119,21 @@ def run_curation_task(run_id: int) -> None:
     run("run_curation", run_id)
 
 
+@documents_huey.periodic_task(crontab(minute="*"))
+def requeue_waiting_task() -> dict[str, list[int]]:
+    """Every minute: hand the documents and curation runs that wait for a worker, and that the
+    broker does not hold (an enqueue failed during an outage, or a restarted Redis lost them),
+    to the queue again (``jobs/outbox.py``)."""
+    if not once_per_tick(documents_huey, "requeue_waiting", 60):
+        return {}
+    return dict(run("requeue_waiting"))
+
+
+@documents_huey.on_startup()
+def _requeue_on_startup() -> None:
+    run("requeue_waiting")
+
+
 @huey.task()
 def train_task(job_id: int) -> None:
     """Run one training job (``jobs/training.py``); resumable from its last checkpoint."""
@@ -91,7 +149,8 @@ def export_task(version_id: int) -> None:
 @huey.periodic_task(crontab(minute="*"))
 def resume_stale_jobs_task() -> None:
     """Every minute: resume training jobs whose worker died (``jobs/training.py``)."""
-    run("resume_stale_jobs")
+    if once_per_tick(huey, "resume_stale_jobs", 60):
+        run("resume_stale_jobs")
 
 
 @huey.on_startup()
@@ -109,7 +168,7 @@ def build_retrieval_index_task(assistant_id: int) -> None:
 def report_usage_task() -> int:
     """Every five minutes: report unreported overage to Stripe (``jobs/billing.py``). Safe to run
     twice: usage carries idempotent meter-event identifiers and ``reported_at``."""
-    return int(run("report_usage"))
+    return int(run("report_usage")) if once_per_tick(huey, "report_usage", 300) else 0
 
 
 @huey.periodic_task(crontab(minute="*/5"))
@@ -122,7 +181,7 @@ def report_compute_task() -> int:
 @huey.periodic_task(crontab(minute="17"))
 def grace_period_task() -> int:
     """Hourly: e-mail subscribers whose failed-payment grace period has ended (each once)."""
-    return int(run("notify_grace_ended"))
+    return int(run("notify_grace_ended")) if once_per_tick(huey, "notify_grace_ended", 3600) else 0
 
 
 @huey.task(retries=12, retry_delay=300)

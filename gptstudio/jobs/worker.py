@@ -19,13 +19,17 @@ from gptstudio.jobs import (  # noqa: F401  (each import registers that module's
     curation,
     documents,
     mail,
+    outbox,
     retrieval,
     tasks,
     training,
 )
 from gptstudio.jobs.queue import documents_huey, huey
+from gptstudio.logs import configure_logging
 
 __all__ = ["documents_huey", "huey"]
+
+configure_logging()  # the jobs' own log lines (a resumed job, a periodic tick) in its output
 
 
 @huey.on_startup()

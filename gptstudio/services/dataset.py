@@ -109,9 +109,11 @@ def start_curation(
         session.add(run)
         session.flush()
         run_id = run.id
-    from gptstudio.jobs.tasks import run_curation_task
+    from gptstudio.jobs.tasks import hand_over, run_curation_task
 
-    run_curation_task(run_id)
+    # The run is committed as queued: while the broker is down it waits for the sweep
+    # (gptstudio.jobs.outbox) instead of failing here and blocking every later run.
+    hand_over(run_curation_task, run_id)
     with session_scope() as session:
         stored = session.get(CurationRun, run_id)
         assert stored is not None

@@ -232,9 +232,11 @@ def record_failure(
 
 
 def _enqueue_parse(document_id: int) -> None:
-    from gptstudio.jobs.tasks import parse_document_task
+    """Hand the committed ``uploaded`` document to a worker; while the broker is down it waits
+    for the sweep (``gptstudio.jobs.outbox``), and the upload still succeeds."""
+    from gptstudio.jobs.tasks import hand_over, parse_document_task
 
-    parse_document_task(document_id)
+    hand_over(parse_document_task, document_id)
 
 
 def parsed_path(storage_path: str | Path) -> Path:

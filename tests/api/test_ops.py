@@ -1,4 +1,5 @@
-"""/healthz and /metrics against the real database and queue brokers."""
+"""/healthz and /metrics against the real database and queue brokers (the engine's part of
+/healthz against a real engine: tests/test_supervision.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from huey import RedisHuey
 import gptstudio.jobs.queue
 from gptstudio.api import create_api
 from gptstudio.settings import get_settings
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -16,10 +18,17 @@ def client(db: str) -> TestClient:
     return TestClient(create_api())
 
 
-def test_healthz_reports_database_and_queue(client: TestClient) -> None:
+def test_healthz_reports_database_queue_and_a_down_engine_as_degraded(
+    client: TestClient, settings_env: pytest.MonkeyPatch
+) -> None:
+    """No engine listens: the web process still serves, so 200, "degraded", the engine named."""
+    settings_env.setenv("GPTSTUDIO_ENGINE_URL", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "queue": "ok"}
+    body = response.json()
+    assert body["status"] == "degraded" and body["database"] == body["queue"] == "ok"
+    assert body["engine"].startswith("error: ConnectError")
     assert response.headers["x-content-type-options"] == "nosniff"
 
 

@@ -8,9 +8,10 @@ from unittest.mock import ANY
 
 import pytest
 
+from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput
 from gptstudio.jobs.documents import parse_stored
-from gptstudio.models import Role
+from gptstudio.models import Document, Role
 from gptstudio.services import account, assistant, dataset, document
 from gptstudio.settings import get_settings
 from tests.curation.builders import encrypt_pdf, make_pdf
@@ -93,7 +94,11 @@ def test_a_stored_file_that_is_gone_fails_with_what_to_do(
     stored = upload(cy, bees, "bees.md", BEES_MD.encode())
     folder = get_settings().artifacts_dir / "documents" / str(bees)
     (folder / f"{stored.id}-bees.md").unlink()
-    parse_stored(stored.id)  # a retry of the job, after the file was lost
+    with session_scope() as session:  # an attempt that stopped before recording its outcome
+        row = session.get(Document, stored.id)
+        assert row is not None
+        row.status = "parsing"
+    parse_stored(stored.id)  # Huey's retry of the job, after the file was lost
     (listed,) = document.list_documents(actor=cy, assistant_id=bees)
     assert listed.status == "failed"
     assert "cannot be read" in listed.error and "upload it again" in listed.error

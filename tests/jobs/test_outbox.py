@@ -1,0 +1,222 @@
+"""No work lost to a broker outage, on real parts: a redis-server of the test's own (never the
+shared one), a real documents consumer, uploads and a curation start made by another process as
+the web process makes them. Redis is stopped during an upload and a curation start: both
+requests succeed, the rows wait; Redis comes back empty; the sweep hands both to the queue again
+and both finish. A sweep never queues what the broker still holds, and a task queued twice runs
+once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+
+from gptstudio.db import session_scope, utcnow
+from gptstudio.models import CurationRun, Document, Role
+from gptstudio.services import account, assistant
+from tests.conftest import ROOT, free_port
+from tests.services.docs import BEES_MD, TAX_MD
+
+PASSWORD = "correct horse battery"
+
+
+class RedisServer:
+    """A redis-server on a port of its own, with no persistence: a restart forgets the queue."""
+
+    def __init__(self, port: int, folder: Path) -> None:
+        self.port, self.folder = port, folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if redis.Redis.from_url(self.url).ping():
+                    return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def web(env: dict[str, str], code: str) -> str:
+    """Run ``code`` in a process of its own, as the web process would (its last line back)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def upload_code(user_id: int, assistant_id: int, name: str, text: str) -> str:
+    return (
+        "import asyncio; from gptstudio.db import session_scope; "
+        "from gptstudio.models import User; from gptstudio.services import access, document; "
+        f"actor = access.public(session_scope().__enter__().get(User, {user_id})); "
+        f"info = asyncio.run(document.store_bytes(actor=actor, assistant_id={assistant_id}, "
+        f"filename={name!r}, data={text.encode()!r})); print(info.id, info.status)"
+    )
+
+
+def curate_code(user_id: int, assistant_id: int) -> str:
+    return (
+        "from gptstudio.db import session_scope; from gptstudio.models import User; "
+        "from gptstudio.services import access, dataset; "
+        f"actor = access.public(session_scope().__enter__().get(User, {user_id})); "
+        f"run = dataset.start_curation(actor=actor, assistant_id={assistant_id}, "
+        "settings=dataset.CurationSettings()); print(run.id, run.status)"
+    )
+
+
+def document_status(document_id: int) -> str:
+    with session_scope() as session:
+        row = session.get(Document, document_id)
+        assert row is not None
+        return row.status
+
+
+def run_status(run_id: int) -> str:
+    with session_scope() as session:
+        row = session.get(CurationRun, run_id)
+        assert row is not None
+        return row.status
+
+
+def wait_for(what: str, predicate: object, timeout: float, consumer: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert consumer.poll() is None, "the consumer died"
+        assert time.monotonic() < deadline, what
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_an_upload_and_a_curation_start_during_a_redis_outage_both_finish(
+    db: str, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
+    env.update(
+        GPTSTUDIO_DATA_DIR=os.environ["GPTSTUDIO_DATA_DIR"], GPTSTUDIO_DATABASE_URL=db,
+        GPTSTUDIO_REDIS_URL=own_redis.url, GPTSTUDIO_QUEUE_NAME=f"outbox-{os.getpid()}",
+        OMP_NUM_THREADS="1",
+    )  # fmt: skip
+    log = (tmp_path / "consumer.log").open("w")
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "huey.bin.huey_consumer", "gptstudio.jobs.worker.documents_huey",
+         "-w", "2"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        first, status = web(env, upload_code(cy.id, bees, "bees.md", BEES_MD)).split()
+        assert status == "uploaded"
+        wait_for("bees.md was not parsed", lambda: document_status(int(first)) == "parsed", 120,
+                 consumer)  # fmt: skip
+
+        own_redis.stop()  # the broker goes down: both requests still succeed
+        second, status = web(env, upload_code(cy.id, bees, "tax.md", TAX_MD)).split()
+        assert status == "uploaded"
+        run, status = web(env, curate_code(cy.id, bees)).split()
+        assert status == "queued"
+        time.sleep(2)
+        assert document_status(int(second)) == "uploaded" and run_status(int(run)) == "queued"
+
+        own_redis.start()  # back, and empty: what was enqueued before is gone as well
+        wait_for("tax.md was never parsed", lambda: document_status(int(second)) == "parsed",
+                 150, consumer)  # fmt: skip
+        wait_for("the run never finished", lambda: run_status(int(run)) not in ("queued",
+                 "running"), 150, consumer)  # fmt: skip
+        assert run_status(int(run)) == "done"
+
+        # Not stuck: the next run starts ("A curation run is already in progress" is over).
+        again, status = web(env, curate_code(cy.id, bees)).split()
+        assert status in ("queued", "running", "done") and int(again) > int(run)
+        wait_for("the next run never finished", lambda: run_status(int(again)) == "done", 150,
+                 consumer)  # fmt: skip
+    finally:
+        os.killpg(consumer.pid, signal.SIGTERM)
+        consumer.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "consumer.log").read_text()
+    assert "handed waiting work to the queue again" in text, text[-3000:]
+
+
+def test_the_sweep_queues_only_what_the_broker_lacks_and_a_second_copy_is_a_no_op(
+    db: str, tmp_path: Path
+) -> None:
+    """On the embedded queue, in this process: waiting rows older than the grace time are queued
+    once (a second sweep finds them held); a copy of a task whose row was claimed does nothing."""
+    from gptstudio.jobs import worker
+    from gptstudio.jobs.documents import parse_stored
+    from gptstudio.jobs.outbox import GRACE_SECONDS, requeue_waiting
+
+    queue = worker.documents_huey
+    queue.flush()
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    stored = tmp_path / "bees.md"
+    stored.write_text(BEES_MD)
+    old = utcnow() - timedelta(seconds=GRACE_SECONDS + 5)
+    with session_scope() as session:
+        waiting = Document(owner_id=cy.id, assistant_id=bees, filename="bees.md",
+                           storage_path=str(stored), created_at=old)  # fmt: skip
+        fresh = Document(owner_id=cy.id, assistant_id=bees, filename="new.md")
+        done = Document(owner_id=cy.id, assistant_id=bees, filename="old.md", status="parsed",
+                        created_at=old)  # fmt: skip
+        run = CurationRun(assistant_id=bees, created_at=old)
+        session.add_all([waiting, fresh, done, run])
+        session.flush()
+        ids = (waiting.id, run.id)
+    try:
+        assert requeue_waiting() == {"documents": [ids[0]], "curation_runs": [ids[1]]}
+        assert requeue_waiting() == {"documents": [], "curation_runs": []}  # held: not again
+        assert sorted((t.name, t.args) for t in queue.pending()) == [
+            ("parse_document_task", (ids[0],)), ("run_curation_task", (ids[1],))
+        ]  # fmt: skip
+
+        parse_stored(ids[0] or 0)
+        assert document_status(ids[0] or 0) == "parsed"
+        with session_scope() as session:
+            row = session.get(Document, ids[0])
+            assert row is not None
+            row.error = "marker"
+        parse_stored(ids[0] or 0)  # a second copy: the row is no longer waiting
+        with session_scope() as session:
+            row = session.get(Document, ids[0])
+            assert row is not None and row.status == "parsed" and row.error == "marker"
+    finally:
+        queue.flush()
