@@ -178,7 +178,9 @@ def test_a_row_template_turns_each_row_into_one_example(
             actor=cy, document_id=stored.id, columns={"question_template": "{name}?"}
         )
     with pytest.raises(InvalidInput, match="not both"):
-        document.choose_columns(actor=cy, document_id=stored.id, columns={**template, "text": "name"})
+        document.choose_columns(
+            actor=cy, document_id=stored.id, columns={**template, "text": "name"}
+        )
 
     document.choose_columns(actor=cy, document_id=stored.id, columns=template)
     (parsed,) = document.list_documents(actor=cy, assistant_id=bees)
