@@ -15,6 +15,15 @@ Run from the repository root after ``make install-dev`` (or with ``PYTHONPATH=.`
   Debian changelogs and manuals under /usr/share/doc when present (all false: they hold no such
   data, only versions, counts and dates). Targets: recall >= 0.95, <= 1 false positive per
   10,000 words of prose.
+* the examples and dedupe measurements of ``bench/curation_examples.py`` (extracted-pair
+  precision and recall against hand labels, the share of examples a reviewer would keep, dedupe
+  chaining, the same document in two formats), run from here.
+* :func:`measure_end_to_end`: curation MB/s end to end through the app's worker: a fresh
+  embedded installation (SQLite, the SQLite Huey queues) with the app's own queue consumers in
+  their own processes, as ``make run`` starts them; a creator uploads every file of
+  :data:`END_TO_END_FILES` that exists here through the services, the worker parses them, and a
+  curation run on the default settings turns them into examples. Printed: megabytes, upload →
+  parsed and upload → curation done, in MB/s (wall time on this machine, whatever its load).
 
 Real files and where they come from: ``tests/curation/data/README.md`` (excerpts of the "Guide
 for Debian Maintainers", Debian package debmake-doc, Expat licence). When the system has them,
@@ -32,6 +41,7 @@ import io
 import json
 import logging
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +53,8 @@ from gptstudio.curation.parsers.limits import ParseLimits
 from gptstudio.curation.parsers.pdf import parse_pdf, run_together_share
 from gptstudio.curation.pii import scrub_text
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "curation" / "data"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "curation" / "data"
 SHIPPED_PDFS = ("debmake-doc-en-excerpt.pdf", "debmake-doc-de-excerpt.pdf")
 SYSTEM_DOCS = Path("/usr/share/doc")
 LATEX_PRODUCER = re.compile(rb"/Producer\s*\((?:pdfTeX|XeTeX|LuaTeX|dvipdfm)", re.IGNORECASE)
@@ -226,11 +237,108 @@ SYSTEM_PROSE = (
 )
 
 
+# Real files for the end-to-end run: the shipped ones, and Debian documentation that a base
+# system with this project's packages has (each under its package's licence, in
+# /usr/share/doc/<package>/copyright); missing ones are skipped and the run says which it used.
+END_TO_END_FILES = (
+    *(DATA / name for name in (*SHIPPED_PDFS, "debmake-doc-apa.en.html")),
+    *(ROOT / "tests" / "e2e" / "data" / name for name in (
+        "procps-bugs.md", "base-passwd-users-and-groups.html", "base-passwd-README.txt",
+    )),
+    *(SYSTEM_DOCS / name for name in (
+        "socat/socat.html", "socat/socat-openssltunnel.html", "socat/socat-multicast.html",
+        "socat/FAQ", "libffi8/html/The-Basics.html", "libffi8/html/The-Closure-API.html",
+        "libffi8/html/Primitive-Types.html", "python3/python-policy.html",
+        "zlib1g-dev/examples/zlib_how.html", "base-files/FAQ", "nodejs/api/process.md",
+        "nodejs/api/net.md", "nodejs/api/url.md", "nodejs/api/packages.md",
+        "nodejs/BUILDING.md", "nodejs/README.md",
+    )),
+)  # fmt: skip
+
+
+def measure_end_to_end(files: Sequence[Path]) -> int:
+    """Upload ``files`` to a fresh installation, let its worker parse them and curate them on the
+    default settings; print MB/s. Run in a process of its own (it configures the environment)."""
+    import asyncio
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import first_hour  # the same fresh installation and consumers as the first-hour benchmark
+
+    workdir = Path(tempfile.mkdtemp(prefix="curation-e2e-"))
+    env = first_hour.configure(workdir)
+    from gptstudio.models import Role
+    from gptstudio.run import migrate
+    from gptstudio.services import account, assistant, dataset, document
+
+    migrate()
+    size = sum(path.stat().st_size for path in files)
+    try:
+        with first_hour.workers(workdir, env):
+            account.register(email="admin@example.com", password=first_hour.PASSWORD)
+            creator = account.register(
+                email="reader@example.com", password=first_hour.PASSWORD, role=Role.creator
+            )
+            bot = assistant.create_assistant(actor=creator, name="Manuals").id
+            start = time.monotonic()
+            for path in files:
+                asyncio.run(document.store_bytes(
+                    actor=creator, assistant_id=bot, filename=path.name, data=path.read_bytes()
+                ))  # fmt: skip
+
+            def parsed() -> bool:
+                rows = document.list_documents(actor=creator, assistant_id=bot)
+                return all(r.status in ("parsed", "failed") for r in rows)
+
+            first_hour.wait_for("parsing", parsed)
+            parse_seconds = time.monotonic() - start
+            failed = [
+                f"{r.filename}: {r.error}"
+                for r in document.list_documents(actor=creator, assistant_id=bot)
+                if r.status == "failed"
+            ]
+            dataset.start_curation(
+                actor=creator, assistant_id=bot, settings=dataset.CurationSettings()
+            )
+
+            def curated() -> bool:
+                run = dataset.latest_run(actor=creator, assistant_id=bot)
+                if run is not None and run.status == "failed":
+                    raise SystemExit(f"curation failed: {run.error}")
+                return run is not None and run.status == "done"
+
+            first_hour.wait_for("curation", curated)
+            total_seconds = time.monotonic() - start
+            run = dataset.latest_run(actor=creator, assistant_id=bot)
+            counts = run.counts if run is not None else {}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    megabytes = size / 1e6
+    print(f"End to end through the worker: {len(files)} files, {megabytes:.2f} MB")
+    for path in files:
+        print(f"  {path}")
+    if failed:
+        print(f"  not readable (counted in the bytes): {failed}")
+    print(
+        f"  upload -> parsed: {parse_seconds:.1f} s ({megabytes / parse_seconds:.2f} MB/s); "
+        f"upload -> curation done: {total_seconds:.1f} s ({megabytes / total_seconds:.2f} MB/s)"
+    )
+    print(f"  examples: {counts.get('examples')}, splits: {counts.get('splits')}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pdf", type=Path, nargs="*", help="PDFs to measure instead")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--only-end-to-end", action="store_true", help="only the end-to-end MB/s through the worker"
+    )
     args = parser.parse_args(argv)
+    present = [path for path in END_TO_END_FILES if path.is_file()]
+    if args.only_end_to_end:
+        return measure_end_to_end(present)
     files = args.pdf or [DATA / name for name in SHIPPED_PDFS] + system_pdfs()
     print("PDFs:", ", ".join(str(path) for path in files))
     failures = []
@@ -274,6 +382,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"PII false positives over all prose: {pii.false_per_10k_words:.2f} per 10k words")
     if pii.recall < MIN_PII_RECALL or pii.false_per_10k_words > MAX_PII_FALSE_PER_10K:
         failures.append("PII scrubbing misses its target")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import curation_examples
+
+    if curation_examples.main() != 0:
+        failures.append("extracted pairs miss their target")
+    # A process of its own: the end-to-end run configures a fresh installation's environment.
+    script = [sys.executable, str(Path(__file__).resolve()), "--only-end-to-end"]
+    if subprocess.run(script, check=False).returncode != 0:
+        failures.append("the end-to-end run failed")
     for failure in failures:
         print("FAILED:", failure, file=sys.stderr)
     return 1 if failures else 0

@@ -24,7 +24,7 @@ from gptstudio.errors import InvalidInput
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Document
 from gptstudio.services import file_crypto
-from gptstudio.services.document import column_choice, parsed_path
+from gptstudio.services.document import column_choice, parsed_path, row_template
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,47 @@ def parse_file(
     from gptstudio.curation.parsers import ParseLimits, parse_document
 
     limits = ParseLimits(max_bytes=get_settings().max_upload_mb * 1024 * 1024)
-    parsed = parse_document(
-        data=file_crypto.read_plain(path, name=filename), filename=filename,
-        document_id=str(document_id), limits=limits, columns=column_choice(columns),
-    )  # fmt: skip
+    data, template = file_crypto.read_plain(path, name=filename), row_template(columns)
+    if template is not None:
+        parsed = _from_template(data, filename, str(document_id), limits, template)
+    else:
+        parsed = parse_document(
+            data=data, filename=filename, document_id=str(document_id),
+            limits=limits, columns=column_choice(columns),
+        )  # fmt: skip
     _keep(path, _key(filename, document_id, columns), parsed)
     return parsed
+
+
+def _from_template(
+    data: bytes, filename: str, document_id: str, limits: Any, template: Any
+) -> ParsedDocument:
+    """A table read through the creator's row template: one example per row, no prose sections
+    (the report is the parse of the template's first column: file type, records, columns)."""
+    import dataclasses
+
+    from gptstudio.curation.parsers import ColumnChoice, parse_document
+    from gptstudio.curation.templates import template_examples
+
+    result = template_examples(
+        data=data, filename=filename, document_id=document_id, template=template, limits=limits
+    )
+    first = parse_document(
+        data=data, filename=filename, document_id=document_id, limits=limits,
+        columns=ColumnChoice(text=template.columns[0]),
+    )  # fmt: skip
+    notes = [f"Row template: {len(result.examples)} examples"]
+    if result.skipped_rows:
+        rows = ", ".join(str(r) for r in result.skipped_rows[:10])
+        more = "…" if len(result.skipped_rows) > 10 else ""
+        notes.append(
+            f"{len(result.skipped_rows)} rows skipped for an empty cell the template uses "
+            f"(rows {rows}{more})"
+        )
+    report = dataclasses.replace(
+        first.report, column_choice=None, notes=(*first.report.notes, *notes)
+    )
+    return dataclasses.replace(first, sections=(), examples=result.examples, report=report)
 
 
 def _keep(path: str | Path, key: str, parsed: ParsedDocument) -> None:

@@ -27,6 +27,7 @@ from gptstudio.jobs.tasks import body
 from gptstudio.models import Dataset, ModelVersion, TrainingJob
 from gptstudio.services import creator_tier
 from gptstudio.services.dataset import SPLITS
+from gptstudio.services.publish_gate import gate_margin
 from gptstudio.services.training import ACTIVE, enqueue
 from gptstudio.settings import get_settings
 
@@ -297,7 +298,7 @@ def _evaluate(
     if not held_out:
         return {"note": note, "held_out": about}
     report = evaluate(
-        adapter_dir, held_out, base_model=config.base_model, margin=get_settings().gate_margin,
+        adapter_dir, held_out, base_model=config.base_model, margin=gate_margin(),
         should_stop=lease.should_stop,
     )  # fmt: skip
     return {**json.loads(json.dumps(report.to_dict(), default=str)), "held_out": about}

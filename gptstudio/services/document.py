@@ -61,13 +61,35 @@ class DocumentInfo:
 
 
 COLUMN_ROLES = ("text", "instruction", "response", "context", "system")
+TEMPLATE_ROLES = ("question_template", "answer_template", "system_template")
+"""A row template instead of columns: each row becomes one example, e.g. "What does {name}
+cost?" -> "{name} costs {price}. {description}" (:mod:`gptstudio.curation.templates`)."""
+
+
+def row_template(columns: dict[str, str] | None) -> Any:
+    """The stored choice's ``RowTemplate``, or ``None`` when it names columns (or nothing)."""
+    from gptstudio.curation.errors import InvalidParameterError
+    from gptstudio.curation.templates import RowTemplate
+
+    if not columns or not any(columns.get(role) for role in TEMPLATE_ROLES):
+        return None
+    question, answer = columns.get("question_template"), columns.get("answer_template")
+    if not question or not answer:
+        raise InvalidInput("A row template needs both a question and an answer.")
+    try:
+        return RowTemplate(
+            question=question, answer=answer, system=columns.get("system_template") or None
+        )
+    except InvalidParameterError as error:
+        raise InvalidInput(str(error)) from None
 
 
 def column_choice(columns: dict[str, str] | None) -> Any:
-    """The parser's ``ColumnChoice`` for a stored choice (``None``: guess from the names)."""
+    """The parser's ``ColumnChoice`` for a stored choice (``None``: guess from the names, or the
+    choice is a row template)."""
     from gptstudio.curation.parsers import ColumnChoice
 
-    if not columns:
+    if not columns or row_template(columns) is not None:
         return None
     try:
         return ColumnChoice(**{role: columns.get(role) or None for role in COLUMN_ROLES})
@@ -261,12 +283,17 @@ def list_documents(*, actor: UserPublic, assistant_id: int) -> list[DocumentInfo
 def choose_columns(
     *, actor: UserPublic, document_id: int, columns: dict[str, str] | None
 ) -> DocumentInfo:
-    """Set which CSV/JSON columns hold the text, or the instruction and response (``None``: guess
-    again from the names), and parse the document again with that choice (its owner only)."""
+    """Set which CSV/JSON columns hold the text, or the instruction and response, or a row
+    template over several columns (``None``: guess again from the names), and parse the document
+    again with that choice (its owner only)."""
     cleaned = {r: str(v).strip() for r, v in (columns or {}).items() if v and str(v).strip()}
-    if unknown := set(cleaned) - set(COLUMN_ROLES):
+    if unknown := set(cleaned) - set(COLUMN_ROLES) - set(TEMPLATE_ROLES):
         raise InvalidInput(f"Unknown column role: {', '.join(sorted(unknown))}.")
+    template = row_template(cleaned)
+    if template is not None and set(cleaned) & set(COLUMN_ROLES):
+        raise InvalidInput("Choose either columns or a row template, not both.")
     column_choice(cleaned)  # validates the combination
+    used = list(template.columns) if template is not None else list(cleaned.values())
     with session_scope() as session:
         document = session.get(Document, document_id)
         if document is None:
@@ -275,7 +302,7 @@ def choose_columns(
         available = document.report.get("columns") or []
         if not available:
             raise InvalidInput("Columns can only be chosen for CSV and JSON files.")
-        if missing := [c for c in cleaned.values() if c not in available]:
+        if missing := [c for c in used if c not in available]:
             raise InvalidInput(
                 f"Column {missing[0]!r} is not in the file; available: {', '.join(available)}."
             )

@@ -250,4 +250,48 @@ def test_import_a_bundle(app: RunningApp, admin: str, page: Page, tmp_path: Path
     page.goto(f"{app.url}/dashboard")
     expect(page.locator(".assistant-card", has_text="Hive Helper")).to_be_visible()
     BUNDLE.unlink(missing_ok=True)
+
+
+MENU = (
+    "name,price,description\n"
+    'Sourdough loaf,6.50,"Naturally leavened, 24-hour ferment."\n'
+    "Croissant,3.20,Laminated with French butter.\n"
+    'Rye bread,5.80,"Dense, with caraway."\n'
+)
+
+
+def test_a_table_becomes_examples_through_a_row_template(
+    app: RunningApp, admin: str, page: Page
+) -> None:
+    """A menu has no question column: the creator writes a question and an answer over its
+    columns, and each row becomes one example."""
+    errors = console_errors(page)
+    sign_up(page, app, "tam@example.com", role="creator")
+    page.click("#create-assistant")
+    page.fill("#assistant-name", "Bakery Menu")
+    page.click("#create-submit")
+    page.get_by_role("button", name="Documents and data").click()
+    hydrated(page)
+    page.set_input_files(
+        "#documents input[type=file]",
+        files=[{"name": "menu.csv", "mimeType": "text/csv", "buffer": MENU.encode()}],
+    )
+    page.click("#upload-button")
+    menu = page.locator(".document-row", has_text="menu.csv")
+    expect(menu).not_to_contain_text("uploaded", timeout=60_000)
+    expect(menu.locator(".choose-columns")).to_be_visible()  # a table: its columns can be chosen
+    menu.locator(".choose-columns").click()
+    page.get_by_role("radio", name="template").click()
+    expect(page.locator("#columns-form")).to_contain_text("{price}")
+    page.fill("#question-template", "What does the {name} cost?")
+    page.fill("#answer-template", "The {name} costs ${price}. {description}")
+    page.click("#save-columns")
+    expect(menu).to_contain_text("Row template: 3 examples", timeout=60_000)
+    page.click("#run-curation")
+    expect(page.locator("#run-status")).to_contain_text("done", timeout=120_000)
+    expect(page.locator(".example-row", has_text="What does the Croissant cost?")).to_contain_text(
+        "The Croissant costs $3.20."
+    )
+    menu.locator(".choose-columns").click()  # the template is kept for the next edit
+    expect(page.locator("#question-template")).to_have_value("What does the {name} cost?")
     assert errors == []

@@ -151,3 +151,66 @@ def test_curation_runs_reuse_the_parsed_sections(
     assert len(list(kept.glob("*tickets.csv.parsed"))) == 1
     document.delete_document(actor=cy, document_id=table.id)
     assert not list(get_settings().artifacts_dir.rglob("*tickets*"))
+
+
+MENU_CSV = (
+    "name,price,description\n"
+    'Sourdough loaf,6.50,"Naturally leavened, 24-hour ferment, baked every morning."\n'
+    "Croissant,3.20,Laminated with French butter; 27 layers.\n"
+    "Seasonal tart,,Changes with the market.\n"
+    'Rye bread,5.80,"Dense, with caraway; keeps for a week."\n'
+)
+
+
+def test_a_row_template_turns_each_row_into_one_example(
+    creator: tuple[account.UserPublic, int],
+) -> None:
+    """A menu has no question column: a template over name, price and description makes one
+    example per row; a row with an empty cell the template uses is skipped and said."""
+    cy, bees = creator
+    stored = upload(cy, bees, "menu.csv", MENU_CSV.encode())
+    template = {
+        "question_template": "What does the {name} cost?",
+        "answer_template": "The {name} costs ${price}. {description}",
+    }
+    with pytest.raises(InvalidInput, match="not in the file"):
+        document.choose_columns(
+            actor=cy, document_id=stored.id,
+            columns={**template, "answer_template": "{name}: {colour}"},
+        )  # fmt: skip
+    with pytest.raises(InvalidInput, match="both a question and an answer"):
+        document.choose_columns(
+            actor=cy, document_id=stored.id, columns={"question_template": "{name}?"}
+        )
+    with pytest.raises(InvalidInput, match="not both"):
+        document.choose_columns(
+            actor=cy, document_id=stored.id, columns={**template, "text": "name"}
+        )
+
+    document.choose_columns(actor=cy, document_id=stored.id, columns=template)
+    (parsed,) = document.list_documents(actor=cy, assistant_id=bees)
+    assert parsed.status == "parsed", parsed.error
+    assert parsed.columns == template
+    assert parsed.report["examples"] == 3 and parsed.report["sections"] == 0
+    assert any("1 rows skipped" in note for note in parsed.report["notes"])
+
+    from gptstudio.jobs.documents import parsed_document
+
+    kept = parsed_document(
+        path=parsed_path_of(bees, stored.id), filename="menu.csv", document_id=stored.id,
+        columns=template,
+    )  # fmt: skip
+    pairs = [
+        [m.content for m in e.messages if m.role.value in ("user", "assistant")]
+        for e in kept.examples
+    ]
+    assert [
+        "What does the Croissant cost?",
+        "The Croissant costs $3.20. Laminated with French butter; 27 layers.",
+    ] in pairs
+    assert all(e.kind.value == "template" for e in kept.examples)
+
+
+def parsed_path_of(assistant_id: int, document_id: int) -> str:
+    folder = get_settings().artifacts_dir / "documents" / str(assistant_id)
+    return str(folder / f"{document_id}-menu.csv")

@@ -1,5 +1,5 @@
-"""The admin page (``/admin``): installation totals, the two-step verification policy, and every
-user with their role and tier."""
+"""The admin page (``/admin``): installation totals, the two-step verification policy, the
+publishing gate, and every user with their role and tier."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import reflex as rx
 from gptstudio.components.layout import page
 from gptstudio.components.tables import data_table
 from gptstudio.models import Role, Tier
+from gptstudio.pages.admin.gate import gate_card
 from gptstudio.pages.admin.header import admin_header
 from gptstudio.pages.admin.totals import admin_totals_section
 from gptstudio.pages.registry import add_page
@@ -128,6 +129,7 @@ def admin() -> rx.Component:
         *admin_header("/admin"),
         admin_totals_section(),
         _policy(),
+        gate_card(),
         data_table(
             AdminState.users,
             _row,

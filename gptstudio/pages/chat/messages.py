@@ -116,8 +116,19 @@ def _editor(message: rx.Var[Bubble]) -> rx.Component:
 def _content(message: rx.Var[Bubble]) -> rx.Component:
     return rx.cond(
         message.id > 0,
-        # Model output is untrusted: no raw HTML.
-        rx.markdown(message.content, use_raw=False, style=MARKDOWN_STYLE),
+        rx.cond(
+            (message.content == "") & (message.role == "assistant"),
+            # A finished answer without text (the model ended at once): said, not a blank box.
+            rx.text(
+                "The model ended this answer without any text; Regenerate may give one.",
+                size="2",
+                color_scheme="gray",
+                font_style="italic",
+                class_name="empty-answer",
+            ),
+            # Model output is untrusted: no raw HTML.
+            rx.markdown(message.content, use_raw=False, style=MARKDOWN_STYLE),
+        ),
         rx.text(message.content, white_space="pre-wrap", class_name="streaming"),
     )
 

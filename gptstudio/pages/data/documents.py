@@ -27,6 +27,8 @@ class DocumentsState(DataState):
     column_doc_name: str = ""
     column_options: list[str] = []
     column_mode: str = "instruction"
+    question_template: str = ""
+    answer_template: str = ""
 
     @rx.event
     def opened(self) -> None:
@@ -116,6 +118,8 @@ class DocumentsState(DataState):
         self.column_doc, self.column_doc_name = document_id, row["name"]
         self.column_options = row["columns"].split("\n")
         self.column_mode = row["column_mode"]
+        self.question_template = row["question_template"]
+        self.answer_template = row["answer_template"]
 
     @rx.event
     def close_columns(self) -> None:
@@ -129,7 +133,10 @@ class DocumentsState(DataState):
     @shows_error
     def save_columns(self, form: dict[str, Any]) -> Any:
         self.error = ""
-        roles = ("text",) if self.column_mode == "text" else document.COLUMN_ROLES[1:]
+        roles = {
+            "text": ("text",),
+            "template": document.TEMPLATE_ROLES,
+        }.get(self.column_mode, document.COLUMN_ROLES[1:])
         chosen = {r: str(form.get(r, "")) for r in roles if form.get(r) not in (None, NO_COLUMN)}
         document.choose_columns(
             actor=self._actor(), document_id=int(self.column_doc), columns=chosen
@@ -182,6 +189,40 @@ def _column_select(role: str, label: str, *, optional: bool = False) -> rx.Compo
     )
 
 
+def _template_fields() -> rx.Component:
+    """A question and an answer written over several columns: one example per row."""
+    return rx.vstack(
+        rx.text(
+            "Each row becomes one example. Write a column's name in braces to use its cell: ",
+            rx.foreach(
+                DocumentsState.column_options,
+                lambda name: rx.code("{" + name + "}", margin_right="0.3em"),
+            ),
+            size="1",
+        ),
+        rx.text("Question", size="1"),
+        rx.input(
+            name="question_template",
+            id="question-template",
+            default_value=DocumentsState.question_template,
+            placeholder="What does {name} cost?",
+            required=True,
+            width="100%",
+        ),
+        rx.text("Answer", size="1"),
+        rx.text_area(
+            name="answer_template",
+            id="answer-template",
+            default_value=DocumentsState.answer_template,
+            placeholder="{name} costs {price}. {description}",
+            required=True,
+            width="100%",
+        ),
+        width="100%",
+        spacing="1",
+    )
+
+
 def _columns_form() -> rx.Component:
     return rx.form(
         rx.vstack(
@@ -189,16 +230,17 @@ def _columns_form() -> rx.Component:
                 "Which columns of ", rx.code(DocumentsState.column_doc_name), " should be read?"
             ),
             rx.radio_group(
-                ["instruction", "text"],
+                ["instruction", "text", "template"],
                 value=DocumentsState.column_mode,
                 on_change=DocumentsState.set_column_mode,
                 direction="row",
                 id="column-mode",
                 name="column_mode",
             ),
-            rx.cond(
-                DocumentsState.column_mode == "text",
-                rx.hstack(_column_select("text", "Text column")),
+            rx.match(
+                DocumentsState.column_mode,
+                ("text", rx.hstack(_column_select("text", "Text column"))),
+                ("template", _template_fields()),
                 rx.hstack(
                     _column_select("instruction", "Instruction (question)"),
                     _column_select("response", "Response (answer)"),

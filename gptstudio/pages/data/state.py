@@ -44,8 +44,16 @@ def _document_row(d: document.DocumentInfo) -> dict[str, str]:
         "detail": d.error or " · ".join(f for f in facts if f),
         "url": d.source_url,
         "columns": "\n".join(report.get("columns") or []),
-        "column_mode": "text" if "text" in chosen else "instruction",
+        "column_mode": _column_mode(d.columns or {}, chosen),
+        "question_template": (d.columns or {}).get("question_template", ""),
+        "answer_template": (d.columns or {}).get("answer_template", ""),
     }
+
+
+def _column_mode(stored: dict[str, str], chosen: dict[str, str]) -> str:
+    if stored.get("question_template"):
+        return "template"
+    return "text" if "text" in chosen else "instruction"
 
 
 def _source(source: dict[str, Any], names: dict[str, str]) -> str:

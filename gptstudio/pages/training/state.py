@@ -14,7 +14,7 @@ from gptstudio.components.charts import gate_loss, loss_domain, loss_rows
 from gptstudio.errors import InvalidInput
 from gptstudio.models import ModelVersion, TrainingJob
 from gptstudio.services import dataset, training
-from gptstudio.settings import get_settings
+from gptstudio.services.publish_gate import gate_margin
 from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState
 
@@ -244,7 +244,7 @@ class TrainingState(AssistantPageState):
         rows = loss_rows(job.history if job else [])
         produced = next((v for v in versions if job and v.training_job_id == job.id), None)
         gate = training.gate_of(produced) if produced else {}
-        margin = gate.get("margin", get_settings().gate_margin)
+        margin = gate.get("margin", gate_margin())
         base = produced.metrics.get("base_perplexity") if produced else None
         threshold = gate_loss(base, float(margin) if isinstance(margin, (int, float)) else 0.0)
         self.chart = rows
