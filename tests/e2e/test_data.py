@@ -250,6 +250,7 @@ def test_import_a_bundle(app: RunningApp, admin: str, page: Page, tmp_path: Path
     page.goto(f"{app.url}/dashboard")
     expect(page.locator(".assistant-card", has_text="Hive Helper")).to_be_visible()
     BUNDLE.unlink(missing_ok=True)
+    assert errors == []
 
 
 MENU = (
