@@ -19,7 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gptstudio import cache
-from gptstudio.api import auth, chat, documents, model_list, ops, stripe_webhook, widget
+from gptstudio.api import (
+    auth,
+    chat,
+    documents,
+    fine_tuning,
+    model_list,
+    ops,
+    stripe_webhook,
+    widget,
+)
 from gptstudio.api.errors import (
     ERROR_RESPONSES,
     domain_error_handler,
@@ -216,7 +225,7 @@ def create_api() -> FastAPI:
     backend, a uvicorn worker) takes part in the request-path caches."""
     cache.install()
     api = FastAPI(title="GPT Studio", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    for module in (ops, auth, model_list, documents, chat, stripe_webhook, widget):
+    for module in (ops, auth, model_list, documents, chat, fine_tuning, stripe_webhook, widget):
         api.include_router(module.router, responses=ERROR_RESPONSES)
     _document_errors(api)
     api.add_exception_handler(DomainError, domain_error_handler)
