@@ -655,6 +655,18 @@ def checkpoints_of(view: JobView) -> list[dict[str, Any]]:
 # --- the models jobs made -----------------------------------------------------------------
 
 
+def api_labels(training_job_ids: list[int]) -> dict[int, str]:
+    """For the training page: which of these training jobs came through the API, as
+    ``"ftjob-… → ft:…"`` (the model's name once the job has made it)."""
+    if not training_job_ids:
+        return {}
+    with session_scope() as session:
+        rows = session.exec(
+            select(FineTuningJob).where(col(FineTuningJob.training_job_id).in_(training_job_ids))
+        ).all()
+        return {row.training_job_id: f"{row.public_id} → {row.fine_tuned_model}" for row in rows}
+
+
 @dataclass(frozen=True)
 class FineTunedModel:
     name: str

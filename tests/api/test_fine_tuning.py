@@ -25,7 +25,8 @@ from sqlmodel import select
 from gptstudio.api import create_api
 from gptstudio.db import session_scope
 from gptstudio.models import Assistant, Dataset, Role, TrainingJob
-from gptstudio.services import account, api_key, training
+from gptstudio.pages.training.state import _job_row
+from gptstudio.services import account, api_key, fine_tuning, training
 from gptstudio.settings import get_settings
 from tests.conftest import free_port
 from tests.trainer.conftest import FACTS, chat
@@ -369,6 +370,10 @@ def test_jobs_refuse_what_they_cannot_run(creator: tuple[account.UserPublic, str
         )  # fmt: skip
         assert stored.config["learning_rate"] == pytest.approx(preset.learning_rate * 2)
         assert stored.config["epochs"] == 3
+        # The training page shows the job with its API id and model name.
+        labels = fine_tuning.api_labels([stored.id or 0])
+        row = _job_row(stored, labels[stored.id or 0])
+        assert row["api"] == f"{job.id} → ft:tiny-llama:user-{cy.id}:{job.id[6:]}"
         cancelled = await client.fine_tuning.jobs.cancel(job.id)
         assert cancelled.status == "cancelled"
         with pytest.raises(openai.BadRequestError, match="already cancelled"):
