@@ -229,7 +229,7 @@ def hyperparameters_of(
     sized preset's value."""
     given = dict(hyperparameters or {})
     if method:
-        kind = method.get("type", "supervised")
+        kind = str(method.get("type", "supervised"))
         if kind != "supervised":
             raise InvalidInput(
                 f"method.type '{kind}' is not supported; GPT Studio fine-tunes with supervised "
@@ -238,7 +238,10 @@ def hyperparameters_of(
         inner = method.get("supervised") or {}
         if not isinstance(inner, dict):
             raise InvalidInput("method.supervised must be an object.")
-        given = {**given, **(inner.get("hyperparameters") or {})}
+        nested = inner.get("hyperparameters") or {}
+        if not isinstance(nested, dict):
+            raise InvalidInput("method.supervised.hyperparameters must be an object.")
+        given = {**given, **nested}
     unknown = sorted(set(given) - {"n_epochs", "batch_size", "learning_rate_multiplier"})
     if unknown:
         raise InvalidInput(f"Unknown hyperparameters: {', '.join(unknown)}.")
