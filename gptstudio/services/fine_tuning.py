@@ -405,6 +405,12 @@ def create_job(
         for param, file_id in named.items():
             if file_id:
                 _examples_file(session, actor=actor, file_id=file_id, param=param)
+        examples = _owned_file(session, actor=actor, file_id=training_file).examples
+        if examples < training.MIN_TRAIN_EXAMPLES:  # refused before anything is made
+            raise InvalidInput(
+                f"training_file has {examples} examples; at least "
+                f"{training.MIN_TRAIN_EXAMPLES} are needed."
+            )
         assistant_id, make = _assistant_for(
             session, actor=actor, suffix=cleaned, named=meta.get("assistant", "")
         )

@@ -337,7 +337,7 @@ def test_jobs_refuse_what_they_cannot_run(creator: tuple[account.UserPublic, str
             ({"model": "gpt-4o-mini"}, "cannot be fine-tuned here; choose one of: tiny-llama"),
             ({"training_file": "file-nope"}, "training_file: no such file 'file-nope'"),
             ({"validation_file": "file-nope"}, "validation_file: no such file"),
-            ({"training_file": small.id}, "at least 4 are needed"),
+            ({"training_file": small.id}, "training_file has 2 examples; at least 4 are needed"),
             ({"hyperparameters": {"n_epochs": 0}}, "n_epochs must be between 1 and 50"),
             ({"hyperparameters": {"batch_size": "big"}}, "batch_size must be 'auto' or a number"),
             ({"hyperparameters": {"warmup": 3}}, "Unknown hyperparameters: warmup"),
@@ -351,6 +351,9 @@ def test_jobs_refuse_what_they_cannot_run(creator: tuple[account.UserPublic, str
                 await client.fine_tuning.jobs.create(**body)
             assert why in str(refused.value.body), (change, refused.value.body)
         assert (await client.fine_tuning.jobs.list()).data == []
+        with session_scope() as session:  # a refused job leaves nothing behind
+            assert session.exec(select(Assistant)).all() == []
+            assert session.exec(select(Dataset)).all() == []
 
         # The newer method form sets the same hyperparameters; "auto" keeps the preset's.
         job = await client.fine_tuning.jobs.create(
