@@ -25,6 +25,7 @@ from gptstudio.api import (
     bundles,
     chat,
     documents,
+    fine_tuning,
     model_list,
     ops,
     stripe_webhook,
@@ -248,6 +249,7 @@ def create_api() -> FastAPI:
         documents,
         bundles,
         chat,
+        fine_tuning,
         stripe_webhook,
         widget,
     ):

@@ -63,7 +63,12 @@ async def chat_completions(
         messages = body.plain_messages()
     except InvalidRequestError as refused:
         return JSONResponse(refused.to_dict(), status_code=refused.status)
-    model = completion.cached_served(slug=body.model)
+    if body.model.startswith("ft:"):  # a fine-tuning API model, for its owner
+        model: completion.Served | None = await asyncio.to_thread(
+            completion.served_fine_tuned, name=body.model, user_id=user.id
+        )
+    else:
+        model = completion.cached_served(slug=body.model)
     if model is None:
         key = f"user:{user.id}"
         model = await asyncio.to_thread(completion.served_for_user, slug=body.model, key=key)

@@ -147,9 +147,8 @@ class _Reporter:
 
     def __call__(self, update: dict[str, Any]) -> None:
         if update.get("loss") is not None and update.get("event") == "step":
-            self.points.append(
-                {k: update.get(k) for k in ("step", "loss", "eval_loss", "learning_rate")}
-            )
+            point = {k: update.get(k) for k in ("step", "loss", "eval_loss", "learning_rate")}
+            self.points.append({**point, "at": round(time.time(), 3)})  # the API's event times
         # Always written: the first events, the last, and a step that saved a checkpoint.
         now = update.get("event") != "step" or update.get("checkpoint") or not self.last
         if not now and time.monotonic() - self.last < PROGRESS_EVERY_SECONDS:

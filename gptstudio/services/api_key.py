@@ -19,7 +19,7 @@ from gptstudio.services import audit
 from gptstudio.services.access import Client, public
 from gptstudio.services.crypto import hash_token
 
-SCOPES = ("chat", "models:read", "documents:write", "admin")
+SCOPES = ("chat", "models:read", "documents:write", "fine_tuning", "admin")
 KEY_PREFIX = "gs-"
 _LAST_USED_REFRESH = timedelta(seconds=30)
 
@@ -77,6 +77,8 @@ def create_key(
         raise InvalidInput(f"Choose scopes among {', '.join(SCOPES)} (unknown: {unknown}).")
     if "admin" in scopes and actor.role != Role.admin:
         raise PermissionDenied("Only admins can create keys with the admin scope.")
+    if "fine_tuning" in scopes and actor.role not in (Role.creator, Role.admin):
+        raise PermissionDenied("Only creators can create keys with the fine_tuning scope.")
     if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
         raise InvalidInput("A key can expire in 1 to 3650 days, or never.")
     raw = f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"

@@ -164,6 +164,24 @@ def served_for_user(*, slug: str, key: str) -> Served:
     return live if chosen == live.version_id else served(slug=slug, version_id=chosen)
 
 
+def served_fine_tuned(*, name: str, user_id: int) -> Served:
+    """An ``ft:`` model of the fine-tuning API, for its owner only: the version its job made,
+    published or not (the assistant's persona and retrieval settings apply as to any version)."""
+    from gptstudio.services import fine_tuning
+
+    model = fine_tuning.fine_tuned_model(name=name, user_id=user_id)
+    with session_scope() as session:
+        assistant = session.get(Assistant, model.assistant_id)
+        if assistant is None:
+            raise ModelNotFound(f"The model '{name}' does not exist.")
+        return Served(
+            assistant_id=model.assistant_id, slug=assistant.slug,
+            system_prompt=assistant.system_prompt, version_id=model.version_id,
+            adapter_name=f"{assistant.slug}-v{model.version}", adapter_path=model.adapter_path,
+            rag_enabled=assistant.rag_enabled, rag_top_k=assistant.rag_top_k, name=name,
+        )  # fmt: skip
+
+
 # Adapters this process has seen loaded, per engine URL, with the engine's context window and
 # when that was checked: the engine is asked again after ADAPTER_CHECK_SECONDS, or at once when
 # it answers that the adapter is not there (restarted, evicted).

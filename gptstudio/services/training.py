@@ -27,6 +27,7 @@ from gptstudio.services.assistant import owned_assistant
 from gptstudio.settings import get_settings
 
 ACTIVE = ("queued", "running")
+MIN_TRAIN_EXAMPLES = 4
 # Higher runs first: the creator's GPT Studio tier orders the queue; admins' jobs go first.
 PRIORITY_BY_TIER = {Tier.free: 0, Tier.individual: 10, Tier.professional: 20, Tier.enterprise: 30}
 ADMIN_PRIORITY = 40
@@ -131,10 +132,10 @@ def start_job(
     with session_scope() as session:
         data = _dataset(session, actor=actor, dataset_id=dataset_id)
         n_train = int(data.counts.get("splits", {}).get("train", 0))
-        if n_train < 4:
+        if n_train < MIN_TRAIN_EXAMPLES:
             raise InvalidInput(
-                f"Dataset version {data.version} has {n_train} training examples; at least 4 "
-                "are needed. Add documents and snapshot again."
+                f"Dataset version {data.version} has {n_train} training examples; at least "
+                f"{MIN_TRAIN_EXAMPLES} are needed. Add documents and snapshot again."
             )
         size = dataset_size(data.storage_path)
         config = build_config(

@@ -34,7 +34,7 @@ def credentials(db: str, settings_env: pytest.MonkeyPatch) -> dict[str, str]:
                              role=Role.creator)  # fmt: skip
     publish_assistant(owner, "Bee Mentor")
     raw, _ = api_key.create_key(
-        actor=owner, name="fuzz", scopes=["chat", "models:read", "documents:write"]
+        actor=owner, name="fuzz", scopes=["chat", "models:read", "documents:write", "fine_tuning"]
     )
     return {"Authorization": f"Bearer {raw}"}
 

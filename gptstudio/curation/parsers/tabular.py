@@ -311,3 +311,64 @@ def parse_records(
     parts = records_to_parts(records=records, document_id=document_id, columns=columns)
     parts.notes[:0] = notes
     return parts
+
+
+MAX_LINE_PROBLEMS = 20
+
+
+@dataclass
+class ChatLines:
+    """A chat-format JSON Lines file read strictly: its examples, and every line that is not one
+    (``"Line N …"``, at most :data:`MAX_LINE_PROBLEMS`; ``more_problems`` counts the rest)."""
+
+    examples: list[Example]
+    problems: list[str]
+    more_problems: int = 0
+
+
+def _chat_problem(record: Record) -> str | None:
+    """Why a record is not a chat example (``None`` when it is one)."""
+    turns = record.get("messages", record.get("conversations"))
+    if not isinstance(turns, list) or not turns:
+        return 'needs "messages": a list of {"role", "content"} objects'
+    for number, turn in enumerate(turns, start=1):
+        if not isinstance(turn, dict):
+            return f"message {number} is not an object"
+        role = str(turn.get("role", turn.get("from", "")))
+        if role.lower() not in _SHAREGPT_ROLES:
+            return f"message {number} has role {role!r}; use system, user or assistant"
+        content = turn.get("content", turn.get("value"))
+        if not isinstance(content, str) or not content.strip():
+            return f"message {number} needs text content"
+    return None if _chat_messages(record) else "needs at least one user and one assistant message"
+
+
+def read_chat_jsonl(*, text: str, document_id: str) -> ChatLines:
+    """Chat examples from JSON Lines, one per non-empty line, with the upload's per-line errors
+    (invalid JSON, not an object) and the reason a record is not chat data."""
+    result = ChatLines(examples=[], problems=[])
+
+    def problem(message: str) -> None:
+        if len(result.problems) < MAX_LINE_PROBLEMS:
+            result.problems.append(message)
+        else:
+            result.more_problems += 1
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = loads_json(line)
+        except json.JSONDecodeError as error:
+            problem(f"Line {number} of the JSON Lines file is not valid JSON ({error.msg}).")
+            continue
+        if not isinstance(record, dict):
+            problem(f"Line {number} of the JSON Lines file is not an object.")
+            continue
+        why = _chat_problem(record)
+        messages = None if why else _chat_messages(record)
+        if messages is None:
+            problem(f"Line {number}: {why}.")
+            continue
+        result.examples.append(_example(messages, document_id=document_id, row=number))
+    return result

@@ -137,6 +137,12 @@ def live_card() -> rx.Component:
             width="100%",
             align="center",
         ),
+        rx.cond(
+            job["api"] != "",
+            rx.text(
+                "Started through the fine-tuning API: ", rx.code(job["api"]), size="2", id="job-api"
+            ),
+        ),
         rx.progress(value=js_number(job["percent"]), width="100%", id="job-progress"),
         rx.cond(job["error"] != "", rx.callout(job["error"], color_scheme="red", id="job-error")),
         rx.cond(job["data_note"] != "", rx.text(job["data_note"], size="2", id="job-data-note")),

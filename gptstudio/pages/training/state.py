@@ -13,7 +13,7 @@ import reflex as rx
 from gptstudio.components.charts import gate_loss, loss_domain, loss_rows
 from gptstudio.errors import InvalidInput
 from gptstudio.models import ModelVersion, TrainingJob
-from gptstudio.services import dataset, training
+from gptstudio.services import dataset, fine_tuning, training
 from gptstudio.services.publish_gate import gate_margin
 from gptstudio.state.live import follow
 from gptstudio.state.owned_assistant import AssistantPageState
@@ -48,7 +48,8 @@ def _number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "—"
 
 
-def _job_row(job: TrainingJob) -> dict[str, str]:
+def _job_row(job: TrainingJob, api: str = "") -> dict[str, str]:
+    """A job for the page; ``api``: its fine-tuning API id and model, when it came that way."""
     p = job.progress or {}
     total = int(p.get("total_steps") or 0)
     step = int(p.get("step") or 0)
@@ -72,6 +73,7 @@ def _job_row(job: TrainingJob) -> dict[str, str]:
         "method": str(job.config.get("method", "")),
         "preset": str(job.config.get("preset", "")),
         "epochs": str(job.config.get("epochs", "")),
+        "api": api,
     }
 
 
@@ -222,7 +224,8 @@ class TrainingState(AssistantPageState):
         if self.dataset_choice not in self.datasets:
             self.dataset_choice = self.datasets[0] if self.datasets else ""
         jobs = training.list_jobs(actor=actor, assistant_id=self.assistant_id)
-        self.jobs = [_job_row(j) for j in jobs]
+        labels = fine_tuning.api_labels([j.id or 0 for j in jobs])
+        self.jobs = [_job_row(j, labels.get(j.id or 0, "")) for j in jobs]
         if jobs and not any(j["id"] == self.selected_job for j in self.jobs):
             self.selected_job = self.jobs[0]["id"]
         chosen = next((j for j in jobs if str(j.id) == self.selected_job), None)
