@@ -1,7 +1,7 @@
 """fine_tuning_files, fine_tuning_jobs: OpenAI's fine-tuning API
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-06 14:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0011"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

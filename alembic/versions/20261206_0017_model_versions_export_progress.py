@@ -1,7 +1,7 @@
 """model_versions: the export bundle's progress (step, fraction, error) for the training page
 
 Revision ID: 0017
-Revises: 0011
+Revises: 0016
 Create Date: 2026-12-06 13:40:00.000000
 """
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision: str = '0017'
-down_revision: str | None = '0011'
+down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
