@@ -18,7 +18,7 @@ class Invoice(SQLModel, table=True):
     stripe_invoice_id: str = Field(max_length=120, unique=True, index=True)
     user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     assistant_id: int | None = Field(default=None, foreign_key="assistants.id", index=True)
-    subscription_id: int | None = Field(default=None, foreign_key="subscriptions.id")
+    subscription_id: int | None = Field(default=None, foreign_key="subscriptions.id", index=True)
     status: str = Field(default="paid", max_length=20, description="paid, payment_failed, …")
     currency: str = Field(default="usd", max_length=3)
     amount_due_cents: int = 0
