@@ -18,7 +18,7 @@ class Invoice(SQLModel, table=True):
     stripe_invoice_id: str = Field(max_length=120, unique=True, index=True)
     user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     assistant_id: int | None = Field(default=None, foreign_key="assistants.id", index=True)
-    subscription_id: int | None = Field(default=None, foreign_key="subscriptions.id")
+    subscription_id: int | None = Field(default=None, foreign_key="subscriptions.id", index=True)
     kind: str = Field(
         default="assistant", max_length=20, description="assistant, or creator_tier (platform's)"
     )
