@@ -14,14 +14,14 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlmodel import select
 
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import Assistant, ModelVersion, Plan, Role, Subscription, UsageEvent, User
 from gptstudio.services import account, assistant, widget
 from gptstudio.settings import get_settings
-from tests.e2e.conftest import PASSWORD, RunningApp, hydrated, log_in
+from tests.e2e.conftest import DEVICES, PASSWORD, RunningApp, hydrated, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -370,3 +370,37 @@ def test_the_widget_opens_with_the_welcome_and_conversation_starters(
             actor=published.creator, assistant_id=published.assistant_id, welcome_message="",
             starters=[],
         )  # fmt: skip
+
+
+def test_on_a_phone_the_chat_panel_takes_the_whole_screen(
+    app: RunningApp, browser: Browser, published: Published, sites: tuple[HostSite, HostSite]
+) -> None:
+    """At 360×740 (Playwright's "Galaxy S8": touch, mobile viewport) the open panel is the whole
+    screen, the launcher no longer lies over its composer, and the frame's × closes it."""
+    allowed, _ = sites
+    allowed.pages["/phone"] = host_page("Hive shop", tag(app, published.key))
+    profile = {k: v for k, v in DEVICES["Galaxy S8"].items() if k != "default_browser_type"}
+    context = browser.new_context(**profile)
+    page = context.new_page()
+    page.goto(f"{allowed.origin}/phone")
+    launcher = page.locator("#gptstudio-widget-button")
+    launcher.tap()
+    panel = page.locator("#gptstudio-widget-panel")
+    expect(panel).to_be_visible()
+    box = panel.bounding_box()
+    assert box == {"x": 0, "y": 0, "width": 360, "height": 740}, box
+    expect(launcher).to_be_hidden()
+    chat = page.frame_locator("#gptstudio-widget-frame")
+    expect(chat.locator("#who")).to_have_text("Guest · Free")
+    chat.locator("#input").tap()
+    page.keyboard.type("Is it too cold to open the hive?")
+    chat.locator("#send").tap()
+    answer = chat.locator(".message.assistant")
+    expect(answer).not_to_have_class(re.compile("streaming"), timeout=60_000)
+    for control in ("#close", "#send"):  # touch targets of 44 px
+        size = chat.locator(control).bounding_box()
+        assert size is not None and size["height"] >= 44 and size["width"] >= 44, (control, size)
+    chat.locator("#close").tap()
+    expect(panel).to_be_hidden()
+    expect(launcher).to_be_visible()
+    context.close()
