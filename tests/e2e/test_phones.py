@@ -285,6 +285,8 @@ def test_a_subscriber_chats_by_tap_on_a_phone(
     composer = page.locator("#chat-composer").bounding_box()
     assert composer is not None and composer["y"] + composer["height"] > height - 80, composer
 
+    page.locator("#new-chat-narrow").tap()  # this device's own conversation
+    expect(page.locator("#chat-actions")).to_be_visible()
     page.locator("#chat-input").tap()
     page.keyboard.type("How many frames go in a nucleus hive?")
     page.locator("#send").tap()
@@ -298,8 +300,8 @@ def test_a_subscriber_chats_by_tap_on_a_phone(
     expect(page.locator(".assistant-message")).to_have_count(1)
 
     page.locator("#regenerate").tap()
+    expect(page.locator(".answer-choice")).to_have_text("2 / 2", timeout=90_000)
     expect(page.locator("#send")).to_be_visible(timeout=90_000)
-    expect(page.locator(".answer-choice")).to_have_text("2 / 2")
     # The conversation's actions are one menu in the title row, not rows above the thread.
     expect(page.locator("#reset-context")).to_be_hidden()
     fits(page, "chat")

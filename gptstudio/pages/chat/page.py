@@ -146,7 +146,9 @@ def chat_page() -> rx.Component:
             rx.heading(
                 ChatState.assistant_name,
                 size=rx.breakpoints(initial="5", sm="6"),
-                truncate=True,
+                white_space="nowrap",
+                overflow="hidden",
+                text_overflow="ellipsis",
                 min_width="0",
                 flex="1",
                 title=ChatState.assistant_name,
