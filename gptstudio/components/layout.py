@@ -146,7 +146,8 @@ def assistant_header() -> rx.Component:
         rx.link("← Dashboard", href="/dashboard", size="2"),
         rx.heading(AssistantPageState.assistant_name, size=rx.breakpoints(initial="6", sm="7")),
         align="center",
-        gap="2 4",
+        column_gap="1em",
+        row_gap="0.25em",
         wrap="wrap",
     )
 
