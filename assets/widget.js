@@ -119,19 +119,38 @@
     greeting = null;
   }
 
+  // A phone: the open chat takes the whole screen (the frame's own × closes it).
+  var phone = window.matchMedia ? window.matchMedia("(max-width: 480px)") : null;
+
+  function placePanel() {
+    if (!panel) return;
+    var full = phone && phone.matches;
+    var rules = full
+      ? {
+          top: "0", left: "0", right: "0", bottom: "0", width: "100%", height: "100%",
+          maxWidth: "none", maxHeight: "none", borderRadius: "0", boxShadow: "none"
+        }
+      : {
+          top: "auto", left: "auto", right: "auto", bottom: "88px", width: "380px",
+          maxWidth: "calc(100vw - 40px)", height: "600px", maxHeight: "calc(100vh - 120px)",
+          borderRadius: "12px", boxShadow: "0 10px 40px rgba(0,0,0,.3)"
+        };
+    if (!full) rules[side()] = "20px";
+    style(panel, rules);
+    // Over the full-screen panel the launcher would hide the composer's Send button.
+    if (button) button.style.display = full && panel.style.display !== "none" ? "none" : "flex";
+  }
+
   function makePanel() {
     panel = document.createElement("div");
     panel.id = PREFIX + "-panel";
     panel.setAttribute("role", "dialog");
-    var rules = {
-      position: "fixed", bottom: "88px", width: "380px",
-      maxWidth: "calc(100vw - 40px)", height: "600px", maxHeight: "calc(100vh - 120px)",
-      background: "#fff", borderRadius: "12px", overflow: "hidden",
-      boxShadow: "0 10px 40px rgba(0,0,0,.3)", zIndex: "2147483000", display: "none",
-      font: "15px/1.5 system-ui, sans-serif", color: "#1f2937"
-    };
-    rules[side()] = "20px";
-    style(panel, rules);
+    style(panel, {
+      position: "fixed", background: "#fff", overflow: "hidden", zIndex: "2147483000",
+      display: "none", font: "15px/1.5 system-ui, sans-serif", color: "#1f2937"
+    });
+    placePanel();
+    if (phone && phone.addEventListener) phone.addEventListener("change", placePanel);
     document.body.appendChild(panel);
   }
 
@@ -212,6 +231,7 @@
     hideGreeting();
     if (!panel) makePanel();
     panel.style.display = "block";
+    placePanel();
     button.setAttribute("aria-expanded", "true");
     button.setAttribute("aria-label", "Close chat");
     if (!iframe && !loading) loadFrame();
@@ -219,6 +239,7 @@
 
   function close() {
     if (panel) panel.style.display = "none";
+    placePanel();
     button.setAttribute("aria-expanded", "false");
     button.setAttribute("aria-label", "Open chat");
   }

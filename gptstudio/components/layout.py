@@ -17,26 +17,83 @@ def _nav_link(label: str, href: str) -> rx.Component:
     return rx.link(label, href=href, size="3", weight="medium")
 
 
+# (label, address, who sees it): the same links in the bar (wide screens) and in the menu.
+_LINKS: tuple[tuple[str, str, str], ...] = (
+    ("Admin", "/admin", "admin"),
+    ("Dashboard", "/dashboard", "creator"),
+    ("Revenue", "/revenue", "creator"),
+    ("Tier", "/studio/tier", "creator only"),
+    ("Assistants", "/home", "all"),
+    ("Usage", "/usage", "all"),
+    ("Account", "/account", "all"),
+)
+
+# The bar shows every link from 62em (992 px) up; below that they are in the menu.
+_WIDE = ["none", "none", "none", "flex"]
+_NARROW = ["flex", "flex", "flex", "none"]
+
+
+def _for_role(who: str, component: rx.Component) -> rx.Component:
+    if who == "admin":
+        return rx.cond(AuthState.role == "admin", component)
+    if who == "creator":  # creators and admins
+        return rx.cond(AuthState.role != "subscriber", component)
+    if who == "creator only":  # a creator's own GPT Studio tier (admins have none)
+        return rx.cond(AuthState.role == "creator", component)
+    return component
+
+
+def _nav_menu() -> rx.Component:
+    """Phones and tablets: the links, who is signed in and Log out, behind one button."""
+    return rx.menu.root(
+        rx.menu.trigger(
+            rx.icon_button(
+                rx.icon("menu", size=20),
+                variant="soft",
+                size="3",
+                id="nav-menu",
+                aria_label="Menu",
+            )
+        ),
+        rx.menu.content(
+            rx.box(
+                rx.text(AuthState.email, size="2", weight="medium", id="menu-email"),
+                rx.badge(AuthState.role, margin_top="0.25em"),
+                padding="0.5em 0.75em",
+            ),
+            rx.menu.separator(),
+            *[
+                _for_role(who, rx.menu.item(label, on_click=rx.redirect(href)))
+                for label, href, who in _LINKS
+            ],
+            rx.menu.separator(),
+            rx.menu.item("Log out", on_click=AuthState.logout, id="menu-logout"),
+            align="end",
+            min_width="14em",
+            max_width="calc(100vw - 16px)",
+        ),
+    )
+
+
 def navbar() -> rx.Component:
-    """Brand, the links the signed-in user's role allows, and log out."""
+    """Brand, the links the signed-in user's role allows, and log out; on a narrow screen the
+    links, the user and Log out are in a menu."""
     return rx.hstack(
         rx.link(rx.heading("GPT Studio", size="5"), href="/", underline="none"),
         rx.spacer(),
         rx.cond(
             AuthState.signed_in,
-            rx.hstack(
-                rx.cond(AuthState.role == "admin", _nav_link("Admin", "/admin")),
-                rx.cond(AuthState.role != "subscriber", _nav_link("Dashboard", "/dashboard")),
-                rx.cond(AuthState.role != "subscriber", _nav_link("Revenue", "/revenue")),
-                rx.cond(AuthState.role == "creator", _nav_link("Tier", "/studio/tier")),
-                _nav_link("Assistants", "/home"),
-                _nav_link("Usage", "/usage"),
-                _nav_link("Account", "/account"),
-                rx.badge(AuthState.role, id="nav-role"),
-                rx.text(AuthState.email, size="2", color_scheme="gray", id="nav-email"),
-                rx.button("Log out", on_click=AuthState.logout, variant="soft", id="logout"),
-                spacing="4",
-                align="center",
+            rx.fragment(
+                rx.hstack(
+                    *[_for_role(who, _nav_link(label, href)) for label, href, who in _LINKS],
+                    rx.badge(AuthState.role, id="nav-role"),
+                    rx.text(AuthState.email, size="2", color_scheme="gray", id="nav-email"),
+                    rx.button("Log out", on_click=AuthState.logout, variant="soft", id="logout"),
+                    spacing="4",
+                    align="center",
+                    display=_WIDE,
+                ),
+                rx.box(_nav_menu(), display=_NARROW),
             ),
             rx.hstack(
                 _nav_link("Log in", "/login"),
@@ -45,11 +102,10 @@ def navbar() -> rx.Component:
                 align="center",
             ),
         ),
-        padding="1em 2em",
+        padding=["0.5em 1em", "0.5em 1em", "0.75em 1.5em", "1em 2em"],
         border_bottom="1px solid var(--gray-5)",
         width="100%",
         align="center",
-        wrap="wrap",
     )
 
 
@@ -61,7 +117,7 @@ def page(*children: rx.Component, max_width: str = "960px") -> rx.Component:
             rx.vstack(_refusal(), *children, spacing="5", width="100%"),
             size="3",
             max_width=max_width,
-            padding_y="2em",
+            padding_y=["1em", "1em", "2em"],
         ),
         min_height="100vh",
     )
@@ -89,11 +145,13 @@ def _refusal() -> rx.Component:
 
 def assistant_header() -> rx.Component:
     """The title of a page about one of the creator's assistants, with the way back."""
-    return rx.hstack(
+    return rx.flex(
         rx.link("← Dashboard", href="/dashboard", size="2"),
-        rx.heading(AssistantPageState.assistant_name, size="7"),
+        rx.heading(AssistantPageState.assistant_name, size=rx.breakpoints(initial="6", sm="7")),
         align="center",
-        spacing="4",
+        column_gap="1em",
+        row_gap="0.25em",
+        wrap="wrap",
     )
 
 
@@ -118,6 +176,7 @@ def tabs(links: Sequence[tuple[str, str]], current: str) -> rx.Component:
             for label, href in links
         ],
         spacing="2",
+        wrap="wrap",
     )
 
 

@@ -16,7 +16,11 @@ FEATURES = [
 
 
 def _feature(title: str, body: str) -> rx.Component:
-    return rx.card(rx.heading(title, size="4"), rx.text(body, color_scheme="gray"), flex="1")
+    return rx.card(
+        rx.heading(title, size="4"),
+        rx.text(body, color_scheme="gray"),
+        flex="1 1 14em",  # side by side when there is room, stacked on a phone
+    )
 
 
 @add_page(route="/", title="GPT Studio", on_load=AuthState.load_optional_user)

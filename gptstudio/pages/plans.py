@@ -195,7 +195,7 @@ def _editor() -> rx.Component:
                 _field("Included tokens / period", "included_tokens", "empty: unlimited"),
                 _field("Requests per minute", "rpm", "empty: unlimited"),
                 _field("Overage price per 1k tokens", "overage", "0.02 (empty: refuse)"),
-                columns="3",
+                columns=rx.breakpoints(initial="1", xs="2", sm="3"),
                 spacing="3",
                 width="100%",
             ),

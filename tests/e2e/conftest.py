@@ -12,9 +12,17 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 from tests.billing.conftest import WEBHOOK_SECRET, configure_webhook, start_localstripe
 from tests.billing.fake_stripe import StripeFront, serve
@@ -147,11 +155,63 @@ def app(
         yield running
 
 
+class BrowserErrors:
+    """Every console error and uncaught exception of every page the browser opens, in any
+    context (the tests' own ``browser.new_context()`` too). A test that provokes an error on
+    purpose names it with ``expect`` (a regular expression); any other fails the test."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.expected: list[re.Pattern[str]] = []
+
+    def expect(self, pattern: str) -> None:
+        self.expected.append(re.compile(pattern))
+
+    def watch(self, context: BrowserContext) -> BrowserContext:
+        context.on("page", self._watch_page)
+        for page in context.pages:
+            self._watch_page(page)
+        return context
+
+    def _watch_page(self, page: Page) -> None:
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.seen.append(f"uncaught: {error}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.seen.append(f"console.error: {message.text} (at {message.location.get('url')})")
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.seen if not any(p.search(e) for p in [*self.expected, *NOT_OURS])]
+
+
+# The only errors that are not ours: the tests' stand-ins for other sites (the offline Stripe
+# pages, the OpenID provider, the widget's host sites) serve no favicon.ico, and the browser
+# logs the 401/404 it gets for it. The app itself runs at localhost, never at 127.0.0.1.
+NOT_OURS = [
+    re.compile(r"Failed to load resource: .* \(at http://127\.0\.0\.1:\d+/favicon\.ico\)$"),
+]
+BROWSER_ERRORS = BrowserErrors()
+# Playwright's device profiles ("iPhone 13", "Galaxy S8", …), filled when the browser starts.
+DEVICES: dict[str, dict[str, Any]] = {}
+
+
+@pytest.fixture(autouse=True)
+def browser_errors() -> Iterator[BrowserErrors]:
+    """Fails any browser test whose pages logged a console error or threw (issue #13). There is
+    no allow-list: every error seen so far was ours and was fixed."""
+    BROWSER_ERRORS.seen, BROWSER_ERRORS.expected = [], []
+    yield BROWSER_ERRORS
+    if unexpected := BROWSER_ERRORS.unexpected():
+        pytest.fail("the browser logged errors:\n" + "\n".join(unexpected), pytrace=False)
+
+
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Playwright's sync API keeps an event loop running while it is open: close it with the
     package, so that asyncio tests collected later get a clean main thread."""
     with sync_playwright() as playwright:
+        DEVICES.update(playwright.devices)
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             args=[
@@ -164,6 +224,13 @@ def browser() -> Iterator[Browser]:
                 "--disable-sync",
             ],
         )
+        # Every context (and so every page) any test or fixture opens is watched for errors.
+        new_context = browser.new_context
+
+        def watched_context(*args: Any, **kwargs: Any) -> BrowserContext:
+            return BROWSER_ERRORS.watch(new_context(*args, **kwargs))
+
+        browser.new_context = watched_context  # type: ignore[method-assign]
         yield browser
         browser.close()
 

@@ -14,14 +14,21 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlmodel import select
 
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import Assistant, ModelVersion, Plan, Role, Subscription, UsageEvent, User
 from gptstudio.services import account, assistant, widget
 from gptstudio.settings import get_settings
-from tests.e2e.conftest import PASSWORD, RunningApp, hydrated, log_in
+from tests.e2e.conftest import (
+    DEVICES,
+    PASSWORD,
+    BrowserErrors,
+    RunningApp,
+    hydrated,
+    log_in,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -155,8 +162,15 @@ def test_anonymous_visitor_chats_from_an_allowed_site(
 
 
 def test_a_site_that_is_not_allowed_gets_the_refusal(
-    app: RunningApp, page: Page, published: Published, sites: tuple[HostSite, HostSite]
+    app: RunningApp,
+    page: Page,
+    published: Published,
+    sites: tuple[HostSite, HostSite],
+    browser_errors: BrowserErrors,
 ) -> None:
+    # The refusals this test provokes: the browser logs each one.
+    browser_errors.expect(r"Framing .* violates the following Content Security Policy")
+    browser_errors.expect(r"status of 403 \(Forbidden\) \(at http://localhost:\d+/widget/")
     allowed, other = sites
     frame_url = f"{app.url}/widget/{published.key}/frame"
     bare = f'<iframe id="bare" src="{frame_url}" width="300" height="300"></iframe>'
@@ -185,8 +199,12 @@ def test_signed_subscriber_chats_on_their_plan_and_tampering_is_refused(
     published: Published,
     sites: tuple[HostSite, HostSite],
     monkeypatch: pytest.MonkeyPatch,
+    browser_errors: BrowserErrors,
 ) -> None:
     from gptstudio.pages.widget_settings import PYTHON_SNIPPET
+
+    # The tampered identity is refused (401): the browser logs the refusal.
+    browser_errors.expect(r"status of 401 \(Unauthorized\) \(at http://localhost:\d+/widget/")
 
     allowed, _ = sites
     sam = account.register(email="wanda@example.com", password=PASSWORD)
@@ -370,3 +388,39 @@ def test_the_widget_opens_with_the_welcome_and_conversation_starters(
             actor=published.creator, assistant_id=published.assistant_id, welcome_message="",
             starters=[],
         )  # fmt: skip
+
+
+def test_on_a_phone_the_chat_panel_takes_the_whole_screen(
+    app: RunningApp, browser: Browser, published: Published, sites: tuple[HostSite, HostSite]
+) -> None:
+    """At 360×740 (Playwright's "Galaxy S8": touch, mobile viewport) the open panel is the whole
+    screen, the launcher no longer lies over its composer, and the frame's × closes it."""
+    allowed, _ = sites
+    # A site made for phones says so (without this, a phone lays it out 980 px wide).
+    viewport = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    allowed.pages["/phone"] = host_page("Hive shop", viewport, tag(app, published.key))
+    profile = {k: v for k, v in DEVICES["Galaxy S8"].items() if k != "default_browser_type"}
+    context = browser.new_context(**profile)
+    page = context.new_page()
+    page.goto(f"{allowed.origin}/phone")
+    launcher = page.locator("#gptstudio-widget-button")
+    launcher.tap()
+    panel = page.locator("#gptstudio-widget-panel")
+    expect(panel).to_be_visible()
+    box = panel.bounding_box()
+    assert box == {"x": 0, "y": 0, "width": 360, "height": 740}, box
+    expect(launcher).to_be_hidden()
+    chat = page.frame_locator("#gptstudio-widget-frame")
+    expect(chat.locator("#who")).to_have_text("Guest · Free")
+    chat.locator("#input").tap()
+    page.keyboard.type("Is it too cold to open the hive?")
+    chat.locator("#send").tap()
+    answer = chat.locator(".message.assistant")
+    expect(answer).not_to_have_class(re.compile("streaming"), timeout=60_000)
+    for control in ("#close", "#send"):  # touch targets of 44 px
+        size = chat.locator(control).bounding_box()
+        assert size is not None and size["height"] >= 44 and size["width"] >= 44, (control, size)
+    chat.locator("#close").tap()
+    expect(panel).to_be_hidden()
+    expect(launcher).to_be_visible()
+    context.close()

@@ -15,6 +15,10 @@ class ConversationsState(ChatState):
     """Opening, starting, searching and managing the user's conversations."""
 
     drawer_open: bool = False
+    # The phone's actions menu opens these two dialogs (a menu closes as it is tapped, so it
+    # cannot hold a dialog of its own).
+    renaming: bool = False
+    deleting: bool = False
 
     @rx.event
     def open_conversation(self, conversation_id: str) -> Any:
@@ -56,18 +60,28 @@ class ConversationsState(ChatState):
         self.drawer_open = value
 
     @rx.event
+    def set_renaming(self, value: bool) -> None:
+        self.renaming = value
+
+    @rx.event
+    def set_deleting(self, value: bool) -> None:
+        self.deleting = value
+
+    @rx.event
     def rename(self, form: dict[str, Any]) -> None:
         conversation.rename_conversation(
             actor=self._actor(),
             conversation_id=self.conversation_id,
             title=str(form.get("title", "")),
         )
+        self.renaming = False
         self._reload_list()
 
     @rx.event
     def delete(self) -> None:
         conversation.delete_conversation(actor=self._actor(), conversation_id=self.conversation_id)
         self.conversation_id, self.messages = 0, []
+        self.deleting = False
         self._reload_list()
 
     @rx.event
@@ -132,7 +146,13 @@ def drawer() -> rx.Component:
     return rx.box(
         rx.drawer.root(
             rx.drawer.trigger(
-                rx.button(rx.icon("menu", size=16), "Conversations", variant="soft", size="2")
+                rx.icon_button(
+                    rx.icon("panel-left", size=18),
+                    variant="soft",
+                    size="2",
+                    aria_label="Conversations",
+                    id="open-conversations",
+                )
             ),
             rx.drawer.overlay(z_index="5"),
             rx.drawer.portal(
@@ -162,6 +182,7 @@ def drawer() -> rx.Component:
 
 
 def toolbar() -> rx.Component:
+    """Wide screens: the open conversation's actions in a row above it."""
     return rx.flex(
         rx.form(
             rx.hstack(
@@ -192,6 +213,98 @@ def toolbar() -> rx.Component:
         gap="2",
         wrap="wrap",
         align="center",
+        display=["none", "none", "flex"],
+    )
+
+
+def actions_menu() -> rx.Component:
+    """Narrow screens: the same actions behind one button in the page's title row."""
+    return rx.box(
+        rx.menu.root(
+            rx.menu.trigger(
+                rx.icon_button(
+                    rx.icon("ellipsis-vertical", size=18),
+                    variant="soft",
+                    size="2",
+                    aria_label="Conversation actions",
+                    id="chat-actions",
+                )
+            ),
+            rx.menu.content(
+                rx.menu.item("Rename…", on_click=ConversationsState.set_renaming(True)),
+                rx.menu.item(
+                    "Reset context",
+                    on_click=ConversationsState.reset_context,
+                    disabled=ChatState.streaming,
+                ),
+                rx.menu.item("Export .md", on_click=ConversationsState.export("markdown")),
+                rx.menu.item("Export .json", on_click=ConversationsState.export("json")),
+                rx.menu.separator(),
+                rx.menu.item(
+                    "Delete…",
+                    color="red",
+                    on_click=ConversationsState.set_deleting(True),
+                    id="menu-delete-chat",
+                ),
+                align="end",
+            ),
+        ),
+        _rename_dialog(),
+        _delete_dialog(),
+        display=["block", "block", "none"],
+    )
+
+
+def _rename_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Rename this conversation"),
+            rx.form(
+                rx.vstack(
+                    rx.input(
+                        name="title", placeholder="New title", width="100%", id="rename-title"
+                    ),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                        rx.button("Rename", type="submit", id="rename-confirm"),
+                        justify="end",
+                        width="100%",
+                    ),
+                    width="100%",
+                ),
+                on_submit=ConversationsState.rename,
+                reset_on_submit=True,
+            ),
+        ),
+        open=ConversationsState.renaming,
+        on_open_change=ConversationsState.set_renaming,
+    )
+
+
+def _delete_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Delete this conversation?"),
+            rx.alert_dialog.description(
+                "Its messages are deleted for good; this cannot be undone.", size="2"
+            ),
+            rx.flex(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(
+                    rx.button(
+                        "Delete",
+                        color_scheme="red",
+                        on_click=ConversationsState.delete,
+                        id="menu-delete-chat-confirm",
+                    )
+                ),
+                gap="3",
+                justify="end",
+                margin_top="1em",
+            ),
+        ),
+        open=ConversationsState.deleting,
+        on_open_change=ConversationsState.set_deleting,
     )
 
 

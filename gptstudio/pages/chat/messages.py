@@ -193,6 +193,7 @@ def _bubble(message: rx.Var[Bubble]) -> rx.Component:
                 rx.cond((message.role == "assistant") & (message.id > 0), feedback_bar(message)),
                 spacing="3",
                 align="center",
+                wrap="wrap",  # a phone's 44 px targets need a second row
             ),
             rx.cond((message.role == "assistant") & (message.feedback != 0), comment_form(message)),
             background=rx.cond(mine, "var(--accent-3)", "var(--gray-2)"),

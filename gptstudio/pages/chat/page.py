@@ -7,7 +7,13 @@ from __future__ import annotations
 import reflex as rx
 
 from gptstudio.components.layout import form_error, page, submit_button
-from gptstudio.pages.chat.conversations import ConversationsState, drawer, sidebar, toolbar
+from gptstudio.pages.chat.conversations import (
+    ConversationsState,
+    actions_menu,
+    drawer,
+    sidebar,
+    toolbar,
+)
 from gptstudio.pages.chat.messages import bubble
 from gptstudio.pages.chat.state import ChatState
 from gptstudio.pages.registry import add_page
@@ -79,6 +85,8 @@ def _thread() -> rx.Component:
         form_error(ChatState.error),
         rx.cond(ChatState.messages.length() == 0, _welcome()),
         rx.vstack(rx.foreach(ChatState.messages, bubble), width="100%", spacing="3", id="messages"),
+        # On a phone the conversation fills the screen and the composer sits at its bottom.
+        rx.spacer(),
         _quota_line(),
         rx.form(
             rx.hstack(
@@ -109,6 +117,7 @@ def _thread() -> rx.Component:
             on_submit=ChatState.send,
             reset_on_submit=True,
             width="100%",
+            id="chat-composer",
         ),
         rx.cond(
             (ChatState.messages.length() > 0) & ~ChatState.streaming,
@@ -122,6 +131,9 @@ def _thread() -> rx.Component:
         ),
         width="100%",
         min_width="0",
+        # The screen less the navigation bar and the title row (app.css keeps the composer
+        # above the on-screen keyboard).
+        min_height=["calc(100dvh - 8.5em)", "calc(100dvh - 8.5em)", "auto"],
     )
 
 
@@ -130,16 +142,27 @@ def chat_page() -> rx.Component:
     return page(
         rx.hstack(
             drawer(),
-            rx.heading(ChatState.assistant_name, size="6"),
-            rx.spacer(),
+            # One line on a phone: a long name is cut with an ellipsis (its full text on hover).
+            rx.heading(
+                ChatState.assistant_name,
+                size=rx.breakpoints(initial="5", sm="6"),
+                white_space="nowrap",
+                overflow="hidden",
+                text_overflow="ellipsis",
+                min_width="0",
+                flex="1",
+                title=ChatState.assistant_name,
+            ),
             rx.button(
                 rx.icon("plus", size=14),
                 "New",
-                size="1",
+                size="2",
                 variant="soft",
                 on_click=ConversationsState.new_conversation,
                 display=["flex", "flex", "none"],
+                id="new-chat-narrow",
             ),
+            rx.cond(ChatState.conversation_id > 0, actions_menu()),
             width="100%",
             align="center",
         ),

@@ -123,7 +123,8 @@ def launch_card() -> rx.Component:
                     rx.text("Max steps (optional)", size="2"),
                     rx.input(name="max_steps", type="number", min=1, id="job-steps"),
                 ),
-                columns="6",
+                # One field a row on a phone, two on a small tablet, all six on a desktop.
+                columns=rx.breakpoints(initial="1", xs="2", sm="3", md="6"),
                 spacing="3",
                 width="100%",
             ),
