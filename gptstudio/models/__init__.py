@@ -9,6 +9,7 @@ from gptstudio.models.curation_run import CurationRun
 from gptstudio.models.dataset import Dataset
 from gptstudio.models.document import Document
 from gptstudio.models.example_override import ExampleOverride
+from gptstudio.models.feedback_item import FeedbackItem
 from gptstudio.models.invoice import Invoice
 from gptstudio.models.model_version import ModelVersion
 from gptstudio.models.plan import Plan
@@ -39,6 +40,7 @@ __all__ = [
     "Dataset",
     "Document",
     "ExampleOverride",
+    "FeedbackItem",
     "Invoice",
     "LoginThrottle",
     "Message",
