@@ -8,9 +8,10 @@ data page (:func:`review_items`); their texts are scrubbed of personal data as d
 corrected answer (:func:`accept`) or dismisses the item. Accepted items enter the next dataset
 version as examples of kind ``feedback`` (provenance "from feedback": ``document_id``
 ``feedback:<item id>``), in the split of any example they near-duplicate
-(:func:`gptstudio.curation.splits.place_additions`), else in train; :func:`train_with_feedback`
-takes that version and starts a fine-tune on it, and the rollout page compares the new version's
-thumbs-down rate and latency with the old one's while an A/B split runs."""
+(:func:`gptstudio.curation.splits.place_additions`), else in train;
+:func:`gptstudio.services.feedback_training.train_with_feedback` takes that version and starts a
+fine-tune on it, and the rollout page compares the new version's thumbs-down rate and latency
+with the old one's while an A/B split runs."""
 
 from __future__ import annotations
 
@@ -26,11 +27,9 @@ from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import (
     Conversation,
     CurationRun,
-    Dataset,
     FeedbackItem,
     Message,
     ModelVersion,
-    TrainingJob,
 )
 from gptstudio.models.user import UserPublic
 from gptstudio.services.assistant import owned_assistant, owner_check
@@ -353,31 +352,3 @@ def mark_in_version(session: Session, assistant_id: int, version: int) -> int:
         row.dataset_version = version
         session.add(row)
     return len(rows)
-
-
-def train_with_feedback(*, actor: UserPublic, assistant_id: int) -> TrainingJob:
-    """Snapshot a new dataset version with the accepted corrections and start a fine-tune on
-    it (the base model and preset of the assistant's latest job, if any)."""
-    from gptstudio.services import dataset, training
-
-    with session_scope() as session:
-        owned_assistant(session, actor=actor, assistant_id=assistant_id)
-        waiting = session.exec(
-            select(FeedbackItem.id).where(
-                FeedbackItem.assistant_id == assistant_id,
-                FeedbackItem.status == "accepted",
-                col(FeedbackItem.dataset_version).is_(None),
-            )
-        ).first()
-        last = session.exec(
-            select(TrainingJob)
-            .where(TrainingJob.assistant_id == assistant_id)
-            .order_by(col(TrainingJob.id).desc())
-        ).first()
-        base = last.base_model if last is not None else ""
-    if waiting is None:
-        raise InvalidInput(
-            "No accepted correction is waiting: accept at least one review item first."
-        )
-    version: Dataset = dataset.snapshot(actor=actor, assistant_id=assistant_id)
-    return training.start_job(actor=actor, dataset_id=version.id or 0, base_model=base)

@@ -16,7 +16,7 @@ from gptstudio.curation.splits import Split, find_leaks
 from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import Conversation, Message, Role, TrainingJob
-from gptstudio.services import account, dataset, feedback
+from gptstudio.services import account, dataset, feedback, feedback_training
 from tests.services.test_dataset import PASSWORD, curated  # noqa: F401  (the fixture)
 
 Creator = tuple[account.UserPublic, int]
@@ -158,12 +158,12 @@ def test_train_with_feedback_snapshots_and_starts_a_job_on_the_new_version(
     cy, bees = curated
     dataset.snapshot(actor=cy, assistant_id=bees)
     with pytest.raises(InvalidInput, match="No accepted correction"):
-        feedback.train_with_feedback(actor=cy, assistant_id=bees)
+        feedback_training.train_with_feedback(actor=cy, assistant_id=bees)
     _exchange(bees, sue.id, "When do mites peak?", "In spring.", rating=-1)
     (item,) = feedback.review_items(actor=cy, assistant_id=bees)
     feedback.accept(actor=cy, item_id=item.id, correction="Late summer, after the honey flow.")
     huey.immediate = False  # queued, not trained in this test
-    job = feedback.train_with_feedback(actor=cy, assistant_id=bees)
+    job = feedback_training.train_with_feedback(actor=cy, assistant_id=bees)
     latest = dataset.list_datasets(actor=cy, assistant_id=bees)[0]
     assert latest.version == 2 and latest.counts["from_feedback"] == 1
     assert job.dataset_id == latest.id and job.status == "queued"
