@@ -227,8 +227,8 @@ def _collect(session: Session, assistant_id: int) -> None:
             )
         )  # fmt: skip
     for message_id, item in known.items():
-        if item.status == "open" and item.kind == THUMBS_DOWN and message_id not in current:
-            session.delete(item)  # the subscriber took the thumbs-down back
+        if item.status == "open" and message_id not in current:
+            session.delete(item)  # the thumbs-down taken back, or the failed answer retried
     session.flush()
 
 
