@@ -1,8 +1,8 @@
 """Feedback that improves the next version (#18 §2), in the browser: a subscriber rates an answer
 down with a comment, the creator sees it scrubbed on the data page, corrects and accepts it,
-"Train with feedback" trains a new version on a dataset version that holds the correction, and an
-A/B split to that version starts. (The A/B numbers line is checked by
-tests/services/test_rollout.py::test_a_split_compares_the_candidates_thumbs_down_rate_and_latency.)"""
+"Train with feedback" trains a new version on a dataset version that holds the correction, and
+during an A/B split the rollout card compares the new version's thumbs-down rate and latency with
+the old one's."""
 
 from __future__ import annotations
 
@@ -45,9 +45,11 @@ def _publish_v1(app: RunningApp, slug: str) -> int:
     return assistant_id
 
 
-def _ask(page: Page, app: RunningApp, question: str) -> None:
+def _ask(page: Page, app: RunningApp, question: str, *, new: bool = False) -> None:
     page.goto(f"{app.url}/chat?assistant=fern-bee")
     hydrated(page)
+    if new:
+        page.click("#new-chat")
     page.fill("#chat-input", question)
     page.click("#send")
     expect(page.locator("#send")).to_be_visible(timeout=120_000)  # streaming finished
@@ -139,3 +141,17 @@ def test_thumbs_down_review_new_version_and_ab_numbers(
     page.fill("#split-reason", "Trained with subscriber feedback; trying it on live traffic.")
     page.click("#split-start")
     expect(page.locator("#split-status")).to_contain_text("v2")
+    log_out(page)
+
+    log_in(page, app, "moss@example.com")
+    expect(page).to_have_url(re.compile(r"/home/?$"))
+    _ask(page, app, "And how do I count them?", new=True)  # a new conversation: the candidate
+    log_out(page)
+
+    log_in(page, app, CREATOR)
+    expect(page).to_have_url(re.compile(r"/dashboard/?$"))
+    page.goto(f"{app.url}/assistant/settings?id={assistant_id}")
+    hydrated(page)
+    summary = page.locator("#ab-summary")
+    expect(summary).to_contain_text("v2 against v1: thumbs down 0% (0 of 1) vs 100% (1 of 1)")
+    expect(summary).to_contain_text(re.compile(r"median latency \d+ ms vs \d+ ms"))
