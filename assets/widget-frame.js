@@ -1,8 +1,8 @@
 /*
  * GPT Studio chat widget: the chat inside the iframe. The conversation lives here (not on the
  * server); each question is sent with the history, the parent page's origin (from the
- * postMessage handshake with widget.js), the visitor id (localStorage) and the optional signed
- * identity; the answer streams back as server-sent events.
+ * postMessage handshake with widget.js), the visitor id (issued by /session, kept in
+ * localStorage) and the optional signed identity; the answer streams back as server-sent events.
  */
 (function () {
   "use strict";
@@ -25,24 +25,24 @@
   var blocked = true;
   var visitorId = loadVisitorId();
 
-  function randomId() {
-    var bytes = new Uint8Array(16);
-    window.crypto.getRandomValues(bytes);
-    return "v_" + Array.prototype.map.call(bytes, function (b) {
-      return ("0" + b.toString(16)).slice(-2);
-    }).join("");
-  }
+  // The visitor id is issued (and signed) by the server's /session answer; it is kept here so
+  // that the same visitor keeps the same limit across page loads.
+  var VISITOR_KEY = "gptstudio:visitor";
 
   function loadVisitorId() {
-    var name = "gptstudio:visitor";
     try {
-      var stored = window.localStorage.getItem(name);
-      if (stored && /^[A-Za-z0-9_-]{16,64}$/.test(stored)) return stored;
-      var fresh = randomId();
-      window.localStorage.setItem(name, fresh);
-      return fresh;
+      return window.localStorage.getItem(VISITOR_KEY) || "";
     } catch (error) {
-      return randomId(); // storage blocked (third-party iframe): one id for this page view
+      return ""; // storage blocked (third-party iframe): /session issues one for this page view
+    }
+  }
+
+  function keepVisitorId(id) {
+    visitorId = id || "";
+    try {
+      window.localStorage.setItem(VISITOR_KEY, visitorId);
+    } catch (error) {
+      // storage blocked: the id lives as long as this page view
     }
   }
 
@@ -132,6 +132,7 @@
           });
         }
         return response.json().then(function (body) {
+          keepVisitorId(body.visitor_id);
           blocked = false;
           setBusy(false);
           var name = body.signed_in_as ? "Signed in as " + body.signed_in_as : "Guest";

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     )
     # Embeddable widget: how long a host site's signed end-user identity may live at most.
     widget_identity_max_age_seconds: int = Field(3600, ge=60)
+    # Anonymous widget use from one client address (all its visitors together), per assistant.
+    widget_address_requests_per_minute: int = Field(
+        0, ge=0, description="0: the plan's requests per minute; raise it for shared offices"
+    )
     # Mail (password reset, e-mail verification); no host: mails are written to the log.
     smtp_host: str = ""
     smtp_port: int = 587

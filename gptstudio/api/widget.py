@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from engine.protocol import Event, Finish, TextDelta, sse
 from gptstudio.errors import DomainError, PaymentRequired, RateLimited
-from gptstudio.services import account, completion, widget
+from gptstudio.services import access, account, completion, quota, widget
 from gptstudio.services.entitlements import entitlement
 from gptstudio.settings import get_settings
 
@@ -219,17 +219,29 @@ class WidgetChatIn(VisitorIn):
     max_tokens: int | None = None
 
 
-def _who(request: Request, key: str, body: VisitorIn) -> tuple[widget.WidgetTarget, widget.Visitor]:
+def _who(
+    request: Request, key: str, body: VisitorIn, *, issue: bool = False
+) -> tuple[widget.WidgetTarget, widget.Visitor]:
+    """The widget and who chats in it. ``issue``: the session call, which replaces a visitor id
+    this server did not issue for this widget with a new one (chat refuses such an id)."""
     target = widget.resolve(key)
     _check_embedding(request, target, body.parent_origin)
-    return target, widget.visitor(target, identity=body.identity, visitor_id=body.visitor_id)
+    visitor_id = widget.session_visitor_id(target, body.visitor_id) if issue else body.visitor_id
+    return target, widget.visitor(target, identity=body.identity, visitor_id=visitor_id)
+
+
+def _address(request: Request) -> str:
+    return access.client_address(
+        peer=request.client.host if request.client else "",
+        forwarded_for=request.headers.get("x-forwarded-for", ""),
+    )
 
 
 @router.post("/widget/{key}/session", include_in_schema=False)
 async def session(key: str, body: VisitorIn, request: Request) -> JSONResponse:
     """Who the iframe chats as, checked before the first question (clear errors early)."""
     try:
-        target, who = await asyncio.to_thread(_who, request, key, body)
+        target, who = await asyncio.to_thread(_who, request, key, body, issue=True)
         granted = await asyncio.to_thread(
             entitlement, user_id=who.user_id, assistant_id=target.assistant_id
         )
@@ -238,6 +250,7 @@ async def session(key: str, body: VisitorIn, request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "assistant": target.name,
+            "visitor_id": who.visitor_id,  # the iframe keeps it (new when its own was not ours)
             "signed_in_as": who.email or None,
             "plan": granted.plan_name,
             "allowed": granted.allowed,
@@ -259,6 +272,10 @@ async def widget_chat(
     context = completion.RequestContext()
     try:
         target, who = await asyncio.to_thread(_who, request, key, body)
+        if who.user_id is None:  # all guests of one address share a limit
+            await quota.admit_address_async(
+                assistant_id=target.assistant_id, address=_address(request)
+            )
         key = f"user:{who.user_id}" if who.user_id else f"visitor:{who.visitor_id}"
         model = await asyncio.to_thread(completion.served_for_user, slug=target.slug, key=key)
         limit = min(DEFAULT_MAX_TOKENS, get_settings().chat_max_tokens)

@@ -64,6 +64,9 @@ class ExampleKind(enum.StrEnum):
     HEADING = "heading"
     CLOZE = "cloze"
     GENERATED = "generated"
+    FEEDBACK = "feedback"
+    """From feedback: the creator's correction of an answer subscribers rated down, or of a
+    question the assistant left unanswered."""
 
 
 @dataclass(frozen=True)

@@ -207,3 +207,32 @@ def check_no_leakage(
             f"{', '.join(first.ids[:3])} in {', '.join(first.splits)}; split the documents again "
             "with their duplicate links."
         )
+
+
+def place_additions(
+    *,
+    existing: Mapping[str, tuple[str, Split]],
+    additions: Mapping[str, str],
+    options: DedupeOptions | None = None,
+    default: Split = Split.TRAIN,
+) -> dict[str, Split]:
+    """The split of each added example (id -> text), such that no duplicate cluster spans two
+    splits: an addition that is a duplicate (exact or near) of an existing example (id ->
+    (text, split)) joins that example's split, and additions that are duplicates of each other
+    share one; the rest go to ``default``. Used for corrections from feedback, whose questions
+    are often reworded copies of what the documents already hold."""
+    texts = {name: text for name, (text, _) in existing.items()}
+    clash = set(texts) & set(additions)
+    if clash:
+        raise ValueError(f"ids both existing and added: {sorted(clash)[:3]}")
+    texts.update(additions)
+    placed = dict.fromkeys(additions, default)
+    order = list(Split)
+    for cluster in find_duplicates(texts=texts, options=options).clusters:
+        added = [member for member in cluster.members if member in additions]
+        if not added:
+            continue
+        there = sorted({existing[m][1] for m in cluster.members if m in existing}, key=order.index)
+        for member in added:
+            placed[member] = there[0] if there else default
+    return placed

@@ -10,6 +10,7 @@ from gptstudio.models.curation_run import CurationRun
 from gptstudio.models.dataset import Dataset
 from gptstudio.models.document import Document
 from gptstudio.models.example_override import ExampleOverride
+from gptstudio.models.feedback_item import FeedbackItem
 from gptstudio.models.fine_tuning import FineTuningFile, FineTuningJob
 from gptstudio.models.invoice import Invoice
 from gptstudio.models.model_version import ModelVersion
@@ -44,6 +45,7 @@ __all__ = [
     "Dataset",
     "Document",
     "ExampleOverride",
+    "FeedbackItem",
     "FineTuningFile",
     "FineTuningJob",
     "Invoice",

@@ -23,6 +23,7 @@ from gptstudio.db import session_scope, utcnow
 from gptstudio.errors import InvalidInput, NotFound
 from gptstudio.models import CurationRun, Dataset, Document, ExampleOverride
 from gptstudio.models.user import UserPublic
+from gptstudio.services import feedback
 from gptstudio.services.assistant import owned_assistant, owner_check
 from gptstudio.settings import get_settings
 
@@ -219,6 +220,9 @@ def snapshot(*, actor: UserPublic, assistant_id: int) -> Dataset:
     examples = apply_overrides(
         result["examples"], overrides(actor=actor, assistant_id=assistant_id)
     )
+    with session_scope() as session:
+        from_feedback = feedback.accepted_examples(session, assistant_id)
+    examples += _placed(examples, from_feedback, result["settings"])
     if not any(e["split"] == "train" for e in examples):
         raise InvalidInput("The training split is empty; add documents or undo some drops.")
     by_split = {name: [e for e in examples if e["split"] == name] for name in SPLITS}
@@ -248,7 +252,9 @@ def snapshot(*, actor: UserPublic, assistant_id: int) -> Dataset:
         splits = {k: len(v) for k, v in by_split.items()}
         counts = {**result["counts"], "splits": splits,
                   "edited": sum(1 for e in examples if e.get("edited")),
-                  "dropped_by_creator": len(result["examples"]) - len(examples),
+                  "dropped_by_creator": len(result["examples"]) + len(from_feedback)
+                  - len(examples),
+                  "from_feedback": len(from_feedback),
                   "warnings": list(split_warnings(counts=splits))}  # fmt: skip
         manifest = {"version": version, "content_hash": content_hash, "parameters": parameters,
                     "counts": counts, "created_at": utcnow().isoformat()}  # fmt: skip
@@ -259,8 +265,32 @@ def snapshot(*, actor: UserPublic, assistant_id: int) -> Dataset:
             storage_path=str(folder),
         )  # fmt: skip
         session.add(dataset)
+        feedback.mark_in_version(session, assistant_id, version)
         session.flush()
         return dataset
+
+
+def _placed(
+    examples: list[dict[str, Any]], additions: list[dict[str, Any]], settings: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Examples from feedback with their split: that of any example they (near-)duplicate, so
+    that no duplicate cluster spans two splits; train otherwise."""
+    from gptstudio.curation.dedupe import DedupeOptions
+    from gptstudio.curation.splits import Split, place_additions
+
+    if not additions:
+        return []
+
+    def text(example: dict[str, Any]) -> str:
+        return "\n".join(str(m["content"]) for m in example["messages"])
+
+    threshold = float(settings.get("near_duplicate_threshold", 0.7))
+    splits = place_additions(
+        existing={e["id"]: (text(e), Split(e["split"])) for e in examples},
+        additions={e["id"]: text(e) for e in additions},
+        options=DedupeOptions(threshold=threshold),
+    )
+    return [{**e, "split": splits[e["id"]].value, "provenance": "from feedback"} for e in additions]
 
 
 def _jsonl_line(example: dict[str, Any]) -> str:

@@ -725,6 +725,40 @@ async def admit_async(granted: Entitlement, **asked: Unpack[Request]) -> Admissi
     return _decide(request, outcome)
 
 
+async def admit_address_async(*, assistant_id: int, address: str) -> None:
+    """The limit that all anonymous widget visitors from one client address share (per
+    assistant): ``GPTSTUDIO_WIDGET_ADDRESS_REQUESTS_PER_MINUTE``, or else the plan's requests per
+    minute. A script that collects many issued visitor ids still gets no more answers than one
+    visitor. Raises :class:`QuotaExceeded` (429) or :class:`QuotaUnavailable` (503); checked
+    before the visitor's own admission, so a request refused there has used this one up too."""
+    granted = await asyncio.to_thread(entitlement, user_id=None, assistant_id=assistant_id)
+    limit = get_settings().widget_address_requests_per_minute or granted.requests_per_minute
+    if not granted.allowed or not limit:
+        return  # refused with its reason by the visitor's own admission, or nothing to count
+    who = f"address:{address or 'unknown'}"
+    ask = Ask(
+        rate_key=_rate_key(who, granted), rate_limit=limit, bucket="", token_limit=None,
+        need=0, hold="", ttl=2 * RATE_WINDOW,
+    )  # fmt: skip
+    try:
+        outcome = await backend().admit_async(ask, lambda: 0)
+    except STORE_ERRORS as error:
+        raise _unavailable(error) from None
+    if outcome.verdict != "rate":
+        return
+    wait = max(1, math.ceil(outcome.retry_after))
+    reset = datetime.fromtimestamp(outcome.requests_reset, UTC)
+    status = _replace(
+        _base_status(granted), requests_limit=limit, requests_remaining=0, requests_reset_at=reset
+    )
+    raise QuotaExceeded(
+        f"Too many questions from this network address: this chat answers at most {limit} per "
+        f"minute for all its guests on one address together. Try again in {wait} seconds.",
+        retry_after=wait, code="rate_limit_exceeded", upgrade_url=granted.upgrade_url,
+        headers=status.headers(),
+    )  # fmt: skip
+
+
 def _replace(status: QuotaStatus, **changes: Any) -> QuotaStatus:
     return QuotaStatus(**{**status.__dict__, **changes})
 

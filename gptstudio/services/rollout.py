@@ -62,6 +62,31 @@ class VersionStats:
     latency_p50_ms: int | None
     latency_p95_ms: int | None
 
+    @property
+    def thumbs_down_rate(self) -> float | None:
+        """The share of this version's answers rated down (None before any answer)."""
+        return self.thumbs_down / self.answers if self.answers else None
+
+
+def split_comparison(stats: list[VersionStats]) -> str:
+    """One line for an A/B split: the candidate's thumbs-down rate and median latency against the
+    current version's (empty unless both have answers)."""
+    by_role = {s.role: s for s in stats}
+    new, old = by_role.get("candidate"), by_role.get("current")
+    if new is None or old is None or not new.answers or not old.answers:
+        return ""
+
+    def rate(s: VersionStats) -> str:
+        return f"{100 * (s.thumbs_down_rate or 0):.0f}% ({s.thumbs_down} of {s.answers})"
+
+    def ms(value: int | None) -> str:
+        return "—" if value is None else f"{value} ms"
+
+    return (
+        f"v{new.version} against v{old.version}: thumbs down {rate(new)} vs {rate(old)}; "
+        f"median latency {ms(new.latency_p50_ms)} vs {ms(old.latency_p50_ms)}."
+    )
+
 
 def bucket(*, assistant_id: int, conversation_key: str) -> int:
     """A stable number in 0–99 for the key: the same key always lands in the same bucket."""

@@ -1,7 +1,10 @@
 """Stripe webhooks: verify a delivery, then apply its event exactly once.
 
 Each event is stored by its id in the same transaction as its effects (:func:`process_event`), so
-a replay changes nothing; ``Subscription.last_event_created`` makes them order-safe. Handled:
+a replay changes nothing; ``Subscription.last_event_created`` makes them order-safe: an older
+subscription event is not applied, and one of the same second as the state applied (not clearly
+newer: Stripe's ``created`` has one-second resolution) makes the app fetch the subscription from
+Stripe and apply that, as Stripe advises. Handled:
 checkout completed and subscription created/updated/deleted (the local subscription row, or a
 creator's tier: :mod:`creator_tier`), a connected creator's ``account.updated``, invoices
 paid or failed (``Invoice`` rows; a failed payment starts dunning: past_due and an e-mail, while
@@ -327,12 +330,32 @@ def _find_local(session: Session, sub: dict[str, Any]) -> Subscription | None:
     return row or Subscription(user_id=user_id, assistant_id=assistant_id)
 
 
+def _current_subscription(sub: dict[str, Any]) -> dict[str, Any]:
+    """The subscription as Stripe has it now (the event's metadata fills what it lacks)."""
+    try:
+        current = as_dict(stripe_client().v1.subscriptions.retrieve(str(sub.get("id") or "")))
+    except stripe.StripeError as error:
+        raise stripe_failed("read the subscription", error) from None
+    current.setdefault("metadata", {})
+    for key, value in (sub.get("metadata") or {}).items():
+        current["metadata"].setdefault(key, value)
+    return current
+
+
 def _on_subscription(
     session: Session, sub: dict[str, Any], created: int, *, deleted: bool, fetched: bool = False
 ) -> _Outcome:
     row = _find_local(session, sub)
     if row is None:
         return _Outcome("ignored", f"subscription {sub.get('id')} is not a GPT Studio one")
+    if not (fetched or deleted) and row.id is not None and created == row.last_event_created:
+        # Not clearly newer than the state applied: Stripe's current object settles the tie (a
+        # deletion needs none: nothing comes after it).
+        outcome = _on_subscription(
+            session, _current_subscription(sub), created, deleted=False, fetched=True
+        )
+        outcome.note = f"same second as the state applied: current object fetched; {outcome.note}"
+        return outcome
     item = _licensed_item(sub)
     if created < row.last_event_created:
         # Older than what is applied (an invoice event of the renewal may have come first), but

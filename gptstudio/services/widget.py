@@ -25,12 +25,20 @@ the visitor chats as a guest and the widget offers the link, whether or not the 
 account: whoever holds the widget secret can neither act as another person nor learn whether an
 address has an account.
 
-Anonymous visitors chat with ``user_id=None`` and a random visitor id the iframe keeps; the quota
-engine (inside :func:`gptstudio.services.completion.stream_completion`) limits each visitor.
+Anonymous visitors chat with ``user_id=None`` and a visitor id that the server issues (the
+``/session`` call) and the iframe keeps: ``v1`` + a random nonce + an HMAC of the assistant and the
+nonce under the app's secret key (:func:`issue_visitor_id`). A visitor cannot choose its own id (a
+made-up, altered or another assistant's id is refused by chat and replaced by ``/session``), so it
+cannot get a fresh limit by inventing one. The quota engine (inside
+:func:`gptstudio.services.completion.stream_completion`) limits each visitor; on top of that, all
+anonymous visitors from one client address share one requests-per-minute limit
+(:func:`gptstudio.services.quota.admit_address_async`), since a script can still collect many
+issued ids.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import hmac
@@ -57,7 +65,7 @@ from gptstudio.settings import get_settings
 KEY_PREFIX = "pk_"
 SECRET_PREFIX = "ws_"  # noqa: S105 (a prefix, not a secret)
 MAX_ORIGINS = 20
-VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+VISITOR_ID = re.compile(r"^v1[A-Za-z0-9_-]{38}$")  # "v1", a 16-character nonce, a 22-char HMAC
 _KEY_SHAPE = re.compile(r"^pk_[A-Za-z0-9_-]{20,60}$")
 _HOST = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -521,19 +529,52 @@ def link_site(*, actor: UserPublic, target: WidgetTarget, identity: str) -> None
         pass  # a double click linked it in a concurrent request: linked either way
 
 
-def check_visitor_id(visitor_id: str) -> str:
-    """The iframe's random visitor id, if well formed."""
+def _visitor_signature(assistant_id: int, nonce: str) -> str:
+    secret = get_settings().secret_key.get_secret_value().encode()
+    message = f"gptstudio:widget-visitor:{assistant_id}:{nonce}".encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:22]  # 132 bits
+
+
+def issue_visitor_id(assistant_id: int) -> str:
+    """A new anonymous visitor id for this assistant's widget, signed with the app's secret."""
+    nonce = secrets.token_urlsafe(12)  # 16 characters
+    return f"v1{nonce}{_visitor_signature(assistant_id, nonce)}"
+
+
+def issued_visitor_id(assistant_id: int, visitor_id: str) -> bool:
+    """Whether this server issued ``visitor_id`` for this assistant's widget."""
     if not VISITOR_ID.match(visitor_id or ""):
+        return False
+    nonce, signature = visitor_id[2:18], visitor_id[18:]
+    return hmac.compare_digest(_visitor_signature(assistant_id, nonce), signature)
+
+
+def check_visitor_id(target: WidgetTarget, visitor_id: str) -> str:
+    """The visitor id, if this server issued it for this widget; otherwise :class:`InvalidInput`
+    (the iframe gets a new one from ``/session`` when the page reloads)."""
+    if not visitor_id:
+        raise InvalidInput("The visitor id is missing; reload the page to get a new one.")
+    if not issued_visitor_id(target.assistant_id, visitor_id):
         raise InvalidInput(
-            "The visitor id is missing or malformed; reload the page to get a new one."
+            "The visitor id was not issued by this chat (made up, altered, or another "
+            "widget's); reload the page to get a new one."
         )
     return visitor_id
+
+
+def session_visitor_id(target: WidgetTarget, visitor_id: str) -> str:
+    """For ``/session``: the visitor id the iframe kept if this server issued it for this widget,
+    otherwise a new one (the iframe stores what it gets back)."""
+    if issued_visitor_id(target.assistant_id, visitor_id):
+        return visitor_id
+    return issue_visitor_id(target.assistant_id)
 
 
 def visitor(target: WidgetTarget, *, identity: str, visitor_id: str) -> Visitor:
     """Who is chatting: the signed-in subscriber when ``identity`` is given (and valid),
     otherwise the anonymous visitor."""
-    visitor_id = check_visitor_id(visitor_id)
+    visitor_id = check_visitor_id(target, visitor_id)
     if identity.strip():
         user = linked_user(target, verify_identity(target, identity))
         if user is None:  # no account, or not linked: the same guest either way

@@ -25,8 +25,19 @@ from tests.factories import publish_assistant
 PASSWORD = "correct horse battery"
 SITE = "https://hive.example"
 APP = "http://studio.test"
-VISITOR = "v_" + "0123456789abcdef" * 2
 NAME = "Bees </script><script>alert(1)</script> & co"
+
+
+class _Visitor:
+    """The visitor id the server issued for the test's widget (as the iframe keeps it)."""
+
+    value = ""
+
+    def get(self) -> str:
+        return self.value
+
+
+VISITOR = _Visitor()
 
 
 class Setup:
@@ -50,6 +61,7 @@ def bees(db: str, served_model: tuple[str, Path], settings_env: pytest.MonkeyPat
     config = widget.set_origins(
         actor=cy, assistant_id=made.assistant_id, origins=f"{SITE}\nhttp://127.0.0.1:8123"
     )
+    VISITOR.value = widget.issue_visitor_id(made.assistant_id)
     return Setup(cy, made.assistant_id, config.key)
 
 
@@ -66,7 +78,7 @@ def chat_body(**change: Any) -> dict[str, Any]:
     body = {
         "messages": [{"role": "user", "content": "How often should I check for mites?"}],
         "parent_origin": SITE,
-        "visitor_id": VISITOR,
+        "visitor_id": VISITOR.get(),
         "max_tokens": 12,
         **change,
     }
@@ -202,12 +214,12 @@ def test_anonymous_visitor_chat_streams_through_the_engine(bees: Setup) -> None:
     assert text and parts[-1]["type"] == "done" and parts[-1]["usage"]["completion_tokens"] > 0
     with session_scope() as session:
         event = session.exec(select(UsageEvent)).one()
-    assert (event.source, event.user_id, event.visitor_id) == ("widget", None, VISITOR)
+    assert (event.source, event.user_id, event.visitor_id) == ("widget", None, VISITOR.get())
     assert event.assistant_id == bees.assistant_id and event.output_tokens > 0
 
 
 def test_session_says_who_is_chatting(bees: Setup) -> None:
-    body = {"parent_origin": SITE, "visitor_id": VISITOR}
+    body = {"parent_origin": SITE, "visitor_id": VISITOR.get()}
     guest = call("POST", f"/widget/{bees.key}/session", json=body, headers={"Origin": APP})
     assert guest.status_code == 200, guest.text
     assert guest.json()["signed_in_as"] is None and guest.json()["allowed"] is True
@@ -333,7 +345,11 @@ def test_bad_visitor_id_and_empty_messages_are_refused(bees: Setup) -> None:
     assert empty.status_code == 422 and "non-empty" in empty.json()["error"]["message"]
 
 
-def test_plan_refusals_come_as_readable_402_and_429(bees: Setup) -> None:
+def test_plan_refusals_come_as_readable_402_and_429(
+    bees: Setup, settings_env: pytest.MonkeyPatch
+) -> None:
+    settings_env.setenv("GPTSTUDIO_WIDGET_ADDRESS_REQUESTS_PER_MINUTE", "10")  # an office's
+    get_settings.cache_clear()
     with session_scope() as session:
         session.add(
             Plan(assistant_id=bees.assistant_id, key="pro", name="Pro", monthly_price_cents=900)
@@ -358,4 +374,84 @@ def test_plan_refusals_come_as_readable_402_and_429(bees: Setup) -> None:
     assert limited.headers["x-ratelimit-remaining-requests"] == "0"  # as the API sends them
     assert limited.json()["error"]["retry_after"] >= 1 and limited.json()["error"]["message"]
     # Another visitor has a quota of their own.
-    assert post_chat(bees.key, visitor_id="v_" + "f" * 32).status_code == 200
+    other = widget.issue_visitor_id(bees.assistant_id)
+    assert post_chat(bees.key, visitor_id=other).status_code == 200
+
+
+# --- anonymous visitors: ids issued by the server, and a limit per client address -------------
+
+
+def free_plan(setup: Setup, requests_per_minute: int) -> None:
+    with session_scope() as session:
+        session.add(
+            Plan(
+                assistant_id=setup.assistant_id, key="free", name="Free",
+                requests_per_minute=requests_per_minute, included_tokens=1_000_000,
+            )
+        )  # fmt: skip
+
+
+def new_session(setup: Setup, visitor_id: str = "") -> httpx.Response:
+    body = {"parent_origin": SITE, "visitor_id": visitor_id}
+    return call("POST", f"/widget/{setup.key}/session", json=body, headers={"Origin": APP})
+
+
+def test_self_chosen_visitor_ids_get_no_fresh_limit(bees: Setup) -> None:
+    """The attack (#16): 40 self-chosen visitor ids got 40 answers on a 30-per-minute plan.
+    Ids the server did not issue are refused now, and each one it issues is still one client
+    address, which gets the plan's requests per minute across all its visitors."""
+    free_plan(bees, 30)
+    chosen = [post_chat(bees.key, visitor_id=f"v_{n:032x}", max_tokens=1) for n in range(40)]
+    assert {r.status_code for r in chosen} == {422}
+    assert "not issued by this chat" in chosen[0].json()["error"]["message"]
+    # Even with 40 ids the server issued (40 page loads from one address): 30 answers.
+    issued = [new_session(bees).json()["visitor_id"] for _ in range(40)]
+    assert len(set(issued)) == 40
+    codes = [post_chat(bees.key, visitor_id=v, max_tokens=1).status_code for v in issued]
+    assert codes.count(200) == 30 and set(codes[30:]) == {429}, codes
+    refused = post_chat(bees.key, visitor_id=issued[0], max_tokens=1)
+    assert "this network address" in refused.json()["error"]["message"]
+    assert int(refused.headers["retry-after"]) >= 1
+    with session_scope() as session:
+        assert len(session.exec(select(UsageEvent)).all()) == 30
+
+
+def test_visitor_ids_are_signed_and_bound_to_one_assistant(bees: Setup) -> None:
+    first = new_session(bees)
+    assert first.status_code == 200, first.text
+    issued = first.json()["visitor_id"]
+    assert new_session(bees, issued).json()["visitor_id"] == issued  # kept while valid
+    # A forged id (its signature altered) and an id of another assistant's widget are replaced.
+    forged = issued[:-4] + ("AAAA" if not issued.endswith("AAAA") else "BBBB")
+    assert new_session(bees, forged).json()["visitor_id"] not in (forged, issued)
+    other = publish_assistant(bees.owner, "Wasps")
+    widget.set_enabled(actor=bees.owner, assistant_id=other.assistant_id, enabled=True)
+    foreign = widget.issue_visitor_id(other.assistant_id)
+    assert widget.issue_visitor_id(bees.assistant_id) != foreign
+    assert new_session(bees, foreign).json()["visitor_id"] != foreign
+    assert post_chat(bees.key, visitor_id=foreign).status_code == 422
+    assert post_chat(bees.key, visitor_id=forged).status_code == 422
+    assert post_chat(bees.key, visitor_id=issued).status_code == 200
+
+
+def test_the_address_limit_follows_trusted_proxies_only(
+    bees: Setup, settings_env: pytest.MonkeyPatch
+) -> None:
+    """Behind a configured proxy each client address has its own limit; a client that is not a
+    proxy cannot choose its address with X-Forwarded-For."""
+    free_plan(bees, 2)
+    settings_env.setenv("GPTSTUDIO_WIDGET_ADDRESS_REQUESTS_PER_MINUTE", "3")
+    get_settings.cache_clear()
+    ids = [new_session(bees).json()["visitor_id"] for _ in range(5)]
+
+    def ask(visitor_id: str, forwarded: str) -> int:
+        return call(
+            "POST", f"/widget/{bees.key}/chat", json=chat_body(visitor_id=visitor_id, max_tokens=1),
+            headers={"Origin": APP, "X-Forwarded-For": forwarded},
+        ).status_code  # fmt: skip
+
+    # httpx's test client is 127.0.0.1, not a proxy: the header is ignored, one address.
+    assert [ask(v, f"198.51.100.{n}") for n, v in enumerate(ids[:4])] == [200, 200, 200, 429]
+    settings_env.setenv("GPTSTUDIO_TRUSTED_PROXIES", "127.0.0.1/32")
+    get_settings.cache_clear()
+    assert ask(ids[4], "198.51.100.77") == 200  # another client behind the proxy

@@ -113,6 +113,47 @@ def test_out_of_order_subscription_updates(stripe: StripeFront, api: TestClient)
         assert stored is not None and "out of order" in stored.error
 
 
+def test_same_second_updates_are_settled_by_stripes_current_object(
+    stripe: StripeFront, api: TestClient
+) -> None:
+    """Issue 16: two ``customer.subscription.updated`` events of the same second were applied in
+    delivery order, so a stale snapshot delivered last won. An event that is not clearly newer
+    than what is applied makes the app fetch the subscription from Stripe and apply that."""
+    creator, subscriber, assistant_id = make_users()
+    plan = save_plan(actor=creator, assistant_id=assistant_id, data=PRO).plan
+    sub_id, created = subscribe(stripe, api, subscriber, plan.id)
+    before = stripe.localstripe_call("GET", f"/v1/subscriptions/{sub_id}")
+    # The subscriber asks to cancel at the period's end: that is Stripe's state now.
+    now = stripe.localstripe_call(
+        "POST", f"/v1/subscriptions/{sub_id}", {"cancel_at_period_end": "true"}
+    )
+    assert now["cancel_at_period_end"] is True
+    second = created + 30
+    newer = signed(stripe, event("customer.subscription.updated", now, created=second))
+    stale = signed(stripe, event("customer.subscription.updated", before, created=second))
+    assert deliver(api, newer) == "processed"  # clearly newer than the checkout: applied as is
+    reads = len(stripe.calls(f"/v1/subscriptions/{sub_id}", method="GET"))
+    assert deliver(api, stale) == "processed"  # a tie: Stripe's current object is applied
+    assert len(stripe.calls(f"/v1/subscriptions/{sub_id}", method="GET")) == reads + 1
+    row = subscription_row(subscriber.id, assistant_id)
+    assert (row.status, row.cancel_at_period_end) == ("active", True)
+    assert row.last_event_created == second
+    with session_scope() as session:
+        stored = session.get(StripeEvent, stale.event["id"])
+        assert stored is not None and "current object fetched" in stored.error
+    # The other way round (the subscriber resumes; the stale copy of a second comes first): the
+    # tie with the second copy fetches Stripe's current object.
+    resumed = stripe.localstripe_call(
+        "POST", f"/v1/subscriptions/{sub_id}", {"cancel_at_period_end": "false"}
+    )
+    third = second + 5
+    stale = signed(stripe, event("customer.subscription.updated", now, created=third))
+    newer = signed(stripe, event("customer.subscription.updated", resumed, created=third))
+    assert deliver(api, stale) == "processed"
+    assert deliver(api, newer) == "processed"
+    assert subscription_row(subscriber.id, assistant_id).cancel_at_period_end is False
+
+
 def test_a_renewal_whose_invoice_comes_first_still_moves_the_period(
     stripe: StripeFront, api: TestClient
 ) -> None:

@@ -123,3 +123,24 @@ def test_two_documents_give_training_and_test_one_each() -> None:
         assignment = split_documents(weights={"a": 5.0, "b": 1.0}, seed=seed)
         assert sorted(assignment.values()) == [Split.TEST, Split.TRAIN]
     assert split_documents(weights={"only": 3.0}) == {"only": Split.TRAIN}
+
+
+def test_additions_join_the_split_of_their_near_duplicates() -> None:
+    """Examples added later (corrections from feedback) never sit in another split than an
+    example they duplicate; duplicates among the additions share one split."""
+    from gptstudio.curation.splits import place_additions
+
+    base = "How often should I check my hives for varroa mites during the summer season"
+    existing = {
+        "a": (base + " months?\nMonthly, with a sugar roll or an alcohol wash.", Split.TEST),
+        "b": ("What is a drone?\nA male honey bee.", Split.TRAIN),
+    }
+    additions = {
+        "f1": base + " months?\nMonthly, with a sugar roll or an alcohol wash!",  # as "a"
+        "f2": base + " months?\nMonthly: a sugar roll or an alcohol wash.",  # near "a"
+        "f3": "Can bees eat sugar syrup in October?\nYes, thick syrup early in the month.",
+    }
+    placed = place_additions(existing=existing, additions=additions)
+    assert placed == {"f1": Split.TEST, "f2": Split.TEST, "f3": Split.TRAIN}
+    with pytest.raises(ValueError, match="both existing and added"):
+        place_additions(existing=existing, additions={"a": "x"})

@@ -11,6 +11,7 @@ from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput, NotFound, PermissionDenied
 from gptstudio.models import Assistant, AuditEvent, Conversation, Message, ModelVersion, Role
 from gptstudio.services import account, assistant, completion, conversation, feedback, rollout
+from gptstudio.services.rollout import VersionStats
 
 PASSWORD = "correct horse battery"
 PASSED = {"gate": {"passed": True, "relative_gain": 0.2, "message": "20 % better."}}
@@ -288,3 +289,20 @@ def test_conversations_keep_the_version_they_drew_until_a_rollback(world: World)
     assert after.version_id == world.v1 and after.adapter_name == "bee-mentor-v1"
     with pytest.raises(NotFound):
         conversation.served_for_conversation(actor=world.cleo, conversation_id=on_v2 or 0)
+
+
+def test_a_split_compares_the_candidates_thumbs_down_rate_and_latency() -> None:
+    def stats(version: int, role: str, answers: int, down: int, p50: int | None) -> VersionStats:
+        return VersionStats(
+            version_id=version, version=version, status="ready", role=role, conversations=1,
+            answers=answers, thumbs_up=0, thumbs_down=down, latency_p50_ms=p50,
+            latency_p95_ms=p50,
+        )  # fmt: skip
+
+    old, new = stats(1, "current", 8, 2, 900), stats(2, "candidate", 4, 0, 700)
+    assert old.thumbs_down_rate == 0.25 and stats(3, "", 0, 0, None).thumbs_down_rate is None
+    assert rollout.split_comparison([new, old]) == (
+        "v2 against v1: thumbs down 0% (0 of 4) vs 25% (2 of 8); median latency 700 ms vs 900 ms."
+    )
+    assert rollout.split_comparison([stats(2, "candidate", 0, 0, None), old]) == ""
+    assert rollout.split_comparison([old]) == ""

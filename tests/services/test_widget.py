@@ -184,7 +184,8 @@ def test_a_signed_identity_is_the_subscriber_only_once_they_linked_the_site(
     a session as that subscriber (billed to them), and learnt whether the address had an
     account. Now a signed identity is a guest until its account links the widget, and an
     unknown address is answered exactly like a known one."""
-    target, visitor_id = _target(people, bees), "v_" + "a" * 32
+    target = _target(people, bees)
+    visitor_id = widget.issue_visitor_id(bees)
     token = _token(people, bees, "Sue@Example.com", 300)
     assert widget.verify_identity(target, token) == "Sue@Example.com"
     sue = widget.visitor(target, identity=token, visitor_id=visitor_id)
@@ -286,19 +287,29 @@ def test_disabled_accounts_are_guests_even_when_linked(
         row = session.get(User, people["sue"].id)
         assert row is not None
         row.is_active = False
-    who = widget.visitor(target, identity=token, visitor_id="v_" + "b" * 32)
+    who = widget.visitor(target, identity=token, visitor_id=widget.issue_visitor_id(bees))
     assert who.user_id is None and who.link_needed
 
 
-def test_anonymous_visitors_need_a_well_formed_visitor_id(
-    people: dict[str, account.UserPublic], bees: int
+def test_anonymous_visitors_need_a_visitor_id_this_server_issued(
+    people: dict[str, account.UserPublic], bees: int, settings_env: pytest.MonkeyPatch
 ) -> None:
     target = _target(people, bees)
-    who = widget.visitor(target, identity="", visitor_id="v_0123456789abcdef")
-    assert (who.user_id, who.visitor_id) == (None, "v_0123456789abcdef")
-    for bad in ("", "short", "v_" + "a" * 80, "v_0123456789abcdef<"):
+    issued = widget.issue_visitor_id(bees)
+    who = widget.visitor(target, identity="", visitor_id=issued)
+    assert (who.user_id, who.visitor_id) == (None, issued)
+    assert widget.session_visitor_id(target, issued) == issued
+    altered = issued[:20] + ("A" if issued[20] != "A" else "B") + issued[21:]
+    foreign = widget.issue_visitor_id(bees + 1)  # another assistant's widget
+    for bad in ("", "short", "v_" + "a" * 38, issued + "<", altered, foreign):
         with pytest.raises(InvalidInput, match="visitor id"):
             widget.visitor(target, identity="", visitor_id=bad)
+        replaced = widget.session_visitor_id(target, bad)
+        assert replaced != bad and widget.issued_visitor_id(bees, replaced)
+    # Signed with the app's secret: another installation's (or an old secret's) ids are not ours.
+    settings_env.setenv("GPTSTUDIO_SECRET_KEY", "another-secret-" + "x" * 32)
+    get_settings.cache_clear()
+    assert not widget.issued_visitor_id(bees, issued)
 
 
 # --- the look ----------------------------------------------------------------------------------

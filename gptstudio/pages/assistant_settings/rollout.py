@@ -64,9 +64,19 @@ class RolloutState(SettingsState):
 
 
 def _stats_table() -> rx.Component:
-    headers = ("Version", "Role", "Status", "Conversations", "Answers", "👍", "👎", "p50", "p95")
-    keys = ("version", "role", "status", "conversations", "answers", "up", "down", "p50", "p95")
+    headers = (
+        "Version", "Role", "Status", "Conversations", "Answers", "👍", "👎", "👎 rate", "p50",
+        "p95",
+    )  # fmt: skip
+    keys = (
+        "version", "role", "status", "conversations", "answers", "up", "down", "down_rate",
+        "p50", "p95",
+    )  # fmt: skip
     return rx.box(
+        rx.cond(
+            SettingsState.ab_summary != "",
+            rx.callout(SettingsState.ab_summary, icon="info", size="1", id="ab-summary"),
+        ),
         data_table(
             SettingsState.stats,
             lambda s: rx.table.row(*[rx.table.cell(s[k]) for k in keys], class_name="stats-row"),

@@ -60,6 +60,7 @@ class SettingsState(AssistantPageState):
     chosen: str = ""
     stats: list[dict[str, str]] = []
     chart: list[dict[str, Any]] = []
+    ab_summary: str = ""  # the candidate's thumbs-down rate and latency against the current's
     rated: list[dict[str, str]] = []
     # What deleting it takes with it (the deletion card says so before the creator confirms).
     impact_text: str = ""
@@ -153,11 +154,15 @@ class SettingsState(AssistantPageState):
                 "answers": str(s.answers),
                 "up": str(s.thumbs_up),
                 "down": str(s.thumbs_down),
+                "down_rate": "—"
+                if s.thumbs_down_rate is None
+                else f"{100 * s.thumbs_down_rate:.0f}%",
                 "p50": _ms(s.latency_p50_ms),
                 "p95": _ms(s.latency_p95_ms),
             }
             for s in stats
         ]
+        self.ab_summary = rollout.split_comparison(stats) if state.splitting else ""
         self.chart = [
             {
                 "version": f"v{s.version}",
