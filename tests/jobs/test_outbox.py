@@ -202,8 +202,12 @@ def test_the_sweep_queues_only_what_the_broker_lacks_and_a_second_copy_is_a_no_o
         session.flush()
         ids = (waiting.id, run.id)
     try:
-        assert requeue_waiting() == {"documents": [ids[0]], "curation_runs": [ids[1]]}
-        assert requeue_waiting() == {"documents": [], "curation_runs": []}  # held: not again
+        assert requeue_waiting() == {
+            "documents": [ids[0]], "curation_runs": [ids[1]], "failed_curation_runs": []
+        }  # fmt: skip
+        assert requeue_waiting() == {  # held: not again
+            "documents": [], "curation_runs": [], "failed_curation_runs": []
+        }  # fmt: skip
         assert sorted((t.name, t.args) for t in queue.pending()) == [
             ("parse_document_task", (ids[0],)), ("run_curation_task", (ids[1],))
         ]  # fmt: skip
@@ -220,3 +224,143 @@ def test_the_sweep_queues_only_what_the_broker_lacks_and_a_second_copy_is_a_no_o
             assert row is not None and row.status == "parsed" and row.error == "marker"
     finally:
         queue.flush()
+
+
+STALE = 8  # seconds: short, yet a heartbeat (every second) survives a loaded machine's pauses
+
+
+def test_a_running_run_whose_worker_stopped_is_queued_again_once_then_failed_with_a_message(
+    db: str, settings_env: pytest.MonkeyPatch
+) -> None:
+    """In this process on the embedded queue: a run silent for longer than the stale time is
+    queued again (first loss) and failed with a message that says what happened (second loss);
+    a run whose heartbeat is fresh is left to its worker; a new run can start afterwards."""
+    from gptstudio.jobs import worker
+    from gptstudio.jobs.curation import _claim
+    from gptstudio.jobs.outbox import requeue_waiting
+    from gptstudio.services import dataset
+    from gptstudio.settings import get_settings
+
+    settings_env.setenv("GPTSTUDIO_JOB_STALE_SECONDS", str(STALE))
+    get_settings.cache_clear()
+    queue = worker.documents_huey
+    queue.flush()
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    wasps = assistant.create_assistant(actor=cy, name="Wasps").id
+    silent = utcnow() - timedelta(seconds=STALE + 1)
+    with session_scope() as session:
+        lost = CurationRun(assistant_id=bees, created_at=silent)
+        alive = CurationRun(assistant_id=wasps, created_at=silent)
+        session.add_all([lost, alive])
+        session.add(Document(owner_id=cy.id, assistant_id=bees, filename="a.md", status="parsed"))
+        session.flush()
+        lost_id, alive_id = lost.id or 0, alive.id or 0
+    try:
+        assert _claim(lost_id) == 1 and _claim(alive_id) == 1
+        with session_scope() as session:
+            for row in (session.get(CurationRun, lost_id), session.get(CurationRun, alive_id)):
+                assert row is not None
+                row.heartbeat_at = silent if row.id == lost_id else utcnow()
+        with pytest.raises(Exception, match="already in progress"):
+            dataset.start_curation(actor=cy, assistant_id=bees, settings=dataset.CurationSettings())
+
+        # First loss: queued again (and handed to the queue in the same sweep).
+        assert requeue_waiting() == {
+            "documents": [], "curation_runs": [lost_id], "failed_curation_runs": []
+        }  # fmt: skip
+        assert run_status(lost_id) == "queued" and run_status(alive_id) == "running"
+        assert [(t.name, t.args) for t in queue.pending()] == [("run_curation_task", (lost_id,))]
+        queue.flush()
+
+        # A second worker takes it and dies too: failed, with a message; the next run starts.
+        assert _claim(lost_id) == 2
+        with session_scope() as session:
+            row = session.get(CurationRun, lost_id)
+            assert row is not None
+            row.heartbeat_at = silent
+        assert requeue_waiting() == {
+            "documents": [], "curation_runs": [], "failed_curation_runs": [lost_id]
+        }  # fmt: skip
+        with session_scope() as session:
+            row = session.get(CurationRun, lost_id)
+            assert row is not None and row.status == "failed" and row.finished_at is not None
+            assert "worker running this curation stopped" in row.error
+            assert "Run it again" in row.error
+        assert run_status(alive_id) == "running"  # its heartbeat is fresh: still its worker's
+        again = dataset.start_curation(
+            actor=cy, assistant_id=bees, settings=dataset.CurationSettings()
+        )
+        assert again.status == "queued" and (again.id or 0) > alive_id
+    finally:
+        queue.flush()
+
+
+def test_a_curation_run_whose_consumer_is_killed_mid_run_finishes_on_the_next_consumer(
+    db: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A real documents consumer takes a run and is killed with SIGKILL mid-run: the run stays
+    ``running`` (a new run is refused) until its heartbeat is older than the stale time; then the
+    next consumer's start-up sweep queues it again and it finishes, and a new run can start."""
+    from gptstudio.services import dataset
+
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    with session_scope() as session:
+        for number, text in enumerate((BEES_MD, TAX_MD) * 3):
+            stored = tmp_path / f"doc-{number}.md"
+            stored.write_text(f"# Copy {number}\n\n{text}")
+            session.add(Document(owner_id=cy.id, assistant_id=bees, filename=stored.name,
+                                 storage_path=str(stored), status="parsed"))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
+    env.update(
+        GPTSTUDIO_DATA_DIR=os.environ["GPTSTUDIO_DATA_DIR"], GPTSTUDIO_DATABASE_URL=db,
+        GPTSTUDIO_REDIS_URL=redis_url, GPTSTUDIO_QUEUE_NAME=f"stopped-{os.getpid()}",
+        GPTSTUDIO_JOB_STALE_SECONDS=str(STALE), OMP_NUM_THREADS="1",
+    )  # fmt: skip
+
+    def consumer(name: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "huey.bin.huey_consumer",
+             "gptstudio.jobs.worker.documents_huey", "-w", "1"],
+            cwd=ROOT, env=env, stdout=(tmp_path / f"{name}.log").open("w"),
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+
+    first = consumer("first")
+    second: subprocess.Popen[str] | None = None
+    try:
+        # Semantic dedupe loads MiniLM in the consumer: seconds of work to be killed in.
+        run, status = web(env, curate_code(cy.id, bees).replace(
+            "dataset.CurationSettings()", "dataset.CurationSettings(semantic_dedupe=True)"
+        )).split()  # fmt: skip
+        assert status in ("queued", "running")
+        wait_for("the run never started", lambda: run_status(int(run)) == "running", 120, first)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        assert run_status(int(run)) == "running", "the run finished before the kill: too short"
+        with pytest.raises(Exception, match="already in progress"):
+            dataset.start_curation(actor=cy, assistant_id=bees, settings=dataset.CurationSettings())
+
+        time.sleep(STALE + 1)  # the dead worker's heartbeat is stale now
+        second = consumer("second")  # its start-up sweep queues the run again
+        wait_for("the run never finished", lambda: run_status(int(run)) not in ("queued",
+                 "running"), 180, second)  # fmt: skip
+        with session_scope() as session:
+            row = session.get(CurationRun, int(run))
+            assert row is not None
+            assert (row.status, row.attempts, row.error) == ("done", 2, ""), row.error
+            assert row.counts["documents"] == 6
+        again = dataset.start_curation(
+            actor=cy, assistant_id=bees, settings=dataset.CurationSettings()
+        )
+        assert again.status in ("queued", "running", "done")
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
+    text = (tmp_path / "second.log").read_text()
+    assert "curation runs whose worker stopped" in text, text[-3000:]
