@@ -1,5 +1,5 @@
-"""The sweep that makes waiting work reach a worker: no upload or curation run is lost to a broker
-outage.
+"""The sweeps that make waiting work reach a worker: no upload, curation run or training job is
+lost to a broker outage.
 
 A document ``uploaded`` and a curation run ``queued`` are committed before their task is
 enqueued, and that row is the intent to enqueue (an outbox with no table of its own): when the
@@ -16,6 +16,10 @@ A curation run whose worker died mid-run (killed, out of memory, the host gone) 
 the queue again once, as users expect of a restarted worker, and fails a run that lost its worker
 a second time with a message that says so (a run that kills its worker each time, e.g. out of
 memory, does not loop); either way "a curation run is already in progress" ends.
+
+Training jobs have their own queue and sweep (:func:`requeue_training`, every minute and when a
+training consumer starts, beside ``resume_stale_jobs``): a ``queued`` job the training broker
+does not hold is enqueued again at its priority.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from huey import Huey
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.jobs.queue import documents_huey
+from gptstudio.jobs.queue import documents_huey, huey
 from gptstudio.jobs.tasks import body, hand_over, parse_document_task, run_curation_task
-from gptstudio.models import CurationRun, Document
+from gptstudio.models import CurationRun, Document, TrainingJob
+from gptstudio.services.training import enqueue
 from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -42,10 +48,10 @@ STOPPED = (
 )
 
 
-def _held() -> set[tuple[str, int]]:
-    """(task name, row id) of every parse and curation task the broker holds."""
+def _held(queue: Huey = documents_huey) -> set[tuple[str, int]]:
+    """(task name, row id) of every task with a row id the broker holds in ``queue``."""
     held = set()
-    for task in [*documents_huey.pending(), *documents_huey.scheduled()]:
+    for task in [*queue.pending(), *queue.scheduled()]:
         if task.args:
             held.add((task.name, int(task.args[0])))
     return held
@@ -123,3 +129,26 @@ def requeue_waiting() -> dict[str, list[int]]:
     if handed["documents"] or handed["curation_runs"]:
         log.warning("handed waiting work to the queue again: %s", handed)
     return {**handed, "failed_curation_runs": recovered["failed"]}
+
+
+@body("requeue_training")
+def requeue_training() -> list[int]:
+    """Enqueue the ``queued`` training jobs the training broker does not hold (``start_job`` or a
+    resume met a broker outage, or a restarted Redis forgot them); their ids. A job queued twice
+    anyway trains once: the training body claims it with a compare-and-set."""
+    held = _held(huey)
+    cutoff = utcnow() - timedelta(seconds=GRACE_SECONDS)
+    with session_scope() as session:
+        waiting = session.exec(
+            select(TrainingJob.id).where(
+                TrainingJob.status == "queued", col(TrainingJob.created_at) < cutoff
+            )
+        ).all()
+    handed = [
+        job_id
+        for job_id in waiting
+        if job_id is not None and ("train_task", job_id) not in held and enqueue(job_id)
+    ]
+    if handed:
+        log.warning("handed queued training jobs to the queue again: %s", handed)
+    return handed

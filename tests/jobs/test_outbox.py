@@ -20,9 +20,15 @@ import pytest
 import redis
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import CurationRun, Document, Role
+from gptstudio.models import CurationRun, Document, Role, TrainingJob
 from gptstudio.services import account, assistant
 from tests.conftest import ROOT, free_port
+from tests.jobs.test_training import (
+    SMALL,
+    creator,  # noqa: F401 (a fixture)
+    job_row,
+    worker,
+)
 from tests.services.docs import BEES_MD, TAX_MD
 
 PASSWORD = "correct horse battery"
@@ -364,3 +370,88 @@ def test_a_curation_run_whose_consumer_is_killed_mid_run_finishes_on_the_next_co
                 process.wait(timeout=30)
     text = (tmp_path / "second.log").read_text()
     assert "curation runs whose worker stopped" in text, text[-3000:]
+
+
+def test_the_training_sweep_queues_only_the_queued_jobs_the_broker_lacks(
+    creator: tuple[account.UserPublic, int, int],  # noqa: F811
+) -> None:
+    """On the embedded queue, in this process: an old queued job the broker lacks is queued at
+    its priority, once; a fresh one (its request may be enqueuing it) and a running one are not."""
+    from gptstudio.jobs import worker
+    from gptstudio.jobs.outbox import GRACE_SECONDS, requeue_training
+
+    _cy, bees, data = creator
+    queue = worker.huey
+    queue.flush()
+    old = utcnow() - timedelta(seconds=GRACE_SECONDS + 5)
+    with session_scope() as session:
+        lost = TrainingJob(assistant_id=bees, dataset_id=data, base_model="x", created_at=old,
+                           priority=3)  # fmt: skip
+        fresh = TrainingJob(assistant_id=bees, dataset_id=data, base_model="x")
+        running = TrainingJob(assistant_id=bees, dataset_id=data, base_model="x",
+                              status="running", created_at=old)  # fmt: skip
+        session.add_all([lost, fresh, running])
+        session.flush()
+        lost_id = lost.id
+    try:
+        assert requeue_training() == [lost_id]
+        assert requeue_training() == []  # held: not again
+        assert [(t.name, t.args, t.priority) for t in queue.pending()] == [
+            ("train_task", (lost_id,), 3)
+        ]  # fmt: skip
+        assert job_row(lost_id or 0).queue_task_id == queue.pending()[0].id
+    finally:
+        queue.flush()
+
+
+@pytest.mark.slow
+def test_a_training_start_during_a_redis_outage_trains_once_the_broker_is_back(
+    creator: tuple[account.UserPublic, int, int],  # noqa: F811
+    db: str,
+    own_redis: RedisServer,
+    tmp_path: Path,
+    tiny_model: Path,
+) -> None:
+    """``training.start_job`` in a web process of its own while the test's redis-server is down:
+    the request succeeds with a ``queued`` job; Redis comes back empty; the training consumer's
+    sweep queues the job and it trains to the end."""
+    from gptstudio.jobs.outbox import GRACE_SECONDS
+
+    cy, _bees, data = creator
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
+    env.update(
+        GPTSTUDIO_DATA_DIR=os.environ["GPTSTUDIO_DATA_DIR"], GPTSTUDIO_DATABASE_URL=db,
+        GPTSTUDIO_BASE_MODEL=str(tiny_model), GPTSTUDIO_REDIS_URL=own_redis.url,
+        GPTSTUDIO_QUEUE_NAME=f"outbox-train-{os.getpid()}", OMP_NUM_THREADS="1",
+    )  # fmt: skip
+    own_redis.stop()
+    code = (
+        "from gptstudio.db import session_scope; from gptstudio.models import User; "
+        "from gptstudio.services import access, training; "
+        f"actor = access.public(session_scope().__enter__().get(User, {cy.id})); "
+        f"job = training.start_job(actor=actor, dataset_id={data}, overrides={SMALL!r}); "
+        "print(job.id, job.status)"
+    )
+    job, status = web(env, code).split()
+    assert status == "queued" and job_row(int(job)).queue_task_id == ""
+    own_redis.start()  # back, and empty
+    # Past the grace time, so the consumer's start-up sweep takes it (not a minute later).
+    waited = (utcnow() - job_row(int(job)).created_at).total_seconds()
+    time.sleep(max(0.0, GRACE_SECONDS + 1 - waited))
+    log = (tmp_path / "train.log").open("w")
+    consumer = subprocess.Popen(
+        worker(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for("the job never finished", lambda: job_row(int(job)).status not in ("queued",
+                 "running"), 300, consumer)  # fmt: skip
+        row = job_row(int(job))
+        assert row.status == "succeeded", row.error
+        assert row.queue_task_id != ""
+    finally:
+        os.killpg(consumer.pid, signal.SIGTERM)
+        consumer.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "train.log").read_text()
+    assert "handed queued training jobs to the queue again" in text, text[-3000:]
