@@ -303,6 +303,7 @@ def test_a_running_run_whose_worker_stopped_is_queued_again_once_then_failed_wit
         queue.flush()
 
 
+@pytest.mark.slow
 def test_a_curation_run_whose_consumer_is_killed_mid_run_finishes_on_the_next_consumer(
     db: str, redis_url: str, tmp_path: Path
 ) -> None:
