@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
 from typing import Any
 
@@ -29,40 +30,91 @@ from gptstudio.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-def _set_progress(run_id: int, **fields: Any) -> None:
+HEARTBEAT_SECONDS = 1.0  # a quarter of the stale time when that is shorter
+
+
+def _set_progress(run_id: int, attempt: int, **fields: Any) -> bool:
+    """Write ``fields`` (and the heartbeat) to the run while this attempt still holds it: once
+    the sweep gave the run of a silent worker to another (``attempts`` went up) or failed it,
+    the old worker's writes change nothing. Whether the write landed."""
     with session_scope() as session:
-        run = session.get(CurationRun, run_id)
-        if run is not None:
-            for name, value in fields.items():
-                setattr(run, name, value)
+        written = session.execute(
+            update(CurationRun)
+            .where(
+                col(CurationRun.id) == run_id,
+                col(CurationRun.status) == "running",
+                col(CurationRun.attempts) == attempt,
+            )
+            .values(heartbeat_at=utcnow(), **fields)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(written.rowcount)  # type: ignore[attr-defined]
+
+
+class _Heartbeat:
+    """A thread that touches the run's ``heartbeat_at`` every ``interval`` seconds whatever the
+    run is doing (loading MiniLM, deduplicating), so the sweep tells a long run from a dead
+    worker's (:func:`gptstudio.jobs.outbox.recover_stopped_runs`)."""
+
+    def __init__(self, run_id: int, attempt: int) -> None:
+        self.run_id, self.attempt = run_id, attempt
+        self.interval = max(0.2, min(HEARTBEAT_SECONDS, get_settings().job_stale_seconds / 4))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"curation-{run_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not _set_progress(self.run_id, self.attempt):
+                    return  # finished, or no longer ours
+            except Exception:  # a database hiccup: the next beat retries
+                log.warning("heartbeat of curation run %s failed", self.run_id, exc_info=True)
+
+
+def _claim(run_id: int) -> int | None:
+    """Take a queued run in one compare-and-set (a second copy of the task, queued again by the
+    sweep, finds it taken); the attempt number it now runs as, or ``None``."""
+    with session_scope() as session:
+        taken = session.execute(
+            update(CurationRun)
+            .where(col(CurationRun.id) == run_id, col(CurationRun.status) == "queued")
+            .values(status="running", heartbeat_at=utcnow(), attempts=col(CurationRun.attempts) + 1)
+            .returning(col(CurationRun.attempts))
+        ).first()
+    return None if taken is None else int(taken[0])
 
 
 @body("run_curation")
 def execute_run(run_id: int) -> None:
     """Parse, curate, store. Any failure ends as a ``failed`` run with a reason."""
-    try:
-        _execute(run_id)
-    except CurationError as error:
-        _set_progress(run_id, status="failed", error=str(error), finished_at=utcnow())
-    except Exception as error:
-        log.exception("curation run %s failed", run_id)
-        message = f"The run failed unexpectedly ({type(error).__name__}: {error})."
-        _set_progress(run_id, status="failed", error=message[:2000], finished_at=utcnow())
+    attempt = _claim(run_id)
+    if attempt is None:
+        return  # deleted, finished, or running in another copy of this task
+    with _Heartbeat(run_id, attempt):
+        try:
+            _execute(run_id, attempt)
+        except CurationError as error:
+            _set_progress(run_id, attempt, status="failed", error=str(error), finished_at=utcnow())
+        except Exception as error:
+            log.exception("curation run %s failed", run_id)
+            message = f"The run failed unexpectedly ({type(error).__name__}: {error})."
+            _set_progress(
+                run_id, attempt, status="failed", error=message[:2000], finished_at=utcnow()
+            )
 
 
-def _execute(run_id: int) -> None:
+def _execute(run_id: int, attempt: int) -> None:
     from gptstudio.curation.snapshot import to_chunks_jsonl
 
     with session_scope() as session:
-        # Claim it: a second copy of the task (the sweep re-queued it) finds it taken and stops.
-        claimed = session.execute(
-            update(CurationRun)
-            .where(col(CurationRun.id) == run_id, col(CurationRun.status) == "queued")
-            .values(status="running")
-            .execution_options(synchronize_session=False)
-        )
-        if not claimed.rowcount:  # type: ignore[attr-defined]
-            return  # deleted, finished, or running in another copy of this task
         run = session.get(CurationRun, run_id)
         assert run is not None
         assistant_id, settings = run.assistant_id, CurationSettings.from_json(run.options)
@@ -81,11 +133,13 @@ def _execute(run_id: int) -> None:
         )
     parsed: list[ParsedDocument] = []
     for done, (document_id, name, stored, columns) in enumerate(sources):
-        _set_progress(run_id, progress={"step": "reading", "done": done, "total": len(sources)})
+        _set_progress(
+            run_id, attempt, progress={"step": "reading", "done": done, "total": len(sources)}
+        )
         parsed.append(
             parsed_document(path=stored, filename=name, document_id=document_id, columns=columns)
         )
-    _set_progress(run_id, progress={"step": "curating", "done": 0, "total": 1})
+    _set_progress(run_id, attempt, progress={"step": "curating", "done": 0, "total": 1})
     result, chunks = _curate(parsed, settings, keep)
     folder = get_settings().artifacts_dir / "curation" / str(assistant_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +147,7 @@ def _execute(run_id: int) -> None:
     path.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
     run_chunks_path(path).write_text(to_chunks_jsonl(chunks=chunks), encoding="utf-8")
     _set_progress(
-        run_id, status="done", result_path=str(path), counts=result["counts"],
+        run_id, attempt, status="done", result_path=str(path), counts=result["counts"],
         progress={"step": "done", "done": 1, "total": 1}, finished_at=utcnow(),
     )  # fmt: skip
 

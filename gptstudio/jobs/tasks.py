@@ -52,22 +52,29 @@ def run(name: str, *args: Any, **kwargs: Any) -> Any:
     return function(*args, **kwargs)
 
 
-def hand_over(task: TaskWrapper, *args: Any) -> bool:
-    """Enqueue ``task(*args)``; ``False`` (and a log line) when the broker cannot be reached.
+def submit(task: TaskWrapper, *args: Any, priority: int | None = None) -> str | None:
+    """Enqueue ``task(*args)`` (at ``priority`` when given); the task's id, or ``None`` (and a
+    log line) when the broker cannot be reached.
 
     The caller has committed the row that says the work is waiting (a document ``uploaded``, a
-    curation run ``queued``): that row is the intent to enqueue, and :func:`requeue_waiting_task`
-    hands every waiting row the broker does not hold to it again once it is back. So a broker
-    outage delays the work and never loses it, and the request that made the row succeeds."""
+    curation run or a training job ``queued``): that row is the intent to enqueue, and the sweeps
+    (:func:`requeue_waiting_task`, :func:`resume_stale_jobs_task`) hand every waiting row the
+    broker does not hold to it again once it is back. So a broker outage delays the work and
+    never loses it, and the request that made the row succeeds."""
     try:
-        task(*args)
+        result = task(*args) if priority is None else task(*args, priority=priority)
     except (redis.RedisError, sqlite3.Error, OSError) as error:
         log.warning(
             "the queue broker is unreachable (%s: %s); %s%s waits for the sweep",
             type(error).__name__, error, task.task_class.__name__, args,
         )  # fmt: skip
-        return False
-    return True
+        return None
+    return str(result.id)
+
+
+def hand_over(task: TaskWrapper, *args: Any) -> bool:
+    """:func:`submit` ``task(*args)``: whether the broker took it."""
+    return submit(task, *args) is not None
 
 
 def once_per_tick(queue: Huey, name: str, period_seconds: int) -> bool:
@@ -148,14 +155,17 @@ def export_task(version_id: int) -> None:
 
 @huey.periodic_task(crontab(minute="*"))
 def resume_stale_jobs_task() -> None:
-    """Every minute: resume training jobs whose worker died (``jobs/training.py``)."""
+    """Every minute: resume training jobs whose worker died (``jobs/training.py``), and queue
+    the queued jobs the broker does not hold (``jobs/outbox.py``)."""
     if once_per_tick(huey, "resume_stale_jobs", 60):
         run("resume_stale_jobs")
+        run("requeue_training")
 
 
 @huey.on_startup()
 def _resume_on_startup() -> None:
     run("resume_stale_jobs")
+    run("requeue_training")
 
 
 @huey.task()

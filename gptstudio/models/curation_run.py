@@ -26,3 +26,7 @@ class CurationRun(SQLModel, table=True):
     error: str = Field(default="", max_length=2000)
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # Written every second or so by the worker running it: a ``running`` run whose heartbeat is
+    # older than GPTSTUDIO_JOB_STALE_SECONDS lost its worker (gptstudio.jobs.outbox).
+    heartbeat_at: datetime | None = None
+    attempts: int = Field(default=0, description="how many times a worker has taken the run")

@@ -162,15 +162,26 @@ def start_job(
     return get_job(actor=actor, job_id=job_id)
 
 
-def enqueue(job_id: int) -> None:
-    """Queue a job (new, or resumed after its worker died) at its priority; remember the task."""
-    from gptstudio.jobs.tasks import train_task
+def enqueue(job_id: int) -> bool:
+    """Queue a job (new, or resumed after its worker died) at its priority; remember the task.
+
+    The job row, committed ``queued``, is the intent: while the broker is down this logs and
+    returns ``False``, and the training sweep (``gptstudio.jobs.outbox.requeue_training``)
+    queues the job once the broker is back."""
+    from gptstudio.jobs.tasks import submit, train_task
 
     with session_scope() as session:
         job = session.get(TrainingJob, job_id)
         assert job is not None
-        task = train_task(job_id, priority=job.priority)  # higher runs first
-        job.queue_task_id = task.id
+        priority = job.priority
+    task_id = submit(train_task, job_id, priority=priority)  # higher runs first
+    if task_id is None:
+        return False
+    with session_scope() as session:
+        job = session.get(TrainingJob, job_id)
+        if job is not None:
+            job.queue_task_id = task_id
+    return True
 
 
 def get_job(*, actor: UserPublic, job_id: int) -> TrainingJob:

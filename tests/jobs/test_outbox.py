@@ -20,9 +20,15 @@ import pytest
 import redis
 
 from gptstudio.db import session_scope, utcnow
-from gptstudio.models import CurationRun, Document, Role
+from gptstudio.models import CurationRun, Document, Role, TrainingJob
 from gptstudio.services import account, assistant
 from tests.conftest import ROOT, free_port
+from tests.jobs.test_training import (
+    SMALL,
+    creator,  # noqa: F401 (a fixture)
+    job_row,
+    worker,
+)
 from tests.services.docs import BEES_MD, TAX_MD
 
 PASSWORD = "correct horse battery"
@@ -202,8 +208,12 @@ def test_the_sweep_queues_only_what_the_broker_lacks_and_a_second_copy_is_a_no_o
         session.flush()
         ids = (waiting.id, run.id)
     try:
-        assert requeue_waiting() == {"documents": [ids[0]], "curation_runs": [ids[1]]}
-        assert requeue_waiting() == {"documents": [], "curation_runs": []}  # held: not again
+        assert requeue_waiting() == {
+            "documents": [ids[0]], "curation_runs": [ids[1]], "failed_curation_runs": []
+        }  # fmt: skip
+        assert requeue_waiting() == {  # held: not again
+            "documents": [], "curation_runs": [], "failed_curation_runs": []
+        }  # fmt: skip
         assert sorted((t.name, t.args) for t in queue.pending()) == [
             ("parse_document_task", (ids[0],)), ("run_curation_task", (ids[1],))
         ]  # fmt: skip
@@ -220,3 +230,229 @@ def test_the_sweep_queues_only_what_the_broker_lacks_and_a_second_copy_is_a_no_o
             assert row is not None and row.status == "parsed" and row.error == "marker"
     finally:
         queue.flush()
+
+
+STALE = 8  # seconds: short, yet a heartbeat (every second) survives a loaded machine's pauses
+
+
+def test_a_running_run_whose_worker_stopped_is_queued_again_once_then_failed_with_a_message(
+    db: str, settings_env: pytest.MonkeyPatch
+) -> None:
+    """In this process on the embedded queue: a run silent for longer than the stale time is
+    queued again (first loss) and failed with a message that says what happened (second loss);
+    a run whose heartbeat is fresh is left to its worker; a new run can start afterwards."""
+    from gptstudio.jobs import worker
+    from gptstudio.jobs.curation import _claim
+    from gptstudio.jobs.outbox import requeue_waiting
+    from gptstudio.services import dataset
+    from gptstudio.settings import get_settings
+
+    settings_env.setenv("GPTSTUDIO_JOB_STALE_SECONDS", str(STALE))
+    get_settings.cache_clear()
+    queue = worker.documents_huey
+    queue.flush()
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    wasps = assistant.create_assistant(actor=cy, name="Wasps").id
+    silent = utcnow() - timedelta(seconds=STALE + 1)
+    with session_scope() as session:
+        lost = CurationRun(assistant_id=bees, created_at=silent)
+        alive = CurationRun(assistant_id=wasps, created_at=silent)
+        session.add_all([lost, alive])
+        session.add(Document(owner_id=cy.id, assistant_id=bees, filename="a.md", status="parsed"))
+        session.flush()
+        lost_id, alive_id = lost.id or 0, alive.id or 0
+    try:
+        assert _claim(lost_id) == 1 and _claim(alive_id) == 1
+        with session_scope() as session:
+            for row in (session.get(CurationRun, lost_id), session.get(CurationRun, alive_id)):
+                assert row is not None
+                row.heartbeat_at = silent if row.id == lost_id else utcnow()
+        with pytest.raises(Exception, match="already in progress"):
+            dataset.start_curation(actor=cy, assistant_id=bees, settings=dataset.CurationSettings())
+
+        # First loss: queued again (and handed to the queue in the same sweep).
+        assert requeue_waiting() == {
+            "documents": [], "curation_runs": [lost_id], "failed_curation_runs": []
+        }  # fmt: skip
+        assert run_status(lost_id) == "queued" and run_status(alive_id) == "running"
+        assert [(t.name, t.args) for t in queue.pending()] == [("run_curation_task", (lost_id,))]
+        queue.flush()
+
+        # A second worker takes it and dies too: failed, with a message; the next run starts.
+        assert _claim(lost_id) == 2
+        with session_scope() as session:
+            row = session.get(CurationRun, lost_id)
+            assert row is not None
+            row.heartbeat_at = silent
+        assert requeue_waiting() == {
+            "documents": [], "curation_runs": [], "failed_curation_runs": [lost_id]
+        }  # fmt: skip
+        with session_scope() as session:
+            row = session.get(CurationRun, lost_id)
+            assert row is not None and row.status == "failed" and row.finished_at is not None
+            assert "worker running this curation stopped" in row.error
+            assert "Run it again" in row.error
+        assert run_status(alive_id) == "running"  # its heartbeat is fresh: still its worker's
+        again = dataset.start_curation(
+            actor=cy, assistant_id=bees, settings=dataset.CurationSettings()
+        )
+        assert again.status == "queued" and (again.id or 0) > alive_id
+    finally:
+        queue.flush()
+
+
+@pytest.mark.slow
+def test_a_curation_run_whose_consumer_is_killed_mid_run_finishes_on_the_next_consumer(
+    db: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A real documents consumer takes a run and is killed with SIGKILL mid-run: the run stays
+    ``running`` (a new run is refused) until its heartbeat is older than the stale time; then the
+    next consumer's start-up sweep queues it again and it finishes, and a new run can start."""
+    from gptstudio.services import dataset
+
+    account.register(email="root@example.com", password=PASSWORD)
+    cy = account.register(email="cy@example.com", password=PASSWORD, role=Role.creator)
+    bees = assistant.create_assistant(actor=cy, name="Bees").id
+    with session_scope() as session:
+        for number, text in enumerate((BEES_MD, TAX_MD) * 3):
+            stored = tmp_path / f"doc-{number}.md"
+            stored.write_text(f"# Copy {number}\n\n{text}")
+            session.add(Document(owner_id=cy.id, assistant_id=bees, filename=stored.name,
+                                 storage_path=str(stored), status="parsed"))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
+    env.update(
+        GPTSTUDIO_DATA_DIR=os.environ["GPTSTUDIO_DATA_DIR"], GPTSTUDIO_DATABASE_URL=db,
+        GPTSTUDIO_REDIS_URL=redis_url, GPTSTUDIO_QUEUE_NAME=f"stopped-{os.getpid()}",
+        GPTSTUDIO_JOB_STALE_SECONDS=str(STALE), OMP_NUM_THREADS="1",
+    )  # fmt: skip
+
+    def consumer(name: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "huey.bin.huey_consumer",
+             "gptstudio.jobs.worker.documents_huey", "-w", "1"],
+            cwd=ROOT, env=env, stdout=(tmp_path / f"{name}.log").open("w"),
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+
+    first = consumer("first")
+    second: subprocess.Popen[str] | None = None
+    try:
+        # Semantic dedupe loads MiniLM in the consumer: seconds of work to be killed in.
+        run, status = web(env, curate_code(cy.id, bees).replace(
+            "dataset.CurationSettings()", "dataset.CurationSettings(semantic_dedupe=True)"
+        )).split()  # fmt: skip
+        assert status in ("queued", "running")
+        wait_for("the run never started", lambda: run_status(int(run)) == "running", 120, first)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        assert run_status(int(run)) == "running", "the run finished before the kill: too short"
+        with pytest.raises(Exception, match="already in progress"):
+            dataset.start_curation(actor=cy, assistant_id=bees, settings=dataset.CurationSettings())
+
+        time.sleep(STALE + 1)  # the dead worker's heartbeat is stale now
+        second = consumer("second")  # its start-up sweep queues the run again
+        wait_for("the run never finished", lambda: run_status(int(run)) not in ("queued",
+                 "running"), 180, second)  # fmt: skip
+        with session_scope() as session:
+            row = session.get(CurationRun, int(run))
+            assert row is not None
+            assert (row.status, row.attempts, row.error) == ("done", 2, ""), row.error
+            assert row.counts["documents"] == 6
+        again = dataset.start_curation(
+            actor=cy, assistant_id=bees, settings=dataset.CurationSettings()
+        )
+        assert again.status in ("queued", "running", "done")
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
+    text = (tmp_path / "second.log").read_text()
+    assert "curation runs whose worker stopped" in text, text[-3000:]
+
+
+def test_the_training_sweep_queues_only_the_queued_jobs_the_broker_lacks(
+    creator: tuple[account.UserPublic, int, int],  # noqa: F811
+) -> None:
+    """On the embedded queue, in this process: an old queued job the broker lacks is queued at
+    its priority, once; a fresh one (its request may be enqueuing it) and a running one are not."""
+    from gptstudio.jobs import worker
+    from gptstudio.jobs.outbox import GRACE_SECONDS, requeue_training
+
+    _cy, bees, data = creator
+    queue = worker.huey
+    queue.flush()
+    old = utcnow() - timedelta(seconds=GRACE_SECONDS + 5)
+    with session_scope() as session:
+        lost = TrainingJob(assistant_id=bees, dataset_id=data, base_model="x", created_at=old,
+                           priority=3)  # fmt: skip
+        fresh = TrainingJob(assistant_id=bees, dataset_id=data, base_model="x")
+        running = TrainingJob(assistant_id=bees, dataset_id=data, base_model="x",
+                              status="running", created_at=old)  # fmt: skip
+        session.add_all([lost, fresh, running])
+        session.flush()
+        lost_id = lost.id
+    try:
+        assert requeue_training() == [lost_id]
+        assert requeue_training() == []  # held: not again
+        assert [(t.name, t.args, t.priority) for t in queue.pending()] == [
+            ("train_task", (lost_id,), 3)
+        ]  # fmt: skip
+        assert job_row(lost_id or 0).queue_task_id == queue.pending()[0].id
+    finally:
+        queue.flush()
+
+
+@pytest.mark.slow
+def test_a_training_start_during_a_redis_outage_trains_once_the_broker_is_back(
+    creator: tuple[account.UserPublic, int, int],  # noqa: F811
+    db: str,
+    own_redis: RedisServer,
+    tmp_path: Path,
+    tiny_model: Path,
+) -> None:
+    """``training.start_job`` in a web process of its own while the test's redis-server is down:
+    the request succeeds with a ``queued`` job; Redis comes back empty; the training consumer's
+    sweep queues the job and it trains to the end."""
+    from gptstudio.jobs.outbox import GRACE_SECONDS
+
+    cy, _bees, data = creator
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPTSTUDIO_")}
+    env.update(
+        GPTSTUDIO_DATA_DIR=os.environ["GPTSTUDIO_DATA_DIR"], GPTSTUDIO_DATABASE_URL=db,
+        GPTSTUDIO_BASE_MODEL=str(tiny_model), GPTSTUDIO_REDIS_URL=own_redis.url,
+        GPTSTUDIO_QUEUE_NAME=f"outbox-train-{os.getpid()}", OMP_NUM_THREADS="1",
+    )  # fmt: skip
+    own_redis.stop()
+    code = (
+        "from gptstudio.db import session_scope; from gptstudio.models import User; "
+        "from gptstudio.services import access, training; "
+        f"actor = access.public(session_scope().__enter__().get(User, {cy.id})); "
+        f"job = training.start_job(actor=actor, dataset_id={data}, overrides={SMALL!r}); "
+        "print(job.id, job.status)"
+    )
+    job, status = web(env, code).split()
+    assert status == "queued" and job_row(int(job)).queue_task_id == ""
+    own_redis.start()  # back, and empty
+    # Past the grace time, so the consumer's start-up sweep takes it (not a minute later).
+    waited = (utcnow() - job_row(int(job)).created_at).total_seconds()
+    time.sleep(max(0.0, GRACE_SECONDS + 1 - waited))
+    log = (tmp_path / "train.log").open("w")
+    consumer = subprocess.Popen(
+        worker(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for("the job never finished", lambda: job_row(int(job)).status not in ("queued",
+                 "running"), 300, consumer)  # fmt: skip
+        row = job_row(int(job))
+        assert row.status == "succeeded", row.error
+        assert row.queue_task_id != ""
+    finally:
+        os.killpg(consumer.pid, signal.SIGTERM)
+        consumer.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "train.log").read_text()
+    assert "handed queued training jobs to the queue again" in text, text[-3000:]
