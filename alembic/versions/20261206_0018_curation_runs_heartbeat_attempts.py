@@ -1,7 +1,7 @@
 """curation_runs: a heartbeat and the attempts count, so a run whose worker died is recovered
 
-Revision ID: 0020
-Revises: 0011
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-06 15:00:00.000000
 """
 
@@ -12,8 +12,8 @@ import sqlmodel
 
 from alembic import op
 
-revision: str = "0020"
-down_revision: str | None = "0011"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
