@@ -21,13 +21,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from gptstudio.models import Role
 from gptstudio.services import account, api_key
 from gptstudio.settings import get_settings
 from tests.conftest import ROOT, free_port
-from tests.e2e.conftest import browser, hydrated  # noqa: F401 (a fixture)
+from tests.e2e.conftest import CHROMIUM, hydrated
 from tests.engine.conftest import tiny_model, write_random_adapter  # noqa: F401 (a fixture)
 from tests.factories import publish_assistant
 
@@ -94,6 +94,18 @@ def nginx_config(folder: Path, port: int, upstreams: list[int]) -> Path:
         f"    access_log {folder / 'access.log'} upstream;\n{temp}{site}\n}}\n"
     )
     return config
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Chromium for this test alone: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, which would break every asyncio test collected after this one."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield launched
+        launched.close()
 
 
 @pytest.fixture
@@ -186,7 +198,7 @@ def served_by(folder: Path, path: str) -> list[str]:
 
 def test_a_signed_in_session_survives_its_replica_and_changes_reach_both(
     cluster: tuple[str, list[Replica], Path, str, str, account.UserPublic],
-    browser: Browser,  # noqa: F811
+    browser: Browser,
 ) -> None:
     url, replicas, folder, key, slug, sue = cluster
     # A streamed answer through each replica, and through nginx.

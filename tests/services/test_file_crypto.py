@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gptstudio import rotate_keys
+from gptstudio.db import session_scope
 from gptstudio.jobs.documents import parse_stored, parsed_document
 from gptstudio.models import Document
 from gptstudio.services import document, file_crypto
@@ -115,7 +116,12 @@ def test_tampered_file_and_unknown_key_fail_clearly(
     get_settings.cache_clear()
     with pytest.raises(file_crypto.KeyMissing, match=r"key 'dev-\d+', which is not in"):
         file_crypto.read_plain(path, name="bees.md")
-    # the parse job records the reason on the document instead of failing silently
+    # the parse job records the reason on the document instead of failing silently (parsing
+    # again, as a new column choice asks: the job only takes a document waiting for it)
+    with session_scope() as session:
+        waiting = session.get(Document, stored.id)
+        assert waiting is not None
+        waiting.status = "uploaded"
     parse_stored(stored.id)
     (row,) = _rows()
     assert row.status == "failed" and "not in GPTSTUDIO_ENCRYPTION_KEYS" in row.error
