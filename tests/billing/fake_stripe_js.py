@@ -124,8 +124,8 @@ def frame_page(session: dict[str, Any], secret: str, error: str = "") -> tuple[i
     """The iframe: the card form of an open session whose client secret matches."""
     if not secret or secret != session.get("client_secret"):
         return 403, b"<p id='frame-error'>This checkout's client secret does not match.</p>"
-    if session["status"] != "open":
-        return 410, b"<p id='frame-error'>This checkout is no longer open.</p>"
+    if session["status"] != "open":  # Stripe's iframe says so in a page of its own, not an error
+        return 200, b"<p id='frame-error'>This checkout is no longer open.</p>"
     prices = ", ".join(str(item.get("price")) for item in session["line_items"])
     notice = f'<p id="card-error" style="color:#c00">{html.escape(error)}</p>' if error else ""
     page = f"""<!doctype html><html><head><title>Embedded checkout (offline Stripe)</title></head>

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import create_engine, text
 
 from tests.billing.fake_stripe import StripeFront
-from tests.e2e.conftest import RunningApp, hydrated, sign_up
+from tests.e2e.conftest import BrowserErrors, RunningApp, hydrated, sign_up
 from tests.e2e.test_chat_features import _published_with_two_versions
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +30,11 @@ def _save_tier(page: Page, fields: dict[str, str]) -> None:
 
 
 def test_creator_sets_tiers_and_subscriber_pays(
-    app: RunningApp, admin: str, stripe_front: StripeFront, browser: Browser
+    app: RunningApp,
+    admin: str,
+    stripe_front: StripeFront,
+    browser: Browser,
+    browser_errors: BrowserErrors,
 ) -> None:
     front = stripe_front
     creator = browser.new_context().new_page()
@@ -73,6 +77,7 @@ def test_creator_sets_tiers_and_subscriber_pays(
     sign_up(subscriber, app, "saul@example.com")
     expect(subscriber).to_have_url(re.compile(r"/home/?$"), timeout=30_000)
     # Stripe.js cannot load here (blocked, offline): Checkout falls back to Stripe's hosted page.
+    browser_errors.expect(r"net::ERR_FAILED \(at http://127\.0\.0\.1:\d+/stripe-js/v3\)")
     subscriber.route("**/stripe-js/v3", lambda route: route.abort())
     subscriber.goto(f"{app.url}/pricing?assistant={assistant_id}")
     expect(subscriber.locator("#subscribe-pro")).to_be_enabled()

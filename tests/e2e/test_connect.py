@@ -71,12 +71,14 @@ def test_creator_onboards_connect_and_the_fee_is_recorded(
     sign_up(subscriber, app, "payer@example.com")
     expect(subscriber).to_have_url(re.compile(r"/home/?$"), timeout=30_000)
     subscriber.goto(f"{app.url}/pricing?assistant={assistant_id}")
-    subscriber.click("#subscribe-pro")
-    expect(subscriber).to_have_url(re.compile(r"/pay/cs_test_"), timeout=30_000)
-    subscriber.click("#pay")
-    expect(subscriber.locator("#checkout-notice")).to_contain_text(
-        "You are subscribed to pro", timeout=60_000
+    subscriber.click("#subscribe-pro")  # Checkout opens inside the pricing page (embedded)
+    frame = subscriber.frame_locator("#embedded-checkout iframe")
+    expect(frame.locator("#pay")).to_be_visible(timeout=30_000)
+    frame.locator("#pay").click()
+    expect(subscriber).to_have_url(
+        re.compile(r"/checkout/return/?\?session_id=cs_test_"), timeout=30_000
     )
+    expect(subscriber.locator("#return-status")).to_have_text("active", timeout=60_000)
     subscriber.context.close()
     session = front.objects[
         next(k for k, v in front.objects.items() if v.get("object") == "checkout.session"

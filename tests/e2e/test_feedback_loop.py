@@ -18,7 +18,7 @@ from tests.e2e.conftest import RunningApp, hydrated, log_in, log_out, sign_up
 from tests.services.docs import BEES_MD, TAX_MD
 
 pytestmark = pytest.mark.e2e
-CREATOR = "fern@example.com"
+CREATOR = "fenna@example.com"
 PASSED = {"gate": {"passed": True, "relative_gain": 0.3, "message": "30 % lower perplexity."}}
 
 

@@ -63,11 +63,14 @@ LAYOUT = """() => {
     return label;
   };
   // The chat's composer stays at the bottom: what scrolls under it is not a target there.
+  // (Partly under it counts too: the rest of it is reached by scrolling up.)
+  const composer = document.getElementById('chat-composer');
   const underComposer = (el) => {
+    if (!composer || el.closest('#chat-composer')) return false;
     const box = el.getBoundingClientRect();
-    const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
-    return !!top && !el.contains(top) && !!top.closest('#chat-composer')
-      && !el.closest('#chat-composer');
+    const bar = composer.getBoundingClientRect();
+    return box.bottom > bar.top + 1 && box.top < bar.bottom && box.right > bar.left
+      && box.left < bar.right;
   };
   const all = [...document.querySelectorAll(interactive)].filter(shown)
     .filter((el) => !underComposer(el));
