@@ -13,7 +13,8 @@ from typing import Literal
 
 # OpenAI's error type for an HTTP status; ``invalid_request_error`` for every other status.
 TYPES = {401: "authentication_error", 402: "payment_required", 403: "permission_error",
-         404: "not_found_error", 429: "rate_limit_error", 503: "server_error"}  # fmt: skip
+         404: "not_found_error", 429: "rate_limit_error", 500: "server_error",
+         503: "server_error"}  # fmt: skip
 
 
 def type_for(status: int) -> str:

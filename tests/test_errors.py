@@ -63,6 +63,10 @@ WIRE = {
     "MailNotSent": (503, "server_error", "mailnotsent"),
     "BundleRejected": (400, "invalid_request_error", "bundle_rejected"),
     "BaseModelMissing": (409, "invalid_request_error", "base_model_missing"),
+    "TrainingRunning": (409, "invalid_request_error", "trainingrunning"),
+    # A stored original that cannot be decrypted: the installation's fault, never the user's.
+    "KeyMissing": (500, "server_error", "encryptionkeymissing"),
+    "StoredFileDamaged": (500, "server_error", "storedfiledamaged"),
 }
 
 
