@@ -281,28 +281,31 @@ def _rename_dialog() -> rx.Component:
     )
 
 
-def _delete_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Delete this conversation?"),
-            rx.alert_dialog.description(
-                "Its messages are deleted for good; this cannot be undone.", size="2"
-            ),
-            rx.flex(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(
-                    rx.button(
-                        "Delete",
-                        color_scheme="red",
-                        on_click=ConversationsState.delete,
-                        id="menu-delete-chat-confirm",
-                    )
-                ),
-                gap="3",
-                justify="end",
-                margin_top="1em",
-            ),
+def _delete_confirmation(confirm_id: str) -> rx.Component:
+    """The confirmation that names what goes; ``confirm_id`` is its Delete button's id."""
+    return rx.alert_dialog.content(
+        rx.alert_dialog.title("Delete this conversation?"),
+        rx.alert_dialog.description(
+            "Its messages are deleted for good; this cannot be undone.", size="2"
         ),
+        rx.flex(
+            rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+            rx.alert_dialog.action(
+                rx.button(
+                    "Delete", color_scheme="red", on_click=ConversationsState.delete, id=confirm_id
+                )
+            ),
+            gap="3",
+            justify="end",
+            margin_top="1em",
+        ),
+    )
+
+
+def _delete_dialog() -> rx.Component:
+    """The actions menu's Delete (a phone): the same confirmation, opened by the menu item."""
+    return rx.alert_dialog.root(
+        _delete_confirmation("menu-delete-chat-confirm"),
         open=ConversationsState.deleting,
         on_open_change=ConversationsState.set_deleting,
     )
@@ -314,24 +317,5 @@ def _delete_button() -> rx.Component:
         rx.alert_dialog.trigger(
             rx.button("Delete", size="1", variant="soft", color_scheme="red", id="delete-chat")
         ),
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Delete this conversation?"),
-            rx.alert_dialog.description(
-                "Its messages are deleted for good; this cannot be undone.", size="2"
-            ),
-            rx.flex(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(
-                    rx.button(
-                        "Delete",
-                        color_scheme="red",
-                        on_click=ConversationsState.delete,
-                        id="delete-chat-confirm",
-                    )
-                ),
-                gap="3",
-                justify="end",
-                margin_top="1em",
-            ),
-        ),
+        _delete_confirmation("delete-chat-confirm"),
     )
