@@ -14,10 +14,12 @@ restarting per example). Each step is the project's step: ``collate``, bf16 auto
 per-example causal sdpa; ``sdpa`` is transformers' block-diagonal mask, the named baseline.
 
 Prints non-pad tokens/s and MFU against the H200's dense bf16 peak (989 TFLOP/s). MFU counts
-6N FLOPs per token plus attention (the usual convention for full fine-tuning); LoRA skips the
-frozen weights' gradients, so about 4N of those 6N are executed, and the "executed" figure is
-printed too. Exits 1 with a message when no CUDA GPU is visible. ``--smoke`` runs a tiny shape
-on the CPU, only to check that the script works.
+6N FLOPs per token plus attention (the usual convention for full fine-tuning), the vocabulary
+projection only for target tokens (``loss_sum`` forms no other logits); LoRA skips the frozen
+weights' gradients, so about 4N of those 6N are executed, and the "executed" figure is printed
+too. Exits 1 with a message when no CUDA GPU is visible. ``--smoke`` runs a tiny shape
+on the CPU, only to check that the script works. The Trainer and TRL baselines on the same
+GPU: ``bench/train_throughput.py --device cuda``.
 """
 
 from __future__ import annotations
@@ -93,10 +95,16 @@ def build_model(args: Any, device: str, dtype: Any) -> Any:
     return add_lora(model, job), config
 
 
-def flops_per_token(config: Any, n_params: int, effective_context: float) -> tuple[float, float]:
-    """(6N + attention, 4N + attention) FLOPs per trained token."""
+def flops_per_token(
+    config: Any, n_params: int, effective_context: float, target_share: float
+) -> tuple[float, float]:
+    """(6N + attention, 4N + attention) FLOPs per trained token. ``loss_sum`` forms logits
+    only at target positions, so the vocabulary projection (tied: the embedding's N) counts
+    for ``target_share`` of the tokens, not all: no FLOPs are credited that were not run."""
     attention = 12 * config.num_hidden_layers * config.hidden_size * effective_context
-    return 6 * n_params + attention, 4 * n_params + attention
+    head = config.vocab_size * config.hidden_size
+    effective = n_params - head + head * target_share
+    return 6 * effective + attention, 4 * effective + attention
 
 
 def run(args: Any) -> None:
@@ -113,7 +121,7 @@ def run(args: Any) -> None:
     plan = BatchPlan(examples, capacity=args.row, batch_size=args.rows, seed=0)
     batches = plan.batches(0)[: args.steps + args.warmup]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    tokens = squares = 0
+    tokens = squares = targets = 0
     seconds = 0.0
     for index, rows in enumerate(batches):
         batch = collate([[examples[i] for i in row] for row in rows], pad_id=0).to(device)
@@ -130,15 +138,21 @@ def run(args: Any) -> None:
         if index >= args.warmup:  # the first steps pay for kernel selection and allocation
             seconds += time.perf_counter() - started
             tokens += batch.tokens
+            targets += batch.targets
             squares += sum(len(examples[i]) ** 2 for row in rows for i in row)
-    report(args, model, config, tokens, squares, seconds)
+    report(args, model, config, (tokens, squares, targets), seconds)
 
 
-def report(args: Any, model: Any, config: Any, tokens: int, squares: int, seconds: float) -> None:
+def report(
+    args: Any, model: Any, config: Any, counts: tuple[int, int, int], seconds: float
+) -> None:
     import torch
 
+    tokens, squares, targets = counts
     n_params = sum(p.numel() for p in model.parameters())
-    conventional, executed = flops_per_token(config, n_params, squares / max(1, tokens))
+    conventional, executed = flops_per_token(
+        config, n_params, squares / max(1, tokens), targets / max(1, tokens)
+    )
     rate = tokens / seconds
     print(f"model: {n_params / 1e9:.2f}B parameters, LoRA rank {args.rank}, {args.attention}")
     print(f"rows: {args.rows} x {args.row} tokens, {args.steps} timed steps")

@@ -16,7 +16,9 @@ runs to a few hundred tokens. The base model is a random-init Llama with ``--hid
 The sides:
 
 * ``project``: ``trainer.launch.train`` (best-fit packing into rows of ``--row`` tokens,
-  ``--rows-per-batch`` rows per step, per-example causal attention);
+  ``--rows-per-batch`` rows per step, per-example causal attention, logits only at target
+  positions, and on CPU the kernels of ``trainer.kernels``: dropout that samples the dropped
+  positions, one ``addmm`` for each adapter's up-projection);
 * ``padded``: ``transformers.Trainer``, batches of ``--batch`` examples in random order, padded
   to the longest (attention mask, -100 labels on padding);
 * ``grouped``: the same with ``train_sampling_strategy="group_by_length"`` (batches of similar
@@ -36,12 +38,17 @@ is measured by the same function (one example at a time, no dropout), so a side 
 by training less shows up as a worse loss. Each side runs ``--repeats`` times and its best time
 counts. Goal: the project at least 1.5x the strongest baseline in useful tokens/s at an equal
 held-out loss (within 2%); exits 1 when missed.
+
+``--device cuda`` runs every side on a GPU in bf16 (weights loaded in bf16, bf16 autocast, as the
+project trains there), for the GPU host of ``bench/train_gpu.py``; use a larger ``--hidden``,
+``--layers`` and ``--examples`` there. Not yet run on a GPU: none has been lent to these sessions.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import sys
 import tempfile
@@ -107,8 +114,8 @@ def held_out_loss(model: Any, examples: list[Any]) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for example in examples:
-            ids = torch.tensor([example.input_ids])
-            labels = torch.tensor([example.labels])
+            ids = torch.tensor([example.input_ids], device=model.device)
+            labels = torch.tensor([example.labels], device=model.device)
             logits = model(input_ids=ids).logits[0, :-1].float()
             targets = labels[0, 1:]
             total += torch.nn.functional.cross_entropy(
@@ -118,7 +125,8 @@ def held_out_loss(model: Any, examples: list[Any]) -> float:
     return total / count
 
 
-def lora_model(model_dir: Path) -> Any:
+def lora_model(model_dir: Path, device: str) -> Any:
+    """The baselines' model: on a GPU in bf16 with bf16 autocast, as the project runs there."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -126,7 +134,10 @@ def lora_model(model_dir: Path) -> Any:
     from trainer.modeling import quiet_peft
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa")
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, attn_implementation="sdpa", dtype=dtype
+    ).to(device)
     with quiet_peft():
         return get_peft_model(
             model, LoraConfig(**LORA, target_modules=TARGETS, task_type="CAUSAL_LM")
@@ -137,6 +148,7 @@ def lora_model(model_dir: Path) -> Any:
 
 
 def run_project(model_dir: Path, records: list[dict[str, Any]], args: Any) -> tuple[float, Any]:
+    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -154,7 +166,8 @@ def run_project(model_dir: Path, records: list[dict[str, Any]], args: Any) -> tu
         started = time.perf_counter()
         result = train(config, dataset=records, output_dir=Path(output) / "run")
         seconds = time.perf_counter() - started
-        base = AutoModelForCausalLM.from_pretrained(model_dir)
+        dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(args.device)
         model = PeftModel.from_pretrained(base, str(result.adapter_dir))
     return seconds, model
 
@@ -189,7 +202,7 @@ def run_trainer(
     started = time.perf_counter()
     tokenizer, examples = tokenized(model_dir, records, args.row)
     features = [{"input_ids": list(e.input_ids), "labels": list(e.labels)} for e in examples]
-    model = lora_model(model_dir)
+    model = lora_model(model_dir, args.device)
     collator: Any = pad_to_longest(tokenizer.pad_token_id)
     if variant == "flatten":
         collator = DataCollatorWithFlattening(return_position_ids=True)
@@ -197,8 +210,9 @@ def run_trainer(
         training_args = TrainingArguments(
             output_dir=output, per_device_train_batch_size=args.batch, num_train_epochs=1,
             learning_rate=LEARNING_RATE, lr_scheduler_type="cosine", save_strategy="no",
-            logging_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
-            remove_unused_columns=False, seed=0, dataloader_num_workers=0,
+            logging_strategy="no", report_to="none", use_cpu=args.device == "cpu",
+            bf16=args.device == "cuda", disable_tqdm=True, remove_unused_columns=False, seed=0,
+            dataloader_num_workers=0,
             train_sampling_strategy="group_by_length" if variant == "grouped" else "random",
         )  # fmt: skip
         trainer = Trainer(
@@ -223,13 +237,14 @@ def run_trl(
         "input_ids": [list(e.input_ids) for e in examples],
         "completion_mask": [[int(label != -100) for label in e.labels] for e in examples],
     }
-    model = lora_model(model_dir)
+    model = lora_model(model_dir, args.device)
     packing = variant == "trl-packing"
     with tempfile.TemporaryDirectory() as output:
         config = SFTConfig(
             output_dir=output, num_train_epochs=1, learning_rate=LEARNING_RATE,
             lr_scheduler_type="cosine", save_strategy="no", logging_strategy="no",
-            report_to="none", use_cpu=True, disable_tqdm=True, seed=0,
+            report_to="none", use_cpu=args.device == "cpu", bf16=args.device == "cuda",
+            disable_tqdm=True, seed=0,
             max_length=args.row if packing else None,  # examples come truncated to --row
             packing=packing, padding_free=not packing,
             per_device_train_batch_size=args.rows_per_batch if packing else args.batch,
@@ -292,6 +307,10 @@ def main() -> int:
     parser.add_argument("--row", type=int, default=512, help="packed row length (tokens)")
     parser.add_argument("--rows-per-batch", type=int, default=2, help="packed rows per step")
     parser.add_argument("--batch", type=int, default=8, help="examples per step, unpacked")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu",
+        help="cuda: every side on the GPU in bf16 (bench/train_gpu.py's host)",
+    )  # fmt: skip
     parser.add_argument("--only", default=",".join(SIDES), help="comma-separated sides to run")
     args = parser.parse_args()
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -299,6 +318,8 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown sides {unknown}; choose from {sorted(SIDES)}")
 
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # every side on the CPU, the project included
     import torch
     from transformers.utils import logging as hf_logging
 

@@ -292,19 +292,24 @@ def loss_sum(model: Any, batch: Batch) -> torch.Tensor:
     """Summed next-token cross-entropy over assistant tokens (divide by ``batch.targets``).
 
     No attention mask is passed: with ``position_ids`` restarting per example, transformers
-    (or :mod:`trainer.attention`) keeps examples apart itself. The label of an example's first
-    token would be predicted from the previous example, so it is dropped (collate counts
-    targets the same way). Targets are shifted rather than logits, which would copy them all.
+    (or :mod:`trainer.attention`) keeps examples apart itself, so the rows run as one row
+    (padding restarts its positions too). The label of an example's first token would be
+    predicted from the previous example, so it is dropped (collate counts targets the same way).
+    Logits are formed only where there is a target (``logits_to_keep``): the prompt's positions
+    never reach the vocabulary projection, the largest product of a model with a real vocabulary.
     """
-    logits = model(
-        input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
-    ).logits
     targets = batch.labels.roll(-1, dims=1)
     targets = targets.masked_fill(batch.position_ids.roll(-1, dims=1) == 0, IGNORE_INDEX)
     targets[:, -1] = IGNORE_INDEX  # the last position has no next token in this row
-    return torch.nn.functional.cross_entropy(
-        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-    )
+    targets = targets.flatten()
+    keep = (targets != IGNORE_INDEX).nonzero().squeeze(1)
+    logits = model(
+        input_ids=batch.input_ids.view(1, -1),
+        position_ids=batch.position_ids.view(1, -1),
+        use_cache=False,
+        logits_to_keep=keep,
+    ).logits
+    return torch.nn.functional.cross_entropy(logits[0].float(), targets[keep], reduction="sum")
 
 
 def autocast(hardware: Hardware) -> Any:

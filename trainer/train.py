@@ -66,6 +66,7 @@ from trainer.errors import (
     OutOfMemoryError,
     Stopped,
 )
+from trainer.kernels import use_cpu_kernels
 from trainer.modeling import (
     Hardware,
     add_lora,
@@ -355,7 +356,10 @@ def load_model(source: Any, config: JobConfig, hardware: Hardware) -> Any:
     try:
         base = load_base_model(source, method=config.method, hardware=hardware)
         use_packed_attention(base)  # per-example causal attention: no mask, no wasted work
-        return add_lora(base, config)
+        model = add_lora(base, config)
+        if hardware.device == "cpu":
+            use_cpu_kernels(model)  # the same arithmetic, without two CPU-only costs
+        return model
     except (torch.OutOfMemoryError, RuntimeError) as error:
         if is_out_of_memory(error):
             raise OutOfMemoryError(
