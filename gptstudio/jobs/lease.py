@@ -14,6 +14,7 @@ its worker each time does not loop. Training jobs keep a lease of their own
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +60,11 @@ def claim(kind: Leased, row_id: int) -> int | None:
             .values(status=kind.running, heartbeat_at=utcnow(), attempts=col(table.attempts) + 1)
             .returning(col(table.attempts))
         ).first()
-    return None if taken is None else int(taken[0])
+    if taken is None:
+        return None
+    # Which worker took which row, in each worker's own log (how work spread over the workers).
+    log.info("%s %s taken by worker pid %s, attempt %s", kind.what, row_id, os.getpid(), taken[0])
+    return int(taken[0])
 
 
 def hold(kind: Leased, row_id: int, attempt: int, **values: object) -> bool:

@@ -93,9 +93,9 @@ def upload_code(user_id: int, assistant_id: int, path: Path) -> str:
         "import asyncio, pathlib; from gptstudio.db import session_scope; "
         "from gptstudio.models import User; from gptstudio.services import access, document; "
         f"actor = access.public(session_scope().__enter__().get(User, {user_id})); "
-        f"info = asyncio.run(document.store_bytes(actor=actor, assistant_id={assistant_id}, "
+        f"row = asyncio.run(document.store_bytes(actor=actor, assistant_id={assistant_id}, "
         f"filename={path.name!r}, data=pathlib.Path({str(path)!r}).read_bytes())); "
-        "print(info.id, info.status)"
+        "print(row.id, row.status)"
     )
 
 
@@ -104,13 +104,16 @@ def written(path: Path, text: str) -> Path:
     return path
 
 
-def curate_code(user_id: int, assistant_id: int) -> str:
+def curate_code(user_id: int, assistant_id: int, *, semantic_dedupe: bool = False) -> str:
+    """Start a curation run, as the data page does (with MiniLM's semantic dedupe: seconds of
+    work in the consumer)."""
     return (
         "from gptstudio.db import session_scope; from gptstudio.models import User; "
         "from gptstudio.services import access, dataset; "
         f"actor = access.public(session_scope().__enter__().get(User, {user_id})); "
-        f"run = dataset.start_curation(actor=actor, assistant_id={assistant_id}, "
-        "settings=dataset.CurationSettings()); print(run.id, run.status)"
+        f"row = dataset.start_curation(actor=actor, assistant_id={assistant_id}, "
+        f"settings=dataset.CurationSettings(semantic_dedupe={semantic_dedupe})); "
+        "print(row.id, row.status)"
     )
 
 
@@ -144,10 +147,12 @@ def documents_consumer(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def wait_for(what: str, predicate: object, timeout: float, consumer: subprocess.Popen[str]) -> None:
+def wait_for(
+    what: str, predicate: object, timeout: float, *consumers: subprocess.Popen[str]
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]
-        assert consumer.poll() is None, "the consumer died"
+        assert all(c.poll() is None for c in consumers), "a consumer died"
         assert time.monotonic() < deadline, what
         time.sleep(0.5)
 
@@ -354,9 +359,7 @@ def test_a_curation_run_whose_consumer_is_killed_mid_run_finishes_on_the_next_co
     second: subprocess.Popen[str] | None = None
     try:
         # Semantic dedupe loads MiniLM in the consumer: seconds of work to be killed in.
-        run, status = web(env, curate_code(cy.id, bees).replace(
-            "dataset.CurationSettings()", "dataset.CurationSettings(semantic_dedupe=True)"
-        )).split()  # fmt: skip
+        run, status = web(env, curate_code(cy.id, bees, semantic_dedupe=True)).split()
         assert status in ("queued", "running")
         wait_for("the run never started", lambda: run_status(int(run)) == "running", 120, first)
         os.killpg(first.pid, signal.SIGKILL)
@@ -467,9 +470,10 @@ def test_a_parsing_document_whose_worker_stopped_is_queued_again_once_then_faile
 
 
 @functools.cache
-def long_docx() -> bytes:
-    """A long book as DOCX (20,000 paragraphs in 1,000 chapters, about 3 MB of text), which
-    python-docx reads in tens of seconds: a parse long enough to outlast the stale time."""
+def long_docx(paragraphs: int = 20_000) -> bytes:
+    """A long book as DOCX (by default 20,000 paragraphs in 1,000 chapters, about 3 MB of text),
+    which python-docx reads at about a millisecond a paragraph: by default a parse long enough to
+    outlast the stale time."""
     rng = random.Random(7)
     words = BEES_MD.split()
 
@@ -477,7 +481,7 @@ def long_docx() -> bytes:
         return " ".join(rng.choice(words) for _ in range(n))
 
     blocks = []
-    for number in range(20_000):
+    for number in range(paragraphs):
         if number % 20 == 0:
             blocks.append(("h1", f"Chapter {number // 20} {sentence(3)}"))
         blocks.append(("p", sentence(25)))
