@@ -141,7 +141,9 @@ def parse_stored(document_id: int) -> None:
     The document is leased (:mod:`gptstudio.jobs.lease`): claimed ``uploaded`` → ``parsing`` (a
     second copy of the task finds it taken), its heartbeat kept during the parse however long a
     PDF takes, and the outcome written only while this attempt still holds it. A parse whose
-    worker dies is given to the queue again once by the sweep, then failed with a message."""
+    worker dies, or that raised before recording its outcome (Huey's retry then finds the row
+    taken), is given to the queue again once by the sweep when its heartbeat is stale, then
+    failed with a message."""
     attempt = claim(DOCUMENTS, document_id)
     if attempt is None:
         return  # deleted, or parsed or being parsed by another copy of this task
