@@ -3,8 +3,10 @@
 ``deploy/nginx.conf`` (sticky ``ip_hash``), started by the test as its own process, and the
 project's engine as the chat server. A signed-in browser keeps working while the replica that
 serves it is killed (its socket and pages move to the other) and after that replica is back;
-a streamed answer comes through each replica and through nginx; an API key revoked by another
-process stops working on both replicas at once."""
+a streamed answer comes through each replica and through nginx; a change committed through the
+replica that serves a browser applies on the other at once: a creator's new paid-only tier takes
+the assistant from a subscriber on both (402), made free it is back on both, and an API key
+revoked on the API keys page is refused by both (401)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from gptstudio.models import Role
 from gptstudio.services import account, api_key
@@ -29,7 +31,7 @@ from gptstudio.settings import get_settings
 from tests.conftest import ROOT, free_port
 from tests.e2e.conftest import CHROMIUM, hydrated
 from tests.engine.conftest import tiny_model, write_random_adapter  # noqa: F401 (a fixture)
-from tests.factories import publish_assistant
+from tests.factories import Published, publish_assistant
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -115,7 +117,7 @@ def cluster(
     tiny_model: Path,  # noqa: F811
     settings_env: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> Iterator[tuple[str, list[Replica], Path, str, str, account.UserPublic]]:
+) -> Iterator[tuple[str, list[Replica], Path, str, Published]]:
     """nginx, two replicas, an engine, an assistant published on it, a subscriber's key."""
     if not db.startswith("postgresql"):
         pytest.skip("replicas share PostgreSQL (SQLite is the one-process setup)")
@@ -166,7 +168,7 @@ def cluster(
         published = publish_assistant(cy, adapter_path=str(adapter))
         sue = account.register(email="sue@example.com", password=PASSWORD)
         raw, _ = api_key.create_key(actor=sue, name="sdk", scopes=["chat", "models:read"])
-        yield f"http://localhost:{lb_port}", replicas, folder, raw, published.slug, sue
+        yield f"http://localhost:{lb_port}", replicas, folder, raw, published
     finally:
         for replica in replicas:
             replica.kill()
@@ -196,15 +198,8 @@ def served_by(folder: Path, path: str) -> list[str]:
     return [row.split()[-1] for row in rows if row.split()[1] == path]
 
 
-def test_a_signed_in_session_survives_its_replica_and_changes_reach_both(
-    cluster: tuple[str, list[Replica], Path, str, str, account.UserPublic],
-    browser: Browser,
-) -> None:
-    url, replicas, folder, key, slug, sue = cluster
-    # A streamed answer through each replica, and through nginx.
-    for base in [r.url for r in replicas] + [url]:
-        stream(base, key, slug)
-
+def sign_in(browser: Browser, url: str, email: str) -> tuple[Page, list[str]]:
+    """A new browser context signed in as ``email`` through nginx; its page and its errors."""
     context = browser.new_context()
     context.set_default_timeout(30_000)
     page = context.new_page()
@@ -212,9 +207,45 @@ def test_a_signed_in_session_survives_its_replica_and_changes_reach_both(
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{url}/login")
     hydrated(page)
-    page.fill("#email", "sue@example.com")
+    page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.click("#submit")
+    expect(page).not_to_have_url(re.compile(r"/login"))
+    return page, errors
+
+
+def closed_on(page: Page, folder: Path, replicas: list[Replica]) -> tuple[Replica, Replica]:
+    """Close ``page`` (its context stays signed in): the replica its socket was on, and the other
+    one (nginx logs a socket once it closes)."""
+    before = len(served_by(folder, "/_event/"))
+    page.close()
+    deadline = time.monotonic() + 30
+    while len(served_by(folder, "/_event/")) == before:
+        assert time.monotonic() < deadline, "nginx logged no socket for the closed page"
+        time.sleep(0.1)
+    address = served_by(folder, "/_event/")[-1]
+    through = next(r for r in replicas if address.endswith(f":{r.port}"))
+    return through, next(r for r in replicas if r is not through)
+
+
+def listed(base: str, key: str) -> list[str]:
+    """The models ``key`` may use now, as ``GET /v1/models`` on ``base`` lists them."""
+    response = httpx.get(f"{base}/v1/models", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    return [model["id"] for model in response.json()["data"]]
+
+
+def test_a_signed_in_session_survives_its_replica_and_changes_reach_both(
+    cluster: tuple[str, list[Replica], Path, str, Published],
+    browser: Browser,
+) -> None:
+    url, replicas, folder, key, published = cluster
+    slug = published.slug
+    # A streamed answer through each replica, and through nginx.
+    for base in [r.url for r in replicas] + [url]:
+        stream(base, key, slug)
+
+    page, errors = sign_in(browser, url, "sue@example.com")
     expect(page).to_have_url(re.compile(r"/home/?$"))  # a subscriber's start page
     first = served_by(folder, "/_event/")[-1]
     serving = next(r for r in replicas if first.endswith(f":{r.port}"))
@@ -225,10 +256,14 @@ def test_a_signed_in_session_survives_its_replica_and_changes_reach_both(
     page.goto(f"{url}/account")
     expect(page).to_have_url(re.compile(r"/account/?$"))  # still signed in: no /login
     expect(page.locator("#logout")).to_be_visible()
-    # nginx logs a socket when it closes: the killed replica's own socket may be logged after
-    # the new one, so look at every socket logged since the kill.
-    since = served_by(folder, "/_event/")[before:]
-    assert any(address.endswith(f":{other.port}") for address in since), since
+    # nginx logs a socket when it closes: reload to close the page's, and look at every socket
+    # logged since the kill (the killed replica's own socket may be logged after the new one).
+    page.reload()
+    expect(page.locator("#logout")).to_be_visible()
+    deadline = time.monotonic() + 30
+    while not any(a.endswith(f":{other.port}") for a in served_by(folder, "/_event/")[before:]):
+        assert time.monotonic() < deadline, served_by(folder, "/_event/")[before:]
+        time.sleep(0.1)
 
     serving.start()  # back, mid-session
     time.sleep(6)  # nginx's fail_timeout: the restarted replica takes traffic again
@@ -238,15 +273,55 @@ def test_a_signed_in_session_survives_its_replica_and_changes_reach_both(
     assert {a.rsplit(":", 1)[1] for a in served_by(folder, "/_event/")} == {
         str(r.port) for r in replicas
     }, "the session's socket did not land on both replicas"
-    assert not errors, errors
-    context.close()
 
-    # A key revoked by another process: refused on both replicas at once (each had it cached).
+    # Both replicas serve Sue's key and have it, and her entitlement, cached.
     for replica in replicas:
-        assert httpx.get(f"{replica.url}/v1/models", headers={"Authorization": f"Bearer {key}"}
-                         ).status_code == 200  # fmt: skip
-    (listed,) = api_key.list_keys(actor=sue)
-    api_key.revoke_key(actor=sue, key_id=listed.id)
-    for replica in replicas:
+        assert slug in listed(replica.url, key)
+
+    # A new paid-only tier, saved by the creator through one replica: the assistant is gone for
+    # Sue at once on the other replica and on that one (402 naming the pricing page).
+    creator, creator_errors = sign_in(browser, url, "cy@example.com")
+    plans = f"{url}/assistant/plans?id={published.assistant_id}"
+    creator.goto(plans)
+    hydrated(creator)
+    for name, value in {"key": "pro", "name": "Professional", "monthly": "19"}.items():
+        creator.fill(f"#plan-{name}", value)
+    creator.click("#plan-save")
+    expect(creator.locator("#plan-row-pro")).to_contain_text("19.00")
+    through, other = closed_on(creator, folder, replicas)
+    chat = {"model": slug, "messages": QUESTION, "max_tokens": 8}
+    for replica in (other, through):
+        assert slug not in listed(replica.url, key), replica.port
+        refused = httpx.post(f"{replica.url}/v1/chat/completions", json=chat, timeout=60,
+                             headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        assert refused.status_code == 402, refused.text
+        assert f"/pricing?assistant={published.assistant_id}" in refused.text
+
+    # The tier's price changed to free through a replica: the assistant is Sue's again on both.
+    creator = creator.context.new_page()
+    creator.on("pageerror", lambda error: creator_errors.append(str(error)))
+    creator.goto(plans)
+    hydrated(creator)
+    creator.locator("#plan-row-pro .plan-edit").click()
+    expect(creator.locator("#plan-name")).to_have_value("Professional")
+    creator.fill("#plan-monthly", "")
+    creator.click("#plan-save")
+    expect(creator.locator("#plan-row-pro")).to_contain_text("free")
+    context = creator.context
+    through, other = closed_on(creator, folder, replicas)
+    context.close()
+    for replica in (other, through):
+        assert slug in listed(replica.url, key), replica.port
+    assert not creator_errors, creator_errors
+
+    # Sue revokes her key on the API keys page, in the same session: refused at once by the
+    # other replica and by the one that served the click (each had the key cached).
+    page.goto(f"{url}/account/keys")
+    expect(page.locator(".key-row")).to_have_count(1)
+    page.locator(".key-row").get_by_role("button", name="Revoke").click()
+    expect(page.locator(".key-row")).to_contain_text("revoked")
+    through, other = closed_on(page, folder, replicas)
+    for replica in (other, through):
         refused = httpx.get(f"{replica.url}/v1/models", headers={"Authorization": f"Bearer {key}"})
-        assert refused.status_code == 401, refused.text
+        assert refused.status_code == 401, (replica.port, refused.text)
+    assert not errors, errors

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import select
 
 from gptstudio.curation.chunking import Chunk, chunk_document
 from gptstudio.curation.documents import ParsedDocument
 from gptstudio.curation.errors import CurationError
 from gptstudio.db import session_scope, utcnow
 from gptstudio.jobs.documents import parsed_document
+from gptstudio.jobs.lease import RUNS, Heartbeat, claim, hold
 from gptstudio.jobs.tasks import body
 from gptstudio.models import CurationRun, Document, ExampleOverride
 from gptstudio.services.dataset import CurationSettings, run_chunks_path
@@ -30,75 +29,18 @@ from gptstudio.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-HEARTBEAT_SECONDS = 1.0  # a quarter of the stale time when that is shorter
-
-
 def _set_progress(run_id: int, attempt: int, **fields: Any) -> bool:
-    """Write ``fields`` (and the heartbeat) to the run while this attempt still holds it: once
-    the sweep gave the run of a silent worker to another (``attempts`` went up) or failed it,
-    the old worker's writes change nothing. Whether the write landed."""
-    with session_scope() as session:
-        written = session.execute(
-            update(CurationRun)
-            .where(
-                col(CurationRun.id) == run_id,
-                col(CurationRun.status) == "running",
-                col(CurationRun.attempts) == attempt,
-            )
-            .values(heartbeat_at=utcnow(), **fields)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(written.rowcount)  # type: ignore[attr-defined]
-
-
-class _Heartbeat:
-    """A thread that touches the run's ``heartbeat_at`` every ``interval`` seconds whatever the
-    run is doing (loading MiniLM, deduplicating), so the sweep tells a long run from a dead
-    worker's (:func:`gptstudio.jobs.outbox.recover_stopped_runs`)."""
-
-    def __init__(self, run_id: int, attempt: int) -> None:
-        self.run_id, self.attempt = run_id, attempt
-        self.interval = max(0.2, min(HEARTBEAT_SECONDS, get_settings().job_stale_seconds / 4))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"curation-{run_id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if not _set_progress(self.run_id, self.attempt):
-                    return  # finished, or no longer ours
-            except Exception:  # a database hiccup: the next beat retries
-                log.warning("heartbeat of curation run %s failed", self.run_id, exc_info=True)
-
-
-def _claim(run_id: int) -> int | None:
-    """Take a queued run in one compare-and-set (a second copy of the task, queued again by the
-    sweep, finds it taken); the attempt number it now runs as, or ``None``."""
-    with session_scope() as session:
-        taken = session.execute(
-            update(CurationRun)
-            .where(col(CurationRun.id) == run_id, col(CurationRun.status) == "queued")
-            .values(status="running", heartbeat_at=utcnow(), attempts=col(CurationRun.attempts) + 1)
-            .returning(col(CurationRun.attempts))
-        ).first()
-    return None if taken is None else int(taken[0])
+    """Write ``fields`` to the run while this attempt still holds it (:func:`lease.hold`)."""
+    return hold(RUNS, run_id, attempt, **fields)
 
 
 @body("run_curation")
 def execute_run(run_id: int) -> None:
     """Parse, curate, store. Any failure ends as a ``failed`` run with a reason."""
-    attempt = _claim(run_id)
+    attempt = claim(RUNS, run_id)
     if attempt is None:
         return  # deleted, finished, or running in another copy of this task
-    with _Heartbeat(run_id, attempt):
+    with Heartbeat(RUNS, run_id, attempt):
         try:
             _execute(run_id, attempt)
         except CurationError as error:

@@ -14,13 +14,11 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col
-
 from gptstudio.curation.documents import ParsedDocument
 from gptstudio.curation.errors import ColumnChoiceError, CurationError
 from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput
+from gptstudio.jobs.lease import DOCUMENTS, Heartbeat, claim, hold
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Document
 from gptstudio.services import file_crypto
@@ -138,44 +136,56 @@ def parsed_document(
 
 @body("parse_document")
 def parse_stored(document_id: int) -> None:
-    """Parse a stored upload and record the outcome on the document."""
+    """Parse a stored upload and record the outcome on the document.
+
+    The document is leased (:mod:`gptstudio.jobs.lease`): claimed ``uploaded`` → ``parsing`` (a
+    second copy of the task finds it taken), its heartbeat kept during the parse however long a
+    PDF takes, and the outcome written only while this attempt still holds it. A parse whose
+    worker dies, or that raised before recording its outcome (Huey's retry then finds the row
+    taken), is given to the queue again once by the sweep when its heartbeat is stale, then
+    failed with a message."""
+    attempt = claim(DOCUMENTS, document_id)
+    if attempt is None:
+        return  # deleted, or parsed or being parsed by another copy of this task
     with session_scope() as session:
-        # Claim it: a copy of the task for a document already parsed (or failed) stops here.
-        claimed = session.execute(
-            update(Document)
-            .where(
-                col(Document.id) == document_id,
-                # "parsing": Huey's retry of an attempt that failed before recording its outcome
-                col(Document.status).in_(["uploaded", "parsing"]),
-            )
-            .values(status="parsing")
-            .execution_options(synchronize_session=False)
-        )
-        if not claimed.rowcount:  # type: ignore[attr-defined]
-            return  # deleted, or parsed or being parsed by another copy of this task
         document = session.get(Document, document_id)
         assert document is not None
         path, name, columns = document.storage_path, document.filename, document.columns
-    status, error, report = "failed", "", {}
+        content_type = document.content_type
+    with Heartbeat(DOCUMENTS, document_id, attempt):
+        status, error, report = _outcome(path, name, document_id, columns)
+        hold(
+            DOCUMENTS, document_id, attempt, status=status, error=error, report=report,
+            content_type=str(report.get("file_type", content_type)),
+        )  # fmt: skip
+
+
+def _outcome(
+    path: str, name: str, document_id: int, columns: dict[str, str] | None
+) -> tuple[str, str, dict[str, Any]]:
+    """The parse's status, error and report: ``failed`` says what to fix."""
     try:
         parsed = parse_file(path=path, filename=name, document_id=document_id, columns=columns)
-        status, report = "parsed", parse_report(parsed)
+        return "parsed", "", parse_report(parsed)
     except ColumnChoiceError as failure:
-        error, report = str(failure), {"columns": list(failure.columns)}
+        return "failed", str(failure), {"columns": list(failure.columns)}
     except (
         CurationError, InvalidInput, file_crypto.KeyMissing, file_crypto.StoredFileDamaged
     ) as failure:  # fmt: skip
-        error = str(failure)
+        return "failed", str(failure), {}
     except OSError as failure:
-        error = f"The stored file cannot be read ({failure.strerror}); upload it again."
+        return (
+            "failed",
+            f"The stored file cannot be read ({failure.strerror}); upload it again.",
+            {},
+        )
     except Exception as failure:
         log.exception("parsing document %s failed", document_id)
-        error = f"This file could not be read ({type(failure).__name__}); try another format."
-    with session_scope() as session:
-        document = session.get(Document, document_id)
-        if document is not None:
-            document.status, document.error, document.report = status, error, report
-            document.content_type = str(report.get("file_type", document.content_type))
+        return (
+            "failed",
+            f"This file could not be read ({type(failure).__name__}); try another format.",
+            {},
+        )
 
 
 def parse_report(parsed: ParsedDocument) -> dict[str, Any]:

@@ -11,11 +11,12 @@ minute, and when a documents consumer starts, :func:`requeue_waiting` lists what
 twice anyway runs once, because the bodies claim their row (``uploaded`` → ``parsing``,
 ``queued`` → ``running``) with a conditional UPDATE.
 
-A curation run whose worker died mid-run (killed, out of memory, the host gone) stays
-``running`` with a heartbeat that stops: the same sweep (:func:`recover_stopped_runs`) gives it to
-the queue again once, as users expect of a restarted worker, and fails a run that lost its worker
-a second time with a message that says so (a run that kills its worker each time, e.g. out of
-memory, does not loop); either way "a curation run is already in progress" ends.
+A curation run or a document whose worker died mid-work (killed, out of memory, the host gone)
+stays ``running`` or ``parsing`` with a heartbeat that stops: the same sweep
+(:func:`recover_stopped`, through :mod:`gptstudio.jobs.lease`) gives it to the queue again once,
+as users expect of a restarted worker, and fails one that lost its worker a second time with a
+message that says so (work that kills its worker each time, e.g. out of memory, does not loop);
+either way "a curation run is already in progress" ends, and no file stays "parsing" forever.
 
 Training jobs have their own queue and sweep (:func:`requeue_training`, every minute and when a
 training consumer starts, beside ``resume_stale_jobs``): a ``queued`` job the training broker
@@ -28,23 +29,25 @@ import logging
 from datetime import timedelta
 
 from huey import Huey
-from sqlalchemy import update
 from sqlmodel import col, select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.jobs import lease
 from gptstudio.jobs.queue import documents_huey, huey
 from gptstudio.jobs.tasks import body, hand_over, parse_document_task, run_curation_task
 from gptstudio.models import CurationRun, Document, TrainingJob
 from gptstudio.services.training import enqueue
-from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 10.0
-MAX_ATTEMPTS = 2  # a run whose worker stops is queued again once, then failed
-STOPPED = (
+STOPPED_RUN = (
     "The worker running this curation stopped before it finished (it was restarted, killed or "
     "ran out of memory), {n} times; nothing was kept from it. Run it again."
+)
+STOPPED_PARSE = (
+    "The worker parsing this file stopped before it finished (it was restarted, killed or ran "
+    "out of memory), {n} times. Upload it again, or split it into smaller files."
 )
 
 
@@ -57,64 +60,44 @@ def _held(queue: Huey = documents_huey) -> set[tuple[str, int]]:
     return held
 
 
-def recover_stopped_runs() -> dict[str, list[int]]:
-    """Running curation runs whose heartbeat is older than GPTSTUDIO_JOB_STALE_SECONDS lost their
-    worker: back to ``queued`` (their first loss) or ``failed`` with :data:`STOPPED`. Each by a
-    conditional UPDATE, so a heartbeat written meanwhile keeps the run its worker's."""
+def recover_stopped() -> dict[str, list[int]]:
+    """Curation runs and documents whose worker stopped, given to the queue again (their first
+    loss) or failed with :data:`STOPPED_RUN` / :data:`STOPPED_PARSE`; their ids."""
     now = utcnow()
-    cutoff = now - timedelta(seconds=get_settings().job_stale_seconds)
-    silent = col(CurationRun.heartbeat_at).is_(None) | (col(CurationRun.heartbeat_at) < cutoff)
-    recovered: dict[str, list[int]] = {"requeued": [], "failed": []}
-    with session_scope() as session:
-        stale = session.exec(
-            select(CurationRun.id, CurationRun.attempts).where(
-                CurationRun.status == "running", silent
-            )
-        ).all()
-        for run_id, attempts in stale:
-            again = attempts < MAX_ATTEMPTS
-            values: dict[str, object] = (
-                {"status": "queued", "progress": {"step": "queued", "worker_stopped": attempts}}
-                if again
-                else {"status": "failed", "error": STOPPED.format(n=attempts), "finished_at": now}
-            )
-            changed = session.execute(
-                update(CurationRun)
-                .where(
-                    col(CurationRun.id) == run_id,
-                    col(CurationRun.status) == "running",
-                    col(CurationRun.attempts) == attempts,
-                    silent,
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if changed.rowcount and run_id is not None:  # type: ignore[attr-defined]
-                recovered["requeued" if again else "failed"].append(run_id)
-    if recovered["requeued"] or recovered["failed"]:
-        log.warning("curation runs whose worker stopped: %s", recovered)
-    return recovered
+    runs = lease.recover_stopped(
+        lease.RUNS,
+        failed=lambda n: {"error": STOPPED_RUN.format(n=n), "finished_at": now},
+        requeued=lambda n: {"progress": {"step": "queued", "worker_stopped": n}},
+    )
+    documents = lease.recover_stopped(
+        lease.DOCUMENTS, failed=lambda n: {"error": STOPPED_PARSE.format(n=n)}
+    )
+    return {
+        "runs": runs["requeued"], "failed_curation_runs": runs["failed"],
+        "documents": documents["requeued"], "failed_documents": documents["failed"],
+    }  # fmt: skip
 
 
 @body("requeue_waiting")
 def requeue_waiting() -> dict[str, list[int]]:
-    """Recover the curation runs whose worker stopped (:func:`recover_stopped_runs`), then
-    enqueue the waiting documents and curation runs the broker does not hold; returns their ids
-    (``{"documents": […], "curation_runs": […], "failed_curation_runs": […]}``)."""
-    recovered = recover_stopped_runs()
-    requeued = recovered["requeued"]
+    """Recover the curation runs and documents whose worker stopped (:func:`recover_stopped`),
+    then enqueue the waiting documents and curation runs the broker does not hold; returns their
+    ids (``{"documents": […], "curation_runs": […], "failed_curation_runs": […],
+    "failed_documents": […]}``)."""
+    recovered = recover_stopped()
     held = _held()
     cutoff = utcnow() - timedelta(seconds=GRACE_SECONDS)
     with session_scope() as session:
         documents = session.exec(
             select(Document.id).where(
-                Document.status == "uploaded", col(Document.created_at) < cutoff
+                Document.status == "uploaded",
+                (col(Document.created_at) < cutoff) | col(Document.id).in_(recovered["documents"]),
             )
         ).all()
         runs = session.exec(
             select(CurationRun.id).where(
                 CurationRun.status == "queued",
-                (col(CurationRun.created_at) < cutoff) | col(CurationRun.id).in_(requeued),
+                (col(CurationRun.created_at) < cutoff) | col(CurationRun.id).in_(recovered["runs"]),
             )
         ).all()
     handed: dict[str, list[int]] = {"documents": [], "curation_runs": []}
@@ -128,7 +111,8 @@ def requeue_waiting() -> dict[str, list[int]]:
                 handed[kind].append(row_id)
     if handed["documents"] or handed["curation_runs"]:
         log.warning("handed waiting work to the queue again: %s", handed)
-    return {**handed, "failed_curation_runs": recovered["failed"]}
+    failed = {k: recovered[k] for k in ("failed_curation_runs", "failed_documents")}
+    return {**handed, **failed}
 
 
 @body("requeue_training")

@@ -34,3 +34,7 @@ class Document(SQLModel, table=True):
     # "context": …, "system": …}); None: guessed from the column names.
     columns: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
+    # Written every second or so by the worker parsing it: a ``parsing`` document whose heartbeat
+    # is older than GPTSTUDIO_JOB_STALE_SECONDS lost its worker (gptstudio.jobs.lease).
+    heartbeat_at: datetime | None = None
+    attempts: int = Field(default=0, description="how many times a worker has taken this parse")

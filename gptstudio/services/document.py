@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from gptstudio.curation.errors import CurationError, InvalidParameterError
@@ -306,9 +306,16 @@ def choose_columns(
             raise InvalidInput(
                 f"Column {missing[0]!r} is not in the file; available: {', '.join(available)}."
             )
-        document.columns = cleaned or None
-        document.status, document.error = "uploaded", ""
-        session.flush()
+        # Only a finished parse is parsed again: a worker holding this one would otherwise
+        # record the old choice. The attempts start over: a new parse, not a retry of the last.
+        again = session.execute(
+            update(Document)
+            .where(col(Document.id) == document_id, col(Document.status).in_(["parsed", "failed"]))
+            .values(columns=cleaned or None, status="uploaded", error="", attempts=0)
+        )
+        if not again.rowcount:  # type: ignore[attr-defined]
+            raise InvalidInput("This file is still being read; choose its columns once it is.")
+        session.refresh(document)
         info = _info(document)
     _enqueue_parse(document_id)
     return info

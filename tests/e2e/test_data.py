@@ -8,12 +8,16 @@ import os
 import re
 import tarfile
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from sqlmodel import Session, create_engine, select
 
+from gptstudio.db import utcnow
+from gptstudio.models import Document
 from tests.curation.builders import make_docx, make_pdf
 from tests.e2e.conftest import RunningApp, hydrated, log_in, log_out, sign_up
 from tests.services.docs import BEES_MD, TAX_MD, chat_jsonl
@@ -296,3 +300,38 @@ def test_a_table_becomes_examples_through_a_row_template(
     menu.locator(".choose-columns").click()  # the template is kept for the next edit
     expect(page.locator("#question-template")).to_have_value("What does the {name} cost?")
     assert errors == []
+
+
+def test_a_file_whose_parse_lost_its_worker_twice_says_so(
+    app: RunningApp, admin: str, page: Page
+) -> None:
+    """A file left ``parsing`` by a worker that stopped (its second attempt, its heartbeat an hour
+    old): the app's own sweep fails it, and the data page, following the pending file, says
+    what happened and what to do."""
+    sign_up(page, app, "lou@example.com", role="creator")
+    page.click("#create-assistant")
+    page.fill("#assistant-name", "Lost Parse")
+    page.click("#create-submit")
+    page.get_by_role("button", name="Documents and data").click()
+    hydrated(page)
+    page.set_input_files(
+        "#documents input[type=file]",
+        files=[{"name": "lost.md", "mimeType": "text/markdown", "buffer": BEES_MD.encode()}],
+    )
+    page.click("#upload-button")
+    row = page.locator(".document-row", has_text="lost.md")
+    expect(row).to_contain_text("parsed", timeout=60_000)
+    engine = create_engine(app.database_url)
+    with Session(engine) as session:  # as a second worker that died mid-parse leaves it
+        document = session.exec(select(Document).where(Document.filename == "lost.md")).one()
+        document.status, document.attempts = "parsing", 2
+        document.heartbeat_at = utcnow() - timedelta(hours=1)
+        session.add(document)
+        session.commit()
+    engine.dispose()
+    page.reload()
+    expect(row).to_contain_text("parsing")
+    # The documents consumer's sweep runs every minute; the page refreshes while a file is pending.
+    expect(row).to_contain_text("failed", timeout=150_000)
+    expect(row).to_contain_text("The worker parsing this file stopped before it finished")
+    expect(row).to_contain_text("Upload it again")

@@ -94,11 +94,11 @@ def test_a_stored_file_that_is_gone_fails_with_what_to_do(
     stored = upload(cy, bees, "bees.md", BEES_MD.encode())
     folder = get_settings().artifacts_dir / "documents" / str(bees)
     (folder / f"{stored.id}-bees.md").unlink()
-    with session_scope() as session:  # an attempt that stopped before recording its outcome
+    with session_scope() as session:  # an attempt that stopped, given to the queue again
         row = session.get(Document, stored.id)
         assert row is not None
-        row.status = "parsing"
-    parse_stored(stored.id)  # Huey's retry of the job, after the file was lost
+        row.status = "uploaded"
+    parse_stored(stored.id)  # the next attempt, after the file was lost
     (listed,) = document.list_documents(actor=cy, assistant_id=bees)
     assert listed.status == "failed"
     assert "cannot be read" in listed.error and "upload it again" in listed.error

@@ -2,8 +2,9 @@
 and a documents consumer, as ``python -m gptstudio.run --worker`` or deploy/ start them): two
 training jobs run at once, one on each training consumer; ``kill -9`` of the consumer running one
 of them → the other consumer resumes it from its last checkpoint, and the final adapter equals an
-uninterrupted run's within float noise; curation runs finish on the documents consumers; and each
-tick of a periodic task runs on one consumer only, though every consumer schedules it."""
+uninterrupted run's within float noise; uploads are parsed and curation runs finish on the
+documents consumers, spread over both (each consumer logs the rows it takes); and each tick of a
+periodic task runs on one consumer only, though every consumer schedules it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,15 @@ from sqlmodel import select
 
 from gptstudio.db import session_scope
 from gptstudio.models import CurationRun, ModelVersion
-from gptstudio.services import account, assistant, dataset
+from gptstudio.services import account, assistant
+from tests.jobs.test_outbox import (
+    curate_code,
+    document_status,
+    long_docx,
+    upload_code,
+    wait_for,
+    web,
+)
 from tests.jobs.test_training import (
     SMALL,
     creator,  # noqa: F401 (a fixture)
@@ -32,6 +41,7 @@ from tests.jobs.test_training import (
     make_dataset_path,
     worker,
 )
+from tests.services.docs import TAX_MD
 
 ROOT = Path(__file__).resolve().parents[2]
 STALE = 30  # seconds: generous, on a machine shared with other test runs a heartbeat can slip
@@ -59,21 +69,26 @@ def start_jobs(env: dict[str, str], user_id: int, dataset_ids: list[int]) -> lis
     return [int(i) for i in made.stdout.split()[-len(dataset_ids) :]]
 
 
-def curate(env: dict[str, str], user_id: int, assistant_ids: list[int]) -> None:
-    code = (
-        "import asyncio; from gptstudio.db import session_scope; "
-        "from gptstudio.models import User; from gptstudio.services import access, dataset, "
-        "document; from tests.services.docs import BEES_MD, TAX_MD\n"
-        f"actor = access.public(session_scope().__enter__().get(User, {user_id}))\n"
-        f"for a, (n, t) in zip({assistant_ids!r}, [('bees.md', BEES_MD), ('tax.md', TAX_MD)]):\n"
-        "    asyncio.run(document.store_bytes(actor=actor, assistant_id=a, filename=n, "
-        "data=t.encode()))\n"
-    )
-    made = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr[-2000:]
+TAKEN = """import time
+from sqlalchemy import text
+while True:
+    with session_scope() as session:
+        status = session.execute(
+            text("SELECT status FROM {table} WHERE id = :id"), {{"id": first}}
+        ).scalar()
+    if status not in ("uploaded", "queued"):
+        break
+    time.sleep(0.05)"""
+
+
+def one_then_another(env: dict[str, str], first: str, table: str, second: str) -> list[int]:
+    """Run the web code ``first``, then, as soon as a consumer has taken the row it made (``row``,
+    in ``table``), ``second``, in one process (nothing but a poll between them, no start-up): the
+    consumer busy with the first (seconds of work, one worker thread) is not free for the
+    second, which the other consumer takes. The two rows' ids."""
+    code = "\n".join([first, "first = row.id", TAKEN.format(table=table), second,
+                      "print(first, row.id)"])  # fmt: skip
+    return [int(i) for i in web(env, code).split()]
 
 
 def worker_pid(job_id: int) -> int | None:
@@ -145,20 +160,24 @@ def test_two_hosts_share_the_jobs_and_the_survivor_resumes_a_killed_consumers_jo
         killed.wait()
         assert job_row(jobs[0]).status == "running"
 
-        # Curation on the documents consumers meanwhile: both uploads parsed, both runs done.
-        curate(env, cy.id, [bees, wasps])
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                runs = [
-                    dataset.start_curation(actor=cy, assistant_id=a,
-                                           settings=dataset.CurationSettings()).id
-                    for a in (bees, wasps)
-                ]  # fmt: skip
-                break
-            except Exception:
-                assert time.monotonic() < deadline, "the uploads were not parsed"
-                time.sleep(1)
+        # Parsing and curation on the documents consumers meanwhile, spread over both (one
+        # worker thread each): every second task is handed out while the first keeps one
+        # consumer busy for seconds (a long DOCX, MiniLM's semantic dedupe), so only the other
+        # consumer can take it.
+        survivors = [p for p in processes.values() if p is not killed]
+        book, tax = tmp_path / "book.docx", tmp_path / "tax.md"
+        book.write_bytes(long_docx(5_000))
+        tax.write_text(TAX_MD)
+        documents = one_then_another(
+            env, upload_code(cy.id, bees, book), "documents", upload_code(cy.id, wasps, tax)
+        )
+        wait_for("the uploads were not parsed",
+                 lambda: {document_status(d) for d in documents} == {"parsed"}, 300,
+                 *survivors)  # fmt: skip
+        runs = one_then_another(
+            env, curate_code(cy.id, wasps, semantic_dedupe=True), "curation_runs",
+            curate_code(cy.id, bees),
+        )  # fmt: skip
 
         deadline = time.monotonic() + 600
         while any(job_row(j).status in ("queued", "running") for j in jobs) or any(
@@ -217,3 +236,15 @@ def test_two_hosts_share_the_jobs_and_the_survivor_resumes_a_killed_consumers_jo
     assert ticks, "no periodic tick was logged"
     assert all(v.count("run here") == 1 for v in ticks.values()), ticks
     assert any(len(v) >= 2 for v in ticks.values()), ticks  # scheduled by more than one
+
+    # Each documents consumer logged the rows it took: the parses and the runs were spread.
+    taken: dict[tuple[str, int], list[str]] = {}
+    for name in ("docs-a", "docs-b"):
+        for what, row in re.findall(r"(documents|curation runs) (\d+) taken by worker",
+                                    logs[name].read_text()):  # fmt: skip
+            taken.setdefault((what, int(row)), []).append(name)
+    parsed_on = [taken[("documents", d)] for d in documents]
+    curated_on = [taken[("curation runs", r)] for r in runs]
+    assert all(len(on) == 1 for on in parsed_on + curated_on), taken  # each taken once
+    assert sorted(on[0] for on in parsed_on) == ["docs-a", "docs-b"], taken
+    assert sorted(on[0] for on in curated_on) == ["docs-a", "docs-b"], taken
