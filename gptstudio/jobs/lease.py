@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Self
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -29,7 +30,7 @@ from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 1.0  # a quarter of the stale time when that is shorter
+HEARTBEAT_SECONDS = 1.0  # also how soon a training job sees a cancel (or stale time / 4)
 MAX_ATTEMPTS = 2  # a row whose worker stops waits for a worker again once, then fails
 
 
@@ -86,18 +87,18 @@ def hold(kind: Leased, row_id: int, attempt: int, **values: object) -> bool:
         return bool(written.rowcount)  # type: ignore[attr-defined]
 
 
-class Heartbeat:
-    """A thread that :func:`hold`\\ s the row every ``interval`` seconds while the work runs, so
-    the sweep tells long work from a dead worker's."""
+class Beating:
+    """A daemon thread that calls :meth:`beat` every ``interval`` seconds (a quarter of the stale
+    time, at most :data:`HEARTBEAT_SECONDS`) while the ``with`` block runs, whatever the block is
+    doing. A beat that raises (a database hiccup) is logged and the next one retries; one that
+    returns ``False`` ends the beating (the row is finished, or no longer this worker's)."""
 
-    def __init__(self, kind: Leased, row_id: int, attempt: int) -> None:
-        self.kind, self.row_id, self.attempt = kind, row_id, attempt
-        self.interval = max(0.2, min(HEARTBEAT_SECONDS, get_settings().job_stale_seconds / 4))
+    def __init__(self, name: str, *, stale_seconds: float) -> None:
+        self.interval = max(0.2, min(HEARTBEAT_SECONDS, stale_seconds / 4))
         self._stop = threading.Event()
-        name = f"{kind.what} {row_id}"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -105,13 +106,32 @@ class Heartbeat:
         self._stop.set()
         self._thread.join()
 
+    def beat(self) -> bool:
+        raise NotImplementedError
+
+    def after_beat(self) -> None:
+        """Called after every beat, whether it landed or not."""
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if not hold(self.kind, self.row_id, self.attempt):
-                    return  # finished, or no longer ours
-            except Exception:  # a database hiccup: the next beat retries
+                if not self.beat():
+                    return
+            except Exception:
                 log.warning("heartbeat of %s failed", self._thread.name, exc_info=True)
+            self.after_beat()
+
+
+class Heartbeat(Beating):
+    """:func:`hold`\\ s the row every ``interval`` seconds while the work runs, so the sweep tells
+    long work from a dead worker's."""
+
+    def __init__(self, kind: Leased, row_id: int, attempt: int) -> None:
+        super().__init__(f"{kind.what} {row_id}", stale_seconds=get_settings().job_stale_seconds)
+        self.kind, self.row_id, self.attempt = kind, row_id, attempt
+
+    def beat(self) -> bool:
+        return hold(self.kind, self.row_id, self.attempt)
 
 
 def recover_stopped(

@@ -23,6 +23,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
+from gptstudio.jobs.lease import Beating
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Dataset, ModelVersion, TrainingJob
 from gptstudio.services import creator_tier
@@ -33,7 +34,6 @@ from gptstudio.settings import get_settings
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
-HEARTBEAT_SECONDS = 1.0  # also how soon a cancel is seen (a quarter of the stale time if shorter)
 # Kept in the job's progress from one write to the next (the rest is the latest event).
 KEPT_PROGRESS = ("resumed_from_worker", "data")
 
@@ -83,7 +83,7 @@ def _load_splits(dataset_path: str) -> list[dict[str, Any]]:
     ]
 
 
-class _Lease:
+class _Lease(Beating):
     """The heartbeat of a claimed job, written by a thread every ``interval`` seconds whatever the
     job is doing (loading the model, tokenising, validating, evaluating), with the compare-and-set
     ``worker = me``: a worker that lost the job (it was re-queued and taken by another) learns it
@@ -91,32 +91,17 @@ class _Lease:
     within ``interval`` seconds, between steps, inside validation and during evaluation."""
 
     def __init__(self, job_id: int, worker: str, *, stale_seconds: float) -> None:
+        super().__init__(f"training job {job_id}", stale_seconds=stale_seconds)
         self.job_id, self.worker = job_id, worker
-        self.interval = max(0.2, min(HEARTBEAT_SECONDS, stale_seconds / 4))
         self.stale_seconds = stale_seconds
         self.cancel = self.lost = False
         self._last_beat = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
 
-    def __enter__(self) -> _Lease:
-        self._thread.start()
-        return self
+    def after_beat(self) -> None:
+        if time.monotonic() - self._last_beat > self.stale_seconds * 0.75:
+            self.lost = True  # others may take it soon: stop before they do
 
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.beat()
-            except Exception:  # a database hiccup: the next beat retries; a long gap loses it
-                log.warning("heartbeat of training job %s failed", self.job_id, exc_info=True)
-            if time.monotonic() - self._last_beat > self.stale_seconds * 0.75:
-                self.lost = True  # others may take it soon: stop before they do
-
-    def beat(self) -> None:
+    def beat(self) -> bool:
         with session_scope() as session:
             row = session.execute(
                 update(TrainingJob)
@@ -130,9 +115,10 @@ class _Lease:
             ).first()
         if row is None:
             self.lost = True
-            return
+            return False
         self._last_beat = time.monotonic()
         self.cancel = self.cancel or bool(row[0])
+        return True
 
     def should_stop(self) -> bool:
         return self.cancel or self.lost
