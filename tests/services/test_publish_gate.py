@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput, PermissionDenied
@@ -31,6 +31,8 @@ def test_an_admin_sets_the_margin_and_clears_it_back_to_the_setting(db: str) -> 
     assert publish_gate.set_gate_margin(actor=admin, margin=None) == get_settings().gate_margin
     with session_scope() as session:
         changes = session.exec(
-            select(AuditEvent).where(AuditEvent.action == "gate.margin_changed")
+            select(AuditEvent)
+            .where(AuditEvent.action == "gate.margin_changed")
+            .order_by(col(AuditEvent.id))
         ).all()
         assert [event.detail for event in changes] == [{"margin": 0.2}, {"margin": None}]
