@@ -21,13 +21,13 @@ export REFLEX_CHECK_LATEST_VERSION := false
 export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
 export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(BIN):$(PATH)
 
-.PHONY: run test install install-dev runtime-venv vllm-venv test-vllm bench-vllm smoke lint typecheck unit e2e migrate tiny-model chromium bench clean
+.PHONY: run test install install-dev runtime-venv vllm-venv test-vllm bench-vllm smoke lint typecheck unit e2e migrate tiny-model chromium nginx bench clean
 
 run: install $(BUN) ## install, migrate, build the tiny model if needed, start worker + app
 	$(BIN)/python -m gptstudio.tiny_model --if-unconfigured
 	$(BIN)/python -m gptstudio.run
 
-test: install-dev runtime-venv $(BUN) $(OIDC_PROVIDER) chromium lint typecheck ## lint, type checks, unit/integration and browser tests
+test: install-dev runtime-venv $(BUN) $(OIDC_PROVIDER) chromium nginx lint typecheck ## lint, type checks, unit/integration and browser tests
 	GPTSTUDIO_RUNTIME_PYTHON=$(CURDIR)/$(RUNTIME_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 smoke: runtime-venv $(BUN) ## a fresh start on the runtime dependencies: URL, /healthz, one completion, clean stop
@@ -83,6 +83,11 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+nginx: ## Debian's nginx for the web-replica test (the test starts it as its own process)
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light; }
 
 lint: install-dev ## ruff, and the import contract (layers, no cycles) in pyproject.toml
 	$(BIN)/ruff check .

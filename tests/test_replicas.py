@@ -36,7 +36,7 @@ from tests.factories import Published, publish_assistant
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 PASSWORD = "correct horse battery"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # .ci/run installs Debian's nginx-light
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # make test installs Debian's nginx-light
 QUESTION = [{"role": "user", "content": "How often should I check for mites?"}]
 
 
@@ -122,7 +122,7 @@ def cluster(
     if not db.startswith("postgresql"):
         pytest.skip("replicas share PostgreSQL (SQLite is the one-process setup)")
     if not Path(NGINX).exists():
-        pytest.skip("nginx is not installed: apt-get install -y nginx-light (.ci/run does)")
+        pytest.skip("nginx is not installed: apt-get install -y nginx-light (make test does)")
     data = tmp_path / "data"
     adapter = write_random_adapter(tiny_model, data / "artifacts" / "v1" / "adapter", 7)
     engine_port, lb_port = free_port(), free_port()

@@ -20,7 +20,7 @@ from gptstudio.curation.documents import ParsedDocument
 from gptstudio.curation.errors import CurationError
 from gptstudio.db import session_scope, utcnow
 from gptstudio.jobs.documents import parsed_document
-from gptstudio.jobs.lease import RUNS, Heartbeat, claim, hold
+from gptstudio.jobs.lease import RUNS, claim, heartbeat, hold
 from gptstudio.jobs.tasks import body
 from gptstudio.models import CurationRun, Document, ExampleOverride
 from gptstudio.services.dataset import CurationSettings, run_chunks_path
@@ -40,7 +40,7 @@ def execute_run(run_id: int) -> None:
     attempt = claim(RUNS, run_id)
     if attempt is None:
         return  # deleted, finished, or running in another copy of this task
-    with Heartbeat(RUNS, run_id, attempt):
+    with heartbeat(RUNS, run_id, attempt):
         try:
             _execute(run_id, attempt)
         except CurationError as error:

@@ -18,7 +18,7 @@ from gptstudio.curation.documents import ParsedDocument
 from gptstudio.curation.errors import ColumnChoiceError, CurationError
 from gptstudio.db import session_scope
 from gptstudio.errors import InvalidInput
-from gptstudio.jobs.lease import DOCUMENTS, Heartbeat, claim, hold
+from gptstudio.jobs.lease import DOCUMENTS, claim, heartbeat, hold
 from gptstudio.jobs.tasks import body
 from gptstudio.models import Document
 from gptstudio.services import file_crypto
@@ -152,7 +152,7 @@ def parse_stored(document_id: int) -> None:
         assert document is not None
         path, name, columns = document.storage_path, document.filename, document.columns
         content_type = document.content_type
-    with Heartbeat(DOCUMENTS, document_id, attempt):
+    with heartbeat(DOCUMENTS, document_id, attempt):
         status, error, report = _outcome(path, name, document_id, columns)
         hold(
             DOCUMENTS, document_id, attempt, status=status, error=error, report=report,

@@ -1,7 +1,7 @@
 """Leases on the rows a documents worker takes: a document it parses, a curation run it runs.
 
 A worker claims a waiting row with one compare-and-set that counts the attempt (a second copy of
-the task finds it taken), a :class:`Heartbeat` thread touches the row's ``heartbeat_at`` every
+the task finds it taken), a :func:`heartbeat` thread touches the row's ``heartbeat_at`` every
 second whatever the work is doing (a long PDF, loading MiniLM), and every write the worker makes
 lands only while its attempt still holds the row (:func:`hold`). A row whose heartbeat stopped
 lost its worker (killed, out of memory, the host gone): the sweep (:func:`recover_stopped`,
@@ -19,10 +19,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Self
+from functools import partial
+from typing import Any, Self
 
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from gptstudio.db import session_scope, utcnow
 from gptstudio.models import CurationRun, Document
@@ -72,29 +73,47 @@ def hold(kind: Leased, row_id: int, attempt: int, **values: object) -> bool:
     """Write ``values`` (and the heartbeat) while this attempt still holds the row: once the sweep
     gave the row of a silent worker to another (``attempts`` went up) or failed it, the old
     worker's writes change nothing. Whether the write landed."""
-    table = kind.table
     with session_scope() as session:
-        written = session.execute(
-            update(table)
-            .where(
-                col(table.id) == row_id,
-                col(table.status) == kind.running,
-                col(table.attempts) == attempt,
-            )
-            .values(heartbeat_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
+        return _update_held(session, kind, row_id, attempt, heartbeat_at=utcnow(), **values)
+
+
+def _update_held(
+    session: Session, kind: Leased, row_id: int, attempt: int, *also: Any, **values: object
+) -> bool:
+    """Write ``values`` to the row only while attempt ``attempt`` holds it (and the conditions
+    ``also`` hold); whether it did."""
+    table = kind.table
+    written = session.execute(
+        update(table)
+        .where(
+            col(table.id) == row_id,
+            col(table.status) == kind.running,
+            col(table.attempts) == attempt,
+            *also,
         )
-        return bool(written.rowcount)  # type: ignore[attr-defined]
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(written.rowcount)  # type: ignore[attr-defined]
 
 
 class Beating:
-    """A daemon thread that calls :meth:`beat` every ``interval`` seconds (a quarter of the stale
+    """A daemon thread that calls ``beat`` every ``interval`` seconds (a quarter of the stale
     time, at most :data:`HEARTBEAT_SECONDS`) while the ``with`` block runs, whatever the block is
-    doing. A beat that raises (a database hiccup) is logged and the next one retries; one that
-    returns ``False`` ends the beating (the row is finished, or no longer this worker's)."""
+    doing, and ``after`` after each beat, landed or not. A beat that raises (a database hiccup)
+    is logged and the next one retries; one that returns ``False`` ends the beating (the row is
+    finished, or no longer this worker's)."""
 
-    def __init__(self, name: str, *, stale_seconds: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        stale_seconds: float,
+        beat: Callable[[], bool],
+        after: Callable[[], None] | None = None,
+    ) -> None:
         self.interval = max(0.2, min(HEARTBEAT_SECONDS, stale_seconds / 4))
+        self._beat, self._after = beat, after
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -106,32 +125,25 @@ class Beating:
         self._stop.set()
         self._thread.join()
 
-    def beat(self) -> bool:
-        raise NotImplementedError
-
-    def after_beat(self) -> None:
-        """Called after every beat, whether it landed or not."""
-
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if not self.beat():
+                if not self._beat():
                     return
             except Exception:
                 log.warning("heartbeat of %s failed", self._thread.name, exc_info=True)
-            self.after_beat()
+            if self._after is not None:
+                self._after()
 
 
-class Heartbeat(Beating):
-    """:func:`hold`\\ s the row every ``interval`` seconds while the work runs, so the sweep tells
-    long work from a dead worker's."""
-
-    def __init__(self, kind: Leased, row_id: int, attempt: int) -> None:
-        super().__init__(f"{kind.what} {row_id}", stale_seconds=get_settings().job_stale_seconds)
-        self.kind, self.row_id, self.attempt = kind, row_id, attempt
-
-    def beat(self) -> bool:
-        return hold(self.kind, self.row_id, self.attempt)
+def heartbeat(kind: Leased, row_id: int, attempt: int) -> Beating:
+    """:func:`hold` the row every beat while the work runs, so the sweep tells long work from a
+    dead worker's."""
+    return Beating(
+        f"{kind.what} {row_id}",
+        stale_seconds=get_settings().job_stale_seconds,
+        beat=partial(hold, kind, row_id, attempt),
+    )
 
 
 def recover_stopped(
@@ -159,18 +171,9 @@ def recover_stopped(
                 if again
                 else {"status": "failed", **failed(attempts)}
             )
-            changed = session.execute(
-                update(table)
-                .where(
-                    col(table.id) == row_id,
-                    col(table.status) == kind.running,
-                    col(table.attempts) == attempts,
-                    silent,
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if changed.rowcount and row_id is not None:  # type: ignore[attr-defined]
+            if row_id is not None and _update_held(
+                session, kind, row_id, attempts, silent, **values
+            ):
                 recovered["requeued" if again else "failed"].append(row_id)
     if recovered["requeued"] or recovered["failed"]:
         log.warning("%s whose worker stopped: %s", kind.what, recovered)

@@ -83,7 +83,7 @@ def _load_splits(dataset_path: str) -> list[dict[str, Any]]:
     ]
 
 
-class _Lease(Beating):
+class _Lease:
     """The heartbeat of a claimed job, written by a thread every ``interval`` seconds whatever the
     job is doing (loading the model, tokenising, validating, evaluating), with the compare-and-set
     ``worker = me``: a worker that lost the job (it was re-queued and taken by another) learns it
@@ -91,13 +91,23 @@ class _Lease(Beating):
     within ``interval`` seconds, between steps, inside validation and during evaluation."""
 
     def __init__(self, job_id: int, worker: str, *, stale_seconds: float) -> None:
-        super().__init__(f"training job {job_id}", stale_seconds=stale_seconds)
         self.job_id, self.worker = job_id, worker
         self.stale_seconds = stale_seconds
         self.cancel = self.lost = False
         self._last_beat = time.monotonic()
+        self._beating = Beating(
+            f"training job {job_id}", stale_seconds=stale_seconds, beat=self.beat,
+            after=self._check_silence,
+        )  # fmt: skip
 
-    def after_beat(self) -> None:
+    def __enter__(self) -> _Lease:
+        self._beating.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._beating.__exit__(*exc)
+
+    def _check_silence(self) -> None:
         if time.monotonic() - self._last_beat > self.stale_seconds * 0.75:
             self.lost = True  # others may take it soon: stop before they do
 

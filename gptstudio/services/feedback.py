@@ -296,23 +296,22 @@ def accept(*, actor: UserPublic, item_id: int, correction: str) -> ReviewItem:
 
 def dismiss(*, actor: UserPublic, item_id: int) -> ReviewItem:
     """Leave an item out of the training data (it stays listed under dismissed)."""
-    with session_scope() as session:
-        row = _owned_item(session, actor, item_id)
-        if row.dataset_version is not None:
-            raise InvalidInput(f"This item is already in dataset version {row.dataset_version}.")
-        row.status, row.decided_at = "dismissed", utcnow()
-        session.add(row)
-        session.flush()
-        return _item(session, row)
+    return _decide(actor, item_id, "dismissed")
 
 
 def reopen(*, actor: UserPublic, item_id: int) -> ReviewItem:
     """Back to open (undo an accept or a dismiss that no dataset version took yet)."""
+    return _decide(actor, item_id, "open")
+
+
+def _decide(actor: UserPublic, item_id: int, status: str) -> ReviewItem:
+    """Set an item's status (its decision time with it; none when open again) while no dataset
+    version has taken it."""
     with session_scope() as session:
         row = _owned_item(session, actor, item_id)
         if row.dataset_version is not None:
             raise InvalidInput(f"This item is already in dataset version {row.dataset_version}.")
-        row.status, row.decided_at = "open", None
+        row.status, row.decided_at = status, None if status == "open" else utcnow()
         session.add(row)
         session.flush()
         return _item(session, row)
